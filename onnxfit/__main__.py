@@ -1,0 +1,3 @@
+from onnxfit.cli import main
+
+main()

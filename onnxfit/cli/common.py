@@ -1,0 +1,75 @@
+"""What every CLI verb shares: the typer app, one-line errors, JSON output, the console."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from onnxfit.errors import OnnxfitError
+
+__all__ = ["app", "main", "console", "err_console", "handle_errors", "print_json", "fail_usage"]
+
+app = typer.Typer(
+    name="onnxfit",
+    help="Make ONNX vision models run whole on their execution provider, and prove it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn OnnxfitError into one red line on stderr and its exit code (2 bad input, 1 check failed)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except OnnxfitError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True, emoji=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def fail_usage(message: str) -> None:
+    raise OnnxfitError(message)
+
+
+def print_json(document: Any) -> None:
+    """Machine output: exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each pass does.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+
+def main() -> None:
+    # typer/click usage errors exit 2 already; OnnxfitError is mapped by handle_errors.
+    app(prog_name="onnxfit")

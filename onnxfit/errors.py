@@ -1,0 +1,19 @@
+"""The one error type for problems the user can fix (bad file, bad option, bad model).
+
+The CLI prints it as a single line and exits with ``exit_code`` (2: bad input or usage).
+Anything else that escapes is a bug in onnxfit and may show a traceback.
+"""
+
+__all__ = ["OnnxfitError", "CheckFailed"]
+
+
+class OnnxfitError(Exception):
+    """A user-fixable problem: ``OnnxfitError("model.onnx: empty file, not an ONNX model")``."""
+
+    exit_code = 2
+
+
+class CheckFailed(OnnxfitError):
+    """A verification check failed (exit code 1), e.g. ``optimize --verify`` found a mismatch."""
+
+    exit_code = 1

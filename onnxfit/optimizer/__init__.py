@@ -1,0 +1,9 @@
+"""Graph-rewrite passes chosen per target EP, the pipeline that runs them, and the per-machine cache."""
+
+from onnxfit.optimizer.optimize import OptimizeResult, optimize, optimize_model, select_passes
+from onnxfit.optimizer.pipeline import Pass, PassContext, PassReport, get_passes, pass_names, register_pass, run_passes
+
+__all__ = [
+    "optimize", "optimize_model", "OptimizeResult", "select_passes",
+    "Pass", "PassContext", "PassReport", "get_passes", "pass_names", "register_pass", "run_passes",
+]

@@ -1,0 +1,92 @@
+"""`onnxfit.optimize`: load a model, run the target's passes, save atomically."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes, save_model
+from onnxfit.optimizer.pipeline import PassContext, PipelineResult, default_opset, get_passes, run_passes
+from onnxfit.targets import get_target
+
+__all__ = ["optimize", "optimize_model", "OptimizeResult", "select_passes"]
+
+
+@dataclass
+class OptimizeResult:
+    source: Path | None
+    output: Path | None
+    target: str
+    pipeline: PipelineResult
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        return self.pipeline.model
+
+    def to_dict(self) -> dict:
+        return {
+            "model": str(self.source) if self.source else None,
+            "output": str(self.output) if self.output else None,
+            "target": self.target,
+            "changed": self.pipeline.changed,
+            "passes": [r.to_dict() for r in self.pipeline.reports],
+            "ops_before": dict(sorted(self.pipeline.ops_before.items())),
+            "ops_after": dict(sorted(self.pipeline.ops_after.items())),
+            "nodes_before": sum(self.pipeline.ops_before.values()),
+            "nodes_after": sum(self.pipeline.ops_after.values()),
+        }
+
+
+def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: bool = False) -> list[str]:
+    """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch."""
+    names = list(passes) if passes else list(get_target(target).passes)
+    if dynamic_batch and "dynamic-batch" not in names:
+        # dynamic-batch first: shape folding must then keep the batch symbolic.
+        names.insert(0, "dynamic-batch")
+    return names
+
+
+def optimize_model(
+    model: onnx.ModelProto,
+    target: str = "coreml",
+    passes: list[str] | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    dynamic_batch: bool = False,
+) -> PipelineResult:
+    """Run the passes on an in-memory model (not modified); returns the pipeline result."""
+    get_target(target)
+    chosen = get_passes(select_passes(target, passes, dynamic_batch))
+    ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target)
+    return run_passes(model, chosen, ctx)
+
+
+def optimize(
+    model_path: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    target: str = "coreml",
+    passes: list[str] | None = None,
+    input_shapes: dict[str | None, tuple[int, ...]] | list[str] | None = None,
+    dynamic_batch: bool = False,
+    external_data: bool | None = None,
+) -> OptimizeResult:
+    """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
+
+    ``input_shapes``: ``{"images": (1, 3, 640, 640)}``, ``{None: (1, 3, 640, 640)}`` for the only
+    input, or CLI-style strings ``["images=1x3x640x640"]``.
+    """
+    model_path = Path(model_path)
+    get_target(target)
+    select = get_passes(select_passes(target, passes, dynamic_batch))  # fail on bad names before loading
+    del select
+    model = load_model(model_path)
+    if isinstance(input_shapes, list):
+        input_shapes = parse_input_shapes(input_shapes)
+    shapes = resolve_input_shapes(model, input_shapes)
+    result = optimize_model(model, target, passes, shapes, dynamic_batch)
+    out = None
+    if output is not None:
+        out = save_model(result.model, output, external_data=external_data)
+    return OptimizeResult(model_path, out, target, result)

@@ -1,0 +1,255 @@
+"""The pass pipeline: import once, run passes on the graph, clean up once, export once.
+
+A pass never does I/O and never checks the whole model (STYLE.md); this module does both, and
+restores what downstream code relies on that onnx-graphsurgeon's export does not keep: IR version,
+opset imports, metadata_props, producer, doc strings, graph input order and initializer order
+(InsightFace's inswapper reads ``graph.initializer[-1]`` as its emap, so unused initializers stay
+and the original last initializer stays last).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from onnxfit.errors import OnnxfitError
+
+__all__ = [
+    "Pass",
+    "PassContext",
+    "PassReport",
+    "PipelineResult",
+    "register_pass",
+    "pass_names",
+    "get_passes",
+    "run_passes",
+    "iter_graphs",
+    "op_histogram",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassContext:
+    """What a pass may know about the run: opset, fixed input shapes, target."""
+
+    opset: int
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    target: str = "cpu"
+    ort_version: tuple[int, int] | None = None
+    batch_dim: str = "batch"
+
+
+@dataclass
+class PassReport:
+    """What one pass changed, in numbers the CLI and reports print.
+
+    ``rewritten``: nodes matched and replaced; ``added`` / ``removed``: node counts;
+    ``folded``: tensors turned into constants; ``skipped``: one line per node left alone and why.
+    """
+
+    name: str
+    rewritten: int = 0
+    added: int = 0
+    removed: int = 0
+    folded: int = 0
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rewritten or self.added or self.removed or self.folded)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"changed": self.changed}
+
+
+@runtime_checkable
+class Pass(Protocol):
+    name: str  # kebab-case, part of the CLI and the cache key
+    version: int  # bump on any behaviour change: it is part of the cache key
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport: ...
+
+
+_REGISTRY: dict[str, Callable[[], Pass]] = {}
+
+
+def register_pass(cls):
+    """Class decorator: make a pass available by its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin_passes() -> None:
+    # Importing the package registers every built-in pass module.
+    import onnxfit.optimizer.passes  # noqa: F401
+
+
+def pass_names() -> list[str]:
+    _load_builtin_passes()
+    return sorted(_REGISTRY)
+
+
+def get_passes(names: Iterable[str]) -> list[Pass]:
+    """Instantiate passes by name; unknown names are a usage error listing the valid ones."""
+    _load_builtin_passes()
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown:
+        raise OnnxfitError(f"unknown pass {', '.join(repr(n) for n in unknown)}; valid passes: {', '.join(pass_names())}")
+    return [_REGISTRY[n]() for n in names]
+
+
+def iter_graphs(graph: gs.Graph) -> Iterator[gs.Graph]:
+    """The graph and all its subgraphs (If/Loop/Scan bodies, nested): passes rewrite them all."""
+    yield graph
+    yield from graph.subgraphs(recursive=True)
+
+
+def op_histogram(model: onnx.ModelProto) -> Counter:
+    """op_type -> count over the graph and all subgraphs."""
+    from onnxfit.model import iter_graphs as iter_proto_graphs
+
+    return Counter(node.op_type for g in iter_proto_graphs(model.graph) for node in g.node)
+
+
+@dataclass
+class PipelineResult:
+    model: onnx.ModelProto
+    reports: list[PassReport]
+    ops_before: Counter
+    ops_after: Counter
+
+    @property
+    def changed(self) -> bool:
+        return any(r.changed for r in self.reports)
+
+
+def run_passes(
+    model: onnx.ModelProto,
+    passes: list[Pass],
+    ctx: PassContext | None = None,
+    check_each: bool = False,
+) -> PipelineResult:
+    """Run ``passes`` in order on ``model`` (not modified) and return the rewritten model.
+
+    With ``check_each`` the pipeline exports and runs the onnx checker after every pass, to find
+    the pass that broke a model; otherwise the graph is exported once at the end.
+    """
+    ctx = ctx or PassContext(opset=default_opset(model))
+    ops_before = op_histogram(model)
+    graph = gs.import_onnx(model)
+    reports = []
+    for p in passes:
+        log.info("running pass %s", p.name)
+        report = p.run(graph, ctx)
+        reports.append(report)
+        graph.cleanup(remove_unused_graph_inputs=False).toposort()
+        if check_each:
+            _check(_export(graph, model), f"after pass {p.name}")
+    if not any(r.changed for r in reports):
+        return PipelineResult(model, reports, ops_before, ops_before)
+    new = _export(graph, model)
+    return PipelineResult(new, reports, ops_before, op_histogram(new))
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return opset.version
+    raise OnnxfitError("the model imports no default-domain opset")
+
+
+def _check(model: onnx.ModelProto, when: str) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise RuntimeError(f"onnx checker failed {when}: {exc}") from exc
+
+
+def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
+    new = gs.export_onnx(graph, do_type_check=False)
+    _restore_model_fields(original, new)
+    _restore_graph_inputs(original.graph, new.graph)
+    _restore_initializer_order(original.graph, new.graph)
+    _restore_node_doc_strings(original.graph, new.graph)
+    return new
+
+
+def _restore_model_fields(original: onnx.ModelProto, new: onnx.ModelProto) -> None:
+    new.ir_version = original.ir_version
+    new.producer_name = original.producer_name
+    new.producer_version = original.producer_version
+    new.domain = original.domain
+    new.model_version = original.model_version
+    new.doc_string = original.doc_string
+    new.graph.name = original.graph.name
+    new.graph.doc_string = original.graph.doc_string
+    del new.opset_import[:]
+    new.opset_import.extend(original.opset_import)
+    del new.metadata_props[:]
+    new.metadata_props.extend(original.metadata_props)
+
+
+def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
+    """Keep the original input order; old-IR models also list initializers as inputs."""
+    current = {vi.name: vi for vi in new.input}
+    initializer_names = {t.name for t in new.initializer} | {t.name for t in original.initializer}
+    ordered = []
+    for vi in original.input:
+        if vi.name in current:
+            ordered.append(current.pop(vi.name))
+        elif vi.name in initializer_names:
+            ordered.append(vi)
+    ordered.extend(current.values())
+    if [vi.name for vi in ordered] != [vi.name for vi in new.input]:
+        copies = [onnx.ValueInfoProto.FromString(vi.SerializeToString()) for vi in ordered]
+        del new.input[:]
+        new.input.extend(copies)
+
+
+def _used_names(graph: onnx.GraphProto) -> set[str]:
+    from onnxfit.model import iter_graphs as iter_proto_graphs
+
+    used = {o.name for o in graph.output}
+    for g in iter_proto_graphs(graph):
+        for node in g.node:
+            used.update(node.input)
+        used.update(o.name for o in g.output)
+    return used
+
+
+def _restore_initializer_order(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
+    """New initializers first, then the original ones in original order, unused ones included.
+
+    Initializers that only a rewritten node used are dropped; those the original model never used
+    (inswapper's emap) are kept, so ``initializer[-1]`` still names the same tensor.
+    """
+    new_by_name = {t.name: t for t in new.initializer}
+    originally_unused = {t.name for t in original.initializer} - _used_names(original)
+    original_names = [t.name for t in original.initializer]
+    order = [n for n in new_by_name if n not in set(original_names)]
+    order += [n for n in original_names if n in new_by_name or n in originally_unused]
+    if order == list(new_by_name):
+        return
+    original_by_name = {t.name: t for t in original.initializer}
+    tensors = [new_by_name.get(n) or original_by_name[n] for n in order]
+    del new.initializer[:]
+    new.initializer.extend(tensors)
+
+
+def _restore_node_doc_strings(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
+    docs = {n.name: n.doc_string for n in original.node if n.name and n.doc_string}
+    if not docs:
+        return
+    for node in new.node:
+        if node.name in docs and not node.doc_string:
+            node.doc_string = docs[node.name]
