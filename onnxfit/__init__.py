@@ -7,9 +7,10 @@ Public API (re-exports only; see each subpackage):
 """
 
 from onnxfit.errors import CheckFailed, OnnxfitError
+from onnxfit.inspection import inspect
 from onnxfit.model import load_model, save_model
 from onnxfit.optimizer import optimize, optimize_model
 
 __version__ = "0.1.0"
 
-__all__ = ["optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]
+__all__ = ["inspect", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from onnxfit.errors import OnnxfitError
 
-__all__ = ["app", "main", "console", "err_console", "handle_errors", "print_json", "fail_usage"]
+__all__ = ["app", "export_app", "main", "console", "err_console", "handle_errors", "print_json", "fail_usage"]
 
 app = typer.Typer(
     name="onnxfit",
@@ -23,6 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# `onnxfit export torch ...` and `onnxfit export efm3 ...` register on this group.
+export_app = typer.Typer(help="Export models: torch -> ONNX, ONNX/torch -> EFM3 .bin.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

@@ -1,0 +1,47 @@
+"""`onnxfit inspect`: opset, I/O, op histogram and the findings the passes target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.inspection import inspect
+
+
+@app.command("inspect")
+@handle_errors
+def inspect_command(
+    model: Path = typer.Argument(..., help="ONNX model."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Describe MODEL and list what the passes would rewrite, by node name."""
+    report = inspect(model)
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"[bold]{report['model']}[/bold]  IR {report['ir_version']}, opset {report['opset']}, "
+                  f"{report['nodes']} nodes, {report['initializers']} initializers, producer {report['producer'] or '-'}")
+    io = Table(title="inputs / outputs", title_justify="left")
+    for column in ("kind", "name", "dtype", "shape"):
+        io.add_column(column)
+    for kind in ("inputs", "outputs"):
+        for value in report[kind]:
+            io.add_row(kind[:-1], value["name"], value["dtype"], "x".join(map(str, value["shape"])) or "?")
+    console.print(io)
+    ops = Table(title="ops", title_justify="left")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, count in report["ops"].items():
+        ops.add_row(op, str(count))
+    console.print(ops)
+    findings = Table(title="findings", title_justify="left")
+    for column in ("kind", "node", "detail", "fixed by"):
+        findings.add_column(column)
+    for kind, items in report["findings"].items():
+        for item in items:
+            detail = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("node", "pass"))
+            findings.add_row(kind, item["node"], detail, item["pass"])
+    console.print(findings if findings.row_count else "no findings: nothing for the passes to rewrite")

@@ -1,0 +1,138 @@
+"""`onnxfit optimize`: rewrite models for a target EP and print what changed."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import parse_input_shapes
+from onnxfit.optimizer import get_passes, optimize, select_passes
+from onnxfit.targets import get_target, target_names
+
+
+def collect_models(paths: list[Path]) -> list[Path]:
+    """Files as given; directories contribute their *.onnx files (sorted)."""
+    models: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.onnx") if p.is_file())
+            if not found:
+                raise OnnxfitError(f"{path}: directory holds no .onnx files")
+            models.extend(found)
+        else:
+            models.append(path)
+    return models
+
+
+def output_paths(models: list[Path], output: Path) -> list[Path]:
+    """One model and a non-directory -o: that file. Otherwise -o is a directory (created)."""
+    if len(models) == 1 and not output.is_dir() and output.suffix:
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise OnnxfitError(f"{output}: several models need an output directory, not a file")
+    if not output.parent.is_dir() and str(output.parent) not in ("", "."):
+        raise OnnxfitError(f"{output}: parent directory '{output.parent}' does not exist")
+    output.mkdir(exist_ok=True)
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise OnnxfitError("several input models share a file name; optimize them into separate directories")
+    return [output / m.name for m in models]
+
+
+def _optimize_one(job: dict) -> dict:
+    """Worker entry (also used in-process): returns the JSON-able result or the error line."""
+    try:
+        result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
+                          input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"])
+        return result.to_dict()
+    except OnnxfitError as exc:
+        return {"model": str(job["model"]), "error": str(exc)}
+
+
+@app.command("optimize")
+@handle_errors
+def optimize_command(
+    models: list[Path] = typer.Argument(..., help="ONNX files or directories of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file (one model) or directory."),
+    target: str = typer.Option("coreml", "--target", "-t", help=f"Target EP: {', '.join(target_names())}."),
+    passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x640x640 or 1x3x640x640 (repeatable)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+) -> None:
+    """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
+    get_target(target)
+    pass_list = [p for p in passes.split(",")] if passes else None
+    get_passes(select_passes(target, pass_list, dynamic_batch))
+    parse_input_shapes(input_shape)
+    model_paths = collect_models(models)
+    for path in model_paths:
+        if not path.exists():
+            raise OnnxfitError(f"{path}: no such file")
+    outputs = output_paths(model_paths, output)
+    job_list = [
+        {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
+         "dynamic_batch": dynamic_batch}
+        for m, o in zip(model_paths, outputs)
+    ]
+    results = _run_jobs(job_list, jobs, show_progress=not as_json)
+    errors = [r for r in results if "error" in r]
+    if as_json:
+        print_json({"ok": not errors, "target": target, "models": results})
+    else:
+        for result in results:
+            if "error" not in result:
+                _render(result)
+    if errors:
+        if len(results) == 1:
+            raise OnnxfitError(errors[0]["error"])
+        for err in errors:
+            console.print(f"[red]error:[/red] {err['error']}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def _run_jobs(job_list: list[dict], jobs: int, show_progress: bool) -> list[dict]:
+    with Progress(console=console, transient=True, disable=not show_progress) as progress:
+        task = progress.add_task("optimizing", total=len(job_list))
+        if jobs == 1 or len(job_list) == 1:
+            results = []
+            for job in job_list:
+                progress.update(task, description=f"optimizing {Path(job['model']).name}")
+                results.append(_optimize_one(job))
+                progress.advance(task)
+            return results
+        with ProcessPoolExecutor(max_workers=min(jobs, len(job_list))) as pool:
+            futures = [pool.submit(_optimize_one, job) for job in job_list]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                progress.advance(task)
+            return results
+
+
+def _render(result: dict) -> None:
+    table = Table(title=f"{result['model']} -> {result['output']}  (target {result['target']})", title_justify="left")
+    for column in ("pass", "rewritten", "added", "removed", "folded", "notes"):
+        table.add_column(column, justify="right" if column not in ("pass", "notes") else "left")
+    for report in result["passes"]:
+        notes = "; ".join(report["skipped"] + report["notes"]) or ("-" if report["changed"] else "nothing to do")
+        table.add_row(report["name"], str(report["rewritten"]), str(report["added"]), str(report["removed"]),
+                      str(report["folded"]), notes)
+    console.print(table)
+    before, after = result["ops_before"], result["ops_after"]
+    changed = sorted(op for op in set(before) | set(after) if before.get(op, 0) != after.get(op, 0))
+    ops = Table(title="op counts (changed ops)", title_justify="left")
+    ops.add_column("op")
+    ops.add_column("before", justify="right")
+    ops.add_column("after", justify="right")
+    for op in changed:
+        ops.add_row(op, str(before.get(op, 0)), str(after.get(op, 0)))
+    ops.add_row("[bold]all nodes[/bold]", str(result["nodes_before"]), str(result["nodes_after"]))
+    console.print(ops)

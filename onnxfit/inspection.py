@@ -1,0 +1,134 @@
+"""`onnxfit.inspect`: what a model is, and what in it the passes target.
+
+Findings name nodes so the user can see *why* an EP will split the graph before optimizing:
+reflect/edge/wrap Pads (reflect-pad), Splits (split-to-slice), scalar-index Gathers
+(scalar-gather), Shape-computing chains (fold-shapes) and Reshapes that hardcode or swallow the
+batch (dynamic-batch).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from onnxfit.model import load_model
+from onnxfit.optimizer.constants import constant_value
+from onnxfit.optimizer.pipeline import default_opset, iter_graphs, op_histogram
+
+__all__ = ["inspect_model", "inspect"]
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list:
+    tensor_type = value_info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return []
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+
+
+def _io(values, skip: set[str]) -> list[dict]:
+    return [
+        {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+         if v.type.tensor_type.elem_type else "unknown", "shape": _dims(v)}
+        for v in values if v.name not in skip
+    ]
+
+
+def inspect(path: str | os.PathLike) -> dict:
+    """Load ``path`` and describe it (see ``inspect_model``)."""
+    path = Path(path)
+    report = inspect_model(load_model(path))
+    report["model"] = str(path)
+    report["file_size"] = path.stat().st_size
+    return report
+
+
+def inspect_model(model: onnx.ModelProto) -> dict:
+    """Opset, inputs/outputs with shapes, op histogram and findings, as one JSON-able dict."""
+    opset = default_opset(model)
+    initializers = {t.name for t in model.graph.initializer}
+    graph = gs.import_onnx(model)
+    return {
+        "ir_version": model.ir_version,
+        "opset": opset,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "inputs": _io(model.graph.input, initializers),
+        "outputs": _io(model.graph.output, set()),
+        "initializers": len(model.graph.initializer),
+        "nodes": sum(op_histogram(model).values()),
+        "ops": dict(sorted(op_histogram(model).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "findings": _findings(graph, opset),
+    }
+
+
+def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {"pads": [], "splits": [], "scalar_gathers": [], "shape_chains": [],
+                                    "batch_reshapes": []}
+    for g in iter_graphs(graph):
+        for node in g.nodes:
+            if node.op == "Pad":
+                mode = node.attrs.get("mode", "constant")
+                mode = mode.decode() if isinstance(mode, bytes) else mode
+                if mode != "constant":
+                    found["pads"].append({"node": node.name, "mode": mode, "pass": "reflect-pad"})
+            elif node.op == "Split":
+                found["splits"].append({"node": node.name, "outputs": len(node.outputs), "pass": "split-to-slice"})
+            elif node.op == "Gather" and _is_scalar(node.inputs[1], opset):
+                found["scalar_gathers"].append({"node": node.name, "pass": "scalar-gather"})
+            elif node.op == "Shape":
+                found["shape_chains"].append({"node": node.name, "feeds": sorted(_shape_consumers(node)),
+                                              "pass": "fold-shapes"})
+            elif node.op == "Reshape":
+                problem = _batch_problem(node, opset)
+                if problem:
+                    found["batch_reshapes"].append({"node": node.name, "shape": problem[0], "problem": problem[1],
+                                                    "pass": "dynamic-batch"})
+    return found
+
+
+def _is_scalar(tensor: gs.Tensor, opset: int) -> bool:
+    value = constant_value(tensor, opset)
+    if value is not None:
+        return value.ndim == 0
+    return tensor.shape is not None and len(tensor.shape) == 0
+
+
+def _shape_consumers(node: gs.Node) -> set[str]:
+    """The non-shape ops a Shape output eventually feeds (Resize, Reshape, Expand, ...)."""
+    shape_math = {"Gather", "Slice", "Unsqueeze", "Squeeze", "Concat", "Cast", "Add", "Sub", "Mul", "Div",
+                  "Floor", "Ceil", "Range", "Identity"}
+    seen: set[str] = set()
+    targets: set[str] = set()
+    frontier = list(node.outputs)
+    while frontier:
+        tensor = frontier.pop()
+        for consumer in tensor.outputs:
+            if consumer.name in seen:
+                continue
+            seen.add(consumer.name)
+            if consumer.op in shape_math:
+                frontier.extend(consumer.outputs)
+            else:
+                targets.add(consumer.op)
+    return targets
+
+
+def _batch_problem(node: gs.Node, opset: int) -> tuple[list[int], str] | None:
+    shape = constant_value(node.inputs[1], opset)
+    if shape is None or shape.ndim != 1 or shape.size == 0:
+        return None
+    target = [int(v) for v in shape]
+    data_rank = len(node.inputs[0].shape) if node.inputs[0].shape is not None else None
+    if target[0] == -1 and data_rank is not None and len(target) < data_rank:
+        return target, "leading -1 merges the batch into other axes"
+    if target[0] == 1 and np.count_nonzero(np.asarray(target) == -1) == 0:
+        return target, "hardcodes batch 1"
+    return None
+
+
+def summary_counts(report: dict) -> Counter:
+    return Counter({key: len(items) for key, items in report["findings"].items()})
