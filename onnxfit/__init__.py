@@ -6,10 +6,16 @@ Public API (re-exports only; see each subpackage):
     OnnxfitError                  onnxfit.errors
 """
 
-from onnxfit.errors import CheckFailed, OnnxfitError
-from onnxfit.inspection import inspect
-from onnxfit.model import load_model, save_model
-from onnxfit.optimizer import optimize, optimize_model
+import onnx_graphsurgeon as _gs
+
+# graph-surgeon logs to stdout, which would corrupt `--json` output: keep it quiet.
+_gs.logger.G_LOGGER.severity = _gs.logger.G_LOGGER.CRITICAL + 10
+_gs.logger.G_LOGGER.colors = False
+
+from onnxfit.errors import CheckFailed, OnnxfitError  # noqa: E402
+from onnxfit.inspection import inspect  # noqa: E402
+from onnxfit.model import load_model, save_model  # noqa: E402
+from onnxfit.optimizer import optimize, optimize_model  # noqa: E402
 
 __version__ = "0.1.0"
 

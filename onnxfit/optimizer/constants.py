@@ -59,7 +59,7 @@ def constant_value(tensor: gs.Tensor | None, opset: int | None = None, _depth: i
         return _constant_node_value(node)
     if node.op == "Shape":
         return _shape_value(node)
-    if node.op not in _FOLDABLE or node.domain not in ("", "ai.onnx"):
+    if node.op not in _FOLDABLE or node.domain not in (None, "", "ai.onnx"):  # graph-surgeon imports "" as None
         return None
     inputs = []
     for inp in node.inputs:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_graphsurgeon as gs
 
-__all__ = ["int64_constant", "add_node", "slice_", "concat", "squeeze", "unsqueeze", "unique_name"]
+__all__ = ["share_name_registry", "int64_constant", "add_node", "slice_", "concat", "squeeze", "unsqueeze", "unique_name"]
 
 
 def unique_name(graph: gs.Graph, base: str) -> str:
@@ -26,17 +26,26 @@ def unique_name(graph: gs.Graph, base: str) -> str:
 
 
 def _names(graph: gs.Graph) -> set[str]:
-    """Every node and tensor name in the whole model, collected once per imported graph."""
-    root = graph
-    while getattr(root, "parent_graph", None) is not None:
-        root = root.parent_graph
-    names = getattr(root, "_onnxfit_names", None)
+    """Every node and tensor name in the model: shared by a graph and its subgraphs.
+
+    ``run_passes`` installs one set for the whole model (``share_name_registry``); a graph used
+    on its own gets a set collected from itself and its subgraphs on first use.
+    """
+    names = graph.__dict__.get("_onnxfit_names")  # not getattr: gs.Graph.__getattr__ logs misses
     if names is None:
-        names = set()
-        for g in [root, *root.subgraphs(recursive=True)]:
-            names.update(n.name for n in g.nodes)
-            names.update(g.tensors().keys())
-        root._onnxfit_names = names
+        names = share_name_registry(graph)
+    return names
+
+
+def share_name_registry(root: gs.Graph) -> set[str]:
+    """Collect the names of ``root`` and all subgraphs into one set that they all share."""
+    graphs = [root, *root.subgraphs(recursive=True)]
+    names: set[str] = set()
+    for g in graphs:
+        names.update(n.name for n in g.nodes)
+        names.update(g.tensors().keys())
+    for g in graphs:
+        g.__dict__["_onnxfit_names"] = names
     return names
 
 

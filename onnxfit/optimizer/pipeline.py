@@ -19,6 +19,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.optimizer.nodes import share_name_registry
 
 __all__ = [
     "Pass",
@@ -147,6 +148,7 @@ def run_passes(
     ctx = ctx or PassContext(opset=default_opset(model))
     ops_before = op_histogram(model)
     graph = gs.import_onnx(model)
+    share_name_registry(graph)
     reports = []
     for p in passes:
         log.info("running pass %s", p.name)

@@ -5,10 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
 
 from onnxfit.optimizer import PassContext, get_passes, run_passes
 from onnxfit.optimizer.passes.split_to_slice import Skip, SplitPlan, _matches
-from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
+from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, run_ort, tensor_info
 
 
 def _split_model(shape, axis, opset, n, sizes=None, sizes_as="attribute", num_outputs=None, outputs=None):
@@ -153,7 +154,13 @@ def test_unused_outputs_empty_name_or_no_consumer_are_fine():
     onnx.checker.check_model(result.model)
     assert op_count(result.model, "Split") == 0
     assert op_count(result.model, "Slice") == 2  # only a and c are read; cleanup drops the rest
-    assert_same_outputs(model, result.model, random_feeds(model), exact=True)
+    # ONNX Runtime 1.32 CPU segfaults on a Split with an empty-named output, so the original cannot
+    # run there: compare with onnx.reference on the original and with numpy slicing.
+    x = random_feeds(model)["x"]
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    actual = run_ort(result.model, {"x": x})
+    for e, a, by_hand in zip(expected, actual, [x[:, :1], np.maximum(x[:, 3:], 0)]):
+        assert np.array_equal(e, a) and np.array_equal(a, by_hand)
 
 
 def test_split_inside_if_branch_is_rewritten():
@@ -205,11 +212,11 @@ def _split_cases(draw):
     if form == "equal":
         n = draw(st.sampled_from([d for d in range(1, 6) if length % d == 0]))
         return opset, shape, axis, n, None, (n if opset >= 18 else None)
-    n = draw(st.sampled_from([d for d in range(1, 6) if math_ceil(length, d) * (d - 1) <= length]))
+    n = draw(st.sampled_from([d for d in range(1, 6) if _ceil_div(length, d) * (d - 1) <= length]))
     return opset, shape, axis, n, None, n
 
 
-def math_ceil(a, b):
+def _ceil_div(a, b):
     return -(-a // b)
 
 

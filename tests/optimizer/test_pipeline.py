@@ -1,0 +1,63 @@
+"""The pipeline keeps what downstream code relies on, whatever the passes rewrite."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.optimizer import PassContext, get_passes, pass_names, run_passes
+from tests.conftest import assert_same_outputs, make_model, random_feeds, tensor_info
+
+
+def _model_with_unused_emap():
+    """A scalar Gather (rewritten by scalar-gather) plus inswapper's trailing, unused emap."""
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [1])
+    bias = numpy_helper.from_array(np.ones(4, np.float32), "bias")
+    emap = numpy_helper.from_array(np.eye(8, dtype=np.float32), "emap")
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["g"], axis=1, name="pick", doc_string="picks a row"),
+             helper.make_node("Add", ["g", "bias"], ["y"], name="add")]
+    model = make_model(nodes, [tensor_info("x", [4, 3]), tensor_info("unused_input", [1])],
+                       [tensor_info("y", [4])], [idx, bias, emap], ir_version=7)
+    model.producer_name, model.producer_version = "pytorch", "2.13.0"
+    model.doc_string = "a model"
+    helper.set_model_props(model, {"author": "test", "license": "mit"})
+    return model
+
+
+def test_rewrite_preserves_io_order_initializers_metadata_producer_and_ir_version():
+    model = _model_with_unused_emap()
+    result = run_passes(model, get_passes(["scalar-gather"]), PassContext(opset=17))
+    new = result.model
+    assert result.changed
+    assert [i.name for i in new.graph.input] == ["x", "unused_input"]
+    assert [o.name for o in new.graph.output] == ["y"]
+    names = [t.name for t in new.graph.initializer]
+    assert names[-1] == "emap", "inswapper reads graph.initializer[-1] as its emap"
+    assert names[-2] == "bias"
+    assert "idx" not in names  # only the rewritten Gather used it
+    assert new.ir_version == 7
+    assert (new.producer_name, new.producer_version, new.doc_string) == ("pytorch", "2.13.0", "a model")
+    assert {p.key: p.value for p in new.metadata_props} == {"author": "test", "license": "mit"}
+    assert next(n for n in new.graph.node if n.name == "pick").doc_string == "picks a row"
+    feeds = random_feeds(model)
+    assert_same_outputs(model, new, feeds)
+
+
+def test_shared_initializer_stays_when_another_node_uses_it():
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [0])
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["g"], axis=0), helper.make_node("Cast", ["idx"], ["c"], to=1),
+             helper.make_node("Add", ["g", "c"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [3, 2])], [tensor_info("y", [2])], [idx])
+    new = run_passes(model, get_passes(["scalar-gather"]), PassContext(opset=17)).model
+    assert "idx" in {t.name for t in new.graph.initializer}
+    assert_same_outputs(model, new, random_feeds(model))
+
+
+def test_unknown_pass_lists_valid_ones():
+    with pytest.raises(OnnxfitError, match="unknown pass 'no-such-pass'.*valid passes: .*scalar-gather"):
+        get_passes(["no-such-pass"])
+
+
+def test_builtin_passes_are_registered():
+    assert {"scalar-gather", "reflect-pad", "split-to-slice", "fold-shapes", "dynamic-batch"} <= set(pass_names())

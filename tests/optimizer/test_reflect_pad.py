@@ -1,0 +1,332 @@
+"""reflect-pad: Pad(reflect|edge|wrap) -> Slice + Concat, bit-exact against ONNX Runtime CPU.
+
+ONNX Runtime runs every form tested here (wrap included, from opset 19) except Pad-1's
+``paddings`` attribute, which it does not implement: that form uses onnx.reference as the oracle.
+"""
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from onnxfit.optimizer import PassContext, get_passes, run_passes
+from onnxfit.optimizer.passes.reflect_pad import _MAX_ROW_SLICES, Pads, Skip, _matches
+from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
+
+
+def _pad_node(mode, opset, pads, axes=None, pads_name="pads", name="pad"):
+    """A Pad node in the form ``opset`` requires: attribute before 11, inputs from 11."""
+    if opset < 11:
+        return helper.make_node("Pad", ["x"], ["y"], name=name, mode=mode, **{"paddings" if opset < 2 else "pads": pads})
+    inputs = ["x", pads_name] + (["", "axes"] if axes is not None else [])
+    return helper.make_node("Pad", inputs, ["y"], name=name, mode=mode)
+
+
+def _pad_model(shape, pads, mode, opset, axes=None, pads_as="initializer", out_shape=None):
+    nodes, inits = [], []
+    if opset >= 11:
+        if pads_as == "initializer":
+            inits.append(helper.make_tensor("pads", TensorProto.INT64, [len(pads)], pads))
+        elif pads_as == "constant-node":
+            nodes.append(helper.make_node("Constant", [], ["pads"], value=helper.make_tensor(
+                "v", TensorProto.INT64, [len(pads)], pads)))
+        elif pads_as == "cast-concat":
+            # What Paddle/TF exporters write: int32 halves, cast and joined at run time.
+            half = len(pads) // 2
+            inits += [helper.make_tensor("begin32", TensorProto.INT32, [half], pads[:half]),
+                      helper.make_tensor("end32", TensorProto.INT32, [half], pads[half:])]
+            nodes += [helper.make_node("Cast", ["begin32"], ["begin64"], to=TensorProto.INT64),
+                      helper.make_node("Cast", ["end32"], ["end64"], to=TensorProto.INT64),
+                      helper.make_node("Concat", ["begin64", "end64"], ["pads"], axis=0)]
+    if axes is not None:
+        inits.append(helper.make_tensor("axes", TensorProto.INT64, [len(axes)], axes))
+    nodes.append(_pad_node(mode, opset, pads, axes))
+    inputs = [tensor_info("x", list(shape))]
+    if pads_as == "graph-input":
+        inputs.append(tensor_info("pads", [len(pads)], TensorProto.INT64))
+    return make_model(nodes, inputs, [tensor_info("y", out_shape)], inits, opset=opset)
+
+
+def _run(model, opset):
+    return run_passes(model, get_passes(["reflect-pad"]), PassContext(opset=opset))
+
+
+def _assert_rewritten_bit_exact(model, opset, shapes=None, seeds=(0, 1)):
+    result = _run(model, opset)
+    rewritten = result.model
+    onnx.checker.check_model(rewritten)
+    assert op_count(rewritten, "Pad") == 0
+    assert result.reports[0].rewritten == 1 and not result.reports[0].skipped
+    for seed in seeds:
+        assert_same_outputs(model, rewritten, random_feeds(model, seed=seed, shapes=shapes), exact=True)
+    return rewritten
+
+
+# --- decoding every opset form, without building graphs -------------------------------------
+
+def _gs_pad(mode, inputs, **attrs):
+    return gs.Node("Pad", name="p", attrs={"mode": mode, **attrs}, inputs=inputs, outputs=[gs.Variable("y")])
+
+
+def _gs_int64(name, values):
+    return gs.Constant(name, np.asarray(values, dtype=np.int64))
+
+
+def test_matches_decodes_pads_attribute_at_opset_10():
+    node = _gs_pad("reflect", [gs.Variable("x", shape=(1, 3, 8, 8))], pads=[0, 0, 1, 2, 0, 0, 3, 4])
+    assert _matches(node, 10) == Pads("reflect", (0, 1, 2, 3), (0, 0, 1, 2), (0, 0, 3, 4), (1, 3, 8, 8))
+
+
+def test_matches_decodes_paddings_attribute_at_opset_1():
+    node = _gs_pad("edge", [gs.Variable("x", shape=(2, 5))], paddings=[1, 0, 0, 3])
+    assert _matches(node, 1) == Pads("edge", (0, 1), (1, 0), (0, 3), (2, 5))
+
+
+def test_matches_decodes_pads_input_at_opset_11_with_symbolic_dims():
+    node = _gs_pad("reflect", [gs.Variable("x", shape=("n", 3, "h", "w")), _gs_int64("pads", [0, 0, 2, 2, 0, 0, 2, 2])])
+    assert _matches(node, 11) == Pads("reflect", (0, 1, 2, 3), (0, 0, 2, 2), (0, 0, 2, 2), (None, 3, None, None))
+
+
+def test_matches_normalizes_negative_axes_at_opset_18():
+    node = _gs_pad("edge", [gs.Variable("x", shape=(2, 3, 4)), _gs_int64("pads", [1, 2, 3, 4]), gs.Variable(""),
+                            _gs_int64("axes", [-1, 0])])
+    assert _matches(node, 18) == Pads("edge", (2, 0), (1, 2), (3, 4), (4, 2))
+
+
+def test_matches_keeps_negative_axes_of_unknown_rank_and_refuses_mixed_signs():
+    pads = _gs_int64("pads", [1, 1, 1, 1])
+    node = _gs_pad("edge", [gs.Variable("x"), pads, gs.Variable(""), _gs_int64("axes", [-1, -2])])
+    assert _matches(node, 18) == Pads("edge", (-1, -2), (1, 1), (1, 1), (None, None))
+    mixed = _gs_pad("edge", [gs.Variable("x"), pads, gs.Variable(""), _gs_int64("axes", [-1, 3])])
+    assert "mix signs" in _matches(mixed, 18).reason
+
+
+@pytest.mark.parametrize(("mode", "opset"), [("constant", 11), ("constant", 10)])
+def test_matches_leaves_constant_mode_to_other_passes(mode, opset):
+    inputs = [gs.Variable("x", shape=(2, 3))] + ([_gs_int64("pads", [1, 1, 1, 1])] if opset >= 11 else [])
+    assert _matches(_gs_pad(mode, inputs, **({} if opset >= 11 else {"pads": [1, 1, 1, 1]})), opset) is None
+
+
+@pytest.mark.parametrize(("node", "opset", "reason"), [
+    (_gs_pad("reflect", [gs.Variable("x", shape=(2, 3)), gs.Variable("pads", shape=(4,))]), 11, "run time"),
+    (_gs_pad("reflect", [gs.Variable("x", shape=(2, 3)), _gs_int64("pads", [0, 3, 0, 0])]), 11, "pad < size"),
+    (_gs_pad("reflect", [gs.Variable("x", shape=(2, 1)), _gs_int64("pads", [0, 0, 0, 1])]), 11, "pad < size"),
+    (_gs_pad("reflect", [gs.Variable("x", shape=(2, 5)), _gs_int64("pads", [0, -3, 0, 2])]), 11, "pad < size"),
+    (_gs_pad("edge", [gs.Variable("x", shape=(0, 3)), _gs_int64("pads", [1, 0, 0, 0])]), 11, "empty"),
+    (_gs_pad("wrap", [gs.Variable("x", shape=(2, "w")), _gs_int64("pads", [0, 2, 0, 0])]), 19, "unknown size"),
+    (_gs_pad("wrap", [gs.Variable("x", shape=(2, 3)), _gs_int64("pads", [0, 1, 0, 0])]), 18, "opset >= 19"),
+    (_gs_pad("edge", [gs.Variable("x", shape=(2, 3)), _gs_int64("pads", [1, 1])]), 11, "rank-2"),
+    (_gs_pad("edge", [gs.Variable("x", shape=(2, 3)), _gs_int64("pads", [1, 1, 1, 1]), gs.Variable(""),
+                      _gs_int64("axes", [1, -1])]), 18, "repeat"),
+    (_gs_pad("edge", [gs.Variable("x", shape=(2, 3)), _gs_int64("pads", [1, 1]), gs.Variable(""),
+                      gs.Variable("axes", shape=(1,))]), 18, "axes are computed"),
+])
+def test_matches_says_why_it_skips(node, opset, reason):
+    match = _matches(node, opset)
+    assert isinstance(match, Skip) and reason in match.reason
+
+
+# --- every opset form, differential on ONNX Runtime ------------------------------------------
+
+@pytest.mark.parametrize("opset", [2, 10])
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_attribute_pads_at_opset_10_and_earlier_is_bit_exact(mode, opset):
+    model = _pad_model((1, 3, 6, 7), [0, 0, 2, 1, 0, 0, 1, 3], mode, opset)
+    _assert_rewritten_bit_exact(model, opset)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_paddings_attribute_at_opset_1_matches_onnx_reference(mode):
+    # ONNX Runtime has no Pad-1 kernel, so onnx.reference judges this form.
+    model = _pad_model((2, 5, 4), [0, 2, 1, 0, 1, 3], mode, opset=1)
+    rewritten = _run(model, 1).model
+    assert op_count(rewritten, "Pad") == 0
+    x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert np.array_equal(ReferenceEvaluator(rewritten).run(None, {"x": x})[0], expected)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_input_pads_is_bit_exact(mode, opset):
+    model = _pad_model((1, 3, 6, 7), [0, 0, 3, 1, 0, 0, 1, 2], mode, opset)
+    _assert_rewritten_bit_exact(model, opset)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_axes_input_with_negative_axes_at_opset_18_is_bit_exact(mode):
+    model = _pad_model((2, 3, 5, 6), [2, 1, 1, 3], mode, opset=18, axes=[-1, -3])
+    _assert_rewritten_bit_exact(model, 18)
+
+
+@pytest.mark.parametrize("pads", [[0, 0, 1, 2, 0, 0, 2, 1], [0, 1, 5, 9, 0, 2, 4, 11]])
+def test_reflect_pad_wrap_at_opset_19_is_bit_exact_also_past_the_axis_size(pads):
+    model = _pad_model((1, 3, 4, 5), pads, "wrap", opset=19)
+    _assert_rewritten_bit_exact(model, 19)
+
+
+def test_reflect_pad_wrap_with_axes_at_opset_19_is_bit_exact():
+    model = _pad_model((2, 3, 4, 5), [3, 1, 0, 2], "wrap", opset=19, axes=[-2, 1])
+    _assert_rewritten_bit_exact(model, 19)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_asymmetric_pads_on_channel_and_batch_axes_is_bit_exact(mode):
+    model = _pad_model((3, 4, 2, 2), [2, 0, 0, 0, 1, 3, 0, 0], mode, opset=13)
+    _assert_rewritten_bit_exact(model, 13)
+
+
+@pytest.mark.parametrize(("shape", "pads"), [((4, 5, 6), [1, 0, 2, 2, 3, 1]),
+                                             ((2, 3, 4, 5, 6), [0, 1, 2, 3, 4, 1, 2, 1, 2, 3])])
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+def test_reflect_pad_3d_and_5d_inputs_are_bit_exact(mode, shape, pads):
+    model = _pad_model(shape, pads, mode, opset=19)
+    _assert_rewritten_bit_exact(model, 19)
+
+
+@pytest.mark.parametrize("pads_as", ["constant-node", "cast-concat"])
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_pads_from_constant_node_or_cast_concat_chain_is_bit_exact(mode, pads_as):
+    model = _pad_model((1, 2, 5, 5), [0, 0, 2, 1, 0, 0, 1, 2], mode, opset=13, pads_as=pads_as)
+    _assert_rewritten_bit_exact(model, 13)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+def test_reflect_pad_negative_pads_crop_like_onnx_runtime(mode):
+    # ORT crops first and pads the cropped tensor: reflect [-1, 2] on 0..4 gives 1 2 3 4 3 2.
+    model = _pad_model((3, 6, 5), [-1, 2, -1, 1, -2, 2], mode, opset=19)
+    _assert_rewritten_bit_exact(model, 19)
+
+
+def test_reflect_pad_crop_only_becomes_one_slice():
+    model = _pad_model((3, 6), [0, -2, -1, 0], "reflect", opset=13)
+    rewritten = _assert_rewritten_bit_exact(model, 13)
+    assert [n.op_type for n in rewritten.graph.node] == ["Slice"]
+
+
+def test_reflect_pad_all_zero_pads_becomes_identity():
+    model = _pad_model((3, 6), [0, 0, 0, 0], "reflect", opset=13)
+    rewritten = _assert_rewritten_bit_exact(model, 13)
+    assert [n.op_type for n in rewritten.graph.node] == ["Identity"]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_reflect_pad_symbolic_spatial_dims_is_bit_exact_for_several_sizes(mode):
+    model = _pad_model(("n", 2, "h", "w"), [0, 0, 3, 2, 0, 0, 1, 3], mode, opset=17)
+    rewritten = _run(model, 17).model
+    assert op_count(rewritten, "Pad") == 0
+    for seed, (n, h, w) in enumerate([(1, 4, 4), (2, 7, 5), (1, 16, 9)]):
+        feeds = random_feeds(model, seed=seed, shapes={"x": (n, 2, h, w)})
+        assert_same_outputs(model, rewritten, feeds, exact=True)
+
+
+def test_reflect_pad_small_pads_use_step_one_slices_and_large_pads_one_reversed_slice():
+    small = _pad_model((1, 1, 16, 16), [0, 0, _MAX_ROW_SLICES, 0, 0, 0, 0, 0], "reflect", opset=13)
+    rewritten = _assert_rewritten_bit_exact(small, 13)
+    assert op_count(rewritten, "Slice") == _MAX_ROW_SLICES
+    large = _pad_model((1, 1, 16, 16), [0, 0, 10, 0, 0, 0, 0, 11], "reflect", opset=13)
+    rewritten = _assert_rewritten_bit_exact(large, 13)
+    assert op_count(rewritten, "Slice") == 2
+    assert any(np.array_equal(onnx.numpy_helper.to_array(t), [-1]) for t in rewritten.graph.initializer)
+
+
+def test_reflect_pad_large_pads_before_opset_10_use_one_slice_per_row():
+    # Slice-1 has no steps, so reversal is one row per Slice.
+    model = _pad_model((1, 1, 16, 16), [0, 0, 0, 6, 0, 0, 0, 5], "reflect", opset=9)
+    rewritten = _assert_rewritten_bit_exact(model, 9)
+    assert op_count(rewritten, "Slice") == 11
+
+
+# --- what stays -------------------------------------------------------------------------------
+
+def test_reflect_pad_shared_pads_initializer_stays_for_its_other_user():
+    pads = helper.make_tensor("pads", TensorProto.INT64, [4], [1, 2, 1, 2])
+    nodes = [_pad_node("reflect", 13, None, name="reflect"),
+             helper.make_node("Pad", ["x", "pads"], ["z"], name="zero", mode="constant")]
+    model = make_model(nodes, [tensor_info("x", [4, 5])], [tensor_info("y", [6, 9]), tensor_info("z", [6, 9])],
+                       [pads], opset=13)
+    rewritten = _run(model, 13).model
+    assert [t.name for t in rewritten.graph.initializer].count("pads") == 1
+    assert [n.name for n in rewritten.graph.node if n.op_type == "Pad"] == ["zero"]
+    assert_same_outputs(model, rewritten, random_feeds(model), exact=True)
+
+
+def test_reflect_pad_constant_mode_is_left_alone_and_not_reported():
+    model = _pad_model((2, 3), [1, 1, 1, 1], "constant", opset=13)
+    result = _run(model, 13)
+    assert not result.changed and result.reports[0].skipped == []
+
+
+def test_reflect_pad_runtime_pads_are_skipped_and_reported():
+    model = _pad_model((2, 3), [1, 1, 1, 1], "reflect", opset=13, pads_as="graph-input")
+    result = _run(model, 13)
+    assert not result.changed
+    assert result.model is model
+    assert result.reports[0].skipped == ["pad: pads are computed at run time"]
+
+
+def test_reflect_pad_pad_not_smaller_than_axis_is_skipped_and_reported():
+    model = _pad_model((2, 3), [0, 3, 0, 0], "reflect", opset=13)
+    result = _run(model, 13)
+    assert not result.changed
+    assert "reflect needs pad < size" in result.reports[0].skipped[0]
+
+
+# --- subgraphs ---------------------------------------------------------------------------------
+
+def test_reflect_pad_inside_if_branch_is_rewritten():
+    then_graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads_b"], ["p"], mode="reflect")], "then", [], [tensor_info("p", [4, 9])],
+        [helper.make_tensor("pads_b", TensorProto.INT64, [4], [1, 2, 1, 2])])
+    else_graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads_b2"], ["q"], mode="edge")], "else", [], [tensor_info("q", [4, 9])],
+        [helper.make_tensor("pads_b2", TensorProto.INT64, [4], [0, 0, 2, 4])])
+    nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)]
+    model = make_model(nodes, [tensor_info("x", [2, 5]), tensor_info("cond", [], TensorProto.BOOL)],
+                       [tensor_info("y", [4, 9])], opset=13)
+    result = _run(model, 13)
+    assert result.reports[0].rewritten == 2
+    assert op_count(result.model, "Pad") == 0
+    onnx.checker.check_model(result.model)
+    for cond in (True, False):
+        feeds = {"x": np.random.default_rng(1).standard_normal((2, 5)).astype(np.float32), "cond": np.array(cond)}
+        assert_same_outputs(model, result.model, feeds, exact=True)
+
+
+# --- property: random ranks, axes, amounts, opsets and modes -----------------------------------
+
+@st.composite
+def _pad_cases(draw):
+    opset = draw(st.integers(11, 19))
+    mode = draw(st.sampled_from(["reflect", "edge"] + (["wrap"] if opset >= 19 else [])))
+    rank = draw(st.integers(1, 5))
+    shape = draw(st.lists(st.integers(2 if mode == "reflect" else 1, 5), min_size=rank, max_size=rank))
+    axes = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1, max_size=rank)))
+
+    def amount(size):
+        high = {"reflect": size - 1, "edge": 4, "wrap": 2 * size}[mode]
+        return draw(st.integers(0, high))
+
+    begin = [amount(shape[a]) for a in axes]
+    end = [amount(shape[a]) for a in axes]
+    # From opset 18 half the cases name their axes, some negatively; the rest pad every axis.
+    named = opset >= 18 and draw(st.booleans())
+    if named:
+        axes_input = [a - rank if draw(st.booleans()) else a for a in axes]
+        return shape, begin + end, mode, opset, axes_input
+    full_begin, full_end = [0] * rank, [0] * rank
+    for a, b, e in zip(axes, begin, end):
+        full_begin[a], full_end[a] = b, e
+    return shape, full_begin + full_end, mode, opset, None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_pad_cases())
+def test_reflect_pad_random_graphs_are_bit_exact(case):
+    shape, pads, mode, opset, axes = case
+    model = _pad_model(shape, pads, mode, opset, axes=axes)
+    _assert_rewritten_bit_exact(model, opset, seeds=(0,))

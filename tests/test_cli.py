@@ -1,0 +1,110 @@
+"""CLI contract: exit codes (0 ok, 1 check failed, 2 bad input), one-line errors, no partial files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.conftest import make_model, tensor_info
+
+
+def onnxfit(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "onnxfit", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def gather_model(tmp_path):
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [1])
+    model = make_model([helper.make_node("Gather", ["x", "idx"], ["y"], axis=1, name="pick")],
+                       [tensor_info("x", [2, 3])], [tensor_info("y", [2])], [idx])
+    path = tmp_path / "gather.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    text = " ".join(result.stderr.split())
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_optimize_writes_model_and_prints_table(gather_model, tmp_path):
+    out = tmp_path / "out.onnx"
+    result = onnxfit("optimize", gather_model, "-o", out, "--target", "coreml", "--passes", "scalar-gather")
+    assert result.returncode == 0, result.stderr
+    assert "scalar-gather" in result.stdout and "Squeeze" in result.stdout
+    assert any(n.op_type == "Squeeze" for n in onnx.load(out).graph.node)
+
+
+def test_optimize_json_is_one_document(gather_model, tmp_path):
+    result = onnxfit("optimize", gather_model, "-o", tmp_path / "o.onnx", "--passes", "scalar-gather", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (model,) = doc["models"]
+    assert doc["ok"] and model["passes"][0]["name"] == "scalar-gather" and model["passes"][0]["rewritten"] == 1
+    assert model["ops_after"]["Squeeze"] == 1
+
+
+@pytest.mark.parametrize(
+    "make_input, fragments",
+    [
+        (lambda d: d / "missing.onnx", ["missing.onnx", "no such file"]),
+        (lambda d: (d / "empty.onnx").write_bytes(b"") and d / "empty.onnx", ["empty.onnx", "empty file"]),
+        (lambda d: (d / "junk.onnx").write_bytes(b"not a model at all" * 9) and d / "junk.onnx", ["junk.onnx", "not"]),
+    ],
+)
+def test_optimize_bad_input_exit_2_one_line_no_output(tmp_path, make_input, fragments):
+    source = make_input(tmp_path)
+    out = tmp_path / "out.onnx"
+    result = onnxfit("optimize", source, "-o", out)
+    _assert_one_line_error(result, *fragments)
+    assert not out.exists()
+
+
+def test_optimize_missing_output_directory(gather_model, tmp_path):
+    out = tmp_path / "no" / "such" / "dir.onnx"
+    _assert_one_line_error(onnxfit("optimize", gather_model, "-o", out, "--passes", "scalar-gather"), "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_optimize_unknown_pass_and_target(gather_model, tmp_path):
+    _assert_one_line_error(onnxfit("optimize", gather_model, "-o", tmp_path / "o.onnx", "--passes", "bogus"),
+                           "unknown pass 'bogus'", "reflect-pad")
+    _assert_one_line_error(onnxfit("optimize", gather_model, "-o", tmp_path / "o.onnx", "--target", "gpu9000"),
+                           "unknown target 'gpu9000'", "coreml")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_optimize_directory_of_models_in_parallel(gather_model, tmp_path):
+    second = tmp_path / "second.onnx"
+    second.write_bytes(gather_model.read_bytes())
+    out_dir = tmp_path / "out"
+    result = onnxfit("optimize", tmp_path, "-o", out_dir, "--passes", "scalar-gather", "--jobs", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["gather.onnx", "second.onnx"]
+    assert len(json.loads(result.stdout)["models"]) == 2
+
+
+def test_inspect_reports_findings_by_node_name(gather_model):
+    result = onnxfit("inspect", gather_model, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["opset"] == 17 and doc["inputs"][0]["shape"] == [2, 3]
+    assert doc["findings"]["scalar_gathers"] == [{"node": "pick", "pass": "scalar-gather"}]
+    table = onnxfit("inspect", gather_model)
+    assert "pick" in table.stdout and "scalar-gather" in table.stdout
+
+
+def test_inspect_missing_file_exit_2(tmp_path):
+    _assert_one_line_error(onnxfit("inspect", tmp_path / "x.onnx"), "x.onnx", "no such file")
+
+
+def test_python_dash_m_and_usage_error_exit_2():
+    result = onnxfit("optimize")
+    assert result.returncode == 2
