@@ -48,6 +48,8 @@ def output_paths(models: list[Path], output: Path) -> list[Path]:
 def _optimize_one(job: dict) -> dict:
     """Worker entry (also used in-process): returns the JSON-able result or the error line."""
     try:
+        if job["cache"]:
+            return _prepare_one(job)
         result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
                           input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"])
         return result.to_dict()
@@ -55,31 +57,60 @@ def _optimize_one(job: dict) -> dict:
         return {"model": str(job["model"]), "error": str(exc)}
 
 
+def _prepare_one(job: dict) -> dict:
+    """--cache: build or reuse the cached model; copy it to the output when one was given."""
+    import shutil
+
+    from onnxfit.model import parse_input_shapes
+    from onnxfit.optimizer.cache import prepare_entry
+
+    entry = prepare_entry(job["model"], job["target"], parse_input_shapes(job["input_shapes"]),
+                          job["dynamic_batch"], passes=job["passes"])
+    output = None
+    if job["output"] is not None:
+        tmp = Path(job["output"]).with_name(f".{Path(job['output']).name}.tmp")
+        shutil.copyfile(entry.path, tmp)
+        tmp.replace(job["output"])
+        output = str(job["output"])
+    return {"model": str(job["model"]), "output": output, "target": job["target"], "cached": str(entry.path),
+            "hit": entry.hit, "changed": entry.rewritten, "key": entry.key, "passes": entry.meta.get("passes", [])}
+
+
 @app.command("optimize")
 @handle_errors
 def optimize_command(
     models: list[Path] = typer.Argument(..., help="ONNX files or directories of them."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output file (one model) or directory."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output file (one model) or directory."),
     target: str = typer.Option("coreml", "--target", "-t", help=f"Target EP: {', '.join(target_names())}."),
     passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x640x640 or 1x3x640x640 (repeatable)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
-    get_target(target)
+    if target != "auto":
+        get_target(target)
+    elif not cache:
+        raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
     pass_list = [p for p in passes.split(",")] if passes else None
-    get_passes(select_passes(target, pass_list, dynamic_batch))
+    get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch))
     parse_input_shapes(input_shape)
     model_paths = collect_models(models)
     for path in model_paths:
         if not path.exists():
             raise OnnxfitError(f"{path}: no such file")
-    outputs = output_paths(model_paths, output)
+    if output is None and not cache:
+        raise OnnxfitError("give an output with -o OUT (a file, or a directory for several models), or use --cache")
+    outputs = output_paths(model_paths, output) if output is not None else [None] * len(model_paths)
+    if cache and target == "auto":
+        from onnxfit.optimizer.cache import auto_target
+
+        target = auto_target()
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch}
+         "dynamic_batch": dynamic_batch, "cache": cache}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
@@ -88,7 +119,11 @@ def optimize_command(
         print_json({"ok": not errors, "target": target, "models": results})
     else:
         for result in results:
-            if "error" not in result:
+            if "cached" in result:
+                state = "hit" if result["hit"] else "built"
+                console.print(f"{result['model']}: cache {state} -> {result['cached']}"
+                              + ("" if result["changed"] else " (nothing to rewrite: the original is used)"))
+            elif "error" not in result:
                 _render(result)
     if errors:
         if len(results) == 1:

@@ -40,9 +40,17 @@ class OptimizeResult:
         }
 
 
-def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: bool = False) -> list[str]:
-    """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch."""
-    names = list(passes) if passes else list(get_target(target).passes)
+def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: bool = False,
+                  ort_version: tuple[int, int] | None = None) -> list[str]:
+    """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch.
+
+    With ``ort_version`` (the onnxruntime the model will run on), reflect-pad is dropped for
+    targets whose EP runs every Pad mode natively at that version.
+    """
+    preset = get_target(target)
+    names = list(passes) if passes else list(preset.passes)
+    if not passes and ort_version is not None and preset.pad_modes_native_at(ort_version) >= {"reflect", "edge", "wrap"}:
+        names = [n for n in names if n != "reflect-pad"]
     if dynamic_batch and "dynamic-batch" not in names:
         # dynamic-batch first: shape folding must then keep the batch symbolic.
         names.insert(0, "dynamic-batch")
@@ -55,11 +63,17 @@ def optimize_model(
     passes: list[str] | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     dynamic_batch: bool = False,
+    ort_version: tuple[int, int] | None = None,
 ) -> PipelineResult:
-    """Run the passes on an in-memory model (not modified); returns the pipeline result."""
-    get_target(target)
-    chosen = get_passes(select_passes(target, passes, dynamic_batch))
-    ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target)
+    """Run the passes on an in-memory model (not modified); returns the pipeline result.
+
+    ``ort_version``: the onnxruntime the model will run on, when known (``prepare`` passes the
+    installed one). Unknown means "any version": every Pad the oldest EP release rejects is rewritten.
+    """
+    preset = get_target(target)
+    chosen = get_passes(select_passes(target, passes, dynamic_batch, ort_version))
+    ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
+                      ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version))
     return run_passes(model, chosen, ctx)
 
 

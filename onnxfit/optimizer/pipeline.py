@@ -46,6 +46,8 @@ class PassContext:
     target: str = "cpu"
     ort_version: tuple[int, int] | None = None
     batch_dim: str = "batch"
+    # Pad modes the target EP runs itself at ort_version (reflect-pad leaves those alone).
+    native_pad_modes: frozenset[str] = frozenset()
 
 
 @dataclass

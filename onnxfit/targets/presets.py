@@ -26,20 +26,32 @@ class Target:
     ep: str  # ONNX Runtime provider name
     passes: tuple[str, ...]
     description: str
+    # Pad modes the EP runs itself from an onnxruntime (major, minor) on, on the last two axes;
+    # reflect-pad leaves those Pads alone when the caller names that onnxruntime version.
+    native_pad_modes: tuple[tuple[str, tuple[int, int]], ...] = ()
+
+    def pad_modes_native_at(self, ort_version: tuple[int, int] | None) -> frozenset[str]:
+        """Modes this EP accepts at ``ort_version``; none when the version is unknown (rewrite all)."""
+        if ort_version is None:
+            return frozenset()
+        return frozenset(mode for mode, since in self.native_pad_modes if tuple(ort_version) >= since)
 
 
 _MOBILE = ("scalar-gather", "reflect-pad", "split-to-slice", "fold-shapes")
+_ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("coreml", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, MLProgram format (macOS/iOS)"),
+        # MLProgram's Pad builder takes reflect from onnxruntime 1.26 (PR #28073).
+        Target("coreml", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, MLProgram format (macOS/iOS)",
+               native_pad_modes=(("reflect", (1, 26)),)),
         Target("coreml-nn", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, NeuralNetwork format"),
         Target("nnapi", "NnapiExecutionProvider", _MOBILE, "Android NNAPI EP"),
-        Target("openvino", "OpenVINOExecutionProvider", ("fold-shapes",), "OpenVINO EP"),
-        Target("cuda", "CUDAExecutionProvider", ("fold-shapes",), "CUDA EP"),
-        Target("tensorrt", "TensorrtExecutionProvider", ("fold-shapes",), "TensorRT EP"),
-        Target("cpu", "CPUExecutionProvider", ("fold-shapes",), "ONNX Runtime CPU"),
+        Target("openvino", "OpenVINOExecutionProvider", ("fold-shapes",), "OpenVINO EP", _ALL_PAD_MODES),
+        Target("cuda", "CUDAExecutionProvider", ("fold-shapes",), "CUDA EP", _ALL_PAD_MODES),
+        Target("tensorrt", "TensorrtExecutionProvider", ("fold-shapes",), "TensorRT EP", _ALL_PAD_MODES),
+        Target("cpu", "CPUExecutionProvider", ("fold-shapes",), "ONNX Runtime CPU", _ALL_PAD_MODES),
     )
 }
 

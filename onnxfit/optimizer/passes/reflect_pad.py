@@ -5,10 +5,10 @@ reject Pad(reflect); neither accepts Pad(edge) or Pad(wrap) at all. Generators a
 models (ReflectionPad2d in ResNet/U-Net generators, circular padding) then fall back to the CPU
 and split the graph. Slice and Concat run everywhere. Rules:
 
-1. pads come from the ``paddings`` attribute (opset 1), the ``pads`` attribute (opsets 2-10), or
-   the ``pads`` input (opset >= 11) when it is constant: an initializer, a Constant node, or
-   constant after folding (Cast/Concat/Unsqueeze chains). Pads computed at run time are skipped
-   and reported with the reason;
+1. pads come from the ``pads`` attribute (opsets 4-10) or the ``pads`` input (opset >= 11) when
+   it is constant: an initializer, a Constant node, or constant after folding (Cast/Concat/Unsqueeze
+   chains). Pads computed at run time are skipped and reported with the reason. Models below
+   opset 4 are skipped: ONNX Runtime has no kernel for Concat-1 (nor for Pad-1);
 2. any axis is padded, not only H/W, with asymmetric begin/end amounts; the ``axes`` input
    (opset >= 18, negative axes included) selects the axes the pads apply to;
 3. modes ``reflect``, ``edge`` and ``wrap`` (opset >= 19). Mode ``constant`` is left alone;
@@ -102,6 +102,8 @@ def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in _MODES:
         return None
+    if opset < 4:
+        return Skip(f"opset {opset}: ONNX Runtime runs Concat from opset 4 only")
     if mode == "wrap" and opset < 19:
         return Skip(f"mode 'wrap' needs opset >= 19, the model has {opset}")
 
@@ -141,8 +143,7 @@ def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
 
 def _pads_value(node: gs.Node, opset: int) -> np.ndarray | None:
     if opset < 11:
-        # Pad-1 named the attribute `paddings`; Pad-2 renamed it `pads`.
-        value = node.attrs.get("pads", node.attrs.get("paddings"))
+        value = node.attrs.get("pads")
         return None if value is None else np.asarray(value, dtype=np.int64).ravel()
     value = constant_value(node.inputs[1], opset) if len(node.inputs) > 1 else None
     # ORT also accepts pads of shape [1, 2 * n]; the values are what matters.

@@ -23,7 +23,6 @@ are rewritten too.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +102,7 @@ def _matches(node: gs.Node, opset: int) -> SplitPlan | Skip:
             return Skip(f"num_outputs {num_outputs} differs from its {n} outputs")
         if length is None:
             return Skip(f"num_outputs split needs the length of axis {axis}, which is not known")
-        chunk = math.ceil(length / n)
+        chunk = -(-length // n)  # ceil in integers: exact for any length
         if chunk * (n - 1) > length:
             # ONNX Runtime refuses this at run time ("would produce a negative final split").
             return Skip(f"num_outputs {n} on length {length} gives a negative last chunk")

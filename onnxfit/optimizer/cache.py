@@ -1,0 +1,351 @@
+"""Per-machine cache of rewritten models: ``onnxfit.prepare()`` and ``onnxfit cache``.
+
+Applications rewrite a model once per machine at load time and reuse it afterwards. Writing
+``model_coreml.onnx`` next to the original and trusting its mtime breaks on read-only model
+directories, on concurrent start-ups and on half-written files; this cache does it properly:
+
+1. Key: content digest of the model and its external data (xxh3-128, memoised by
+   (size, mtime_ns, inode) so an unchanged file is not re-hashed), pass names and versions,
+   target, onnxruntime version, input shapes, dynamic batch, onnxfit version, OS and CPU arch.
+2. Entry: ``entries/<key>/`` holding ``model.onnx`` (+ ``model.onnx.data``) and ``meta.json``
+   (source path, key parts, artefact digest and stat, pass reports, created time). Last use is
+   the mtime of ``entries/<key>/last_used``, so a hit writes no JSON.
+3. Atomic: an entry is built in ``tmp/`` inside the cache and renamed into place; a killed
+   build leaves no entry. Concurrent processes take an inter-process lock per key: one builds,
+   the others wait and return the same path.
+4. Integrity: on a hit the artefact is checked against its recorded digest (a full hash on
+   first use per process, the stat memo after); a corrupted or partial entry is discarded
+   and rebuilt, never served.
+5. When no pass changes the model, the entry records that and ``prepare`` returns the source.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime
+from filelock import FileLock
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import external_data_files, file_digest, load_model, resolve_input_shapes, save_model
+
+__all__ = ["Cache", "CacheEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
+
+log = logging.getLogger(__name__)
+
+_ARTEFACT = "model.onnx"
+_META = "meta.json"
+_LAST_USED = "last_used"
+# artefact path -> (size, mtime_ns, inode) when it was last fully hashed: the full integrity
+# check runs on first use per process, the stat comparison after that.
+_VERIFIED_IN_THIS_PROCESS: dict[Path, tuple] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$ONNXFIT_CACHE_DIR``, else the platform's user cache directory for onnxfit."""
+    if os.environ.get("ONNXFIT_CACHE_DIR"):
+        return Path(os.environ["ONNXFIT_CACHE_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("onnxfit"))
+
+
+def auto_target(providers: list[str] | None = None) -> str:
+    """The target for the EPs this onnxruntime has: CoreML, TensorRT, CUDA, OpenVINO, else CPU."""
+    providers = providers if providers is not None else onnxruntime.get_available_providers()
+    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("TensorrtExecutionProvider", "tensorrt"),
+                             ("CUDAExecutionProvider", "cuda"), ("OpenVINOExecutionProvider", "openvino")):
+        if provider in providers:
+            return target
+    return "cpu"
+
+
+def ort_version() -> tuple[int, int]:
+    major, minor = onnxruntime.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+@dataclass
+class PrepareResult:
+    path: Path  # the model to load: the cached artefact, or the source when nothing changed
+    hit: bool
+    key: str
+    rewritten: bool
+    meta: dict
+
+
+@dataclass
+class CacheEntry:
+    key: str
+    directory: Path
+    meta: dict
+    size: int
+    last_used: float
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"`` -> 2_000_000_000; ``"512MiB"``, ``"100k"``-style forms and plain bytes work too."""
+    cleaned = text.strip().upper().replace(" ", "")
+    number = cleaned.rstrip("KMGTIB")
+    unit = cleaned[len(number):]
+    unit = unit + "B" if unit in ("K", "M", "G", "T") else unit
+    try:
+        return int(float(number) * _SIZE_UNITS[unit])
+    except (KeyError, ValueError):
+        raise OnnxfitError(f"bad size '{text}': use e.g. 2GB, 500MB or 1GiB") from None
+
+
+class Cache:
+    """One cache directory. Methods are safe to call from several processes at once."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory else default_cache_dir()
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def entries_dir(self) -> Path:
+        return self.directory / "entries"
+
+    def _ensure(self) -> None:
+        try:
+            for sub in ("entries", "tmp", "locks"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OnnxfitError(f"cache directory '{self.directory}' is not writable ({exc.strerror}); "
+                               f"set ONNXFIT_CACHE_DIR to a writable directory") from None
+
+    # --------------------------------------------------------------- source key
+    def source_digest(self, model_path: Path) -> str:
+        """Digest of the model file and its external data files, memoised by stat."""
+        memo_path = self.directory / "digests.json"
+        memo = _read_json(memo_path) or {}
+        files = [model_path] + [model_path.parent / name for name in _external_files(model_path)]
+        parts = []
+        changed = False
+        for path in files:
+            st = path.stat()
+            memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+            if memo_key not in memo:
+                memo[memo_key] = file_digest(path)
+                changed = True
+            parts.append(memo[memo_key])
+        if changed:
+            _write_json_atomic(memo_path, memo)
+        return parts[0] if len(parts) == 1 else file_digest_of_strings(parts)
+
+    # --------------------------------------------------------------- entries
+    def entries(self) -> list[CacheEntry]:
+        found = []
+        if not self.entries_dir.is_dir():
+            return found
+        for directory in sorted(self.entries_dir.iterdir()):
+            meta = _read_json(directory / _META)
+            if meta is None:
+                continue
+            size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+            last_used_file = directory / _LAST_USED
+            last_used = last_used_file.stat().st_mtime if last_used_file.exists() else meta.get("created", 0)
+            found.append(CacheEntry(directory.name, directory, meta, size, last_used))
+        return found
+
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries())
+
+    def clear(self) -> int:
+        entries = self.entries()
+        for entry in entries:
+            self._remove(entry.directory)
+        if (self.directory / "tmp").is_dir():
+            shutil.rmtree(self.directory / "tmp", ignore_errors=True)
+        return len(entries)
+
+    def prune(self, max_size: int) -> list[CacheEntry]:
+        """Evict least-recently-used entries until the cache holds at most ``max_size`` bytes."""
+        entries = sorted(self.entries(), key=lambda e: e.last_used)
+        total = sum(e.size for e in entries)
+        evicted = []
+        for entry in entries:
+            if total <= max_size:
+                break
+            with FileLock(str(self.directory / "locks" / f"{entry.key}.lock")):
+                self._remove(entry.directory)
+            total -= entry.size
+            evicted.append(entry)
+        return evicted
+
+    def _remove(self, directory: Path) -> None:
+        # Rename first so a concurrent reader never sees a half-deleted entry as valid.
+        doomed = self.directory / "tmp" / f"doomed-{directory.name}-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            doomed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(directory, doomed)
+        except OSError:
+            doomed = directory
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    # --------------------------------------------------------------- lookup/build
+    def lookup(self, key: str) -> dict | None:
+        """The entry's meta if it is complete and intact, else None (a damaged entry is removed)."""
+        directory = self.entries_dir / key
+        if not directory.exists():
+            return None
+        meta = _read_json(directory / _META)
+        if meta is not None and (meta.get("unchanged") or self._artefact_intact(directory, meta)):
+            return meta
+        log.warning("cache entry %s is damaged; rebuilding it", key)
+        self._remove(directory)
+        return None
+
+    def _artefact_intact(self, directory: Path, meta: dict) -> bool:
+        recorded = meta.get("artefact", {})
+        for name, expected in recorded.items():
+            path = directory / name
+            try:
+                st = path.stat()
+            except OSError:
+                return False
+            stat_key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if st.st_size != expected["size"]:
+                return False
+            if _VERIFIED_IN_THIS_PROCESS.get(path) == stat_key:
+                continue
+            if file_digest(path) != expected["digest"]:
+                return False
+            _VERIFIED_IN_THIS_PROCESS[path] = stat_key
+        return bool(recorded)
+
+    def touch(self, key: str) -> None:
+        try:
+            (self.entries_dir / key / _LAST_USED).touch()
+        except OSError:
+            pass  # a read-only cache still serves hits
+
+    def build(self, key: str, builder) -> dict:
+        """Build an entry with ``builder(tmp_dir) -> meta`` under the key's lock; return its meta."""
+        self._ensure()
+        with FileLock(str(self.directory / "locks" / f"{key}.lock")):
+            meta = self.lookup(key)
+            if meta is not None:
+                return meta | {"_hit": True}
+            tmp_dir = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=self.directory / "tmp"))
+            try:
+                meta = builder(tmp_dir)
+                meta["artefact"] = {
+                    p.name: {"size": p.stat().st_size, "digest": file_digest(p)}
+                    for p in sorted(tmp_dir.iterdir()) if p.name not in (_META, _LAST_USED)
+                }
+                _write_json_atomic(tmp_dir / _META, meta)
+                (tmp_dir / _LAST_USED).touch()
+                os.replace(tmp_dir, self.entries_dir / key)
+            finally:
+                if tmp_dir.exists():
+                    shutil.rmtree(tmp_dir, ignore_errors=True)
+            return meta | {"_hit": False}
+
+
+def _external_files(model_path: Path) -> list[str]:
+    return external_data_files(load_model(model_path, load_external_data=False))
+
+
+def file_digest_of_strings(parts: list[str]) -> str:
+    import xxhash
+
+    return xxhash.xxh3_128("|".join(parts).encode()).hexdigest()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def prepare(
+    model_path: str | os.PathLike,
+    target: str = "auto",
+    input_shapes: dict | None = None,
+    dynamic_batch: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """The path of the model to load on this machine, building the optimized model on a miss.
+
+    Returns the source path itself when no pass changes the model for this target.
+    """
+    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir).path
+
+
+def prepare_entry(
+    model_path: str | os.PathLike,
+    target: str = "auto",
+    input_shapes: dict | None = None,
+    dynamic_batch: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    passes: list[str] | None = None,
+) -> PrepareResult:
+    """``prepare`` with the details: the cache key and whether it was a hit."""
+    from onnxfit import __version__
+    from onnxfit.optimizer.optimize import optimize_model, select_passes
+    from onnxfit.optimizer.pipeline import get_passes
+    from onnxfit.targets import get_target
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise OnnxfitError(f"{model_path}: no such file")
+    target = auto_target() if target == "auto" else target
+    get_target(target)
+    version = ort_version()
+    names = select_passes(target, passes, dynamic_batch, ort_version=version)
+    cache = Cache(cache_dir)
+    cache._ensure()
+    shapes = {str(k): list(v) for k, v in (input_shapes or {}).items()}
+    key_parts = {
+        "source_digest": cache.source_digest(model_path),
+        "passes": [f"{p.name}@{p.version}" for p in get_passes(names)],
+        "target": target,
+        "onnxruntime": onnxruntime.__version__,
+        "input_shapes": shapes,
+        "dynamic_batch": dynamic_batch,
+        "onnxfit": __version__,
+        "os": platform.system(),
+        "machine": platform.machine(),
+    }
+    key = file_digest_of_strings([json.dumps(key_parts, sort_keys=True)])
+
+    meta = cache.lookup(key)
+    hit = meta is not None
+    if meta is None:
+        def builder(tmp_dir: Path) -> dict:
+            model = load_model(model_path)
+            resolved = resolve_input_shapes(model, {(None if k == "None" else k): tuple(v) for k, v in shapes.items()})
+            result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version)
+            meta = {"source": str(model_path.resolve()), "key": key_parts, "created": time.time(),
+                    "unchanged": not result.changed, "passes": [r.to_dict() for r in result.reports]}
+            if result.changed:
+                save_model(result.model, tmp_dir / _ARTEFACT)
+            return meta
+
+        meta = cache.build(key, builder)
+        hit = meta.pop("_hit")
+    cache.touch(key)
+    if meta.get("unchanged"):
+        return PrepareResult(model_path, hit, key, rewritten=False, meta=meta)
+    return PrepareResult(cache.entries_dir / key / _ARTEFACT, hit, key, rewritten=True, meta=meta)

@@ -1,0 +1,243 @@
+"""Inputs for verification: read the model's input signature, bind symbolic dims, make data.
+
+Data is deterministic (one seed) so that two runs of ``onnxfit verify`` see the same numbers.
+Generated values follow what vision models are fed:
+
+1. floating point: uniform in [-1, 1] (normalized image range; also fine for [0, 1] models);
+2. integers: uniform in [0, 4) (small non-negative: safe as indices into any axis of size >= 4);
+3. bool: fair coin.
+
+Scalar settings (rank-0 inputs) and recurrent state tensors cannot be guessed: they must come
+from ``--inputs data.npz`` (keyed by input name). An .npz may also give only some inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from onnxfit.errors import OnnxfitError
+
+__all__ = [
+    "InputSpec",
+    "model_inputs",
+    "load_npz",
+    "resolve_shapes",
+    "generate_inputs",
+    "make_inputs",
+    "DEFAULT_DIM",
+    "is_batched",
+]
+
+log = logging.getLogger(__name__)
+
+# A symbolic dim that is not the batch gets this value (e.g. image height/width): small enough to
+# be fast on the slow reference runtimes, large enough for strided convs and pooling.
+DEFAULT_DIM = 64
+INT_HIGH = 4
+
+Dim = int | str | None  # fixed value, symbolic name, or unknown
+
+# Inputs with these names carry a recurrent state; random data would not be a valid state.
+_STATE_NAME = re.compile(r"(^|[_.\-/])(state|states|past|cache|hidden|memory|h0|c0)($|[_.\-/\d])", re.IGNORECASE)
+_BATCH_NAME = re.compile(r"^(n|b|bs|batch|batch_size|batchsize|num_batches|unk__\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One graph input as the model declares it: ``dims`` is None when the rank is unknown."""
+
+    name: str
+    dtype: np.dtype
+    dims: tuple[Dim, ...] | None
+
+    @property
+    def needs_data(self) -> bool:
+        """Scalar settings and state tensors: values the user must provide."""
+        return self.dims == () or bool(_STATE_NAME.search(self.name))
+
+    def describe(self) -> str:
+        dims = "?" if self.dims is None else "x".join("?" if d is None else str(d) for d in self.dims)
+        return f"{self.name} {self.dtype} [{dims}]"
+
+
+def is_batched(spec: InputSpec) -> bool:
+    """The input's leading dim is symbolic: a dynamic batch axis."""
+    return bool(spec.dims) and not isinstance(spec.dims[0], int)
+
+
+def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
+    """The real inputs (initializers listed as inputs by old exporters are not inputs)."""
+    initializers = {t.name for t in model.graph.initializer}
+    specs = []
+    for vi in model.graph.input:
+        if vi.name in initializers:
+            continue
+        tensor_type = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise OnnxfitError(f"input '{vi.name}' is not a tensor (sequence/map inputs are not supported by verify)")
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        dims: tuple[Dim, ...] | None = None
+        if tensor_type.HasField("shape"):
+            dims = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
+            )
+        specs.append(InputSpec(vi.name, dtype, dims))
+    return specs
+
+
+def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """Read ``--inputs``; check names, dtypes, ranks and fixed dims against the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxfitError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise OnnxfitError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    by_name = {s.name: s for s in specs}
+    unknown = [n for n in arrays if n not in by_name]
+    if unknown:
+        raise OnnxfitError(
+            f"{path}: {', '.join(repr(n) for n in unknown)} {'is not a model input' if len(unknown) == 1 else 'are not model inputs'}"
+            f" (inputs: {', '.join(by_name)})"
+        )
+    for name, array in arrays.items():
+        check_array(name, array, by_name[name], source=str(path))
+    return arrays
+
+
+def check_array(name: str, array: np.ndarray, spec: InputSpec, source: str) -> None:
+    if array.dtype != spec.dtype:
+        raise OnnxfitError(f"{source}: input '{name}' is {array.dtype}, the model wants {spec.dtype}")
+    if spec.dims is None:
+        return
+    if array.ndim != len(spec.dims):
+        raise OnnxfitError(
+            f"{source}: input '{name}' has shape {list(array.shape)} (rank {array.ndim}), the model wants rank "
+            f"{len(spec.dims)} {_dims_text(spec.dims)}"
+        )
+    for value, dim in zip(array.shape, spec.dims):
+        if isinstance(dim, int) and dim != value:
+            raise OnnxfitError(
+                f"{source}: input '{name}' has shape {list(array.shape)}, the model wants {_dims_text(spec.dims)}"
+            )
+
+
+def _dims_text(dims: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def resolve_shapes(
+    specs: list[InputSpec],
+    batch: int | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    provided: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    """Concrete shapes for every input, and notes saying which symbolic dims got a default.
+
+    Precedence: arrays from ``provided`` > ``input_shapes`` > ``batch`` for a leading symbolic dim
+    > a value already bound to the same symbol > 1 for batch-like names > ``DEFAULT_DIM``.
+    """
+    input_shapes = dict(input_shapes or {})
+    provided = provided or {}
+    bound: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    notes: list[str] = []
+    # Explicit shapes first so that their symbols bind before any default is picked.
+    for spec in specs:
+        explicit = provided[spec.name].shape if spec.name in provided else input_shapes.get(spec.name)
+        if explicit is None:
+            continue
+        shapes[spec.name] = tuple(int(v) for v in explicit)
+        for dim, value in zip(spec.dims or (), explicit):
+            if isinstance(dim, str):
+                if bound.setdefault(dim, int(value)) != value:
+                    raise OnnxfitError(
+                        f"input '{spec.name}' sets dim '{dim}' to {value}, but another input set it to {bound[dim]}"
+                    )
+    for spec in specs:
+        if spec.name in shapes:
+            continue
+        if spec.dims is None:
+            raise OnnxfitError(
+                f"input '{spec.name}' has no declared shape: give it with --input-shape {spec.name}=1x3x64x64 "
+                f"or --inputs data.npz"
+            )
+        shape = []
+        for axis, dim in enumerate(spec.dims):
+            if isinstance(dim, int):
+                shape.append(dim)
+                continue
+            label = dim if dim else f"#{axis}"
+            if dim and dim in bound:
+                value = bound[dim]
+            elif axis == 0 and batch is not None:
+                value = batch
+            elif axis == 0 or _BATCH_NAME.match(label):
+                value = 1
+                notes.append(f"dim '{label}' of input '{spec.name}' set to 1 (batch; --batch N changes it)")
+            else:
+                value = DEFAULT_DIM
+                notes.append(f"dim '{label}' of input '{spec.name}' set to {DEFAULT_DIM} (--input-shape changes it)")
+            if dim:
+                bound[dim] = value
+            shape.append(value)
+        shapes[spec.name] = tuple(shape)
+    return shapes, notes
+
+
+def generate_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic data for every input in ``shapes`` (see the module docstring for ranges)."""
+    feeds = {}
+    for spec in specs:
+        if spec.name not in shapes:
+            continue
+        # One generator per input name: adding an input (or an .npz entry) leaves the others' data alone.
+        rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
+        shape = shapes[spec.name]
+        if spec.dtype == np.bool_:
+            feeds[spec.name] = rng.random(shape) < 0.5
+        elif np.issubdtype(spec.dtype, np.integer):
+            feeds[spec.name] = rng.integers(0, INT_HIGH, size=shape).astype(spec.dtype)
+        elif np.issubdtype(spec.dtype, np.floating) or spec.dtype.kind == "V":
+            feeds[spec.name] = rng.uniform(-1.0, 1.0, size=shape).astype(spec.dtype)
+        else:
+            raise OnnxfitError(f"input '{spec.name}' has type {spec.dtype}: give its values with --inputs data.npz")
+    return feeds
+
+
+def make_inputs(
+    specs: list[InputSpec],
+    batch: int | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    provided: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Provided arrays plus generated data for the rest; refuses to invent scalars and states."""
+    provided = provided or {}
+    missing = [s for s in specs if s.needs_data and s.name not in provided]
+    if missing:
+        what = ", ".join(f"'{s.name}' ({'scalar setting' if s.dims == () else 'state tensor'})" for s in missing)
+        raise OnnxfitError(f"input {what} cannot be generated: give its values with --inputs data.npz")
+    if batch is not None and not any(is_batched(s) for s in specs if s.name not in provided):
+        fixed = [s for s in specs if s.dims]
+        if fixed and all(s.dims[0] != batch for s in fixed):
+            raise OnnxfitError(
+                f"--batch {batch}: no input has a dynamic leading dim "
+                f"({', '.join(s.describe() for s in specs)})"
+            )
+    shapes, notes = resolve_shapes(specs, batch, input_shapes, provided)
+    feeds = generate_inputs([s for s in specs if s.name not in provided], shapes, seed)
+    feeds.update(provided)
+    return {s.name: feeds[s.name] for s in specs}, notes

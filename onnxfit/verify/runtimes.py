@@ -1,0 +1,199 @@
+"""Runtimes behind one small interface: ``Runtime.run(inputs) -> {output name: array}``.
+
+Names a user can pick with ``--runtime``:
+
+- ``ort-cpu-noopt``: ONNX Runtime CPU with graph optimizations off. The reference: no fusion
+  or layout rewrite stands between the graph and the numbers.
+- ``ort-cpu``: ONNX Runtime CPU with its default (all) graph optimizations.
+- ``onnx-reference``: ``onnx.reference.ReferenceEvaluator``, a plain numpy interpreter that
+  shares no code with ONNX Runtime. Slow, so it is added automatically only for small models.
+- ``openvino``: the OpenVINO EP, when this onnxruntime build has it.
+- ``ort-<ep>``: any other EP of this build (``ort-cuda``, ``ort-coreml``, ...), on request.
+
+``TorchRuntime(module)`` adapts a torch module (used by the exporters to compare against the
+module they exported). Sessions are created lazily on the first ``run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import load_model, model_data_size
+
+__all__ = [
+    "Runtime",
+    "OrtRuntime",
+    "ReferenceRuntime",
+    "TorchRuntime",
+    "REFERENCE",
+    "available_runtimes",
+    "default_runtimes",
+    "make_runtime",
+    "runtime_name",
+    "ModelSource",
+]
+
+log = logging.getLogger(__name__)
+
+ModelSource = str | os.PathLike | onnx.ModelProto
+
+REFERENCE = "ort-cpu-noopt"
+
+# onnx.reference interprets node by node in numpy: fine for tests and small models, minutes or
+# hours for a 100 MB detector. Above these limits it is used only when asked for.
+REFERENCE_EVALUATOR_MAX_BYTES = 20 * 2**20
+REFERENCE_EVALUATOR_MAX_NODES = 300
+
+_PROVIDER_NAMES = {"CPUExecutionProvider": "ort-cpu", "OpenVINOExecutionProvider": "openvino"}
+# Azure forwards requests to a remote endpoint: it cannot run a model by itself.
+_NOT_LOCAL = {"AzureExecutionProvider"}
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    name: str
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def runtime_name(provider: str) -> str:
+    """``CUDAExecutionProvider`` -> ``ort-cuda``; CPU and OpenVINO have the names users know."""
+    return _PROVIDER_NAMES.get(provider) or "ort-" + provider.removesuffix("ExecutionProvider").lower()
+
+
+def available_runtimes() -> dict[str, str]:
+    """Selectable runtime names -> what they are, for this onnxruntime build."""
+    names = {
+        REFERENCE: "ONNX Runtime CPU, graph optimizations disabled (reference)",
+        "ort-cpu": "ONNX Runtime CPU, default graph optimizations",
+        "onnx-reference": "onnx.reference.ReferenceEvaluator (numpy interpreter)",
+    }
+    for provider in ort.get_available_providers():
+        if provider not in _NOT_LOCAL and runtime_name(provider) not in names:
+            names[runtime_name(provider)] = f"ONNX Runtime {provider}"
+    return names
+
+
+def default_runtimes(model: onnx.ModelProto) -> list[str]:
+    """What verify runs without ``--runtime``: the reference, ORT CPU, and the cheap extras."""
+    names = [REFERENCE, "ort-cpu"]
+    if _small_standard_model(model):
+        names.append("onnx-reference")
+    if "openvino" in available_runtimes():
+        names.append("openvino")
+    return names
+
+
+def _small_standard_model(model: onnx.ModelProto) -> bool:
+    # Custom domains (com.microsoft fused ops) are unknown to the reference evaluator.
+    standard = all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+    return (
+        standard
+        and len(model.graph.node) <= REFERENCE_EVALUATOR_MAX_NODES
+        and model_data_size(model) <= REFERENCE_EVALUATOR_MAX_BYTES
+    )
+
+
+def make_runtime(name: str, model: ModelSource) -> Runtime:
+    """The runtime called ``name`` for ``model``; unknown names raise listing the available ones."""
+    available = available_runtimes()
+    if name not in available:
+        raise OnnxfitError(f"unknown runtime '{name}' (available: {', '.join(available)})")
+    if name == REFERENCE:
+        return OrtRuntime(model, name=name, optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if name == "onnx-reference":
+        return ReferenceRuntime(model)
+    provider = next(p for p in ort.get_available_providers() if runtime_name(p) == name)
+    return OrtRuntime(model, provider=provider, name=name)
+
+
+class OrtRuntime:
+    """One ONNX Runtime session on one EP (CPU kept as fallback so partial EPs still run)."""
+
+    def __init__(
+        self,
+        model: ModelSource,
+        provider: str = "CPUExecutionProvider",
+        name: str | None = None,
+        optimization_level: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        provider_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name or runtime_name(provider)
+        self.model = model
+        self.provider = provider
+        self.optimization_level = optimization_level
+        self.provider_options = provider_options or {}
+        self._session: ort.InferenceSession | None = None
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.graph_optimization_level = self.optimization_level
+            providers: list = [(self.provider, self.provider_options)]
+            if self.provider != "CPUExecutionProvider":
+                providers.append("CPUExecutionProvider")
+            # A path lets ORT read external data itself; a proto is handed over serialized.
+            source = self.model.SerializeToString() if isinstance(self.model, onnx.ModelProto) else str(self.model)
+            self._session = ort.InferenceSession(source, options, providers=providers)
+        return self._session
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        wanted = {i.name for i in self.session.get_inputs()}
+        results = self.session.run(names, {k: v for k, v in inputs.items() if k in wanted})
+        return dict(zip(names, (np.asarray(r) for r in results)))
+
+
+class ReferenceRuntime:
+    """``onnx.reference.ReferenceEvaluator``: independent of ONNX Runtime, numpy only."""
+
+    name = "onnx-reference"
+
+    def __init__(self, model: ModelSource) -> None:
+        self.model = model
+        self._evaluator = None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from onnx.reference import ReferenceEvaluator
+
+        if self._evaluator is None:
+            proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))
+            self._evaluator = ReferenceEvaluator(proto)
+        names = list(self._evaluator.output_names)
+        wanted = set(self._evaluator.input_names)
+        results = self._evaluator.run(None, {k: v for k, v in inputs.items() if k in wanted})
+        return dict(zip(names, (np.asarray(r) for r in results)))
+
+
+class TorchRuntime:
+    """A torch module called with the ONNX inputs in ``input_names`` order (no grad, eval mode)."""
+
+    name = "torch"
+
+    def __init__(self, module, input_names: Sequence[str], output_names: Sequence[str] | None = None) -> None:
+        self.module = module
+        self.input_names = list(input_names)
+        self.output_names = list(output_names) if output_names else None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            result = self.module(*(torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in self.input_names))
+        tensors = list(result) if isinstance(result, (tuple, list)) else [result]
+        names = self.output_names or [f"output_{i}" for i in range(len(tensors))]
+        if len(names) != len(tensors):
+            raise ValueError(f"torch module returned {len(tensors)} outputs, expected {len(names)} ({names})")
+        return {n: t.detach().cpu().numpy() for n, t in zip(names, tensors)}

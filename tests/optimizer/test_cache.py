@@ -1,0 +1,167 @@
+"""The per-machine cache: hits, misses, invalidation, concurrency, integrity, prune."""
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.optimizer.cache import Cache, auto_target, parse_size, prepare, prepare_entry
+from tests.conftest import assert_same_outputs, make_model, random_feeds, tensor_info
+
+
+def _gather_model(index=1, width=3):
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [index])
+    weight = numpy_helper.from_array(np.linspace(0, 1, 2 * width, dtype=np.float32).reshape(2, width), "w")
+    nodes = [helper.make_node("Add", ["x", "w"], ["s"]), helper.make_node("Gather", ["s", "idx"], ["y"], axis=1)]
+    return make_model(nodes, [tensor_info("x", [2, width])], [tensor_info("y", [2])], [idx, weight])
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "models" / "m.onnx"
+    path.parent.mkdir()
+    onnx.save(_gather_model(), path)
+    return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "cache"
+
+
+def _prepare(source, cache_dir, **kwargs):
+    kwargs.setdefault("passes", ["scalar-gather"])
+    return prepare_entry(source, target=kwargs.pop("target", "coreml"), cache_dir=cache_dir, **kwargs)
+
+
+def test_miss_then_hit_returns_same_equivalent_model(source, cache_dir):
+    first = _prepare(source, cache_dir)
+    second = _prepare(source, cache_dir)
+    assert (first.hit, second.hit) == (False, True)
+    assert first.path == second.path and first.path.is_relative_to(cache_dir)
+    original, cached = onnx.load(source), onnx.load(first.path)
+    assert any(n.op_type == "Squeeze" for n in cached.graph.node)
+    assert_same_outputs(original, cached, random_feeds(original))
+
+
+def test_changed_source_invalidates(source, cache_dir):
+    first = _prepare(source, cache_dir)
+    onnx.save(_gather_model(index=2), source)
+    second = _prepare(source, cache_dir)
+    assert not second.hit and second.key != first.key
+    feeds = random_feeds(onnx.load(source))
+    assert_same_outputs(onnx.load(source), onnx.load(second.path), feeds)
+
+
+def test_targets_and_shapes_give_different_entries(source, cache_dir):
+    coreml = _prepare(source, cache_dir, target="coreml")
+    nnapi = _prepare(source, cache_dir, target="nnapi")
+    shaped = _prepare(source, cache_dir, target="coreml", input_shapes={"x": (2, 3)})
+    assert len({coreml.key, nnapi.key, shaped.key}) == 3
+    assert len(Cache(cache_dir).entries()) == 3
+
+
+def test_unchanged_model_returns_the_source_path(tmp_path, cache_dir):
+    path = tmp_path / "relu.onnx"
+    onnx.save(make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 4])], [tensor_info("y", [1, 4])]),
+              path)
+    first = _prepare(path, cache_dir)
+    second = _prepare(path, cache_dir)
+    assert first.path == path and second.path == path and second.hit and not second.rewritten
+
+
+def _worker(args):
+    source, cache_dir = args
+    entry = prepare_entry(source, target="coreml", cache_dir=cache_dir, passes=["scalar-gather"])
+    return str(entry.path), entry.hit
+
+
+def test_four_concurrent_processes_build_once(source, cache_dir):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        results = pool.map(_worker, [(source, cache_dir)] * 4)
+    assert len({path for path, _ in results}) == 1
+    assert sorted(hit for _, hit in results) == [False, True, True, True]
+    assert len(Cache(cache_dir).entries()) == 1
+
+
+def test_corrupted_entry_is_rebuilt_never_served(source, cache_dir):
+    first = _prepare(source, cache_dir)
+    data = bytearray(first.path.read_bytes())
+    data[-20:] = b"\x00" * 20  # same size, different bytes
+    first.path.write_bytes(bytes(data))
+    os.utime(first.path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    again = _prepare(source, cache_dir)
+    assert not again.hit
+    assert again.path.read_bytes() != bytes(data)
+    assert_same_outputs(onnx.load(source), onnx.load(again.path), random_feeds(onnx.load(source)))
+
+
+def test_partial_entry_without_metadata_is_rebuilt(source, cache_dir):
+    first = _prepare(source, cache_dir)
+    (first.path.parent / "meta.json").unlink()
+    again = _prepare(source, cache_dir)
+    assert not again.hit and (again.path.parent / "meta.json").exists()
+
+
+def test_failed_build_leaves_no_entry(source, cache_dir):
+    cache = Cache(cache_dir)
+
+    def broken_builder(tmp_dir):
+        (tmp_dir / "model.onnx").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.build("somekey", broken_builder)
+    assert cache.entries() == [] and list((cache_dir / "tmp").iterdir()) == []
+
+
+def test_read_only_source_directory_is_never_written(source, cache_dir):
+    before = sorted(p.name for p in source.parent.iterdir())
+    os.chmod(source.parent, 0o555)
+    try:
+        entry = _prepare(source, cache_dir)
+    finally:
+        os.chmod(source.parent, 0o755)
+    assert sorted(p.name for p in source.parent.iterdir()) == before
+    assert entry.path.is_relative_to(cache_dir)
+
+
+def test_prune_evicts_least_recently_used(tmp_path, cache_dir):
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"m{i}.onnx"
+        onnx.save(_gather_model(width=200 + i), path)
+        paths.append(path)
+    entries = [_prepare(p, cache_dir) for p in paths]
+    now = time.time()
+    for age, entry in zip((300, 100, 200), entries):  # m1 newest, m0 oldest
+        os.utime(entry.path.parent / "last_used", (now - age, now - age))
+    sizes = {e.key: e.size for e in Cache(cache_dir).entries()}
+    keep = sizes[entries[1].key] + sizes[entries[2].key]
+    evicted = Cache(cache_dir).prune(keep)
+    assert [e.key for e in evicted] == [entries[0].key]
+    assert {e.key for e in Cache(cache_dir).entries()} == {entries[1].key, entries[2].key}
+
+
+def test_prepare_env_cache_dir_and_auto_target(source, cache_dir, monkeypatch):
+    monkeypatch.setenv("ONNXFIT_CACHE_DIR", str(cache_dir))
+    path = prepare(source, target="auto")
+    assert auto_target(["CPUExecutionProvider"]) == "cpu"
+    assert auto_target(["CoreMLExecutionProvider", "CPUExecutionProvider"]) == "coreml"
+    assert auto_target(["CUDAExecutionProvider", "TensorrtExecutionProvider"]) == "tensorrt"
+    # CPU runs the model as it is: nothing to rewrite for a scalar Gather, so the source comes back.
+    assert path == source or path.is_relative_to(cache_dir)
+
+
+def test_parse_size():
+    assert parse_size("2GB") == 2 * 10**9
+    assert parse_size("512MiB") == 512 * 2**20
+    assert parse_size("1000") == 1000
+    with pytest.raises(OnnxfitError, match="bad size"):
+        parse_size("lots")
