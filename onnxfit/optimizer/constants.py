@@ -15,7 +15,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper, numpy_helper
 
-__all__ = ["constant_value", "is_constant", "static_shape"]
+__all__ = ["constant_value", "evaluate_node", "is_constant", "static_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,15 @@ def _shape_value(node: gs.Node) -> np.ndarray | None:
         return None
     start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
     return np.asarray(shape[start:end], dtype=np.int64)
+
+
+def evaluate_node(node: gs.Node, inputs: list[np.ndarray | None], opset: int | None) -> list[np.ndarray] | None:
+    """``node``'s outputs for the given input values (None for an omitted optional input), or None
+    when onnx.reference cannot run it or an output is larger than a shape-sized tensor.
+
+    For passes that fold forward through a graph themselves and keep their own table of values.
+    """
+    return _evaluate(node, inputs, opset)
 
 
 def _evaluate(node: gs.Node, inputs: list[np.ndarray | None], opset: int | None) -> list[np.ndarray] | None:

@@ -176,8 +176,8 @@ def compare_outputs(
 ) -> list[OutputComparison]:
     """Every reference output against its counterpart in ``actual`` (matched by name, then position).
 
-    An output only ``actual`` has is reported with a note but is not a failure of the
-    reference's outputs... it is one: a model that adds outputs changes its interface.
+    Unpaired outputs on either side fail with a note: a model that drops or adds outputs
+    changed its interface.
     """
     results = []
     for a, e in match_outputs(list(actual), list(expected)):

@@ -1,0 +1,806 @@
+"""dynamic-batch: make the batch axis symbolic and repair what hardcodes or swallows it.
+
+Batch exports are usually broken: exporters trace at batch 1 and write that 1 into Reshape,
+Expand, ConstantOfShape and Resize constants, or write Reshapes that flatten the batch into
+another axis (SCRFD heads: ``Transpose(0,2,3,1)`` then ``Reshape([-1, 2])``), so at batch N the
+model fails or, worse, lets frames leak into each other. A correct batch-16 detector runs about 6x
+the frames/s of batch 1, so this is worth repairing. The pass first follows the batch through the
+graph (which axis of each tensor holds the frames; a small table of per-op rules, ``_RULES``), then:
+
+1. graph inputs whose leading dim is 1 get the symbolic dim ``ctx.batch_dim`` ("batch"); inputs
+   already symbolic are left as they are; a fixed leading dim above 1 is an error;
+2. a Reshape (or Flatten) that keeps the batch in an axis gets a constant shape with -1 in that
+   slot and the static per-frame dims elsewhere (``[1, 512, 20, 20]`` -> ``[-1, 512, 20, 20]``);
+3. a Reshape or Flatten that merges a leading batch into another axis, or a Squeeze that drops it,
+   keeps it as a new leading axis instead: ``[N*H*W, 2]`` becomes ``[N, H*W, 2]``. Such a graph
+   output changes rank (at batch 1 its value is the old output with a leading 1 added), and ops
+   after it that name axes (Softmax, Concat, Transpose, Reduce*, Slice, ...) have their
+   non-negative axes moved up by one, so they still work within a frame;
+4. a fixed tensor concatenated with batched ones (ConstantOfShape, Expand, Tile or an initializer
+   with batch 1) gets its batch from ``Shape(x)[b]`` of a batched input: the ConstantOfShape or
+   Expand shape is rewritten, anything else is wrapped in an Expand;
+5. Resize ``sizes`` with batch 1 become ``Concat(Shape(x)[b], sizes[1:])`` (not scales: a float
+   scale can round to a different output size); Expand, Tile, Pad and Resize scales that leave
+   the batch alone at batch 1 (broadcast 1, repeat 1, pad 0, scale 1) are batch-safe as they are;
+6. an op that mixes frames (Softmax or a reduction over the batch axis, MatMul/Gemm contracting
+   it, Concat/Split/Gather/Slice along it, Conv or BatchNormalization on a tensor whose batch is
+   not axis 0, a Reshape merging a batch that is not leading) or an op without a rule raises
+   OnnxfitError naming the node: such a model cannot be made dynamic by rewriting constants;
+7. value_info of intermediate tensors gets the symbolic batch dim (or loses its shape when it
+   depends on the batch in another way), so ONNX Runtime does not check it against batch 1.
+
+``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
+batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
+Only the main graph is followed; control flow that uses a batched tensor is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.optimizer import nodes
+from onnxfit.optimizer.constants import constant_value
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+
+__all__ = ["DynamicBatchPass"]
+
+log = logging.getLogger(__name__)
+
+_BIG_INITIALIZER = 1 << 16  # shape inference needs shapes, not weights: big ones become inputs
+_FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
+
+
+@register_pass
+class DynamicBatchPass:
+    name = "dynamic-batch"
+    version = 1
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
+        report = PassReport(self.name)
+        inputs = _batched_inputs(graph)
+        if not inputs:
+            report.notes.append("no graph input has a leading batch axis; nothing to do")
+            return report
+        graph.toposort()
+        walk = _Walk(graph, ctx, _shapes_at_batch_1(graph, inputs), report)
+        for x in inputs:
+            walk.axis[x.name] = 0
+        for node in list(graph.nodes):
+            walk.visit(node)
+        symbolic = _make_symbolic(walk, inputs, ctx.batch_dim)
+        report.rewritten += symbolic
+        if report.changed:
+            report.notes.append(f"batch axis '{ctx.batch_dim}' is dynamic ({symbolic} inputs, outputs and "
+                                "value_info entries made symbolic)")
+        else:
+            report.notes.append("batch already symbolic and nothing hardcodes it; nothing to do")
+        return report
+
+
+# ---------------------------------------------------------------------------- inputs and shapes
+
+def _batched_inputs(graph: gs.Graph) -> list[gs.Variable]:
+    """Graph inputs that carry frames: rank >= 1 with a leading dim of 1 or a symbolic one."""
+    batched = []
+    for x in graph.inputs:
+        if x.shape is None or len(x.shape) == 0:
+            continue
+        lead = x.shape[0]
+        if isinstance(lead, (int, np.integer)) and lead > 1:
+            raise OnnxfitError(f"input '{x.name}' has a fixed batch of {lead}; dynamic-batch repairs models "
+                               "exported at batch 1 or with a symbolic batch")
+        batched.append(x)
+    return batched
+
+
+def _shapes_at_batch_1(graph: gs.Graph, inputs: list[gs.Variable]) -> dict[str, tuple]:
+    """Every tensor's shape at batch 1, from onnx shape inference on a copy of the graph.
+
+    Repairs need static per-frame shapes; inference at batch 1 gives them even when the model's
+    batch is already symbolic. Stale value_info is dropped first so it cannot override inference.
+    """
+    model = gs.export_onnx(graph, do_type_check=False)
+    names = {x.name for x in inputs}
+    for vi in model.graph.input:
+        if vi.name in names:
+            vi.type.tensor_type.shape.dim[0].Clear()
+            vi.type.tensor_type.shape.dim[0].dim_value = 1
+    del model.graph.value_info[:]
+    for vi in model.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    # Weights are only needed for their shapes; as inputs they keep the proto small (2 GB limit).
+    for init in [t for t in model.graph.initializer if math.prod(t.dims) > _BIG_INITIALIZER]:
+        model.graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+        model.graph.initializer.remove(init)
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
+                                    for d in vi.type.tensor_type.shape.dim)
+    return shapes
+
+
+# ---------------------------------------------------------------------------- the batch walk
+
+class _Walk:
+    """Follows the batch through the graph in topological order, repairing as it goes.
+
+    ``axis``: batched tensor name -> its batch axis in the rewritten graph. ``lifted``: batched
+    tensors that gained a leading batch axis (rule 3), one rank above the original tensor.
+    ``derived``: unbatched tensors whose value depends on the batch (Shape chains).
+    """
+
+    def __init__(self, graph: gs.Graph, ctx: PassContext, shapes: dict[str, tuple], report: PassReport):
+        self.graph, self.opset, self.shapes, self.report = graph, ctx.opset, shapes, report
+        self.axis: dict[str, int] = {}
+        self.lifted: set[str] = set()
+        self.derived: set[str] = set()
+
+    # --- facts about tensors
+    def b(self, t) -> int | None:
+        return None if _absent(t) else self.axis.get(t.name)
+
+    def old_shape(self, t) -> tuple | None:
+        if isinstance(t, gs.Constant):
+            return tuple(t.shape)
+        return self.shapes.get(t.name)
+
+    def shape(self, t) -> tuple | None:
+        """Shape at batch 1 in the rewritten graph."""
+        old = self.old_shape(t)
+        if old is None:
+            return None
+        return (1, *old) if t.name in self.lifted else old
+
+    def rank(self, t, node: gs.Node) -> int:
+        shape = self.shape(t)
+        if shape is None:
+            raise OnnxfitError(f"node '{node.name}' ({node.op}): the rank of '{t.name}' is unknown; "
+                               "cannot follow the batch")
+        return len(shape)
+
+    def static(self, t, node: gs.Node, old: bool = False) -> tuple[int, ...]:
+        shape = self.old_shape(t) if old else self.shape(t)
+        if shape is None or any(d is None for d in shape):
+            raise OnnxfitError(f"node '{node.name}' ({node.op}): the per-frame shape of '{t.name}' is not static; "
+                               "cannot tell where the batch goes")
+        return tuple(int(d) for d in shape)
+
+    def fixed(self, t) -> np.ndarray | None:
+        """The value of ``t`` when it is known before run time and does not come from the batch."""
+        if _absent(t) or t.name in self.derived:
+            return None
+        return constant_value(t, self.opset)
+
+    # --- the walk
+    def visit(self, node: gs.Node) -> None:
+        _check_subgraphs(self, node)
+        if all(self.b(t) is None for t in node.inputs):
+            if any(not _absent(t) and t.name in self.derived for t in node.inputs):
+                self.derived.update(o.name for o in node.outputs)
+            return
+        if node.op in ("Shape", "Size"):
+            self.derived.update(o.name for o in node.outputs)
+            return
+        rule = _RULES.get(node.op) if node.domain in ("", "ai.onnx") else None
+        if rule is None:
+            raise OnnxfitError(f"node '{node.name}' ({node.op}): no batch rule for {node.op}; "
+                               "the batch cannot be made dynamic")
+        lifted_in = any(not _absent(t) and t.name in self.lifted for t in node.inputs)
+        if lifted_in:
+            _shift_axes(self, node)
+        axes = rule(self, node)
+        for out, axis in zip(node.outputs, axes):
+            if axis is None:
+                continue
+            self.axis[out.name] = axis
+            if lifted_in and node.op in _AXIS_FORMS and node.op != "Flatten":
+                self.lifted.add(out.name)
+
+    # --- building repairs
+    def int64(self, base: str, values) -> gs.Constant:
+        return nodes.int64_constant(self.graph, base, values)
+
+    def batch_shape(self, values, pos: int, source: gs.Tensor, source_axis: int, base: str) -> gs.Variable:
+        """``values`` with element ``pos`` replaced by ``Shape(source)[source_axis]`` at run time."""
+        shape = nodes.add_node(self.graph, "Shape", f"{base}_shape", [source]).outputs[0]
+        batch = nodes.add_node(self.graph, "Gather", f"{base}_batch",
+                               [shape, self.int64(f"{base}_batch_index", [source_axis])], {"axis": 0}).outputs[0]
+        parts = [batch]
+        values = [int(v) for v in values]
+        if values[:pos]:
+            parts.insert(0, self.int64(f"{base}_before", values[:pos]))
+        if values[pos + 1:]:
+            parts.append(self.int64(f"{base}_after", values[pos + 1:]))
+        out = nodes.concat(self.graph, parts, 0, f"{base}_with_batch")
+        self.report.added += 3
+        return out
+
+
+def _absent(t) -> bool:
+    return t is None or (isinstance(t, gs.Variable) and t.name == "")
+
+
+def _check_subgraphs(walk: _Walk, node: gs.Node) -> None:
+    """If/Loop/Scan bodies are not followed: refuse when they see a batched tensor."""
+    for value in node.attrs.values():
+        if not isinstance(value, gs.Graph):
+            continue
+        for sub in [value, *value.subgraphs(recursive=True)]:
+            for inner in sub.nodes:
+                if any(walk.b(t) is not None for t in inner.inputs):
+                    raise OnnxfitError(f"node '{node.name}' ({node.op}) uses a batched tensor inside a subgraph; "
+                                       "the batch cannot be made dynamic")
+
+
+def _mixes(node: gs.Node, how: str) -> OnnxfitError:
+    return OnnxfitError(f"node '{node.name}' ({node.op} {how}) mixes frames; the batch cannot be made dynamic")
+
+
+def _norm(axis: int, rank: int) -> int:
+    return int(axis) + rank if axis < 0 else int(axis)
+
+
+# ---------------------------------------------------------------------------- axis forms
+
+_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+# Ops whose axes name axes of the data input, with the default axis (by opset) where one exists.
+_AXIS_DEFAULT: dict[str, Callable[[int], int | None]] = {
+    "Softmax": lambda opset: 1 if opset < 13 else -1, "LogSoftmax": lambda opset: 1 if opset < 13 else -1,
+    "Hardmax": lambda opset: 1 if opset < 13 else -1, "Concat": lambda opset: None,
+    "Gather": lambda opset: 0, "Split": lambda opset: 0, "ArgMax": lambda opset: 0, "ArgMin": lambda opset: 0,
+    "Flatten": lambda opset: 1, "TopK": lambda opset: -1, "LayerNormalization": lambda opset: -1,
+}
+_AXES_OPS = _REDUCE | {"Squeeze", "Unsqueeze", "Slice"}
+_AXIS_FORMS = set(_AXIS_DEFAULT) | _AXES_OPS | {"Transpose"}
+
+
+def _axis(walk: _Walk, node: gs.Node) -> int:
+    return node.attrs.get("axis", _AXIS_DEFAULT[node.op](walk.opset))
+
+
+def _axes_input(op: str, opset: int) -> int | None:
+    """Index of the axes input, or None while axes were still an attribute."""
+    if op == "Slice":
+        return 3 if opset >= 10 else None
+    since = 13 if op in ("Squeeze", "Unsqueeze", "ReduceSum") else 18
+    return 1 if opset >= since else None
+
+
+def _read_axes(walk: _Walk, node: gs.Node) -> list[int] | None:
+    index = _axes_input(node.op, walk.opset)
+    if index is None:
+        axes = node.attrs.get("axes")
+        return None if axes is None else [int(a) for a in axes]
+    if len(node.inputs) <= index or _absent(node.inputs[index]):
+        return None
+    value = walk.fixed(node.inputs[index])
+    if value is None:
+        raise OnnxfitError(f"node '{node.name}' ({node.op}): axes are computed at run time; cannot follow the batch")
+    return [int(a) for a in np.atleast_1d(value)]
+
+
+def _write_axes(walk: _Walk, node: gs.Node, axes: list[int]) -> None:
+    index = _axes_input(node.op, walk.opset)
+    if index is None:
+        node.attrs["axes"] = list(axes)
+        return
+    constant = walk.int64(f"{node.name or node.op}_axes", axes)
+    if len(node.inputs) > index:
+        node.inputs[index] = constant
+    else:
+        node.inputs.append(constant)
+
+
+def _slice_params(walk: _Walk, node: gs.Node) -> tuple[list[int], list[int], list[int]] | None:
+    """starts, ends, steps of a Slice when known before run time."""
+    if walk.opset < 10:
+        starts, ends = node.attrs["starts"], node.attrs["ends"]
+        return list(starts), list(ends), [1] * len(starts)
+    values = [walk.fixed(node.inputs[i]) if len(node.inputs) > i and not _absent(node.inputs[i]) else None
+              for i in (1, 2, 4)]
+    if values[0] is None or values[1] is None:
+        return None
+    steps = values[2] if values[2] is not None else np.ones(len(values[0]), dtype=np.int64)
+    return [int(v) for v in values[0]], [int(v) for v in values[1]], [int(v) for v in steps]
+
+
+def _shift_axes(walk: _Walk, node: gs.Node) -> None:
+    """The data input gained a leading batch axis (rule 3): its old axis i is now axis i + 1.
+
+    Negative axes count from the end and still name the same axis.
+    """
+    op = node.op
+    if op in _BROADCAST or op in ("Reshape", "MatMul"):
+        return  # these rules read the new ranks themselves
+    if op not in _AXIS_FORMS:
+        raise OnnxfitError(f"node '{node.name}' ({op}) follows a Reshape that moved the batch to a new leading "
+                           f"axis, and {op} has no rule for that; the batch cannot be made dynamic")
+    if any(not _absent(t) and t.name in walk.lifted for t in node.inputs[1:]) and op != "Concat":
+        raise OnnxfitError(f"node '{node.name}' ({op}): a batch moved by a Reshape reaches a non-data input; "
+                           "the batch cannot be made dynamic")
+    old_rank = walk.rank(node.inputs[0], node) - 1
+
+    def up(a: int) -> int:
+        return a + 1 if a >= 0 else a
+
+    if op == "Transpose":
+        perm = node.attrs.get("perm") or list(reversed(range(old_rank)))
+        node.attrs["perm"] = [0] + [p + 1 for p in perm]
+    elif op in _AXIS_DEFAULT:
+        node.attrs["axis"] = up(_axis(walk, node))
+    else:
+        axes = _read_axes(walk, node)
+        if axes is None:
+            if op == "Squeeze" or (op in _REDUCE and node.attrs.get("noop_with_empty_axes", 0)):
+                return  # the Squeeze rule resolves "all size-1 axes"; a no-op reduce stays one
+            count = len(_slice_params(walk, node)[0]) if op == "Slice" else old_rank
+            axes = list(range(count))
+        _write_axes(walk, node, [up(a) for a in axes])
+
+
+# ---------------------------------------------------------------------------- per-op rules
+
+def _broadcast(walk: _Walk, node: gs.Node) -> list[int | None]:
+    """Elementwise ops: numpy broadcasting aligns axes from the right."""
+    present = [t for t in node.inputs if not _absent(t)]
+    ranks = [walk.rank(t, node) for t in present]
+    out_rank = max(ranks)
+    from_end = {r - walk.b(t) for t, r in zip(present, ranks) if walk.b(t) is not None}
+    if len(from_end) != 1:
+        raise _mixes(node, "broadcasting batch axes that do not line up")
+    (p,) = from_end
+    for t, r in zip(present, ranks):
+        if walk.b(t) is None and r >= p and walk.static(t, node)[r - p] != 1:
+            raise _mixes(node, "broadcasting a fixed tensor along the batch axis")
+    old_rank = max(r - (t.name in walk.lifted) for t, r in zip(present, ranks))
+    out_axis = out_rank - p
+    if out_rank > old_rank:
+        for out in node.outputs:
+            walk.lifted.add(out.name)
+    return [out_axis] * len(node.outputs)
+
+
+def _frame_op(walk: _Walk, node: gs.Node) -> list[int | None]:
+    """Conv, pooling, normalization: axis 0 is the batch, other inputs are per-model weights."""
+    batched = [i for i, t in enumerate(node.inputs) if walk.b(t) is not None]
+    allowed = {0, 1} if node.op == "GridSample" else {0}
+    if walk.b(node.inputs[0]) != 0 or not set(batched) <= allowed or any(walk.b(node.inputs[i]) != 0 for i in batched):
+        raise _mixes(node, f"on a tensor whose batch is not axis 0 of its data input")
+    n_batched = len(node.outputs) if node.op == "MaxPool" else 1
+    return [0] * n_batched
+
+
+def _reshape(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, out = node.inputs[0], node.outputs[0]
+    b = walk.b(x)
+    if walk.b(node.inputs[1]) is not None:
+        raise _mixes(node, "with a shape taken from batched data")
+    in_shape, out_shape = walk.static(x, node), walk.static(out, node, old=True)
+    k = _batch_slot(in_shape, b, out_shape)
+    current = walk.fixed(node.inputs[1])
+    if k is not None:
+        allowzero = node.attrs.get("allowzero", 0)
+        if current is not None and not _keeps_batch([int(v) for v in current], k, b, allowzero):
+            new = list(out_shape)
+            new[k] = -1
+            _set_reshape_shape(walk, node, new)
+        return [k]
+    if b != 0:
+        raise OnnxfitError(f"node '{node.name}' (Reshape) merges the batch (axis {b}, not leading) into another "
+                           "axis; frames interleave and the batch cannot be made dynamic")
+    _set_reshape_shape(walk, node, [-1, *out_shape])
+    walk.lifted.add(out.name)
+    return [0]
+
+
+def _batch_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...]) -> int | None:
+    """The output axis that holds the batch after a Reshape at batch 1, or None if it is merged.
+
+    The batch survives in output axis k when the axes before it hold exactly the elements that the
+    input axes before the batch hold (frames stay contiguous blocks) and axis k has size 1.
+    """
+    before = math.prod(in_shape[:b])
+    run = 1
+    for k, d in enumerate(out_shape):
+        if run == before and d == 1:
+            return k
+        run *= d
+        if run > before:
+            return None
+    return None
+
+
+def _keeps_batch(shape: list[int], k: int, b: int, allowzero: int) -> bool:
+    """True when a Reshape shape already copies or infers the batch in slot ``k``."""
+    if k >= len(shape):
+        return False
+    if shape[k] == -1:
+        return shape.count(-1) == 1
+    return shape[k] == 0 and k == b and not allowzero
+
+
+def _set_reshape_shape(walk: _Walk, node: gs.Node, shape: list[int]) -> None:
+    # A new constant each time: one shape initializer is often shared by several Reshapes.
+    node.inputs[1] = walk.int64(f"{node.name or 'reshape'}_batch_shape", shape)
+    walk.report.rewritten += 1
+
+
+def _flatten(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x = node.inputs[0]
+    b, shape = walk.b(x), walk.static(x, node)
+    axis = _norm(_axis(walk, node), len(shape))
+    if b < axis and math.prod(shape[:axis]) == 1:
+        return [0]  # the batch is all of output axis 0
+    if b != 0:
+        raise OnnxfitError(f"node '{node.name}' (Flatten) merges the batch (axis {b}, not leading) into another "
+                           "axis; frames interleave and the batch cannot be made dynamic")
+    # Flatten always yields rank 2; keeping the batch in front takes a Reshape.
+    out_shape = walk.static(node.outputs[0], node, old=True)
+    node.op, node.attrs = "Reshape", {}
+    node.inputs.append(walk.int64(f"{node.name or 'flatten'}_batch_shape", [-1, *out_shape]))
+    walk.report.rewritten += 1
+    walk.lifted.add(node.outputs[0].name)
+    return [0]
+
+
+def _squeeze(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    rank = walk.rank(x, node)
+    axes = _read_axes(walk, node)
+    if axes is None:
+        axes = [i for i, d in enumerate(walk.static(x, node)) if d == 1]
+    axes = [_norm(a, rank) for a in axes]
+    if b not in axes:
+        return [b - sum(a < b for a in axes)]
+    keep = [a for a in axes if a != b]
+    if b - sum(a < b for a in keep) != 0:
+        raise OnnxfitError(f"node '{node.name}' (Squeeze) drops the batch axis {b} between other axes; "
+                           "the batch cannot be made dynamic")
+    # At batch 1 the Squeeze also removed the batch; keep it as a leading axis (rule 3).
+    if keep:
+        _write_axes(walk, node, keep)
+    else:
+        node.op, node.attrs, node.inputs[:] = "Identity", {}, [x]
+    walk.report.rewritten += 1
+    walk.lifted.add(node.outputs[0].name)
+    return [0]
+
+
+def _unsqueeze(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    axes = _read_axes(walk, node)
+    out_rank = walk.rank(node.inputs[0], node) + len(axes)
+    inserted = {_norm(a, out_rank) for a in axes}
+    kept = [i for i in range(out_rank) if i not in inserted]
+    return [kept[b]]
+
+
+def _transpose(walk: _Walk, node: gs.Node) -> list[int | None]:
+    perm = node.attrs.get("perm") or list(reversed(range(walk.rank(node.inputs[0], node))))
+    return [list(perm).index(walk.b(node.inputs[0]))]
+
+
+def _concat(walk: _Walk, node: gs.Node) -> list[int | None]:
+    batched = [t for t in node.inputs if walk.b(t) is not None]
+    rank = walk.rank(batched[0], node)
+    axes = {walk.b(t) for t in batched}
+    if len(axes) != 1 or len({t.name in walk.lifted for t in batched}) != 1:
+        raise _mixes(node, "of tensors whose batch axes differ")
+    (b,) = axes
+    if _norm(node.attrs["axis"], rank) == b:
+        raise _mixes(node, f"along the batch axis {b}")
+    for i, t in enumerate(node.inputs):
+        if walk.b(t) is None:
+            _give_batch(walk, node, i, b, batched[0])
+    return [b]
+
+
+def _give_batch(walk: _Walk, node: gs.Node, i: int, b: int, source: gs.Tensor) -> None:
+    """A fixed input of a Concat with batch 1 takes its batch from ``source`` at run time (rule 4)."""
+    t = node.inputs[i]
+    shape = walk.static(t, node)
+    base = f"{node.name or 'concat'}_{t.name}"
+    producer = t.inputs[0] if isinstance(t, gs.Variable) and len(t.inputs) == 1 else None
+    shape_input = {"ConstantOfShape": 0, "Expand": 1}.get(producer.op) if producer is not None else None
+    if shape_input is not None and len(t.outputs) == 1 and walk.fixed(producer.inputs[shape_input]) is not None:
+        producer.inputs[shape_input] = walk.batch_shape(shape, b, source, walk.b(source), base)
+        walk.report.rewritten += 1
+        walk.axis[t.name] = b
+        return
+    wide = nodes.add_node(walk.graph, "Expand", f"{base}_batch",
+                          [t, walk.batch_shape(shape, b, source, walk.b(source), base)]).outputs[0]
+    wide.dtype = t.dtype
+    node.inputs[i] = wide
+    walk.report.added += 1
+    walk.axis[wide.name] = b
+
+
+def _split(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    if _norm(_axis(walk, node), walk.rank(node.inputs[0], node)) == b:
+        raise _mixes(node, f"along the batch axis {b}")
+    return [b] * len(node.outputs)
+
+
+def _gather(walk: _Walk, node: gs.Node) -> list[int | None]:
+    data, indices = node.inputs[:2]
+    axis = _norm(_axis(walk, node), walk.rank(data, node))
+    if walk.b(indices) is not None:
+        if walk.b(data) is not None:
+            raise _mixes(node, "with batched data and batched indices")
+        return [axis + walk.b(indices)]
+    b = walk.b(data)
+    if axis == b:
+        raise _mixes(node, f"indexing the batch axis {b}")
+    return [b if b < axis else b + walk.rank(indices, node) - 1]
+
+
+def _slice(walk: _Walk, node: gs.Node) -> list[int | None]:
+    if any(walk.b(t) is not None for t in node.inputs[1:]):
+        raise _mixes(node, "with batched starts/ends")
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    params = _slice_params(walk, node)
+    axes = _read_axes(walk, node)
+    if params is None:
+        if axes is None or b in [_norm(a, walk.rank(x, node)) for a in axes]:
+            raise OnnxfitError(f"node '{node.name}' (Slice): starts/ends are computed at run time; "
+                               "cannot tell whether it selects frames")
+        return [b]
+    starts, ends, steps = params
+    axes = axes if axes is not None else list(range(len(starts)))
+    axes = [_norm(a, walk.rank(x, node)) for a in axes]
+    if b in axes:
+        j = axes.index(b)
+        if not (starts[j] == 0 and ends[j] >= _FULL_END and steps[j] == 1):
+            raise _mixes(node, f"selecting frames on the batch axis {b}")
+    return [b]
+
+
+def _softmax(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    axis = _norm(_axis(walk, node), walk.rank(node.inputs[0], node))
+    # Before opset 13 Softmax flattens axes [axis:] into one row.
+    if axis == b or (walk.opset < 13 and b >= axis):
+        raise _mixes(node, f"over axis {b}")
+    return [b]
+
+
+def _reduce(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    rank = walk.rank(x, node)
+    if node.op in ("ArgMax", "ArgMin"):
+        axes = [_norm(_axis(walk, node), rank)]
+    else:
+        axes = _read_axes(walk, node)
+        if not axes:
+            if node.attrs.get("noop_with_empty_axes", 0):
+                return [b]
+            axes = list(range(rank))
+        axes = [_norm(a, rank) for a in axes]
+    if b in axes:
+        raise _mixes(node, f"over axis {b}")
+    if node.attrs.get("keepdims", 1):
+        return [b]
+    return [b - sum(a < b for a in axes)]
+
+
+def _topk(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    if _norm(_axis(walk, node), walk.rank(node.inputs[0], node)) == b:
+        raise _mixes(node, f"over axis {b}")
+    return [b, b]
+
+
+def _layer_norm(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    if any(walk.b(t) is not None for t in node.inputs[1:]):
+        raise _mixes(node, "with batched scale or bias")
+    if b >= _norm(_axis(walk, node), walk.rank(node.inputs[0], node)):
+        raise _mixes(node, f"normalizing over the batch axis {b}")
+    return [b] * len(node.outputs)
+
+
+def _matmul(walk: _Walk, node: gs.Node) -> list[int | None]:
+    a, bm = node.inputs[:2]
+    ra, rb = walk.rank(a, node), walk.rank(bm, node)
+    out_rank = max(ra, rb) if ra >= 2 and rb >= 2 else max(ra, rb) - 1
+    candidates = set()
+    if walk.b(a) is not None:
+        ba = walk.b(a)
+        if ra == 1 or ba == ra - 1:
+            raise _mixes(node, "contracting the batch axis")
+        if ba == ra - 2:
+            candidates.add(out_rank - 2 if rb >= 2 else out_rank - 1)
+        else:
+            candidates.add(("broadcast", out_rank - (ra - ba) if rb >= 2 else ba))
+    if walk.b(bm) is not None:
+        bb = walk.b(bm)
+        if rb == 1 or bb == rb - 2:
+            raise _mixes(node, "contracting the batch axis")
+        if bb == rb - 1:
+            candidates.add(out_rank - 1)
+        else:
+            candidates.add(("broadcast", out_rank - (rb - bb) if ra >= 2 else bb))
+    if len(candidates) != 1:
+        raise _mixes(node, "with both operands batched on different axes")
+    (axis,) = candidates
+    axis = axis[1] if isinstance(axis, tuple) else axis
+    old_rank = out_rank - (a.name in walk.lifted or bm.name in walk.lifted)
+    old_out = walk.old_shape(node.outputs[0])
+    if old_out is not None and len(old_out) < out_rank:
+        walk.lifted.add(node.outputs[0].name)
+    elif old_out is None and old_rank < out_rank:
+        walk.lifted.add(node.outputs[0].name)
+    return [axis]
+
+
+def _gemm(walk: _Walk, node: gs.Node) -> list[int | None]:
+    a, bm = node.inputs[:2]
+    if len(node.inputs) > 2 and walk.b(node.inputs[2]) is not None:
+        raise _mixes(node, "with a batched bias")
+    rows = 1 if node.attrs.get("transA", 0) else 0
+    cols = 0 if node.attrs.get("transB", 0) else 1
+    if walk.b(a) is not None and walk.b(bm) is not None:
+        raise _mixes(node, "with both operands batched")
+    if walk.b(a) is not None:
+        if walk.b(a) != rows:
+            raise _mixes(node, "contracting the batch axis")
+        return [0]
+    if walk.b(bm) != cols:
+        raise _mixes(node, "contracting the batch axis")
+    return [1]
+
+
+def _pad(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    rank = walk.rank(x, node)
+    if walk.opset < 11:
+        pads = node.attrs.get("pads", node.attrs.get("paddings"))
+    else:
+        pads = walk.fixed(node.inputs[1])
+    if pads is None:
+        return [b]  # computed at run time from the input's shape
+    pads = [int(p) for p in pads]
+    axes = list(range(rank))
+    if len(node.inputs) > 3 and not _absent(node.inputs[3]):
+        axes = [_norm(a, rank) for a in _read_pad_axes(walk, node)]
+    if b in axes:
+        j, n = axes.index(b), len(axes)
+        if pads[j] or pads[j + n]:
+            raise _mixes(node, f"padding the batch axis {b}")
+    return [b]
+
+
+def _read_pad_axes(walk: _Walk, node: gs.Node) -> list[int]:
+    value = walk.fixed(node.inputs[3])
+    if value is None:
+        raise OnnxfitError(f"node '{node.name}' (Pad): axes are computed at run time; cannot follow the batch")
+    return [int(a) for a in np.atleast_1d(value)]
+
+
+def _tile(walk: _Walk, node: gs.Node) -> list[int | None]:
+    b = walk.b(node.inputs[0])
+    repeats = walk.fixed(node.inputs[1])
+    if repeats is not None and int(repeats[b]) != 1:
+        raise _mixes(node, f"repeating frames along the batch axis {b}")
+    return [b]
+
+
+def _expand(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    if walk.b(node.inputs[1]) is not None:
+        raise _mixes(node, "with a shape taken from batched data")
+    rank = walk.rank(x, node)
+    shape = walk.fixed(node.inputs[1])
+    if shape is None:
+        out_rank = len(walk.static(node.outputs[0], node, old=True))
+        return [b + out_rank - rank]
+    out_rank = max(rank, len(shape))
+    out_b = b + out_rank - rank
+    j = out_b - (out_rank - len(shape))
+    # A 1 in the batch slot broadcasts to any batch; a k > 1 copied the single frame k times.
+    if j >= 0 and int(shape[j]) != 1:
+        raise _mixes(node, f"copying the frame {int(shape[j])} times along the batch axis {out_b}")
+    return [out_b]
+
+
+def _resize(walk: _Walk, node: gs.Node) -> list[int | None]:
+    x, b = node.inputs[0], walk.b(node.inputs[0])
+    if any(walk.b(t) is not None for t in node.inputs[1:]):
+        raise _mixes(node, "with batched scales or sizes")
+    axes = node.attrs.get("axes")
+    rank = walk.rank(x, node)
+    axes = [_norm(a, rank) for a in axes] if axes is not None else list(range(rank))
+    if b not in axes:
+        return [b]
+    pos = axes.index(b)
+    if node.op == "Upsample" and walk.opset < 9:
+        scales, sizes_index = node.attrs.get("scales"), None
+    elif node.op == "Upsample" or walk.opset < 11:
+        scales, sizes_index = walk.fixed(node.inputs[1]), None
+    else:
+        scales, sizes_index = walk.fixed(node.inputs[2]) if len(node.inputs) > 2 else None, 3
+    if sizes_index is not None and len(node.inputs) > sizes_index and not _absent(node.inputs[sizes_index]):
+        sizes = walk.fixed(node.inputs[sizes_index])
+        if sizes is None:
+            return [b]  # computed at run time from the input's shape
+        if int(sizes[pos]) != 1:
+            raise _mixes(node, f"resizing the batch axis {b} to {int(sizes[pos])}")
+        node.inputs[sizes_index] = walk.batch_shape(sizes, pos, x, b, node.name or "resize")
+        walk.report.rewritten += 1
+        return [b]
+    if scales is not None and np.size(scales) and float(np.asarray(scales)[pos]) != 1.0:
+        raise _mixes(node, f"scaling the batch axis {b}")
+    return [b]
+
+
+_BROADCAST = {
+    # unary
+    "Identity", "Cast", "CastLike", "Dropout", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
+    "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softplus", "Softsign", "Mish", "Erf", "Exp", "Log", "Sqrt",
+    "Reciprocal", "Abs", "Neg", "Sign", "Floor", "Ceil", "Round", "Sin", "Cos", "Not", "IsNaN", "IsInf", "Clip",
+    # n-ary with numpy broadcasting
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+    "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "BitShift",
+}
+_FRAME_OPS = {
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
+    "GlobalLpPool", "BatchNormalization", "InstanceNormalization", "GroupNormalization", "LRN",
+    "DepthToSpace", "SpaceToDepth", "GridSample",
+}
+_RULES: dict[str, Callable[[_Walk, gs.Node], list[int | None]]] = {
+    **{op: _broadcast for op in _BROADCAST},
+    **{op: _frame_op for op in _FRAME_OPS},
+    **{op: _reduce for op in _REDUCE | {"ArgMax", "ArgMin"}},
+    "Softmax": _softmax, "LogSoftmax": _softmax, "Hardmax": _softmax,
+    "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
+    "Transpose": _transpose, "Concat": _concat, "Split": _split, "Gather": _gather, "Slice": _slice,
+    "TopK": _topk, "LayerNormalization": _layer_norm, "MatMul": _matmul, "Gemm": _gemm,
+    "Pad": _pad, "Tile": _tile, "Expand": _expand, "Resize": _resize, "Upsample": _resize,
+}
+
+
+# ---------------------------------------------------------------------------- symbolic shapes
+
+def _make_symbolic(walk: _Walk, inputs: list[gs.Variable], dim: str) -> int:
+    """Put the symbolic batch into io and value_info shapes (rules 1 and 7); returns how many changed."""
+    graph, changed = walk.graph, 0
+    for x in inputs:
+        if isinstance(x.shape[0], (int, np.integer)):
+            x.shape = [dim, *x.shape[1:]]
+            changed += 1
+    io = {t.name for t in graph.inputs}
+    for t in graph.outputs:
+        if walk.b(t) is None:
+            walk.report.notes.append(f"output '{t.name}' does not depend on the frames; its shape stays")
+    touched = walk.report.changed or changed
+    for t in graph.tensors().values():
+        if not isinstance(t, gs.Variable) or t.name in io or t.shape is None:
+            continue
+        if t.name in walk.axis:
+            new = _symbolic_shape(t.shape, walk.axis[t.name], t.name in walk.lifted, dim)
+            if new is not None:
+                t.shape = new
+                changed += 1
+        elif t.name in walk.derived and touched:
+            t.shape = None  # its shape may follow the batch's value (ConstantOfShape of a Shape)
+    return changed
+
+
+def _symbolic_shape(shape, b: int, lifted: bool, dim: str) -> list | None:
+    """``shape`` with ``dim`` in the batch axis, or None when it already is symbolic there."""
+    if lifted:
+        return [dim, *shape]
+    if b < len(shape) and isinstance(shape[b], (int, np.integer)):
+        return [*shape[:b], dim, *shape[b + 1:]]
+    return None
