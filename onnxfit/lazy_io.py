@@ -226,7 +226,7 @@ def materialize(model: onnx.ModelProto) -> onnx.ModelProto:
             handle.seek(offset)
             data = handle.read(length)
         del tensor.external_data[:]
-        tensor.data_location = onnx.TensorProto.DEFAULT
+        tensor.ClearField("data_location")
         tensor.raw_data = data
     return model
 
@@ -243,19 +243,19 @@ def write_model_streaming(model: onnx.ModelProto, path: Path, data_path: Path | 
     if data_path is not None:
         _write_with_external_data(model, path, data_path, data_location or data_path.name)
         return
-    initializers = list(model.graph.initializer)
+    # The skeleton is small (lazy tensors hold no bytes), so these copies are cheap.
     graph_rest = onnx.GraphProto()
-    graph_rest.CopyFrom(model.graph) if False else _copy_graph_without_initializers(model.graph, graph_rest)
+    graph_rest.CopyFrom(model.graph)
+    graph_rest.ClearField("initializer")
     rest_bytes = graph_rest.SerializeToString()
     pieces: list[tuple[bytes, tuple[str, int, int] | None]] = []  # (header bytes, lazy payload)
     graph_size = len(rest_bytes)
-    for tensor in initializers:
+    for tensor in model.graph.initializer:
         if is_lazy(tensor):
             location, offset, length = lazy_ref(tensor)
             body = _tensor_without_external(tensor).SerializeToString()
             raw_header = _len_field(_TENSOR_RAW_DATA, length)
-            tensor_size = len(body) + len(raw_header) + length
-            header = _len_field(_GRAPH_INITIALIZER, tensor_size) + body + raw_header
+            header = _len_field(_GRAPH_INITIALIZER, len(body) + len(raw_header) + length) + body + raw_header
             pieces.append((header, (location, offset, length)))
             graph_size += len(header) + length
         else:
@@ -264,34 +264,13 @@ def write_model_streaming(model: onnx.ModelProto, path: Path, data_path: Path | 
             pieces.append((header, None))
             graph_size += len(header)
     model_rest = onnx.ModelProto()
-    for descriptor, value in model.ListFields():
-        if descriptor.number != _MODEL_GRAPH:
-            getattr(model_rest, descriptor.name).CopyFrom(value) if descriptor.type == descriptor.TYPE_MESSAGE and \
-                descriptor.label != descriptor.LABEL_REPEATED else _assign(model_rest, descriptor, value)
+    model_rest.CopyFrom(model)
+    model_rest.ClearField("graph")
     with open(path, "wb") as out:
         out.write(model_rest.SerializeToString())
         out.write(_len_field(_MODEL_GRAPH, graph_size))
         out.write(rest_bytes)
         _write_pieces(out, pieces)
-
-
-def _assign(message, descriptor, value) -> None:
-    if descriptor.label == descriptor.LABEL_REPEATED:
-        getattr(message, descriptor.name).extend(value)
-    else:
-        setattr(message, descriptor.name, value)
-
-
-def _copy_graph_without_initializers(graph: onnx.GraphProto, out: onnx.GraphProto) -> None:
-    for descriptor, value in graph.ListFields():
-        if descriptor.number == _GRAPH_INITIALIZER:
-            continue
-        if descriptor.label == descriptor.LABEL_REPEATED:
-            getattr(out, descriptor.name).extend(value)
-        elif descriptor.type == descriptor.TYPE_MESSAGE:
-            getattr(out, descriptor.name).CopyFrom(value)
-        else:
-            setattr(out, descriptor.name, value)
 
 
 def _tensor_without_external(tensor: onnx.TensorProto) -> onnx.TensorProto:

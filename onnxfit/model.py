@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
 
 __all__ = [
@@ -41,8 +42,13 @@ TWO_GB = 2**31 - 1  # protobuf's hard limit on one serialized message
 # ---------------------------------------------------------------------------------- loading
 
 
-def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
-    """Load and sanity-check a model; raise ``OnnxfitError`` for anything a user can fix."""
+def load_model(path: str | os.PathLike, load_external_data: bool = True, lazy_weights: bool = False) -> onnx.ModelProto:
+    """Load and sanity-check a model; raise ``OnnxfitError`` for anything a user can fix.
+
+    ``lazy_weights``: leave large initializer bytes in the file (see ``onnxfit.lazy_io``): the
+    rewrite path loads a 550 MB model in a fraction of the time and memory, and ``save_model``
+    streams the bytes back. Code that runs the model (verify, partitions) loads it fully.
+    """
     path = Path(path)
     if not path.exists():
         raise OnnxfitError(f"{path}: no such file")
@@ -51,13 +57,16 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
     if path.stat().st_size == 0:
         raise OnnxfitError(f"{path}: empty file, not an ONNX model")
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
+        if lazy_weights:
+            model = lazy_io.load_skeleton(path)
+        else:
+            model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError, EOFError) as exc:
         raise OnnxfitError(f"{path}: not a valid ONNX model (protobuf parse failed: {_first_line(exc)})") from None
     _check_is_model(path, model)
     _check_opsets(path, model)
     _check_external_data(path, model)
-    if load_external_data and external_data_files(model):
+    if load_external_data and not lazy_weights and external_data_files(model):
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:
@@ -94,7 +103,7 @@ def _check_opsets(path: Path, model: onnx.ModelProto) -> None:
 def _check_external_data(path: Path, model: onnx.ModelProto) -> None:
     base = path.parent.resolve()
     for tensor in iter_all_tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL or lazy_io.is_lazy(tensor):
             continue
         location = {e.key: e.value for e in tensor.external_data}.get("location", "")
         target = (base / location).resolve()
@@ -188,7 +197,7 @@ def external_data_files(model: onnx.ModelProto) -> list[str]:
 
 def model_data_size(model: onnx.ModelProto) -> int:
     """Bytes of tensor data held in memory (what decides whether the 2 GB limit is crossed)."""
-    return sum(len(t.raw_data) for t in iter_all_tensors(model))
+    return sum(lazy_io.lazy_ref(t)[2] if lazy_io.is_lazy(t) else len(t.raw_data) for t in iter_all_tensors(model))
 
 
 # ----------------------------------------------------------------------------------- saving
@@ -220,7 +229,12 @@ def save_model(
     try:
         tmp_model = tmp_dir / path.name
         data_name = f"{path.name}.data"
-        if external_data:
+        if lazy_io.lazy_tensors(model):
+            data_path = tmp_dir / data_name if external_data else None
+            lazy_io.write_model_streaming(model, tmp_model, data_path, data_name)
+            if data_path is not None:
+                os.replace(data_path, parent / data_name)
+        elif external_data:
             onnx.save_model(
                 model,
                 str(tmp_model),

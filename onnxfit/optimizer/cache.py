@@ -334,7 +334,7 @@ def prepare_entry(
     hit = meta is not None
     if meta is None:
         def builder(tmp_dir: Path) -> dict:
-            model = load_model(model_path)
+            model = load_model(model_path, lazy_weights=True)
             resolved = resolve_input_shapes(model, {(None if k == "None" else k): tuple(v) for k, v in shapes.items()})
             result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version)
             meta = {"source": str(model_path.resolve()), "key": key_parts, "created": time.time(),

@@ -95,7 +95,7 @@ def optimize(
     get_target(target)
     select = get_passes(select_passes(target, passes, dynamic_batch))  # fail on bad names before loading
     del select
-    model = load_model(model_path)
+    model = load_model(model_path, lazy_weights=True)
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)

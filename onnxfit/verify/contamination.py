@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnxfit.verify.inputs import InputSpec, generate_inputs, is_batched, make_inputs
+from onnxfit.verify.inputs import InputSpec, generate_inputs, is_batched, make_inputs, model_inputs
 from onnxfit.verify.parity import compare_arrays, split_frames
 from onnxfit.verify.report import Check
 from onnxfit.verify.runtimes import Runtime
@@ -154,21 +154,25 @@ class AxisUse:
 
     ``through_end``: the op covers every axis from ``axis`` on (LayerNormalization; Softmax
     before opset 13 coerced its input to 2-D at ``axis``: ``legacy_before`` / ``legacy_default``).
-    ``axes_input``: the axis/axes come from a constant input (CumSum, Reduce* at newer opsets).
+    ``axes_input``: the axis (or axes) may come from a constant input (CumSum; Reduce* at newer
+    opsets). ``many``: an ``axes`` list (Reduce*, MVN) whose absence means ``default_axes``
+    (None: every axis).
     """
 
     verb: str
-    default: int | None = -1
+    default: int = -1
     through_end: bool = False
     legacy_before: int | None = None
     legacy_default: int = 1
     axes_input: int | None = None
+    many: bool = False
+    default_axes: tuple[int, ...] | None = None
     kind: str = "mixes"
 
     def __call__(self, view: _NodeView) -> tuple[str, str] | None:
         data = view.inputs[0]
         rank = view.ranks[0]
-        if data is None or not data.batched or rank is None:
+        if data is None or not data.batched or rank is None or rank == 0:
             return None
         used = self._axes(view, rank)
         if used is None:
@@ -180,26 +184,21 @@ class AxisUse:
         return None
 
     def _axes(self, view: _NodeView, rank: int) -> set[int] | None:
-        if "axes" in view.attrs or self.axes_input is not None and self.default is None:
-            axes = view.attrs.get("axes")
-            if axes is None:
-                constant = view.constant(self.axes_input) if self.axes_input is not None else None
-                if constant is None and self.axes_input is not None and len(view.node.input) > self.axes_input and view.node.input[self.axes_input]:
-                    return None  # axes computed at run time: cannot tell
-                axes = [] if constant is None else [int(a) for a in constant.ravel()]
-            if not axes:
-                return set() if view.attrs.get("noop_with_empty_axes", 0) else set(range(rank))
-            return {a % rank for a in axes}
-        legacy = self.legacy_before is not None and view.opset < self.legacy_before
-        if "axis" in view.attrs:
-            axis = int(view.attrs["axis"])
-        elif self.axes_input is not None:
+        """The axes the op combines over, or None when they are only known at run time."""
+        given = view.attrs.get("axes" if self.many else "axis")
+        has_input = self.axes_input is not None and len(view.node.input) > self.axes_input and view.node.input[self.axes_input]
+        if given is None and has_input:
             constant = view.constant(self.axes_input)
             if constant is None:
                 return None
-            axis = int(constant.ravel()[0])
-        else:
-            axis = self.legacy_default if legacy else self.default
+            given = [int(a) for a in constant.ravel()] if self.many else int(constant.ravel()[0])
+        if self.many:
+            axes = self.default_axes if given is None else given
+            if axes is None or len(axes) == 0:
+                return set() if view.attrs.get("noop_with_empty_axes", 0) and axes is not None else set(range(rank))
+            return {int(a) % rank for a in axes}
+        legacy = self.legacy_before is not None and view.opset < self.legacy_before
+        axis = int(given) if given is not None else (self.legacy_default if legacy else self.default)
         axis %= rank
         return set(range(axis, rank)) if self.through_end or legacy else {axis}
 
@@ -249,7 +248,7 @@ class Contracts:
         return None
 
 
-_REDUCE = AxisUse("reduces over", default=None, axes_input=1, kind="reduces")
+_REDUCE = AxisUse("reduces over", axes_input=1, many=True, kind="reduces")
 _NCHW = BatchFirst()
 
 # Per-op rules: ops not listed are judged by the shape rule alone (an output axis scaling with
@@ -260,7 +259,7 @@ BATCH_RULES: dict[str, Rule] = {
     "Hardmax": AxisUse("takes a hardmax over", legacy_before=13),
     "LpNormalization": AxisUse("normalizes over"),
     "LayerNormalization": AxisUse("normalizes over", through_end=True),
-    "MeanVarianceNormalization": AxisUse("normalizes over", default=None),
+    "MeanVarianceNormalization": AxisUse("normalizes over", many=True, default_axes=(0, 2, 3)),
     "CumSum": AxisUse("sums cumulatively over", axes_input=1),
     "ArgMax": AxisUse("takes an argmax over", default=0, kind="reduces"),
     "ArgMin": AxisUse("takes an argmin over", default=0, kind="reduces"),
@@ -289,7 +288,7 @@ def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Ba
     inputs is replaced by two probe sizes. Batched inputs are those with a symbolic leading dim;
     for a fixed-batch model, those whose leading dim is 1 (rank >= 2): where a batch would go.
     """
-    specs = _inputs(model)
+    specs = model_inputs(model)
     batched = [s.name for s in specs if is_batched(s)]
     if not batched:
         batched = [s.name for s in specs if s.dims and len(s.dims) >= 2 and s.dims[0] == 1]
@@ -379,12 +378,6 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
         if axis.index != before.index and source.clean:
             return "moves", f"{view.label} moves the batch axis from {before.index} to {axis.index} in '{out_name}'"
     return None
-
-
-def _inputs(model: onnx.ModelProto) -> list[InputSpec]:
-    from onnxfit.verify.inputs import model_inputs
-
-    return model_inputs(model)
 
 
 def _infer(
@@ -561,7 +554,7 @@ def contamination_check(
     flow = batch_flow(model, shapes)
     batched = [s.name for s in specs if is_batched(s)]
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes)}
-    first = next((f for f in flow.findings if f.blocking), None) or next(iter(flow.findings), None)
+    culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
     if not batched:
         blockers = [f.message for f in flow.findings] or []
         fixed = {s.name: s.dims[0] for s in specs if s.dims}
@@ -575,16 +568,14 @@ def contamination_check(
         return Check("contamination", True, summary, details)
     n = batch or DEFAULT_BATCH
     provided = dict(provided or {})
-    cycled = {k: np.take(v, np.arange(n) % v.shape[0], axis=0) for k, v in provided.items() if k in batched}
-    shared = {k: v for k, v in provided.items() if k not in batched}
-    inputs, notes = make_inputs(specs, n, input_shapes, shared, seed)
-    inputs.update(cycled)
+    # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
+    provided = {k: np.take(v, np.arange(n) % v.shape[0], axis=0) if k in batched else v for k, v in provided.items()}
+    inputs, _ = make_inputs(specs, n, input_shapes, provided, seed)
     batch_shapes = {k: v.shape for k, v in inputs.items() if k in batched}
     changed = [generate_inputs([s for s in specs if s.name in batched], batch_shapes, seed + 1 + j) for j in range(n)]
     changed = [{k: v[j] for k, v in c.items()} for j, c in enumerate(changed)]
     test = frame_test(runtime, inputs, batched, changed, atol, rtol)
     details.update(dynamic=True, batch=n, runtime=runtime.name, frames=test.to_dict())
-    details["notes"] += [x for x in notes if "set to" in x]
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
@@ -594,7 +585,7 @@ def contamination_check(
         summary = f"frames independent at batch {n} on {runtime.name}"
     else:
         summary = test.failures[0]
-        if first is not None:
-            summary += f"; first culprit: {first.message}"
+        if culprit is not None:
+            summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)

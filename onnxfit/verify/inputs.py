@@ -230,9 +230,8 @@ def make_inputs(
     if missing:
         what = ", ".join(f"'{s.name}' ({'scalar setting' if s.dims == () else 'state tensor'})" for s in missing)
         raise OnnxfitError(f"input {what} cannot be generated: give its values with --inputs data.npz")
-    if batch is not None and not any(is_batched(s) for s in specs if s.name not in provided):
-        fixed = [s for s in specs if s.dims]
-        if fixed and all(s.dims[0] != batch for s in fixed):
+    if batch is not None and not any(is_batched(s) for s in specs):
+        if any(s.dims and s.dims[0] != batch for s in specs):
             raise OnnxfitError(
                 f"--batch {batch}: no input has a dynamic leading dim "
                 f"({', '.join(s.describe() for s in specs)})"

@@ -190,7 +190,7 @@ class _Walk:
         if node.op in ("Shape", "Size"):
             self.derived.update(o.name for o in node.outputs)
             return
-        rule = _RULES.get(node.op) if node.domain in ("", "ai.onnx") else None
+        rule = _RULES.get(node.op) if node.domain in (None, "", "ai.onnx") else None
         if rule is None:
             raise OnnxfitError(f"node '{node.name}' ({node.op}): no batch rule for {node.op}; "
                                "the batch cannot be made dynamic")
@@ -375,7 +375,7 @@ def _frame_op(walk: _Walk, node: gs.Node) -> list[int | None]:
     batched = [i for i, t in enumerate(node.inputs) if walk.b(t) is not None]
     allowed = {0, 1} if node.op == "GridSample" else {0}
     if walk.b(node.inputs[0]) != 0 or not set(batched) <= allowed or any(walk.b(node.inputs[i]) != 0 for i in batched):
-        raise _mixes(node, f"on a tensor whose batch is not axis 0 of its data input")
+        raise _mixes(node, "on a tensor whose batch is not axis 0 of its data input")
     n_batched = len(node.outputs) if node.op == "MaxPool" else 1
     return [0] * n_batched
 
@@ -635,11 +635,11 @@ def _matmul(walk: _Walk, node: gs.Node) -> list[int | None]:
         raise _mixes(node, "with both operands batched on different axes")
     (axis,) = candidates
     axis = axis[1] if isinstance(axis, tuple) else axis
-    old_rank = out_rank - (a.name in walk.lifted or bm.name in walk.lifted)
-    old_out = walk.old_shape(node.outputs[0])
-    if old_out is not None and len(old_out) < out_rank:
-        walk.lifted.add(node.outputs[0].name)
-    elif old_out is None and old_rank < out_rank:
+    # A batch moved in front by a Reshape (rule 3) lifts the output too unless the other operand
+    # already had that many axes.
+    old_ra, old_rb = ra - (a.name in walk.lifted), rb - (bm.name in walk.lifted)
+    old_rank = max(old_ra, old_rb) if old_ra >= 2 and old_rb >= 2 else max(old_ra, old_rb) - 1
+    if out_rank > old_rank:
         walk.lifted.add(node.outputs[0].name)
     return [axis]
 

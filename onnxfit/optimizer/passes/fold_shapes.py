@@ -1,0 +1,394 @@
+"""fold-shapes: shape-computing subgraphs (Shape -> Gather -> ... -> Reshape/Resize) -> constants.
+
+Why: the CoreML and NNAPI model builders reject ops whose shape inputs (Reshape shape, Resize
+sizes/scales, Expand shape, ConstantOfShape, Range limits) are computed at run time, so every
+Shape -> Gather chain splits the model into partitions with a host sync between them. On the
+SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
+
+1. Fixed input shapes come from the model or from ``ctx.input_shapes`` (``--input-shape``), which
+   overrides the model's input dims and is written onto the graph inputs. An axis-0 dim named
+   ``ctx.batch_dim`` stays symbolic: the dynamic-batch pass runs first and named it so.
+2. onnx shape inference (with data propagation) runs once, on a weight-free skeleton of the graph
+   (large initializers become graph inputs of the same dtype and shape), and its shapes are
+   written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
+   kept over names that inference invents.
+3. Values are then propagated forward through every graph, subgraphs included: Shape and Size of
+   tensors with known dims, and the ops in ``_EVALUATED`` on known inputs (onnx.reference, exact).
+   Shape values are tracked element by element, so ``Shape(x)`` of ``[N, 8, 20, 20]`` knows its
+   last three elements: Gather/Slice/Concat/Unsqueeze/Squeeze/Reshape/Identity and integer Casts
+   of such partly known vectors stay partly known, and fold as soon as no symbolic element is
+   left. ``Gather(Shape(x), 0)`` stays dynamic; ``Gather(Shape(x), 2)`` becomes a constant.
+4. A Resize whose ``sizes`` is computed, with every axis either a static ratio that float32
+   represents exactly (``sizes == floor(in * scale)`` for ORT's own ``scale = sizes / in``) or the
+   same symbolic dim as the input (ratio 1), gets constant ``scales`` instead and loses ``sizes``.
+   ORT derives the scales from ``sizes`` the same way, so nearest and linear results are
+   bit-identical (tested per mode). Only ``keep_aspect_ratio_policy=stretch`` without ``axes``.
+5. Only values that depend on a tensor's shape are turned into constants, and only where a node
+   that stays reads them (or a graph output is one): pure constant arithmetic is left to ORT's own
+   constant folding, and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded.
+   The computation that fed the new constants is removed.
+
+Report: ``folded`` tensors turned into constants, ``removed`` nodes that became dead,
+``rewritten`` Resize nodes moved from sizes to scales plus graph inputs given fixed shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from onnxfit.model import iter_graphs as iter_proto_graphs
+from onnxfit.optimizer import nodes
+from onnxfit.optimizer.constants import constant_value, evaluate_node
+from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+
+__all__ = ["FoldShapesPass"]
+
+log = logging.getLogger(__name__)
+
+# Ops evaluated with onnx.reference once every input is known: the arithmetic of shape math.
+_EVALUATED = frozenset({
+    "Identity", "Cast", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Gather", "Slice", "Flatten",
+    "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Round", "Max", "Min", "Range",
+    "Expand", "ConstantOfShape", "Equal", "Where", "Not", "And", "Or", "Less", "Greater",
+    "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin",
+})
+# Ops that only move elements: they can carry partly known shape vectors (rule 3).
+_SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape"})
+_MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and stays computed
+_SKELETON_MAX = 1024  # initializers above this go into shape inference as inputs, not values
+_INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
+              onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
+
+Dim = int | str | None  # a known size, a dim_param name, or unknown
+
+
+@register_pass
+class FoldShapesPass:
+    name = "fold-shapes"
+    version = 1
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
+        report = PassReport(self.name)
+        graph.cleanup(remove_unused_graph_inputs=False).toposort()  # dead nodes are not ours to count
+        report.rewritten += _set_input_shapes(graph, ctx, report)
+        _write_inferred_shapes(graph, _infer_shapes(graph))
+        known = _Known(ctx.opset)
+        for g in iter_graphs(graph):  # outer graphs first: subgraphs read outer values
+            for node in g.nodes:
+                known.learn(node)
+        for g in iter_graphs(graph):
+            for node in [n for n in g.nodes if n.op == "Resize"]:
+                scales = _resize_scales(node, known, ctx.opset)
+                if isinstance(scales, str):
+                    if scales:
+                        report.skipped.append(f"Resize '{node.name}': {scales}")
+                    continue
+                _use_scales(g, node, scales, ctx.opset)
+                report.rewritten += 1
+        before = _node_count(graph)
+        # Drop the sizes computations Resize no longer reads before deciding what must be constant.
+        graph.cleanup(remove_unused_graph_inputs=False)
+        for g in iter_graphs(graph):
+            report.folded += _materialize(g, known)
+        graph.cleanup(remove_unused_graph_inputs=False)
+        report.removed = before - _node_count(graph)
+        left = sum(1 for g in iter_graphs(graph) for n in g.nodes if n.op == "Shape")
+        if left:
+            report.notes.append(f"{left} Shape op(s) stay: they read symbolic dims")
+        return report
+
+
+# ------------------------------------------------------------------------------------ input shapes
+
+
+def _set_input_shapes(graph: gs.Graph, ctx: PassContext, report: PassReport) -> int:
+    """Write ``ctx.input_shapes`` onto the graph inputs (rule 1); returns how many changed."""
+    changed = 0
+    for tensor in graph.inputs:
+        shape = ctx.input_shapes.get(tensor.name)
+        if shape is None:
+            continue
+        old = list(tensor.shape) if tensor.shape is not None else [None] * len(shape)
+        new = [int(d) for d in shape]
+        if len(old) == len(new) and old and old[0] == ctx.batch_dim:
+            new[0] = ctx.batch_dim
+        if new != old:
+            tensor.shape = new
+            changed += 1
+            report.notes.append(f"input '{tensor.name}' shape {old} -> {new}")
+    return changed
+
+
+# --------------------------------------------------------------------------------- shape inference
+
+
+def _infer_shapes(graph: gs.Graph) -> dict[str, list[Dim] | None]:
+    """Tensor name -> shape from onnx shape inference on a weight-free skeleton (rule 2).
+
+    Large initializers are swapped for graph inputs of the same name, dtype and shape while the
+    graph is exported, so a model of hundreds of MB is never copied.
+    """
+    placeholders: dict[str, gs.Variable] = {}
+    swapped: list[tuple[gs.Node, int, gs.Constant]] = []
+    for g in iter_graphs(graph):
+        for node in g.nodes:
+            for i, tensor in enumerate(node.inputs):
+                if isinstance(tensor, gs.Constant) and _elements(tensor.shape) > _SKELETON_MAX:
+                    if tensor.name not in placeholders:
+                        placeholders[tensor.name] = gs.Variable(tensor.name, dtype=tensor.dtype, shape=tensor.shape)
+                    swapped.append((node, i, tensor))
+    outer_inputs = list(graph.inputs)
+    try:
+        for node, i, tensor in swapped:
+            node.inputs[i] = placeholders[tensor.name]
+        # Old-IR models may list initializers as inputs too: those are the placeholders now.
+        graph.inputs = [t for t in outer_inputs if t.name not in placeholders] + list(placeholders.values())
+        skeleton = gs.export_onnx(graph, do_type_check=False)
+    finally:
+        for node, i, tensor in swapped:
+            node.inputs[i] = tensor
+        graph.inputs = outer_inputs
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=False, strict_mode=False, data_prop=True)
+    except onnx.shape_inference.InferenceError as exc:
+        log.warning("shape inference failed, folding with the model's own shapes: %s", exc)
+        return {}
+    shapes: dict[str, list[Dim] | None] = {}
+    for g in iter_proto_graphs(inferred.graph):
+        for vi in [*g.value_info, *g.output]:
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                shapes[vi.name] = [_proto_dim(d) for d in vi.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _proto_dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
+    if dim.HasField("dim_value"):
+        return int(dim.dim_value)
+    return dim.dim_param or None
+
+
+def _write_inferred_shapes(graph: gs.Graph, shapes: dict[str, list[Dim] | None]) -> None:
+    inputs = {t.name for t in graph.inputs}
+    for g in iter_graphs(graph):
+        for tensor in g.tensors().values():
+            if isinstance(tensor, gs.Variable) and tensor.name not in inputs and shapes.get(tensor.name) is not None:
+                tensor.shape = _merge_dims(tensor.shape, shapes[tensor.name])
+
+
+def _merge_dims(old, new: list[Dim]) -> list[Dim]:
+    """Inferred integers win; a name the model gave beats one inference made up (``unk__3``)."""
+    if old is None or len(old) != len(new):
+        return list(new)
+    return [n if isinstance(n, int) or o is None else o for o, n in zip(old, new)]
+
+
+def _elements(shape) -> int:
+    if shape is None or any(not isinstance(d, (int, np.integer)) for d in shape):
+        return -1
+    return int(np.prod(shape, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------- known values
+
+
+@dataclass(frozen=True)
+class _Dims:
+    """A rank-0 or rank-1 integer tensor known element by element (rule 3)."""
+
+    elements: tuple[Dim, ...]
+    scalar: bool
+    dtype: np.dtype
+
+    def value(self) -> np.ndarray | None:
+        if not all(isinstance(e, int) for e in self.elements):
+            return None
+        value = np.asarray(self.elements, dtype=self.dtype)
+        return value.reshape(()) if self.scalar else value
+
+
+class _Known:
+    """Values (and partly known shape vectors) of tensors, learned node by node in graph order."""
+
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.values: dict[str, np.ndarray] = {}
+        self.dims: dict[str, _Dims] = {}
+        self.from_shape: set[str] = set()  # values that read some tensor's shape
+
+    def value(self, tensor: gs.Tensor) -> np.ndarray | None:
+        if tensor.name in self.values:
+            return self.values[tensor.name]
+        if isinstance(tensor, gs.Constant) or (tensor.inputs and tensor.inputs[0].op == "Constant"):
+            return constant_value(tensor, self.opset)
+        return None
+
+    def vector(self, tensor: gs.Tensor) -> _Dims | None:
+        """``tensor`` as a partly known integer vector or scalar, if it is one."""
+        if tensor.name in self.dims:
+            return self.dims[tensor.name]
+        value = self.value(tensor)
+        if value is None or value.ndim > 1 or not np.issubdtype(value.dtype, np.integer):
+            return None
+        return _Dims(tuple(int(v) for v in value.reshape(-1)), value.ndim == 0, value.dtype)
+
+    def learn(self, node: gs.Node) -> None:
+        if node.domain not in ("", "ai.onnx") or len(node.outputs) != 1:
+            return
+        out = node.outputs[0]
+        if node.op in ("Shape", "Size"):
+            dims = _shape_dims(node)
+            if dims is not None:
+                self._store(out, dims, from_shape=True)
+            return
+        from_shape = any(not _empty(t) and t.name in self.from_shape for t in node.inputs)
+        if node.op in _EVALUATED and _elements(out.shape) <= _MAX_ELEMENTS:
+            inputs = [None if _empty(t) else self.value(t) for t in node.inputs]
+            if all(v is not None for v, t in zip(inputs, node.inputs) if not _empty(t)):
+                results = evaluate_node(node, inputs, self.opset)
+                if results is not None:
+                    self.values[out.name] = results[0]
+                    if from_shape:
+                        self.from_shape.add(out.name)
+                    return
+        dims = self._select(node) if node.op in _SELECTING else self._cast(node) if node.op == "Cast" else None
+        if dims is not None:
+            self._store(out, dims, from_shape)
+
+    def _store(self, tensor: gs.Tensor, dims: _Dims, from_shape: bool) -> None:
+        value = dims.value()
+        if value is not None:
+            self.values[tensor.name] = value
+        else:
+            self.dims[tensor.name] = dims
+        if from_shape:
+            self.from_shape.add(tensor.name)
+
+    def _select(self, node: gs.Node) -> _Dims | None:
+        """Run an element-moving op on element indices instead of values, then map them back."""
+        data = list(node.inputs) if node.op == "Concat" else node.inputs[:1]
+        vectors = [self.vector(t) for t in data]
+        if any(v is None for v in vectors):
+            return None
+        rest = [None if _empty(t) else self.value(t) for t in node.inputs[len(data):]]
+        if any(v is None and not _empty(t) for v, t in zip(rest, node.inputs[len(data):])):
+            return None
+        elements: list[Dim] = []
+        indices = []
+        for v in vectors:
+            index = np.arange(len(elements), len(elements) + len(v.elements), dtype=np.int64)
+            indices.append(index.reshape(()) if v.scalar else index)
+            elements.extend(v.elements)
+        results = evaluate_node(node, [*indices, *rest], self.opset)
+        if results is None or results[0].ndim > 1:
+            return None
+        picked = results[0]
+        return _Dims(tuple(elements[i] for i in picked.reshape(-1)), picked.ndim == 0, vectors[0].dtype)
+
+    def _cast(self, node: gs.Node) -> _Dims | None:
+        # Integer -> integer casts keep sizes as they are; to float, only fully known values fold.
+        vector = self.vector(node.inputs[0])
+        if vector is None or node.attrs.get("to") not in _INT_TYPES:
+            return None
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(node.attrs["to"])
+        return _Dims(vector.elements, vector.scalar, dtype)
+
+
+def _shape_dims(node: gs.Node) -> _Dims | None:
+    shape = node.inputs[0].shape
+    if shape is None:
+        return None
+    dims = [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else (d if isinstance(d, str) and d else None)
+            for d in shape]
+    if node.op == "Size":
+        return _Dims((int(np.prod(dims)),), True, np.dtype(np.int64)) if _elements(dims) >= 0 else None
+    # Shape's start/end (opset 15) count from the back when negative and clamp, as Python slicing.
+    dims = dims[node.attrs.get("start", 0):node.attrs.get("end", None)]
+    return _Dims(tuple(dims), False, np.dtype(np.int64))
+
+
+def _empty(tensor: gs.Tensor | None) -> bool:
+    return tensor is None or (isinstance(tensor, gs.Variable) and tensor.name == "")
+
+
+# ------------------------------------------------------------------------------- Resize: sizes -> scales
+
+
+def _resize_scales(node: gs.Node, known: _Known, opset: int) -> np.ndarray | str:
+    """The constant scales that give exactly the computed ``sizes`` (rule 4), or why not ('' = no sizes)."""
+    if opset < 11 or node.domain not in ("", "ai.onnx") or len(node.inputs) < 4 or _empty(node.inputs[3]):
+        return ""
+    sizes = node.inputs[3]
+    if isinstance(sizes, gs.Constant) or (sizes.inputs and sizes.inputs[0].op == "Constant"):
+        return ""  # already constant: the EPs accept it as it is
+    if node.attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch" or "axes" in node.attrs:
+        return "sizes with axes or keep_aspect_ratio_policy"
+    wanted = known.vector(sizes)
+    have = node.inputs[0].shape
+    if wanted is None or have is None or len(wanted.elements) != len(have):
+        return "sizes or input rank unknown"
+    scales = []
+    for i, (out, inp) in enumerate(zip(wanted.elements, have)):
+        if isinstance(out, str) and out == inp:
+            scales.append(np.float32(1.0))
+            continue
+        if not isinstance(out, int) or not isinstance(inp, (int, np.integer)) or inp <= 0:
+            return f"axis {i}: size {out} vs input {inp} is not a static ratio"
+        # ORT computes scale = float(sizes) / float(in) and out = in * scale: only an exactly
+        # representable ratio (2, 0.5, 1.5; not 1/3) is certain to round-trip.
+        scale = np.float32(out) / np.float32(inp)
+        if float(scale) * int(inp) != out:
+            return f"axis {i}: ratio {out}/{inp} is not exact in float32"
+        scales.append(scale)
+    return np.asarray(scales, dtype=np.float32)
+
+
+def _use_scales(graph: gs.Graph, node: gs.Node, scales: np.ndarray, opset: int) -> None:
+    base = node.name or "resize"
+    roi = node.inputs[1]
+    if _empty(roi) and opset < 13:
+        # roi is a required input before opset 13; it is ignored unless tf_crop_and_resize.
+        roi = gs.Constant(nodes.unique_name(graph, f"{base}_roi"), np.zeros(0, dtype=np.float32))
+    x = node.inputs[0]
+    node.inputs.clear()
+    node.inputs.extend([x, roi, gs.Constant(nodes.unique_name(graph, f"{base}_scales"), scales)])
+
+
+# ------------------------------------------------------------------------------------ materialize
+
+
+def _materialize(graph: gs.Graph, known: _Known) -> int:
+    """Turn shape-derived values read by nodes that stay (or graph outputs) into constants (rule 5)."""
+    folded = 0
+    outputs = {t.name for t in graph.outputs}
+    for node in list(graph.nodes):
+        if len(node.outputs) != 1:
+            continue
+        out = node.outputs[0]
+        value = known.values.get(out.name)
+        if value is None or out.name not in known.from_shape or value.size > _MAX_ELEMENTS:
+            continue
+        if out.name in outputs:
+            # A graph output keeps its name and producer: the producer becomes Identity(constant).
+            constant = gs.Constant(nodes.unique_name(graph, f"{out.name}_value"), value)
+            node.op, node.attrs = "Identity", {}
+            node.inputs.clear()
+            node.inputs.append(constant)
+            folded += 1
+        elif any(not _all_known(consumer, known) for consumer in out.outputs):
+            out.to_constant(value)
+            out.inputs.clear()
+            folded += 1
+    return folded
+
+
+def _all_known(node: gs.Node, known: _Known) -> bool:
+    return all(_empty(t) or t.name in known.values for t in node.outputs)
+
+
+def _node_count(graph: gs.Graph) -> int:
+    return sum(len(g.nodes) for g in iter_graphs(graph))

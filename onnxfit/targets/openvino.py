@@ -1,0 +1,247 @@
+"""OpenVINO EP support profile (`openvino`, device CPU), checkable against the real EP on Linux.
+
+Source: microsoft/onnxruntime onnxruntime/core/providers/openvino/ov_versions/
+- data_ops.cc: `supported_op_mode` (the op list, "All" devices from V_2024_4 on), the dtype sets
+  (`supported_types_cpu_` for run-time tensors, `supported_types_initializer_` for constants),
+  the rank-0 rule (`no_dimension_supported_`), the zero-dim rule, and `op_list_` (known bad modes:
+  ReduceMax on int8/uint8, Reshape with a zero dim).
+- capability.cc (2025 releases): if no node is unsupported the whole graph is one subgraph
+  (tiny graphs of "model-only" ops excepted); otherwise the topological order is cut at each
+  unsupported node (`GetPartitionedClusters`), each run is split into connected pieces
+  (`GetConnectedClusters`), a one-node piece is merged into the next piece when connected to it
+  or else dropped (unless it is the last piece), and a piece is dropped when a Conv or Identity
+  output leaves it (that output goes to another piece/EP) or when it has no run-time inputs.
+- utils.cc: `GetInputsOutputsOfCluster`.
+The topological order is ORT's `GraphViewer` default: reverse DFS from the leaf nodes, inputs
+visited in node-index order (graph.cc `ReverseDFSFrom` with `NodeCompare`).
+
+This profile is validated against the real OpenVINO EP (onnxruntime-openvino 1.24.1, OpenVINO
+2025.4) by tests/targets/test_openvino_fidelity.py, run in `.venv-openvino`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from onnx import TensorProto
+
+from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Rule
+
+__all__ = ["OPENVINO", "openvino_partition_groups", "ort_topological_order"]
+
+EP = "OpenVINOExecutionProvider"
+
+_SUPPORTED_OPS = """
+Abs Acos Acosh AdaptiveAvgPool2d Add Affine And ArgMax ArgMin Asin Asinh Atan Atanh ATen AveragePool
+BatchNormalization BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow Cast CastLike Ceil
+Celu Clip Compress Concat Constant ConstantFill ConstantOfShape Conv ConvInteger ConvTranspose Cos Cosh
+Crop CumSum DepthToSpace DequantizeLinear DFT Div Dropout DynamicQuantizeLinear Einsum Elu Equal Erf Exp
+Expand EyeLike Flatten Floor Gather GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool
+GlobalMaxPool Greater GreaterOrEqual GridSample GroupNormalization GRU HammingWindow HardSigmoid HardSwish
+Hardmax Identity If ImageScaler InstanceNormalization IsFinite IsInf IsNaN LayerNormalization LeakyRelu
+Less LessOrEqual Log LogSoftmax Loop LpNormalization LRN LSTM MatMul MatMulInteger Max MaxPool MaxRoiPool
+Mean MeanVarianceNormalization Min Mish Mod Mul Multinomial Neg NonMaxSuppression NonZero Not OneHot Or
+Pad Pow PRelu QLinearConv QLinearMatMul QuantizeLinear RandomNormal RandomNormalLike RandomUniform
+RandomUniformLike Range Reciprocal ReduceLogSum ReduceLogSumExp ReduceL1 ReduceL2 ReduceMax ReduceMean
+ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN RoiAlign Round Scan
+ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign
+SpaceToDepth Split Sqrt Squeeze STFT Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unique
+Unsqueeze Upsample Where Xor Scatter
+""".split()
+
+# Ops the EP accepts on rank-0 (scalar) run-time tensors.
+_NO_DIMENSION_OK = frozenset("""
+Add And Cast Ceil Clip Div DequantizeLinear Equal Expand Floor Gather Greater Identity If Less Loop Max Min
+Mul Neg Pow QuantizeLinear Range ReduceMax ReduceMin ReduceProd Reshape Shape Sqrt Squeeze Sub Unsqueeze
+Where
+""".split())
+
+# Ops the EP accepts on tensors with a zero-sized dim (CPU device).
+_ZERO_DIM_OK = frozenset({"Expand", "Equal", "Slice", "Concat", "Shape"})
+
+# A graph of at most three nodes led by one of these is not offloaded ("supported only in models").
+_MODEL_ONLY_OPS = frozenset("""
+Add Cast Celu Concat ConstantOfShape DequantizeLinear Dropout Einsum Exp Expand EyeLike GatherElements
+GatherND GridSample Identity LayerNormalization Loop LSTM NonMaxSuppression NonZero Not OneHot Pad
+QuantizeLinear RandomNormalLike Range ReduceMin Resize Round Shape Slice Split Tile TopK Trilu
+""".split())
+
+# `InsertNode`: supported, but cut the graph like an unsupported node.
+_CUT_OPS = frozenset({"TopK", "NonZero"})
+
+_RUNTIME_TYPES = frozenset({
+    TensorProto.BOOL, TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT16, TensorProto.UINT16,
+    TensorProto.INT8, TensorProto.UINT8, TensorProto.INT64, TensorProto.FLOAT16, TensorProto.INT4,
+    TensorProto.UINT4,
+})
+_INITIALIZER_TYPES = frozenset({
+    TensorProto.BOOL, TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.INT16,
+    TensorProto.UINT16, TensorProto.FLOAT16, TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4,
+    TensorProto.UINT4,
+})
+
+
+def _dtype_name(dtype: int | None) -> str:
+    return TensorProto.DataType.Name(dtype).lower() if dtype else "unknown"
+
+
+def _types_and_dims(facts: NodeFacts) -> str | None:
+    """data_ops.cc checks 1 and 2, over every input and output of the node."""
+    graph = facts.graph
+    defs = [(name, True) for name in facts.inputs if name] + [(name, False) for name in facts.node.output if name]
+    for name, is_input in defs:
+        constant = is_input and graph.is_const(name)
+        allowed = _INITIALIZER_TYPES if constant else _RUNTIME_TYPES
+        dtype = graph.dtype(name)
+        if dtype is not None and dtype not in allowed:
+            return f"'{name}' has dtype {_dtype_name(dtype)}, which the OpenVINO EP does not take"
+        if constant:
+            continue
+        shape = graph.shape(name)
+        if shape is None:
+            continue
+        if len(shape) == 0 and facts.op not in _NO_DIMENSION_OK and facts.op not in ("Identity", "Sqrt"):
+            return f"'{name}' is a scalar (rank 0), which the OpenVINO EP does not take for {facts.op}"
+        if 0 in shape and facts.op not in _ZERO_DIM_OK:
+            return f"'{name}' has a zero-sized dim {shape}"
+    return None
+
+
+def _reduce_max_not_int8(facts: NodeFacts) -> str | None:
+    if any(facts.dtype(i) in (TensorProto.INT8, TensorProto.UINT8) for i in range(len(facts.inputs))):
+        return "ReduceMax on int8/uint8 is refused (output mismatch in OpenVINO)"
+    return None
+
+
+def _reshape_no_zero_dim(facts: NodeFacts) -> str | None:
+    shape = facts.shape(1 if len(facts.inputs) > 1 else 0)
+    if shape and 0 in shape:
+        return "Reshape with a zero-sized dim is refused"
+    return None
+
+
+_SPECIAL = {"ReduceMax": (_reduce_max_not_int8,), "Reshape": (_reshape_no_zero_dim,)}
+_SRC = "onnxruntime/core/providers/openvino/ov_versions/data_ops.cc"
+
+
+def _rules() -> tuple[Rule, ...]:
+    return tuple(Rule(op, _SPECIAL.get(op, ()), source=_SRC) for op in _SUPPORTED_OPS)
+
+
+# ------------------------------------------------------------------------------ grouping
+
+
+def ort_topological_order(graph: GraphFacts) -> list[int]:
+    """`GraphViewer`'s default order: reverse DFS from the leaves, emitting a node after its inputs.
+
+    Leaves are pushed in node-index order and popped last-first; a node's input nodes are pushed
+    highest index first so the lowest index is visited first.
+    """
+    leaves = [i for i in range(len(graph.nodes)) if not graph.consumers[i]]
+    stack: list[tuple[int, bool]] = [(i, False) for i in leaves]
+    visited = [False] * len(graph.nodes)
+    order: list[int] = []
+    while stack:
+        index, leaving = stack.pop()
+        if leaving:
+            order.append(index)
+            continue
+        if visited[index]:
+            continue
+        visited[index] = True
+        stack.append((index, True))
+        for source in sorted(graph.producers[index], reverse=True):
+            if not visited[source]:
+                stack.append((source, False))
+    return order
+
+
+def _connected_pieces(graph: GraphFacts, run: list[int]) -> list[list[int]]:
+    """`GetConnectedClusters`: split one run into pieces connected through edges inside the run."""
+    remaining = list(run)
+    members = set(run)
+    pieces = []
+    while remaining:
+        piece: list[int] = []
+        stack = [remaining[0]]
+        while stack:
+            index = stack.pop()
+            if index not in members:
+                continue
+            members.discard(index)
+            piece.append(index)
+            # The C++ recursion visits input nodes, then output nodes, depth first.
+            neighbours = sorted(graph.producers[index]) + sorted(graph.consumers[index])
+            stack.extend(reversed(neighbours))
+        remaining = [i for i in remaining if i in members]
+        pieces.append(piece)
+    return pieces
+
+
+def _piece_io(graph: GraphFacts, piece: list[int]) -> tuple[list[str], set[str]]:
+    """(run-time inputs, outputs used outside the piece or as graph outputs) of one piece."""
+    members = set(piece)
+    produced = {name for i in piece for name in graph.nodes[i].output if name}
+    inputs: list[str] = []
+    for i in piece:
+        for name in graph.nodes[i].input:
+            if name and name not in produced and not graph.is_const(name) and name not in inputs:
+                inputs.append(name)
+    outputs = set()
+    for i in piece:
+        for consumer in graph.consumers[i]:
+            if consumer not in members:
+                outputs.update(set(graph.nodes[i].output) & set(graph.nodes[consumer].input))
+    outputs.update(produced & set(graph.graph_outputs))
+    return inputs, outputs
+
+
+def openvino_partition_groups(graph: GraphFacts, supported: Sequence[bool]) -> list[list[int]]:
+    """capability.cc `GetCapability::Execute` for a graph with at least one node."""
+    order = ort_topological_order(graph)
+    if all(supported):
+        if not graph.graph_inputs:
+            return []
+        if len(order) <= 3 and graph.nodes[order[0]].op_type in _MODEL_ONLY_OPS:
+            return []
+        first = graph.nodes[order[0]]
+        if len(order) == 1 and first.op_type == "Reshape" and not graph.is_const(first.input[1]):
+            return []
+        return [order]
+    cut = [not supported[i] or graph.nodes[i].op_type in _CUT_OPS for i in order]
+    runs: list[list[int]] = [[]]
+    for index, is_cut in zip(order, cut):
+        if is_cut:
+            runs.append([])
+        else:
+            runs[-1].append(index)
+    pieces = [piece for run in runs if run for piece in _connected_pieces(graph, run)]
+    groups = []
+    for position in range(len(pieces)):
+        piece = list(pieces[position])
+        omit = False
+        if len(piece) == 1 and graph.nodes[piece[0]].op_type != "EPContext" and position < len(pieces) - 1:
+            following = set(pieces[position + 1])
+            node = piece[0]
+            if (graph.consumers[node] | graph.producers[node]) & following:
+                pieces[position + 1].append(node)
+            omit = True
+        inputs, outputs = _piece_io(graph, piece)
+        for i in piece:
+            node = graph.nodes[i]
+            if node.op_type in ("Conv", "Identity") and node.output[0] in outputs and graph.consumers[i]:
+                omit = True
+                break
+        if not omit and inputs:
+            groups.append(piece)
+    return groups
+
+
+OPENVINO = Profile(
+    name="OpenVINO",
+    ep=EP,
+    rules=_rules(),
+    node_checks=(_types_and_dims,),
+    group=openvino_partition_groups,
+    description="OpenVINO EP, device_type CPU",
+)
