@@ -338,3 +338,21 @@ def test_reflect_pad_random_graphs_are_bit_exact(case):
     declared = [f"d{i}" for i in range(len(shape))] if symbolic else shape
     model = _pad_model(declared, pads, mode, opset, axes=axes)
     _assert_rewritten_bit_exact(model, opset, shapes={"x": shape}, seeds=(0,))
+
+
+def test_target_that_runs_reflect_natively_keeps_last_two_axis_reflect_pads():
+    """prepare() on onnxruntime >= 1.26 with CoreML: reflect on H/W stays, edge is still rewritten."""
+    from onnxfit.optimizer.optimize import optimize_model
+
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["r"], mode="reflect", name="reflect_hw"),
+             helper.make_node("Pad", ["r", "pads"], ["y"], mode="edge", name="edge_hw")]
+    model = make_model(nodes, [tensor_info("x", [1, 2, 4, 4])], [tensor_info("y", [1, 2, 8, 8])], [pads], opset=17)
+    old = optimize_model(model, "coreml", passes=["reflect-pad"], ort_version=(1, 25))
+    new = optimize_model(model, "coreml", passes=["reflect-pad"], ort_version=(1, 26))
+    assert [n.op_type for n in old.model.graph.node].count("Pad") == 0
+    assert [n.attribute[0].s for n in new.model.graph.node if n.op_type == "Pad"] == [b"reflect"]
+    assert any("reflect_hw" in note for note in new.reports[0].notes)
+    feeds = random_feeds(model)
+    assert_same_outputs(model, old.model, feeds)
+    assert_same_outputs(model, new.model, feeds)

@@ -86,12 +86,28 @@ class ReflectPadPass:
                     report.skipped.append(f"{node.name or 'Pad'}: {match.reason}")
                     log.info("reflect-pad: skipping %s: %s", node.name, match.reason)
                     continue
+                if _native_on_target(match, node, ctx):
+                    report.notes.append(f"{node.name or 'Pad'}: {match.mode} pad left as is, the target EP runs it")
+                    continue
                 before = len(g.nodes)
                 _rewrite(g, node, match, ctx.opset)
                 report.rewritten += 1
                 report.removed += 1
                 report.added += len(g.nodes) - before
         return report
+
+
+def _native_on_target(pads: Pads, node: gs.Node, ctx: PassContext) -> bool:
+    """True when the target EP runs this Pad itself at ctx.ort_version (e.g. CoreML reflect >= 1.26).
+
+    EPs that gained a mode take it only on the last two axes, with no crop (negative pad).
+    """
+    if pads.mode not in ctx.native_pad_modes:
+        return False
+    rank = len(node.inputs[0].shape) if node.inputs[0].shape is not None else None
+    padded = [a for a, b, e in zip(pads.axes, pads.begin, pads.end) if b or e]
+    last_two = rank is not None and all(a >= rank - 2 for a in padded)
+    return last_two and all(v >= 0 for v in pads.begin + pads.end)
 
 
 def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
