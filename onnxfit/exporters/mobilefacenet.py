@@ -108,8 +108,9 @@ class MobileFaceNet(nn.Module):
 def randomize_(model: nn.Module, seed: int) -> nn.Module:
     """Seeded random weights and BatchNorm statistics (in place; the global RNG is untouched).
 
-    Convs get He-normal weights so activations neither vanish nor explode through ~50 layers;
-    BatchNorm gets non-trivial gamma/beta/mean/var so any error in BN folding shows.
+    Convs get He-normal weights (gain 2 before a PReLU, 1 before nothing) so activations
+    neither vanish nor explode through ~50 layers; BatchNorm gets non-trivial gamma/beta/mean/var
+    so that any error in BN folding shows.
     """
     generator = torch.Generator().manual_seed(seed)
 
@@ -118,9 +119,10 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
 
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            if isinstance(module, ConvBN):
+                weight = module.conv.weight
+                gain = 2.0 if module.act is not None else 1.0
+                weight.copy_(torch.randn(weight.shape, generator=generator) * (gain / weight[0].numel()) ** 0.5)
             elif isinstance(module, nn.BatchNorm2d):
                 c = module.num_features
                 module.weight.copy_(uniform(c, 0.5, 1.5))

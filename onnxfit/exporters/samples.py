@@ -14,8 +14,8 @@ graphs carry the same op patterns the optimizer passes exist for:
    and a StyleGAN style code read per layer with ``style[:, i]``, a scalar Gather (scalar-gather).
 
 ``width`` scales the channels: the defaults give files of a few MB for ``weights/``; a benchmark
-raises it to get real-model sizes (``build_inswapper_like(width=256)`` is about 550 MB like
-inswapper_128, ``build_gfpgan_like(width=...)`` about 340 MB like GFPGANv1.4; see
+raises it to get real-model sizes (``build_inswapper_like(width=256)`` is 552 MB like
+inswapper_128, ``build_gfpgan_like(width=128, size=512)`` 341 MB like GFPGAN v1.4; see
 ``weights/README.md``). Builders return the ``onnx.ModelProto``; ``build_samples`` writes files.
 
 Run ``python -m onnxfit.exporters.samples weights/`` to (re)build the committed samples.
@@ -211,8 +211,8 @@ def build_inswapper_like(width: int = 6, blocks: int = 6, seed: int = 0) -> onnx
 # ----------------------------------------------------------------------------------- scrfd
 
 
-def _conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.ReLU())
+def _conv3x3(c_in: int, c_out: int, activation: nn.Module, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), activation)
 
 
 class _ScrfdLike(nn.Module):
@@ -221,16 +221,16 @@ class _ScrfdLike(nn.Module):
         w = width
         fpn = 4 * w
         # stride 4 stem, then one stage per FPN level (strides 8, 16, 32)
-        self.stem = nn.Sequential(_conv_relu(3, w, 2), _conv_relu(w, 2 * w, 2))
+        self.stem = nn.Sequential(_conv3x3(3, w, nn.ReLU(), 2), _conv3x3(w, 2 * w, nn.ReLU(), 2))
         stage_channels = (4 * w, 8 * w, 8 * w)
         c_in = 2 * w
         self.stages = nn.ModuleList()
         for c_out in stage_channels:
-            self.stages.append(nn.Sequential(_conv_relu(c_in, c_out, 2), _conv_relu(c_out, c_out)))
+            self.stages.append(nn.Sequential(_conv3x3(c_in, c_out, nn.ReLU(), 2), _conv3x3(c_out, c_out, nn.ReLU())))
             c_in = c_out
         self.laterals = nn.ModuleList(nn.Conv2d(c, fpn, 1) for c in stage_channels)
         self.smooth = nn.ModuleList(nn.Conv2d(fpn, fpn, 3, 1, 1) for _ in STRIDES)
-        self.towers = nn.ModuleList(_conv_relu(fpn, fpn) for _ in STRIDES)
+        self.towers = nn.ModuleList(_conv3x3(fpn, fpn, nn.ReLU()) for _ in STRIDES)
         self.scores = nn.ModuleList(nn.Conv2d(fpn, 2, 1) for _ in STRIDES)
         self.bboxes = nn.ModuleList(nn.Conv2d(fpn, 4, 1) for _ in STRIDES)
         self.kps = nn.ModuleList(nn.Conv2d(fpn, 10, 1) for _ in STRIDES)
@@ -311,12 +311,12 @@ class _GfpganLike(nn.Module):
         # U-Net encoder: size -> 8 with strided convs, then 8 -> 4 for the style code
         self.body_first = nn.Conv2d(3, ch[size], 1)
         self.down = nn.ModuleList(
-            _lrelu_conv(ch[r], ch[r // 2], stride=2) for r in sorted(ch, reverse=True) if r > 4
+            _conv3x3(ch[r], ch[r // 2], nn.LeakyReLU(0.2), stride=2) for r in sorted(ch, reverse=True) if r > 4
         )
         self.final_linear = nn.Linear(ch[4] * 4 * 4, self.n_latent * self.style_dim)
         # U-Net decoder: 8 -> size; at each resolution one conv makes the SFT scale and shift
         # together, split apart later (GFPGAN's condition_scale/condition_shift pair).
-        self.up = nn.ModuleList(_lrelu_conv(ch[r // 2], ch[r]) for r in self.decoder_sizes[1:])
+        self.up = nn.ModuleList(_conv3x3(ch[r // 2], ch[r], nn.LeakyReLU(0.2)) for r in self.decoder_sizes[1:])
         self.conditions = nn.ModuleList(nn.Conv2d(ch[r], ch[r], 3, 1, 1) for r in self.decoder_sizes)
         # StyleGAN decoder: a learned constant at 8x8, one modulated conv per resolution.
         self.constant = nn.Parameter(torch.randn(1, ch[8], 8, 8))
@@ -339,7 +339,7 @@ class _GfpganLike(nn.Module):
 
         feature = skips[-1]  # 8x8
         conditions = []
-        for level, size in enumerate(self.decoder_sizes):
+        for level in range(len(self.decoder_sizes)):
             if level:
                 feature = self.up[level - 1](F.interpolate(feature, scale_factor=2.0, mode="bilinear"))
                 feature = feature + skips[-1 - level]
@@ -360,10 +360,6 @@ class _GfpganLike(nn.Module):
             out = torch.cat([same, sft * scale + shift], dim=1)
         rgb_modulation = self.rgb_modulation(style[:, self.n_latent - 1]).unsqueeze(2).unsqueeze(3)
         return self.to_rgb(out * rgb_modulation)
-
-
-def _lrelu_conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.LeakyReLU(0.2))
 
 
 def build_gfpgan_like(width: int = 8, size: int = 128, seed: int = 0) -> onnx.ModelProto:

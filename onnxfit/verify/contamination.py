@@ -364,6 +364,8 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
     name = view.node.input[view.inputs.index(source)]
     present = [s for s in outs if s is not None and s.batched]
     if not present:
+        if view.node.op_type == "Reshape" and view.constant(1) is not None:
+            return "fixes", f"{view.label} hard-codes the batch size (target shape {view.constant(1).tolist()})"
         return "reduces", f"{view.label} removes the batch axis of '{name}': no output has a dim that scales with N"
     for out_name, state in zip(view.node.output, outs):
         if state is None or not state.batched:
@@ -556,7 +558,7 @@ def contamination_check(
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes)}
     culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
     if not batched:
-        blockers = [f.message for f in flow.findings] or []
+        blockers = flow.problems
         fixed = {s.name: s.dims[0] for s in specs if s.dims}
         details["dynamic"] = False
         details["notes"].insert(0, f"batch fixed ({', '.join(f'{k}: {v}' for k, v in fixed.items())}): the model cannot be batched as is")
@@ -570,6 +572,8 @@ def contamination_check(
     provided = dict(provided or {})
     # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
     provided = {k: np.take(v, np.arange(n) % v.shape[0], axis=0) if k in batched else v for k, v in provided.items()}
+    # --input-shape fixes the other dims; the leading dim of batched inputs is the test's N.
+    input_shapes = {k: (n, *v[1:]) if k in batched else v for k, v in (input_shapes or {}).items()}
     inputs, _ = make_inputs(specs, n, input_shapes, provided, seed)
     batch_shapes = {k: v.shape for k, v in inputs.items() if k in batched}
     changed = [generate_inputs([s for s in specs if s.name in batched], batch_shapes, seed + 1 + j) for j in range(n)]

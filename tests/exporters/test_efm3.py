@@ -267,7 +267,7 @@ def test_cli_verify_passes_on_the_committed_pair():
 def test_cli_verify_fails_with_exit_1_on_a_perturbed_file(tmp_path):
     parsed = read_efm3(NANO_BIN)
     tensors = dict(parsed.tensors)
-    tensors["embed_proj.bn.bias"] = tensors["embed_proj.bn.bias"] + np.float32(0.01)
+    tensors["stem.bn.running_mean"] = tensors["stem.bn.running_mean"] + np.float32(0.05)
     perturbed = efm3.write_efm3(tmp_path / "perturbed.bin", parsed.arch, tensors)
     result = runner.invoke(app, ["efm3", "verify", str(perturbed), "--onnx", str(NANO_ONNX), "--json"])
     assert result.exit_code == 1

@@ -111,6 +111,42 @@ def test_scrfd_head_outputs_gain_a_batch_axis_and_frames_stay_independent():
     _assert_frames_independent(rewritten, (3, 16, 16))
 
 
+class _TinyClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return torch.softmax(self.fc(y.view(y.size(0), -1)), dim=1)
+
+
+def _classifier_export(**kwargs):
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(_TinyClassifier().eval(), (torch.zeros(1, 3, 8, 8),), buffer, dynamo=False, opset_version=13,
+                      input_names=["x"], output_names=["y"], **kwargs)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@pytest.mark.parametrize("folding", [True, False])
+def test_torch_classifier_view_exported_at_batch_1_is_repaired(folding):
+    # Folded, the view's shape is a Constant [1, 144]; unfolded, a Constant -> Unsqueeze -> Concat chain.
+    original = _classifier_export(do_constant_folding=folding)
+    rewritten = _run(original, opset=13).model
+    assert _dims(rewritten.graph.output[0]) == ["batch", 5]
+    _assert_batch_1_unchanged(original, rewritten, (3, 8, 8))
+    _assert_frames_independent(rewritten, (3, 8, 8))
+
+
+def test_torch_classifier_exported_with_dynamic_batch_is_left_alone():
+    original = _classifier_export(dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    result = _run(original, opset=13)
+    assert not result.changed and result.model is original
+    _assert_frames_independent(original, (3, 8, 8))
+
+
 # ---------------------------------------------------------------------------- onnx.helper models
 
 def _classifier(shape_init):
@@ -205,6 +241,24 @@ def test_merged_batch_feeding_softmax_becomes_per_frame_softmax_over_the_shifted
     softmax = next(n for n in rewritten.graph.node if n.op_type == "Softmax")
     assert helper.get_attribute_value(softmax.attribute[0]) == 2
     assert _dims(rewritten.graph.output[0]) == ["batch", 4, 9]
+    _assert_batch_1_unchanged(original, rewritten, (4, 3, 3))
+    _assert_frames_independent(rewritten, (4, 3, 3))
+
+
+def test_merged_heads_concatenated_along_the_merged_axis_concat_within_each_frame():
+    # Two Reshape(-1, 2) heads joined by Concat(axis=0): after the repair Concat(axis=1) of [N, 18, 2].
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "pairs"], ["a"], name="head_a"),
+             helper.make_node("Neg", ["t"], ["n"], name="neg"),
+             helper.make_node("Reshape", ["n", "pairs"], ["b"], name="head_b"),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="cat", axis=0),
+             helper.make_node("Softmax", ["c"], ["y"], name="softmax", axis=-1)]
+    original = make_model(nodes, [tensor_info("x", [1, 4, 3, 3])], [tensor_info("y", [36, 2])],
+                          [helper.make_tensor("pairs", TensorProto.INT64, [2], [-1, 2])])
+    rewritten = _run(original).model
+    concat = next(n for n in rewritten.graph.node if n.op_type == "Concat")
+    assert helper.get_attribute_value(concat.attribute[0]) == 1
+    assert _dims(rewritten.graph.output[0]) == ["batch", 36, 2]
     _assert_batch_1_unchanged(original, rewritten, (4, 3, 3))
     _assert_frames_independent(rewritten, (4, 3, 3))
 

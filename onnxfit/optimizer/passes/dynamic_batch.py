@@ -370,6 +370,11 @@ def _broadcast(walk: _Walk, node: gs.Node) -> list[int | None]:
     return [out_axis] * len(node.outputs)
 
 
+def _cast_like(walk: _Walk, node: gs.Node) -> list[int | None]:
+    """CastLike takes only the element type of input 1; the output is input 0 converted."""
+    return [walk.b(node.inputs[0])]
+
+
 def _frame_op(walk: _Walk, node: gs.Node) -> list[int | None]:
     """Conv, pooling, normalization: axis 0 is the batch, other inputs are per-model weights."""
     batched = [i for i, t in enumerate(node.inputs) if walk.b(t) is not None]
@@ -385,11 +390,18 @@ def _reshape(walk: _Walk, node: gs.Node) -> list[int | None]:
     b = walk.b(x)
     if walk.b(node.inputs[1]) is not None:
         raise _mixes(node, "with a shape taken from batched data")
-    in_shape, out_shape = walk.static(x, node), walk.static(out, node, old=True)
-    k = _batch_slot(in_shape, b, out_shape)
     current = walk.fixed(node.inputs[1])
+    allowzero = node.attrs.get("allowzero", 0)
+    in_shape = walk.static(x, node)
+    out_shape = walk.old_shape(out)
+    if out_shape is None or None in out_shape:
+        # onnx data propagation misses some shape chains (Unsqueeze with Constant-node axes).
+        value = _value_at_batch_1(walk, node.inputs[1])
+        if value is not None:
+            out_shape = _reshape_result(walk.static(x, node, old=True), [int(v) for v in value], allowzero)
+    out_shape = walk.static(out, node, old=True) if out_shape is None else out_shape
+    k = _batch_slot(in_shape, b, out_shape)
     if k is not None:
-        allowzero = node.attrs.get("allowzero", 0)
         if current is not None and not _keeps_batch([int(v) for v in current], k, b, allowzero):
             new = list(out_shape)
             new[k] = -1
@@ -401,6 +413,37 @@ def _reshape(walk: _Walk, node: gs.Node) -> list[int | None]:
     _set_reshape_shape(walk, node, [-1, *out_shape])
     walk.lifted.add(out.name)
     return [0]
+
+
+def _value_at_batch_1(walk: _Walk, t, depth: int = 0) -> np.ndarray | None:
+    """The value a small tensor had at batch 1, Shape chains of batched tensors included."""
+    if _absent(t) or depth > 64:
+        return None
+    if t.name not in walk.derived:
+        return constant_value(t, walk.opset)
+    node = t.inputs[0]
+    if node.op == "Shape":
+        shape = walk.old_shape(node.inputs[0])
+        if shape is None or None in shape:
+            return None
+        return np.asarray(shape[node.attrs.get("start", 0):node.attrs.get("end")], dtype=np.int64)
+    values = [None if _absent(i) else _value_at_batch_1(walk, i, depth + 1) for i in node.inputs]
+    if any(v is None and not _absent(i) for v, i in zip(values, node.inputs)):
+        return None
+    # A detached copy of the node on constant inputs: constant_value folds it without touching the graph.
+    probe = gs.Node(node.op, attrs=dict(node.attrs),
+                    inputs=[gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)],
+                    outputs=[gs.Variable(f"probe_out{j}") for j in range(len(node.outputs))])
+    return constant_value(probe.outputs[node.outputs.index(t)], walk.opset)
+
+
+def _reshape_result(in_shape: tuple[int, ...], shape: list[int], allowzero: int) -> tuple[int, ...]:
+    """What Reshape makes of ``in_shape``: 0 copies the input dim (unless allowzero), -1 takes the rest."""
+    out = [in_shape[i] if d == 0 and not allowzero else d for i, d in enumerate(shape)]
+    if -1 in out:
+        known = math.prod(d for d in out if d != -1)
+        out[out.index(-1)] = math.prod(in_shape) // known if known else 0
+    return tuple(out)
 
 
 def _batch_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...]) -> int | None:
@@ -470,7 +513,9 @@ def _squeeze(walk: _Walk, node: gs.Node) -> list[int | None]:
     if keep:
         _write_axes(walk, node, keep)
     else:
-        node.op, node.attrs, node.inputs[:] = "Identity", {}, [x]
+        node.op, node.attrs = "Identity", {}
+        while len(node.inputs) > 1:
+            node.inputs.pop()
     walk.report.rewritten += 1
     walk.lifted.add(node.outputs[0].name)
     return [0]
@@ -509,6 +554,9 @@ def _give_batch(walk: _Walk, node: gs.Node, i: int, b: int, source: gs.Tensor) -
     """A fixed input of a Concat with batch 1 takes its batch from ``source`` at run time (rule 4)."""
     t = node.inputs[i]
     shape = walk.static(t, node)
+    # Next to batches that a Reshape moved to a new leading axis (rule 3) it needs that axis too.
+    lifted = len(shape) < walk.rank(source, node)
+    shape = (1, *shape) if lifted else shape
     base = f"{node.name or 'concat'}_{t.name}"
     producer = t.inputs[0] if isinstance(t, gs.Variable) and len(t.inputs) == 1 else None
     shape_input = {"ConstantOfShape": 0, "Expand": 1}.get(producer.op) if producer is not None else None
@@ -516,6 +564,8 @@ def _give_batch(walk: _Walk, node: gs.Node, i: int, b: int, source: gs.Tensor) -
         producer.inputs[shape_input] = walk.batch_shape(shape, b, source, walk.b(source), base)
         walk.report.rewritten += 1
         walk.axis[t.name] = b
+        if lifted:
+            walk.lifted.add(t.name)
         return
     wide = nodes.add_node(walk.graph, "Expand", f"{base}_batch",
                           [t, walk.batch_shape(shape, b, source, walk.b(source), base)]).outputs[0]
@@ -622,7 +672,7 @@ def _matmul(walk: _Walk, node: gs.Node) -> list[int | None]:
         if ba == ra - 2:
             candidates.add(out_rank - 2 if rb >= 2 else out_rank - 1)
         else:
-            candidates.add(("broadcast", out_rank - (ra - ba) if rb >= 2 else ba))
+            candidates.add(out_rank - (ra - ba) if rb >= 2 else ba)
     if walk.b(bm) is not None:
         bb = walk.b(bm)
         if rb == 1 or bb == rb - 2:
@@ -630,11 +680,11 @@ def _matmul(walk: _Walk, node: gs.Node) -> list[int | None]:
         if bb == rb - 1:
             candidates.add(out_rank - 1)
         else:
-            candidates.add(("broadcast", out_rank - (rb - bb) if ra >= 2 else bb))
+            candidates.add(out_rank - (rb - bb) if ra >= 2 else bb)
+    # Both operands batched: only per-frame matrix products (the same broadcast axis) keep frames apart.
     if len(candidates) != 1:
         raise _mixes(node, "with both operands batched on different axes")
     (axis,) = candidates
-    axis = axis[1] if isinstance(axis, tuple) else axis
     # A batch moved in front by a Reshape (rule 3) lifts the output too unless the other operand
     # already had that many axes.
     old_ra, old_rb = ra - (a.name in walk.lifted), rb - (bm.name in walk.lifted)
@@ -746,7 +796,7 @@ def _resize(walk: _Walk, node: gs.Node) -> list[int | None]:
 
 _BROADCAST = {
     # unary
-    "Identity", "Cast", "CastLike", "Dropout", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
+    "Identity", "Cast", "Dropout", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
     "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softplus", "Softsign", "Mish", "Erf", "Exp", "Log", "Sqrt",
     "Reciprocal", "Abs", "Neg", "Sign", "Floor", "Ceil", "Round", "Sin", "Cos", "Not", "IsNaN", "IsInf", "Clip",
     # n-ary with numpy broadcasting
@@ -762,7 +812,7 @@ _RULES: dict[str, Callable[[_Walk, gs.Node], list[int | None]]] = {
     **{op: _broadcast for op in _BROADCAST},
     **{op: _frame_op for op in _FRAME_OPS},
     **{op: _reduce for op in _REDUCE | {"ArgMax", "ArgMin"}},
-    "Softmax": _softmax, "LogSoftmax": _softmax, "Hardmax": _softmax,
+    "CastLike": _cast_like, "Softmax": _softmax, "LogSoftmax": _softmax, "Hardmax": _softmax,
     "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Transpose": _transpose, "Concat": _concat, "Split": _split, "Gather": _gather, "Slice": _slice,
     "TopK": _topk, "LayerNormalization": _layer_norm, "MatMul": _matmul, "Gemm": _gemm,

@@ -59,6 +59,7 @@ _EVALUATED = frozenset({
 })
 # Ops that only move elements: they can carry partly known shape vectors (rule 3).
 _SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape"})
+_DEFAULT_DOMAINS = (None, "", "ai.onnx")  # graph-surgeon imports "" as None
 _MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and stays computed
 _SKELETON_MAX = 1024  # initializers above this go into shape inference as inputs, not values
 _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
@@ -237,7 +238,7 @@ class _Known:
         return _Dims(tuple(int(v) for v in value.reshape(-1)), value.ndim == 0, value.dtype)
 
     def learn(self, node: gs.Node) -> None:
-        if node.domain not in ("", "ai.onnx") or len(node.outputs) != 1:
+        if node.domain not in _DEFAULT_DOMAINS or len(node.outputs) != 1:
             return
         out = node.outputs[0]
         if node.op in ("Shape", "Size"):
@@ -320,7 +321,7 @@ def _empty(tensor: gs.Tensor | None) -> bool:
 
 def _resize_scales(node: gs.Node, known: _Known, opset: int) -> np.ndarray | str:
     """The constant scales that give exactly the computed ``sizes`` (rule 4), or why not ('' = no sizes)."""
-    if opset < 11 or node.domain not in ("", "ai.onnx") or len(node.inputs) < 4 or _empty(node.inputs[3]):
+    if opset < 11 or node.domain not in _DEFAULT_DOMAINS or len(node.inputs) < 4 or _empty(node.inputs[3]):
         return ""
     sizes = node.inputs[3]
     if isinstance(sizes, gs.Constant) or (sizes.inputs and sizes.inputs[0].op == "Constant"):

@@ -1,0 +1,38 @@
+"""`onnxfit partitions MODEL --target T`: how many pieces the target EP cuts the model into."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.verify.partitions import count_partitions
+
+
+@app.command("partitions")
+@handle_errors
+def partitions(
+    model: Path = typer.Argument(..., help="ONNX model file."),
+    target: str = typer.Option("coreml", "--target", "-t", help="coreml, coreml-nn, nnapi, openvino, cuda, tensorrt, cpu."),
+    ort_version: str = typer.Option(None, "--ort-version", help="Estimate for this ONNX Runtime release (X.Y)."),
+    ep: str = typer.Option(None, "--ep", help="Force a real placement with this execution provider."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Partitions, nodes on the EP, and every node left to the CPU with the reason."""
+    report = count_partitions(model, target, ort_version=ort_version, ep=ep)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    kind = "real" if report.is_real else f"estimated ({report.profile}, ONNX Runtime {report.ort_version})"
+    console.print(f"{report.model} on {report.target} [{report.ep}]: {kind}")
+    console.print(
+        f"partitions: {report.partitions}   nodes on EP: {report.nodes_on_ep}/{report.total_nodes}"
+        + (f"   partition sizes: {report.partition_sizes}" if report.partition_sizes else "")
+    )
+    if report.unsupported:
+        table = Table("node", "op", "reason", title="nodes not on the EP")
+        for node in report.unsupported:
+            table.add_row(node.name or "(unnamed)", node.op, node.reason)
+        console.print(table)

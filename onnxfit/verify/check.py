@@ -1,0 +1,277 @@
+"""``verify()``: load, make inputs, run the checks, return a ``VerifyReport``.
+
+Checks run in order: parity, contamination, then any ``checks=`` callables (each takes the
+``VerifyContext`` and returns a ``Check``; this is how ``partitions`` plugs in). Bad input
+(files, names, options, a model ONNX Runtime cannot load) raises ``OnnxfitError``; a failed
+check does not raise: the report says so (``report.raise_if_failed()`` turns it into exit 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
+from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
+from onnxfit.verify.inputs import InputSpec, check_array, is_batched, load_npz, make_inputs, model_inputs
+from onnxfit.verify.parity import compare_outputs, match_outputs, split_frames, stack_frames
+from onnxfit.verify.report import Check, VerifyReport
+from onnxfit.verify.runtimes import REFERENCE, ModelSource, Runtime, default_runtimes, make_runtime
+
+__all__ = ["verify", "verify_models", "VerifyContext"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerifyContext:
+    """What every check may use: the loaded model(s), the inputs parity used, the runtimes."""
+
+    model: onnx.ModelProto
+    source: ModelSource  # a path when verify got one (ORT then reads external data itself)
+    label: str
+    reference: onnx.ModelProto | None
+    reference_source: ModelSource | None
+    specs: list[InputSpec]
+    inputs: dict[str, np.ndarray]
+    runtimes: list[Runtime]  # runtimes[0] is the reference runtime
+    atol: float | None = None
+    rtol: float | None = None
+    seed: int = 0
+    batch: int | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    provided: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def verify(
+    model: ModelSource,
+    reference: ModelSource | None = None,
+    *,
+    batch: int | None = None,
+    input_shapes: dict[str | None, tuple[int, ...]] | Sequence[str] | None = None,
+    runtimes: Sequence[str | Runtime] | None = None,
+    inputs: str | os.PathLike | dict[str, np.ndarray] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+    checks: Sequence[Callable[[VerifyContext], Check]] = (),
+) -> VerifyReport:
+    """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
+    ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
+    ``TorchRuntime``), cross-frame contamination, then ``checks``.
+
+    ``input_shapes``: ``{"x": (1, 3, 64, 96)}`` or ``["x=1x3x64x96"]``. ``inputs``: an .npz path
+    or a dict of arrays keyed by input name. ``batch``: the leading symbolic dim for parity and
+    the contamination test (default 1 for parity, 4 for contamination).
+    """
+    if batch is not None and batch < 1:
+        raise OnnxfitError(f"--batch {batch}: must be a positive integer")
+    proto, source, label = _load(model)
+    ref_proto, ref_source, ref_label = _load(reference) if reference is not None else (None, None, None)
+    specs = model_inputs(proto)
+    shapes = _input_shapes(proto, input_shapes)
+    provided = _provided(inputs, specs)
+    selected = _runtimes(proto, source, runtimes)
+
+    per_frame = ref_proto is not None and _per_frame(specs, model_inputs(ref_proto))
+    if ref_proto is not None:
+        shapes = {**_shapes_from_reference(specs, model_inputs(ref_proto), batch), **shapes}
+    # Against a batch-1 reference, the batched model is compared frame by frame: do it at a real batch.
+    parity_batch = batch if batch is not None else (DEFAULT_BATCH if per_frame else None)
+    feeds, notes = make_inputs(specs, parity_batch, shapes, provided, seed)
+
+    ctx = VerifyContext(
+        proto, source, label, ref_proto, ref_source, specs, feeds, selected, atol, rtol, seed, batch, shapes, provided, notes
+    )
+    report = VerifyReport(label, ref_label, [r.name for r in selected])
+    report.checks.append(parity_check(ctx, per_frame, explicit=runtimes is not None))
+    resolved = {k: tuple(v.shape) for k, v in feeds.items()}
+    report.checks.append(
+        contamination_check(proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol)
+    )
+    for extra in checks:
+        report.checks.append(extra(ctx))
+    return report
+
+
+# Named for `optimize --verify`, which hands over an in-memory model and its source file.
+verify_models = verify
+
+
+def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
+    """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime."""
+    reference_rt = ctx.runtimes[0]
+    base = _run_or_raise(reference_rt, ctx.inputs, ctx.label)
+    comparisons = []
+    if ctx.reference is not None:
+        comparisons.append(_against_reference(ctx, base, per_frame))
+    for runtime in ctx.runtimes[1:]:
+        entry = {"label": f"{runtime.name} vs {reference_rt.name}", "runtime": runtime.name, "against": reference_rt.name}
+        try:
+            outputs = runtime.run(ctx.inputs)
+        except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the model is a finding; keep its reason
+            reason = f"{runtime.name} cannot run the model: {_first_line(exc)}"
+            # onnx.reference lacks some ops; added without being asked for, its gaps are no failure.
+            if runtime.name == "onnx-reference" and not explicit:
+                comparisons.append({**entry, "ok": True, "skipped": reason, "outputs": []})
+            else:
+                comparisons.append({**entry, "ok": False, "error": reason, "outputs": []})
+            continue
+        results = compare_outputs(outputs, base, ctx.atol, ctx.rtol)
+        comparisons.append({**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]})
+    details = {
+        "reference_runtime": reference_rt.name,
+        "inputs": {
+            k: {"shape": list(v.shape), "dtype": str(v.dtype), "source": "--inputs" if k in ctx.provided else "generated"}
+            for k, v in ctx.inputs.items()
+        },
+        "notes": list(ctx.notes),
+        "comparisons": comparisons,
+    }
+    ok = all(c["ok"] for c in comparisons)
+    return Check("parity", ok, _parity_summary(comparisons, reference_rt.name), details)
+
+
+def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_frame: bool) -> dict:
+    ref_specs = model_inputs(ctx.reference)
+    pairs = [(m, r) for m, r in match_outputs([s.name for s in ctx.specs], [s.name for s in ref_specs]) if m and r]
+    ref_rt = make_runtime(REFERENCE, ctx.reference_source)
+    ref_feeds = {r: ctx.inputs[m] for m, r in pairs}
+    entry = {"label": f"model vs reference model on {ref_rt.name}", "runtime": ref_rt.name, "against": "reference model"}
+    if per_frame:
+        by_ref = {s.name: s for s in ref_specs}
+        batched = [r for m, r in pairs if is_batched(_spec(ctx.specs, m)) and by_ref[r].dims and by_ref[r].dims[0] == 1]
+        n = ref_feeds[batched[0]].shape[0]
+        frames = [_run_or_raise(ref_rt, f, "the reference model") for f in split_frames(ref_feeds, batched, n)]
+        expected, problems = stack_frames(base, frames)
+        results = compare_outputs(base, expected, ctx.atol, ctx.rtol)
+        for result in results:
+            if result.name in problems:
+                result.note = problems[result.name]
+        entry["mode"] = f"per frame: the reference run on each of {n} frames, the model at batch {n}"
+    else:
+        expected = _run_or_raise(ref_rt, ref_feeds, "the reference model")
+        results = compare_outputs(base, expected, ctx.atol, ctx.rtol)
+        entry["mode"] = "same inputs"
+    entry.update(ok=all(r.ok for r in results), outputs=[r.to_dict() for r in results])
+    return entry
+
+
+def _parity_summary(comparisons: list[dict], reference: str) -> str:
+    failed = [c for c in comparisons if not c["ok"]]
+    if not comparisons:
+        return f"only the reference runtime {reference} ran: nothing to compare"
+    if not failed:
+        return f"{len(comparisons)} comparison(s) within tolerance"
+    first = failed[0]
+    if first.get("error"):
+        return first["error"]
+    bad = next(o for o in first["outputs"] if not o["ok"])
+    if bad.get("note"):
+        return f"{first['label']}: output '{bad['name']}': {bad['note']}"
+    return (
+        f"{first['label']}: output '{bad['name']}' max abs error {bad['max_abs']:.3g}, {bad['mismatches']} of "
+        f"{bad['size']} elements beyond atol {bad['atol']:g} + rtol {bad['rtol']:g}*|ref|"
+    )
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _load(model: ModelSource) -> tuple[onnx.ModelProto, ModelSource, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, model, model.graph.name or "<in-memory model>"
+    path = Path(model)
+    return load_model(path), path, str(path)
+
+
+def _input_shapes(proto: onnx.ModelProto, input_shapes) -> dict[str, tuple[int, ...]]:
+    if not input_shapes:
+        return {}
+    if not isinstance(input_shapes, dict):
+        input_shapes = parse_input_shapes(input_shapes)
+    return resolve_input_shapes(proto, input_shapes)
+
+
+def _provided(inputs, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    if inputs is None:
+        return {}
+    if isinstance(inputs, dict):
+        by_name = {s.name: s for s in specs}
+        for name, array in inputs.items():
+            if name not in by_name:
+                raise OnnxfitError(f"inputs: '{name}' is not a model input (inputs: {', '.join(by_name)})")
+            check_array(name, np.asarray(array), by_name[name], source="inputs")
+        return {k: np.asarray(v) for k, v in inputs.items()}
+    return load_npz(inputs, specs)
+
+
+def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str | Runtime] | None) -> list[Runtime]:
+    """The reference runtime first (always), then the others, each once."""
+    names = default_runtimes(proto) if wanted is None else [REFERENCE, *wanted]
+    selected: list[Runtime] = []
+    seen: set[str] = set()
+    for item in names:
+        runtime = make_runtime(item, source) if isinstance(item, str) else item
+        if runtime.name not in seen:
+            seen.add(runtime.name)
+            selected.append(runtime)
+    return selected
+
+
+def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec]) -> bool:
+    """A dynamic-batch model against a reference fixed to batch 1 (``optimize --dynamic-batch``)."""
+    by_ref = {s.name: s for s in ref_specs}
+    pairs = match_outputs([s.name for s in specs], [s.name for s in ref_specs])
+    return any(
+        m and r and is_batched(_spec(specs, m)) and by_ref[r].dims and by_ref[r].dims[0] == 1 for m, r in pairs
+    )
+
+
+def _shapes_from_reference(
+    specs: list[InputSpec], ref_specs: list[InputSpec], batch: int | None
+) -> dict[str, tuple[int, ...]]:
+    """Symbolic dims of the model take the reference's fixed values (its leading dim is the batch)."""
+    if len(ref_specs) != len(specs):
+        raise OnnxfitError(
+            f"the reference has {len(ref_specs)} inputs ({', '.join(s.name for s in ref_specs)}), the model "
+            f"{len(specs)} ({', '.join(s.name for s in specs)})"
+        )
+    by_ref = {s.name: s for s in ref_specs}
+    shapes = {}
+    for m, r in match_outputs([s.name for s in specs], [s.name for s in ref_specs]):
+        spec, ref = _spec(specs, m), by_ref[r]
+        if not spec.dims or not ref.dims or len(ref.dims) != len(spec.dims) or not all(isinstance(d, int) for d in ref.dims):
+            continue
+        # The model's own fixed dims win: a mismatch then shows as the reference failing to run.
+        dims = [d if isinstance(d, int) else r for d, r in zip(spec.dims, ref.dims)]
+        if is_batched(spec):
+            dims[0] = batch if batch is not None else (DEFAULT_BATCH if ref.dims[0] == 1 else ref.dims[0])
+        if all(isinstance(d, int) for d in spec.dims):
+            continue
+        shapes[m] = tuple(dims)
+    return shapes
+
+
+def _spec(specs: list[InputSpec], name: str) -> InputSpec:
+    return next(s for s in specs if s.name == name)
+
+
+def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    try:
+        return runtime.run(inputs)
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for a model it cannot run
+        raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

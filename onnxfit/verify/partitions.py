@@ -1,0 +1,347 @@
+"""Partition count of a model on a target EP: real where the EP is installed, estimated elsewhere.
+
+Why: an EP that leaves nodes to the CPU splits the graph and pays a device round trip at every
+border (inswapper on CoreML: 14 partitions, 55 ms; 1 partition, 27 ms). This module gives that
+number before and after `optimize`, on any machine.
+
+- Real: an InferenceSession with the EP (and the CPU EP as fallback) at log level VERBOSE; ORT's
+  session log states the placement ("Node(s) placed on [EP]. Number of nodes: n" followed by
+  "  OpType (name)" lines). The log is written by C++ to file descriptor 2, so it is captured at the
+  fd level. A compiling EP (CoreML, OpenVINO, TensorRT, NNAPI) shows one fused node per partition;
+  for a kernel EP (CUDA) the placed nodes are grouped the way ORT's partitioner would group them.
+  (`optimized_model_filepath` cannot be used for this: ORT refuses to save a graph with compiled
+  nodes.)
+- Estimated: ORT's own basic (level 1) optimizations are applied first with the CPU EP, because
+  that is the graph an EP sees when ORT partitions (constant folding has already removed static
+  Shape chains, Identity nodes, ...). The optimized graph is written with its initializers in an
+  external file and read back without them, then shape-inferred once; the EP profile (targets/)
+  judges every node and groups the supported ones with the EP's own algorithm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import onnx
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.targets.presets import get_target
+from onnxfit.targets.profiles import PROVIDER_OPTIONS, profile_for
+from onnxfit.targets.support import GraphFacts, Version, ort_partition_groups, parse_version
+
+__all__ = [
+    "PartitionReport",
+    "UnsupportedNode",
+    "count_partitions",
+    "estimate_partitions",
+    "real_partitions",
+    "prepare_graph",
+    "parse_placement_log",
+    "installed_ort_version",
+]
+
+log = logging.getLogger(__name__)
+
+CPU_EP = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class UnsupportedNode:
+    name: str
+    op: str
+    reason: str
+
+
+@dataclass
+class PartitionReport:
+    """Partitions of one model on one target; `source` says whether the figure is real or estimated."""
+
+    model: str
+    target: str
+    ep: str
+    source: str  # "real" or "estimated"
+    ort_version: str
+    partitions: int
+    nodes_on_ep: int
+    total_nodes: int
+    partition_sizes: list[int] = field(default_factory=list)
+    unsupported: list[UnsupportedNode] = field(default_factory=list)
+    profile: str | None = None
+
+    @property
+    def is_real(self) -> bool:
+        return self.source == "real"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------- public API
+
+
+def installed_ort_version() -> Version:
+    import onnxruntime
+
+    return parse_version(onnxruntime.__version__)
+
+
+def count_partitions(
+    model_or_path: onnx.ModelProto | str | os.PathLike,
+    target: str,
+    ort_version: str | None = None,
+    ep: str | None = None,
+) -> PartitionReport:
+    """Partitions of a model on `target`: real if its EP runs here (or `ep` is given), else estimated.
+
+    `ort_version` ("1.26") asks about another ONNX Runtime release than the installed one, which
+    only an estimate can answer. `ep` forces a real placement with that provider name.
+    """
+    preset = get_target(target)
+    version = parse_version(ort_version) if ort_version else installed_ort_version()
+    if ep is not None:
+        return real_partitions(model_or_path, target, ep)
+    available = _available_providers()
+    same_release = version == installed_ort_version()
+    if preset.ep in available and same_release:
+        return real_partitions(model_or_path, target, preset.ep)
+    profile = profile_for(target)
+    if profile is None:
+        raise OnnxfitError(
+            f"target '{target}' needs {preset.ep}, which this onnxruntime does not have "
+            f"(available: {', '.join(available)}), and onnxfit has no support profile to estimate it; "
+            f"estimates exist for: coreml, coreml-nn, nnapi, openvino"
+        )
+    return estimate_partitions(model_or_path, target, version)
+
+
+def estimate_partitions(model_or_path, target: str, version: Version) -> PartitionReport:
+    """Apply the target's support profile to ORT's level-1 optimized graph and group like the EP."""
+    preset = get_target(target)
+    profile = profile_for(target)
+    if profile is None:
+        raise OnnxfitError(f"no support profile for target '{target}'")
+    graph = prepare_graph(model_or_path)
+    verdicts = profile.judge_graph(graph, version)
+    supported = [v.supported for v in verdicts]
+    groups = profile.partitions(graph, supported) if graph.nodes else []
+    placed = {i for g in groups for i in g}
+    unsupported = [
+        UnsupportedNode(v.node, v.op, v.reason or "supported, but its partition is dropped by the EP")
+        for v in verdicts
+        if v.index not in placed
+    ]
+    return PartitionReport(
+        model=_model_label(model_or_path),
+        target=target,
+        ep=preset.ep,
+        source="estimated",
+        ort_version=f"{version[0]}.{version[1]}",
+        partitions=len(groups),
+        nodes_on_ep=len(placed),
+        total_nodes=len(graph.nodes),
+        partition_sizes=[len(g) for g in groups],
+        unsupported=unsupported,
+        profile=profile.name,
+    )
+
+
+def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
+    """Placement reported by a real InferenceSession with `ep` (CPU as fallback)."""
+    available = _available_providers()
+    if ep not in available:
+        raise OnnxfitError(f"execution provider '{ep}' is not available here (available: {', '.join(available)})")
+    graph = prepare_graph(model_or_path)
+    placement = _session_placement(model_or_path, ep, PROVIDER_OPTIONS.get(target, {}) if ep == get_target(target).ep else {})
+    on_ep = placement.get(ep, [])
+    version = installed_ort_version()
+    if ep == CPU_EP:
+        groups: list[list] = []
+        nodes_on_ep = 0
+    else:
+        names = {n.name: i for i, n in enumerate(graph.nodes) if n.name}
+        if on_ep and all(name in names for _, name in on_ep):
+            # A kernel EP: nodes keep their names; group them as ORT's partitioner would.
+            supported = [False] * len(graph.nodes)
+            for _, name in on_ep:
+                supported[names[name]] = True
+            groups = ort_partition_groups(graph, supported)
+            nodes_on_ep = len(on_ep)
+        else:
+            # A compiling EP: one fused node per partition.
+            groups = [[name] for _, name in on_ep]
+            others = sum(len(nodes) for placed_ep, nodes in placement.items() if placed_ep != ep)
+            nodes_on_ep = max(len(graph.nodes) - others, 0) if on_ep else 0
+    unsupported = [
+        UnsupportedNode(name, op, f"placed on {placed_ep}")
+        for placed_ep, nodes in placement.items()
+        if placed_ep != ep
+        for op, name in nodes
+    ]
+    return PartitionReport(
+        model=_model_label(model_or_path),
+        target=target,
+        ep=ep,
+        source="real",
+        ort_version=f"{version[0]}.{version[1]}",
+        partitions=len(groups),
+        nodes_on_ep=nodes_on_ep,
+        total_nodes=len(graph.nodes),
+        partition_sizes=[len(g) for g in groups],
+        unsupported=unsupported if ep != CPU_EP else [],
+        profile=None,
+    )
+
+
+# ------------------------------------------------------------------------ graph preparation
+
+
+def prepare_graph(model_or_path) -> GraphFacts:
+    """ORT level-1 optimized, shape-inferred skeleton of the model (initializer data left on disk)."""
+    import onnxruntime as ort
+
+    if not isinstance(model_or_path, onnx.ModelProto) and not Path(model_or_path).is_file():
+        raise OnnxfitError(f"{model_or_path}: no such file")
+    with tempfile.TemporaryDirectory(prefix="onnxfit-partitions-") as tmp:
+        optimized = Path(tmp) / "optimized.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(optimized)
+        options.log_severity_level = 3
+        # Big initializers go to a side file and are not read back: rules need names, dtypes and
+        # dims of weights, and values only of small tensors (pads, axes, scales, shapes).
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        try:
+            ort.InferenceSession(_session_source(model_or_path, tmp), options, providers=[CPU_EP])
+            skeleton = onnx.load(str(optimized), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            if isinstance(model_or_path, onnx.ModelProto):
+                raise OnnxfitError(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from None
+            raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {_first_line(exc)}") from None
+    try:
+        skeleton = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, ValueError) as exc:
+        log.warning("shape inference failed (%s); using the shapes ONNX Runtime recorded", _first_line(exc))
+    return GraphFacts(skeleton)
+
+
+def _session_source(model_or_path, tmp: str) -> str | bytes:
+    if isinstance(model_or_path, onnx.ModelProto):
+        if model_or_path.ByteSize() < 2**31 - 1:
+            return model_or_path.SerializeToString()
+        path = Path(tmp) / "input.onnx"
+        onnx.save_model(model_or_path, str(path), save_as_external_data=True, location="input.data")
+        return str(path)
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise OnnxfitError(f"{path}: no such file")
+    return str(path)
+
+
+def _model_label(model_or_path) -> str:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path.graph.name or "<model>"
+    return str(model_or_path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+# ---------------------------------------------------------------------------- real placement
+
+_PLACED = re.compile(r"(?:All nodes|Node\(s\)) placed on \[(?P<ep>[^\]]+)\]\. Number of nodes: (?P<n>\d+)")
+_NODE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s{2,}(?P<op>\S+) \((?P<name>.*)\)\s*$")
+
+
+def parse_placement_log(text: str) -> dict[str, list[tuple[str, str]]]:
+    """{ep: [(op_type, node_name), ...]} from ORT's verbose session log.
+
+    Lines look like (session_state.cc, VerifyEachNodeIsAssignedToAnEp):
+        ... VerifyEachNodeIsAssignedToAnEp]  Node(s) placed on [OpenVINOExecutionProvider]. Number of nodes: 2
+        ... VerifyEachNodeIsAssignedToAnEp]   OpenVINO-EP-subgraph_1 (OpenVINOExecutionProvider_OpenVINO-EP-subgraph_1_0)
+    "All nodes placed on [X]" appears when one EP took everything. The count line is checked
+    against the listed names so that a changed log format fails loudly instead of miscounting.
+    """
+    placement: dict[str, list[tuple[str, str]]] = {}
+    counts: dict[str, int] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        placed = _PLACED.search(line)
+        if placed:
+            ep, n = placed.group("ep"), int(placed.group("n"))
+            if line[placed.start() :].startswith("All nodes"):
+                # One EP took everything and ORT lists no names: n (fused) nodes, unnamed.
+                placement[ep] = [("", "")] * n
+                current = None
+            else:
+                current = ep
+                counts[ep] = n
+                placement.setdefault(ep, [])
+            continue
+        node = _NODE.search(line)
+        if node and current is not None:
+            placement[current].append((node.group("op"), node.group("name")))
+        elif "VerifyEachNodeIsAssignedToAnEp" not in line:
+            current = None
+    if not placement:
+        raise OnnxfitError("ONNX Runtime's session log has no node placement lines; cannot read the real placement")
+    for ep, n in counts.items():
+        if len(placement[ep]) != n:
+            raise OnnxfitError(f"ONNX Runtime's placement log lists {len(placement[ep])} nodes for {ep}, expected {n}")
+    return placement
+
+
+def _session_placement(model_or_path, ep: str, ep_options: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 0  # VERBOSE: the placement lines are logged at this level only
+    # Level 1 only: the graph the EPs partition; later levels rewrite CPU nodes after partitioning.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    providers = [(ep, ep_options)] if ep == CPU_EP else [(ep, ep_options), CPU_EP]
+    with tempfile.TemporaryDirectory(prefix="onnxfit-placement-") as tmp:
+        source = _session_source(model_or_path, tmp)
+        with _captured_stderr() as captured:
+            try:
+                ort.InferenceSession(source, options, providers=providers)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+                raise OnnxfitError(f"{_model_label(model_or_path)}: {ep} session failed: {_first_line(exc)}") from None
+        text = captured.read()
+    return parse_placement_log(text)
+
+
+class _captured_stderr:
+    """Redirect file descriptor 2 (where ORT's C++ logger writes) into a temporary file."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        return False
+
+    def read(self) -> str:
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", errors="replace")
+        self._file.close()
+        return text

@@ -1,0 +1,182 @@
+"""Cross-frame contamination: the dynamic frame test and the static batch-flow analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from onnxfit.verify import verify
+from onnxfit.verify.contamination import BATCH_RULES, batch_flow
+from tests.conftest import make_model, tensor_info
+
+RNG = np.random.default_rng(0)
+W = (RNG.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+B = RNG.standard_normal(4).astype(np.float32)
+G = RNG.standard_normal((2, 4)).astype(np.float32)
+
+
+def const(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def conv_net(batch="N", weight=W):
+    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm: frames never meet."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+        helper.make_node("Flatten", ["p"], ["f"], axis=1, name="flat"),
+        helper.make_node("Gemm", ["f", "g"], ["y"], transB=1, name="fc"),
+    ]
+    return make_model(
+        nodes, [tensor_info("x", [batch, 3, 16, 16])], [tensor_info("y", [batch, 2])],
+        [const("w", weight), const("b", B), const("g", G)],
+    )
+
+
+def naive_rows_net():
+    """A naive batch re-export: Reshape(-1, 2) folds the batch into the rows ([N*128, 2])."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Reshape", ["c", "shape"], ["y"], name="flatten_rows"),
+    ]
+    return make_model(
+        nodes, [tensor_info("x", ["N", 3, 8, 8])], [tensor_info("y", [None, 2])],
+        [const("w", W), const("b", B), const("shape", np.array([-1, 2], np.int64))],
+    )
+
+
+def softmax_mixing_net():
+    """Rows of all frames merged, a Softmax over the merged axis, then split back to [N, 128, 2]."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Reshape", ["c", "rows_shape"], ["rows"], name="to_rows"),
+        helper.make_node("Softmax", ["rows"], ["sm"], axis=0, name="softmax"),
+        helper.make_node("Reshape", ["sm", "frames_shape"], ["y"], name="to_frames"),
+    ]
+    return make_model(
+        nodes, [tensor_info("x", ["N", 3, 8, 8])], [tensor_info("y", ["N", 128, 2])],
+        [const("w", W), const("b", B), const("rows_shape", np.array([-1, 2], np.int64)),
+         const("frames_shape", np.array([-1, 128, 2], np.int64))],
+    )
+
+
+def test_clean_conv_net_with_symbolic_batch_passes_with_diagonal_influence():
+    check = verify(conv_net()).check("contamination")
+    assert check.ok, check.summary
+    frames = check.details["frames"]
+    assert frames["batch"] == 4
+    influence = np.array(frames["influence"])
+    assert influence.shape == (4, 4)
+    assert np.all(np.diag(influence) > 0) and np.all(influence[~np.eye(4, dtype=bool)] == 0)
+    assert frames["alone"]["y"] == [0.0] * 4 or max(frames["alone"]["y"]) < 1e-5
+
+
+def test_naive_reshape_flattening_the_batch_fails_and_names_the_reshape():
+    check = verify(naive_rows_net()).check("contamination")
+    assert not check.ok
+    assert "batch axis lost in output 'y'" in check.summary
+    assert "Reshape 'flatten_rows'" in check.summary
+    finding = check.details["static"]["findings"][0]
+    assert (finding["node"], finding["op"], finding["kind"]) == ("flatten_rows", "Reshape", "merges")
+
+
+def test_softmax_over_the_merged_batch_axis_mixes_frames_and_fails():
+    check = verify(softmax_mixing_net()).check("contamination")
+    assert not check.ok
+    assert "frame 0 run alone differs" in check.summary
+    failures = check.details["failures"]
+    assert any("changing frame 0 changes frame 1" in f for f in failures)
+    blocking = [f for f in check.details["static"]["findings"] if f["blocking"]]
+    assert blocking[0]["node"] == "softmax" and blocking[0]["kind"] == "mixes"
+    assert "merged: N*128" in blocking[0]["message"]
+
+
+def test_output_with_batch_merged_into_a_middle_axis_is_reported_lost():
+    # [N, 4, 8, 8] -> [1, N*64, 4]: the anchor layout of a detector re-exported without care.
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1], name="nhwc"),
+        helper.make_node("Reshape", ["t", "shape"], ["y"], name="anchors"),
+    ]
+    model = make_model(
+        nodes, [tensor_info("x", ["N", 3, 8, 8])], [tensor_info("y", [1, None, 4])],
+        [const("w", W), const("b", B), const("shape", np.array([1, -1, 4], np.int64))],
+    )
+    check = verify(model).check("contamination")
+    assert not check.ok
+    assert "batch axis lost in output 'y': shape [1, 64, 4] at batch 1, [1, 256, 4] at batch 4" in check.summary
+    assert check.details["static"]["lost"]["y"].endswith("first changed by Reshape 'anchors'")
+
+
+def test_fixed_batch_model_passes_with_note_and_names_blocking_nodes():
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Reshape", ["c", "shape"], ["y"], name="hard_reshape"),
+    ]
+    model = make_model(
+        nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 256])],
+        [const("w", W), const("b", B), const("shape", np.array([1, 256], np.int64))],
+    )
+    check = verify(model).check("contamination")
+    assert check.ok
+    assert check.details["dynamic"] is False
+    notes = " ".join(check.details["notes"])
+    assert "cannot be batched" in notes
+    assert "block --dynamic-batch: Reshape 'hard_reshape' hard-codes the batch size (target shape [1, 256])" in notes
+
+
+def test_fixed_batch_clean_model_says_dynamic_batch_should_work():
+    check = verify(conv_net(batch=1)).check("contamination")
+    assert check.ok and "no node blocks --dynamic-batch" in " ".join(check.details["notes"])
+
+
+def _flow(nodes, inputs, outputs, inits=(), shapes=None):
+    model = make_model(nodes, inputs, outputs, inits)
+    return batch_flow(model, shapes or {i.name: (1, *[d.dim_value for d in i.type.tensor_type.shape.dim[1:]]) for i in inputs})
+
+
+def test_batch_flow_transpose_there_and_back_is_only_a_move():
+    flow = _flow(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2], name="t1"),
+         helper.make_node("Relu", ["t"], ["r"], name="relu"),
+         helper.make_node("Transpose", ["r"], ["y"], perm=[1, 0, 2], name="t2")],
+        [tensor_info("x", ["N", 5, 6])], [tensor_info("y", ["N", 5, 6])],
+    )
+    assert flow.ok, flow.problems
+    assert [(f.node, f.kind) for f in flow.findings] == [("t1", "moves")]
+    assert flow.outputs["y"] == "batch on axis 0"
+
+
+def test_batch_flow_matmul_contracting_over_the_batch_mixes():
+    flow = _flow(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0], name="xt"),
+         helper.make_node("MatMul", ["t", "x"], ["y"], name="gram")],
+        [tensor_info("x", ["N", 8])], [tensor_info("y", [8, 8])],
+    )
+    mixes = [f for f in flow.findings if f.kind == "mixes"]
+    assert mixes and mixes[0].node == "gram" and "sums over the batch axis 1" in mixes[0].message
+
+
+def test_batch_flow_reduce_mean_over_axis_0_reduces_with_axes_input_or_attribute():
+    for opset_nodes, inits in (
+        ([helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean")], [const("axes", np.array([0], np.int64))]),
+        ([helper.make_node("ReduceMean", ["x"], ["y"], axes=[0], name="mean")], []),
+    ):
+        opset = 18 if inits else 17
+        model = make_model(opset_nodes, [tensor_info("x", ["N", 4])], [tensor_info("y", [1, 4])], inits, opset=opset)
+        flow = batch_flow(model, {"x": (1, 4)})
+        assert [(f.node, f.kind) for f in flow.findings] == [("mean", "reduces")]
+
+
+def test_batch_flow_layer_norm_from_axis_0_mixes_but_from_axis_1_does_not():
+    for axis, mixes in ((0, True), (1, False)):
+        nodes = [helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=axis, name="ln")]
+        flow = _flow(nodes, [tensor_info("x", ["N", 4])], [tensor_info("y", ["N", 4])],
+                     [const("s", np.ones((4,) if axis else (3, 4), np.float32))], shapes={"x": (3, 4)})
+        assert any(f.kind == "mixes" for f in flow.findings) is mixes
+
+
+def test_batch_rules_table_covers_the_ops_that_mix_without_changing_shapes():
+    for op in ("Softmax", "LayerNormalization", "ReduceMean", "MatMul", "Gather", "Conv", "LSTM", "CumSum"):
+        assert op in BATCH_RULES
