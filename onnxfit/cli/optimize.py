@@ -36,9 +36,7 @@ def output_paths(models: list[Path], output: Path) -> list[Path]:
         return [output]
     if output.exists() and not output.is_dir():
         raise OnnxfitError(f"{output}: several models need an output directory, not a file")
-    if not output.parent.is_dir() and str(output.parent) not in ("", "."):
-        raise OnnxfitError(f"{output}: parent directory '{output.parent}' does not exist")
-    output.mkdir(exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise OnnxfitError("several input models share a file name; optimize them into separate directories")

@@ -1,8 +1,8 @@
 """EFM3: the FaceX MobileFaceNet weight file. Writer, validating reader, numpy reference engine.
 
 EFM3 is the self-describing fp32 weight file that the FaceX C engine (``facex_mfn.c``) loads;
-``/work/shared/EFM3.md`` (the contract, mirrored in ``weights/README.md``) gives the byte layout,
-the architectures and the tensor order. This module is torch-free so that reading, inspecting
+its contract (EFM3.md of the FaceX engine; the sample files are described in ``weights/README.md``)
+gives the byte layout, the architectures and the tensor order. This module is torch-free so that reading, inspecting
 and running a file never imports torch; the torch model lives in
 :mod:`onnxfit.exporters.mobilefacenet` and reuses :class:`Arch` and :func:`plan` from here.
 
@@ -712,6 +712,10 @@ def export_efm3(source: str | os.PathLike, output: str | os.PathLike, arch: str 
     source = Path(source)
     if not source.is_file():
         raise OnnxfitError(f"{source}: no such file")
+    with open(source, "rb") as handle:
+        is_efm3 = handle.read(4) == MAGIC
+    if is_efm3:
+        raise OnnxfitError(f"{source}: is already an EFM3 file; export takes an .onnx model or a torch checkpoint")
     if arch is not None and arch not in ARCHS:
         raise OnnxfitError(f"unknown arch '{arch}': choose one of {', '.join(ARCHS)}")
     wanted = ARCHS[arch] if arch else None
@@ -776,7 +780,7 @@ def _dense(x: np.ndarray, weight: np.ndarray, stride: int, padding: int) -> np.n
     xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     windows = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]
     # windows: [N, Ho, Wo, Cin, K, K]; weight: [Cout, Cin, K, K]
-    return np.tensordot(windows, weight, axes=([3, 4, 5], [1, 2, 3])).astype(np.float32)
+    return np.tensordot(windows, weight, axes=([3, 4, 5], [1, 2, 3])).astype(np.float32, copy=False)
 
 
 class Efm3Engine:

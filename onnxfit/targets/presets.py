@@ -37,7 +37,8 @@ class Target:
         return frozenset(mode for mode, since in self.native_pad_modes if tuple(ort_version) >= since)
 
 
-_MOBILE = ("scalar-gather", "reflect-pad", "split-to-slice", "fold-shapes")
+# fold-shapes first: shape chains it folds need no scalar-gather or Split rewrites of their own.
+_MOBILE = ("fold-shapes", "scalar-gather", "reflect-pad", "split-to-slice")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {

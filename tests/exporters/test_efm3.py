@@ -1,4 +1,4 @@
-"""EFM3 as EFM3.md specifies it: layout, refusals, numpy engine parity with torch and ONNX Runtime, CLI."""
+"""EFM3 as its contract specifies it: layout, refusals, numpy engine parity with torch and ONNX Runtime, CLI."""
 
 import json
 import struct

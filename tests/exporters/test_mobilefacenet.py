@@ -11,7 +11,7 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.exporters.efm3 import ARCHS, plan, scale_channels, tensor_specs
 from onnxfit.exporters.mobilefacenet import MobileFaceNet, load_checkpoint, randomize_
 
-# max(8, round(c * width / 8) * 8) of 64, 128, 512, worked out by hand from EFM3.md.
+# max(8, round(c * width / 8) * 8) of 64, 128, 512, worked out by hand from the EFM3 contract.
 EXPECTED_CHANNELS = {
     "nano": (24, 48, 184, 256),
     "tiny": (32, 72, 280, 512),
