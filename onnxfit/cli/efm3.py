@@ -72,7 +72,7 @@ def inspect_command(
 def export_efm3_command(
     source: Path = typer.Argument(..., help="ONNX MobileFaceNet (.onnx) or torch checkpoint (.pt/.pth)."),
     output: Path = typer.Option(..., "--output", "-o", help="EFM3 .bin to write."),
-    arch: str | None = typer.Option(None, "--arch", help=f"{', '.join(ARCHS)}; inferred from the weights if left out."),
+    arch: str | None = typer.Option(None, "--arch", help=f"{', '.join(ARCHS)}; inferred from weights if omitted."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Write an EFM3 weight file from an ONNX MobileFaceNet or a torch state_dict/module."""
@@ -82,4 +82,4 @@ def export_efm3_command(
     if as_json:
         print_json(summary)
     else:
-        console.print(f"wrote {output} ({summary['arch']}, {summary['n_tensors']} tensors, {summary['file_size']} bytes)")
+        console.print(f"wrote {output}: {written.arch.name}, {len(written.tensors)} tensors, {written.file_size} bytes")

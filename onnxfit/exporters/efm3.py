@@ -52,6 +52,7 @@ Choices where the contract is silent (keep the C engine and this module in step)
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
@@ -348,6 +349,7 @@ def write_efm3(path: str | os.PathLike, arch: Arch, tensors: Mapping[str, np.nda
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    log.info("wrote %s (%s, %d bytes)", path, arch.name, len(data))
     return path
 
 
@@ -429,7 +431,8 @@ def _parse_arch_header(header: memoryview, source: str) -> Arch:
     if not 1 <= n_stages <= MAX_STAGES:
         raise OnnxfitError(f"{where}: n_stages is {n_stages}, expected 1 to {MAX_STAGES}")
     if stem_kernel % 2 == 0 or stem_stride not in (1, 2):
-        raise OnnxfitError(f"{where}: stem kernel {stem_kernel} / stride {stem_stride}: need an odd kernel, stride 1 or 2")
+        raise OnnxfitError(
+            f"{where}: stem kernel {stem_kernel} / stride {stem_stride}: need an odd kernel, stride 1 or 2")
     if 0 in (stem_c, block_c, final_c, embedding, gdc_kernel):
         raise OnnxfitError(f"{where}: a channel count, the embedding dim or the GDConv kernel is 0")
     if any(padding):
@@ -514,6 +517,9 @@ def tensors_from_state_dict(
     return arch, _match_plan(layers, arch, source)
 
 
+_SHAPE_ONLY_OPS = ("Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten")
+
+
 def _onnx_source_layers(model, source: str) -> list[_SourceLayer]:
     from onnx import helper, numpy_helper
 
@@ -565,6 +571,7 @@ def _onnx_source_layers(model, source: str) -> list[_SourceLayer]:
         bn = None
         if (norm := only_consumer(output, "BatchNormalization")) is not None:
             params = [constant(name, f"{origin} BatchNormalization input") for name in norm.input[1:5]]
+            # 1e-5 is ONNX's default epsilon for BatchNormalization.
             eps = float(next((helper.get_attribute_value(a) for a in norm.attribute if a.name == "epsilon"), 1e-5))
             bn = (*params, eps)
             output = norm.output[0]
@@ -575,13 +582,8 @@ def _onnx_source_layers(model, source: str) -> list[_SourceLayer]:
     return layers
 
 
-_SHAPE_ONLY_OPS = ("Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten")
-
-
 def _toposorted(nodes) -> list:
     """Kahn's order, ties broken by position; ONNX graphs are sorted already, but need not be."""
-    import heapq
-
     produced_by = {name: i for i, node in enumerate(nodes) for name in node.output if name}
     waiting = [0] * len(nodes)
     users: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
@@ -602,7 +604,9 @@ def _toposorted(nodes) -> list:
     return order
 
 
-def _state_dict_source_layers(state_dict: Mapping[str, Any], source: str, bn_eps: Mapping[str, float]) -> list[_SourceLayer]:
+def _state_dict_source_layers(
+    state_dict: Mapping[str, Any], source: str, bn_eps: Mapping[str, float]
+) -> list[_SourceLayer]:
     items = [(key, _as_numpy(value, source, key)) for key, value in state_dict.items()
              if not key.endswith("num_batches_tracked")]
     layers = []
@@ -625,7 +629,8 @@ def _state_dict_source_layers(state_dict: Mapping[str, Any], source: str, bn_eps
             names = [name for name, _ in items[i:i + 4]]
             bn_prefix = names[0].rpartition(".")[0]
             if names != [f"{bn_prefix}.{field}" for field in ("weight", "bias", "running_mean", "running_var")]:
-                raise OnnxfitError(f"{source}: BatchNorm tensors {names} are not weight, bias, running_mean, running_var")
+                raise OnnxfitError(
+                    f"{source}: BatchNorm tensors {names} are not weight, bias, running_mean, running_var")
             bn = (*(value for _, value in items[i:i + 4]), float(bn_eps.get(bn_prefix, BN_EPS)))
             i += 4
         slope = None
@@ -669,15 +674,15 @@ def _match_plan(layers: list[_SourceLayer], arch: Arch, source: str) -> dict[str
         if found.weight.shape != layer.weight_shape:
             raise OnnxfitError(f"{where}: weight shape {list(found.weight.shape)}, expected {list(layer.weight_shape)}")
         if found.geometry and found.geometry != (layer.stride, layer.padding, layer.groups):
-            raise OnnxfitError(
-                f"{where}: stride/padding/groups {found.geometry}, expected {(layer.stride, layer.padding, layer.groups)}"
-            )
+            expected_geometry = (layer.stride, layer.padding, layer.groups)
+            raise OnnxfitError(f"{where}: stride/padding/groups {found.geometry}, expected {expected_geometry}")
         if layer.prelu != (found.slope is not None):
             raise OnnxfitError(f"{where}: {'no' if layer.prelu else 'a'} PReLU follows it, the arch says the opposite")
         channels = layer.out_channels
         for value in (found.bias, *(found.bn[:4] if found.bn else ())):
             if value is not None and value.shape != (channels,):
-                raise OnnxfitError(f"{where}: bias or BatchNorm parameter of shape {list(value.shape)}, expected [{channels}]")
+                raise OnnxfitError(
+                    f"{where}: bias or BatchNorm parameter of shape {list(value.shape)}, expected [{channels}]")
         names = [name for name, _ in layer.tensor_shapes()]
         tensors[names[0]] = found.weight
         tensors.update(zip(names[1:5], _batchnorm(found, channels)))
@@ -905,7 +910,8 @@ def _embed_with_onnxruntime(path: Path, images: np.ndarray) -> np.ndarray:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         output = session.run(None, {inputs[0]: images})[0]
     except (Fail, InvalidArgument, InvalidGraph, RuntimeException) as exc:
-        raise OnnxfitError(f"{path}: ONNX Runtime cannot run it on [N,3,112,112] images ({str(exc).splitlines()[0]})") from None
+        reason = str(exc).splitlines()[0]
+        raise OnnxfitError(f"{path}: ONNX Runtime cannot run it on [N,3,112,112] images ({reason})") from None
     return np.asarray(output, np.float32).reshape(images.shape[0], -1)
 
 
@@ -964,7 +970,8 @@ def make_sample(directory: str | os.PathLike, arch: str = "nano", seed: int = 0)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = randomize_(MobileFaceNet(ARCHS[arch]), seed).eval()
-    bin_path = write_efm3(directory / f"facex_{arch}.bin", *tensors_from_state_dict(model.state_dict(), arch=ARCHS[arch]))
+    found, tensors = tensors_from_state_dict(model.state_dict(), arch=ARCHS[arch])
+    bin_path = write_efm3(directory / f"facex_{arch}.bin", found, tensors)
     onnx_path = export_onnx(model, directory / f"facex_{arch}.onnx")
     return bin_path, onnx_path
 

@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -202,28 +203,54 @@ def _export_torchscript(module, args, names_in, names_out, batched, opset, label
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Keep exporter chatter off stdout (``--json`` owns it) and its expected warnings out of logs.
+    """Keep exporter chatter off stdout (``--json`` owns it) and off the terminal.
 
-    The dynamo exporter logs that it builds at opset 18 and converts down (torch.onnx, then
-    onnxscript's version converter), that torchvision ops are unavailable, and prints progress;
-    the TorchScript one warns that it is deprecated. None of it
-    is actionable: the result reports the opset it got.
+    None of it is actionable, and failures are reported through the exception: the dynamo exporter
+    prints progress, logs that it builds at opset 18 and converts down (the result reports the
+    opset it got) and that torchvision ops are unavailable, and torch.export prints the traced
+    graph to stderr when it fails; the TorchScript exporter warns that it is deprecated and, on
+    failure, dumps its IR from C++ straight to file descriptor 1 (its logging switch is always on
+    in torch 2.13), which only an fd-level redirect catches. Captured text goes to the debug log.
     """
-    chatter = io.StringIO()
     loggers = [logging.getLogger(name) for name in ("torch", "onnxscript")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    chatter = io.StringIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+        with tempfile.TemporaryFile() as sink, _fds_to(sink), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            yield
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sink.seek(0)
+                chatter.write(sink.read().decode(errors="replace"))
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
         if chatter.getvalue().strip():
             log.debug("exporter output:\n%s", chatter.getvalue())
+
+
+@contextlib.contextmanager
+def _fds_to(sink) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``sink`` (C++ writes bypass sys.stdout), then restore."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def _key_message(exc: BaseException) -> str:
@@ -360,13 +387,13 @@ def _import(name: str):
 
 def build_module(spec: str):
     """Call the factory named by ``spec`` and return its ``nn.Module`` in eval mode."""
-    import torch
-
     factory = load_factory(spec)
     try:
         module = factory()
     except Exception as exc:  # noqa: BLE001 - the factory is user code
         raise OnnxfitError(f"'{spec}': the factory raised {type(exc).__name__}: {_key_message(exc)}") from None
+    import torch
+
     if not isinstance(module, torch.nn.Module):
         raise OnnxfitError(f"'{spec}': the factory returned a {type(module).__name__}, not a torch.nn.Module")
     return module.eval()

@@ -4,7 +4,7 @@ Source: microsoft/onnxruntime onnxruntime/core/providers/openvino/ov_versions/
 - data_ops.cc: `supported_op_mode` (the op list, "All" devices from V_2024_4 on), the dtype sets
   (`supported_types_cpu_` for run-time tensors, `supported_types_initializer_` for constants),
   the rank-0 rule (`no_dimension_supported_`), the zero-dim rule, and `op_list_` (known bad modes:
-  ReduceMax on int8/uint8, Reshape with a zero dim).
+  ReduceMax on int8/uint8, Reshape with a zero dim, Unsqueeze with an input named "axes").
 - capability.cc (2025 releases): if no node is unsupported the whole graph is one subgraph
   (tiny graphs of "model-only" ops excepted); otherwise the topological order is cut at each
   unsupported node (`GetPartitionedClusters`), each run is split into connected pieces
@@ -120,7 +120,19 @@ def _reshape_no_zero_dim(facts: NodeFacts) -> str | None:
     return None
 
 
-_SPECIAL = {"ReduceMax": (_reduce_max_not_int8,), "Reshape": (_reshape_no_zero_dim,)}
+def _unsqueeze_axes_not_named_axes(facts: NodeFacts) -> str | None:
+    # data_ops.cc matches the tensor *name*: an input called "axes" is taken for a run-time axes
+    # input, which OpenVINO could not make static in old releases; the check was never relaxed.
+    if "axes" in facts.inputs:
+        return "Unsqueeze with an input named 'axes' is refused (data_ops.cc matches the name)"
+    return None
+
+
+_SPECIAL = {
+    "ReduceMax": (_reduce_max_not_int8,),
+    "Reshape": (_reshape_no_zero_dim,),
+    "Unsqueeze": (_unsqueeze_axes_not_named_axes,),
+}
 _SRC = "onnxruntime/core/providers/openvino/ov_versions/data_ops.cc"
 
 

@@ -296,8 +296,13 @@ def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Ba
     if not batched:
         flow.notes.append("no input has a batch axis (no dynamic or size-1 leading dim)")
         return flow
-    probe_a = _infer(model, specs, shapes, batched, _PROBE_A)
-    probe_b = _infer(model, specs, shapes, batched, _PROBE_B)
+    try:
+        probe_a = _infer(model, specs, shapes, batched, _PROBE_A)
+        probe_b = _infer(model, specs, shapes, batched, _PROBE_B)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        flow.notes.append(f"static batch-flow analysis skipped: onnx shape inference failed ({reason})")
+        return flow
     states: dict[str, _State | None] = {name: _state(probe_a.get(name), probe_b.get(name)) for name in probe_a}
     culprit: dict[str, Finding | None] = {}
     constants = _constants(model)
@@ -373,7 +378,9 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
         if len(state.axes) + len(state.irregular) > 1:
             return "mixes", f"{view.label} pairs frames with each other: '{out_name}' has {state.describe()}"
         if state.irregular:
-            return "merges", f"{view.label} makes axis {state.irregular[0]} of '{out_name}' depend on N without being a multiple of it"
+            return "merges", (
+                f"{view.label} makes axis {state.irregular[0]} of '{out_name}' depend on N without being a multiple of it"
+            )
         axis, before = state.axes[0], source.axes[0] if source.axes else None
         if before is None or axis.factor > before.factor:
             return "merges", f"{view.label} merges the batch into axis {axis.index} of '{out_name}' (dim N*{axis.factor})"
@@ -388,11 +395,12 @@ def _infer(
     """Shape inference on a weightless copy of the graph with the batched inputs at ``batch``."""
     graph = onnx.GraphProto(name=model.graph.name)
     graph.node.extend(model.graph.node)
+    elem_types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
     for spec in specs:
         shape = list(shapes[spec.name])
         if spec.name in batched:
             shape[0] = batch
-        graph.input.append(helper.make_tensor_value_info(spec.name, helper.np_dtype_to_tensor_dtype(spec.dtype), shape))
+        graph.input.append(helper.make_tensor_value_info(spec.name, elem_types[spec.name], shape))
     for init in model.graph.initializer:
         if init.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and np.prod(init.dims) <= _KEEP_INT_ELEMENTS:
             graph.initializer.append(init)
@@ -493,7 +501,9 @@ def frame_test(
             sliceable.append(name)
         else:
             test.lost.append(name)
-            test.failures.append(f"batch axis lost in output '{name}': shape {list(one)} at batch 1, {list(value.shape)} at batch {n}")
+            test.failures.append(
+                f"batch axis lost in output '{name}': shape {list(one)} at batch 1, {list(value.shape)} at batch {n}"
+            )
     for name in sliceable:
         test.alone[name] = []
         for i, frame in enumerate(frames):
@@ -561,7 +571,8 @@ def contamination_check(
         blockers = flow.problems
         fixed = {s.name: s.dims[0] for s in specs if s.dims}
         details["dynamic"] = False
-        details["notes"].insert(0, f"batch fixed ({', '.join(f'{k}: {v}' for k, v in fixed.items())}): the model cannot be batched as is")
+        fixed_text = ", ".join(f"{k}: {v}" for k, v in fixed.items())
+        details["notes"].insert(0, f"batch fixed ({fixed_text}): the model cannot be batched as is")
         if blockers:
             details["notes"].append("nodes that block --dynamic-batch: " + "; ".join(blockers))
         elif flow.batched_inputs:
@@ -583,7 +594,8 @@ def contamination_check(
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
-            f"static analysis flags {len(flow.problems)} issue(s) the run at batch {n} did not show: " + "; ".join(flow.problems)
+            f"static analysis flags {len(flow.problems)} issue(s) the run at batch {n} did not show: "
+            + "; ".join(flow.problems)
         )
     if ok:
         summary = f"frames independent at batch {n} on {runtime.name}"

@@ -108,10 +108,8 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
     by_name = {s.name: s for s in specs}
     unknown = [n for n in arrays if n not in by_name]
     if unknown:
-        raise OnnxfitError(
-            f"{path}: {', '.join(repr(n) for n in unknown)} {'is not a model input' if len(unknown) == 1 else 'are not model inputs'}"
-            f" (inputs: {', '.join(by_name)})"
-        )
+        verb = "is not a model input" if len(unknown) == 1 else "are not model inputs"
+        raise OnnxfitError(f"{path}: {', '.join(repr(n) for n in unknown)} {verb} (inputs: {', '.join(by_name)})")
     for name, array in arrays.items():
         check_array(name, array, by_name[name], source=str(path))
     return arrays

@@ -188,7 +188,8 @@ def _generic_md(check: Check) -> list[str]:
 
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#1b1b1b;padding:0 1em}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
+color:#1b1b1b;padding:0 1em}
 h1 .pass,h2 .pass,h3 .pass{color:#1a7f37}h1 .fail,h2 .fail,h3 .fail{color:#cf222e}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:right}
 th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}tr.bad td{background:#ffebe9}
@@ -245,7 +246,8 @@ def _parity_html(check: Check) -> str:
             [([k, _shape(v["shape"]), v["dtype"], v["source"]], True) for k, v in inputs.items()],
         ))
     for comparison in check.details.get("comparisons", []):
-        parts.append(f"<h3>{e(comparison['label'])}: {_badge(comparison['ok']) if not comparison.get('skipped') else 'skipped'}</h3>")
+        status = "skipped" if comparison.get("skipped") else _badge(comparison["ok"])
+        parts.append(f"<h3>{e(comparison['label'])}: {status}</h3>")
         if comparison.get("error") or comparison.get("skipped"):
             parts.append(f"<p>{e(comparison.get('error') or comparison.get('skipped'))}</p>")
             continue
@@ -258,7 +260,9 @@ def _parity_html(check: Check) -> str:
             ["output", "shape", "dtype", "max abs", "max rel", "cosine", "mismatches", "atol / rtol", "status"], rows
         ))
         plots = [
-            f"<div class='plot'><p>{e(o['name'])}: |error| histogram (count per decade, log height)</p>{_histogram_svg(o['histogram'])}</div>"
+            f"<div class='plot'><p>{e(o['name'])}: |error| histogram "
+            "(bins by decade, labelled by lower edge; log height)</p>"
+            f"{_histogram_svg(o['histogram'])}</div>"
             for o in comparison["outputs"]
             if o.get("histogram") and any(o["histogram"][1:])
         ]
@@ -281,14 +285,16 @@ def _contamination_html(check: Check) -> str:
             [([f["node"], f["op"], f["kind"], f["message"]], not f["blocking"]) for f in static["findings"]],
         ))
     if static.get("outputs"):
-        parts.append(_table(["output", "batch"], [([k, v], k not in static.get("lost", {})) for k, v in static["outputs"].items()]))
+        lost = static.get("lost", {})
+        parts.append(_table(["output", "batch"], [([k, v], k not in lost) for k, v in static["outputs"].items()]))
     frames = details.get("frames") or {}
     n = frames.get("batch", 0)
     plots = []
     if frames.get("influence"):
+        heatmap = _heatmap_svg(frames["influence"], [f"changed {j}" for j in range(n)], [f"frame {i}" for i in range(n)])
         plots.append(
             f"<div class='plot'><p>max |change| of each frame (column) when one frame (row) changes at batch {n}; "
-            f"off-diagonal must be 0</p>{_heatmap_svg(frames['influence'], [f'changed {j}' for j in range(n)], [f'frame {i}' for i in range(n)])}</div>"
+            f"off-diagonal must be 0</p>{heatmap}</div>"
         )
     if frames.get("alone"):
         names = list(frames["alone"])
@@ -337,7 +343,8 @@ def _histogram_svg(counts: list[int]) -> str:
         parts.append(
             f"<text transform='translate({x + bar / 2:.1f},{height - bottom + 6}) rotate(45)'>{html.escape(label)}</text>"
         )
-    parts.append(f"<line x1='{left}' y1='{height - bottom}' x2='{left + len(counts) * bar}' y2='{height - bottom}' stroke='#57606a'/>")
+    axis_y, axis_end = height - bottom, left + len(counts) * bar
+    parts.append(f"<line x1='{left}' y1='{axis_y}' x2='{axis_end}' y2='{axis_y}' stroke='#57606a'/>")
     parts.append("</svg>")
     return "".join(parts)
 

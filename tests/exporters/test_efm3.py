@@ -131,7 +131,8 @@ REFUSALS = {
     "json_len past EOF": (lambda d: _patched(d, 88, "<I", len(d)), "truncated: the JSON copy"),
     "huge json_len": (lambda d: _patched(d, 88, "<I", 0xFFFFFFFF), "truncated: the JSON copy (json_len 4294967295)"),
     "n_tensors mismatch": (lambda d: _patched(d, 92 + _json_len(d), "<I", 282), "n_tensors is 282, but the arch"),
-    "wrong tensor size": (lambda d: _patched(d, 96 + _json_len(d), "<I", 2596), "tensor 0 (stem.conv.weight) is 2596 bytes"),
+    "wrong tensor size": (
+        lambda d: _patched(d, 96 + _json_len(d), "<I", 2596), "tensor 0 (stem.conv.weight) is 2596 bytes"),
     "huge tensor size": (lambda d: _patched(d, 96 + _json_len(d), "<I", 0xFFFFFFFF), "is 4294967295 bytes"),
     "truncated mid-tensor": (lambda d: d[:len(d) // 2], "truncated: tensor"),
     "truncated in a size field": (lambda d: d[:96 + _json_len(d) + 2], "truncated: the size of tensor 0"),
@@ -298,10 +299,12 @@ def test_cli_inspect_json_reports_header_tensors_and_size():
     assert info["layers"][-1]["name"] == "embed_proj" and info["layers"][-1]["prelu"] is None
 
 
-def test_cli_export_from_onnx_writes_a_file_that_runs_like_the_twin(tmp_path):
+def test_cli_export_from_onnx_infers_the_arch_and_runs_like_the_twin(tmp_path):
     out = tmp_path / "from_onnx.bin"
-    result = runner.invoke(app, ["export", "efm3", str(NANO_ONNX), "--arch", "nano", "-o", str(out)])
+    result = runner.invoke(app, ["export", "efm3", str(NANO_ONNX), "-o", str(out), "--json"])
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"source": str(NANO_ONNX), "output": str(out), "arch": "nano",
+                                         "n_tensors": 283, "file_size": NANO_BIN.stat().st_size}
     images = face_like_inputs(2, seed=5)
     exported = Efm3Engine(read_efm3(out)).embed(images)
     assert np.max(np.abs(exported - Efm3Engine(read_efm3(NANO_BIN)).embed(images))) <= TOL
@@ -324,4 +327,7 @@ def test_cli_export_refuses_a_mismatched_arch_without_writing(tmp_path, tiny_pai
     out = tmp_path / "x.bin"
     result = runner.invoke(app, ["export", "efm3", str(onnx_path), "--arch", "nano", "-o", str(out)])
     assert result.exit_code == 2 and "expected [24, 3, 3, 3]" in " ".join(result.stderr.split())
+    assert not out.exists()
+    result = runner.invoke(app, ["export", "efm3", str(NANO_BIN), "-o", str(out)])
+    assert result.exit_code == 2 and "already an EFM3 file" in result.stderr
     assert not out.exists()

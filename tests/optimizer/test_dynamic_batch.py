@@ -111,6 +111,21 @@ def test_scrfd_head_outputs_gain_a_batch_axis_and_frames_stay_independent():
     _assert_frames_independent(rewritten, (3, 16, 16))
 
 
+def test_head_with_symbolic_batch_merged_into_its_output_gets_per_frame_outputs():
+    # What torch's dynamo exporter writes for the SCRFD head: a symbolic batch, still flattened by
+    # Reshape(-1, 2), with the output declared [32*batch, 2].
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="score_conv"),
+             helper.make_node("Transpose", ["c"], ["t"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "pairs"], ["y"], name="flatten_anchors")]
+    original = make_model(nodes, [tensor_info("x", ["batch", 3, 4, 4])], [tensor_info("y", ["32*batch", 2])],
+                          [_weight("w", [4, 3, 1, 1], 9), helper.make_tensor("pairs", TensorProto.INT64, [2], [-1, 2])],
+                          value_info=[tensor_info("t", ["batch", 4, 4, 4])])
+    rewritten = _run(original).model
+    assert _dims(rewritten.graph.output[0]) == ["batch", 32, 2]
+    _assert_batch_1_unchanged(original, rewritten, (3, 4, 4))
+    _assert_frames_independent(rewritten, (3, 4, 4))
+
+
 class _TinyClassifier(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -431,8 +431,8 @@ def _value_at_batch_1(walk: _Walk, t, depth: int = 0) -> np.ndarray | None:
     if any(v is None and not _absent(i) for v, i in zip(values, node.inputs)):
         return None
     # A detached copy of the node on constant inputs: constant_value folds it without touching the graph.
-    probe = gs.Node(node.op, attrs=dict(node.attrs),
-                    inputs=[gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)],
+    inputs = [gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)]
+    probe = gs.Node(node.op, attrs=dict(node.attrs), inputs=inputs,
                     outputs=[gs.Variable(f"probe_out{j}") for j in range(len(node.outputs))])
     return constant_value(probe.outputs[node.outputs.index(t)], walk.opset)
 
@@ -838,7 +838,7 @@ def _make_symbolic(walk: _Walk, inputs: list[gs.Variable], dim: str) -> int:
         if not isinstance(t, gs.Variable) or t.name in io or t.shape is None:
             continue
         if t.name in walk.axis:
-            new = _symbolic_shape(t.shape, walk.axis[t.name], t.name in walk.lifted, dim)
+            new = _symbolic_shape(t.shape, walk.shapes.get(t.name), walk.axis[t.name], t.name in walk.lifted, dim)
             if new is not None:
                 t.shape = new
                 changed += 1
@@ -847,10 +847,17 @@ def _make_symbolic(walk: _Walk, inputs: list[gs.Variable], dim: str) -> int:
     return changed
 
 
-def _symbolic_shape(shape, b: int, lifted: bool, dim: str) -> list | None:
-    """``shape`` with ``dim`` in the batch axis, or None when it already is symbolic there."""
+def _symbolic_shape(shape, at_batch_1: tuple | None, b: int, lifted: bool, dim: str) -> list | None:
+    """``shape`` with ``dim`` in the batch axis, or None when it already is symbolic there.
+
+    A lifted tensor's old shape holds the merged batch (``[128*batch, 2]``): its per-frame dims
+    come from inference at batch 1, the declared dims only fill what inference left unknown.
+    """
     if lifted:
-        return [dim, *shape]
+        frame = list(shape)
+        if at_batch_1 is not None and len(at_batch_1) == len(shape):
+            frame = [d if d is not None else old for d, old in zip(at_batch_1, shape)]
+        return [dim, *frame]
     if b < len(shape) and isinstance(shape[b], (int, np.integer)):
         return [*shape[:b], dim, *shape[b + 1:]]
     return None

@@ -27,6 +27,12 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    that stays reads them (or a graph output is one): pure constant arithmetic is left to ORT's own
    constant folding, and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded.
    The computation that fed the new constants is removed.
+6. Rules 2-5 repeat while they fold something and a Shape op still reads a tensor of unknown shape:
+   onnx infers a Reshape's output from a computed shape only from opset 14 on, so a chain
+   Shape -> Reshape -> Shape needs the first constant before the second shape is known.
+7. Rewrites reach If branches (nested), which run once with the outer shapes. Loop and Scan bodies
+   are left alone: a loop-carried tensor may change shape every iteration, while inference only
+   sees the first.
 
 Report: ``folded`` tensors turned into constants, ``removed`` nodes that became dead,
 ``rewritten`` Resize nodes moved from sizes to scales plus graph inputs given fixed shapes.
@@ -62,6 +68,7 @@ _SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "S
 _DEFAULT_DOMAINS = (None, "", "ai.onnx")  # graph-surgeon imports "" as None
 _MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and stays computed
 _SKELETON_MAX = 1024  # initializers above this go into shape inference as inputs, not values
+_MAX_ROUNDS = 8  # rule 6: one round per Shape -> Reshape -> Shape link; real models need 2-3
 _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
               onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
 
@@ -77,31 +84,42 @@ class FoldShapesPass:
         report = PassReport(self.name)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()  # dead nodes are not ours to count
         report.rewritten += _set_input_shapes(graph, ctx, report)
-        _write_inferred_shapes(graph, _infer_shapes(graph))
-        known = _Known(ctx.opset)
-        for g in iter_graphs(graph):  # outer graphs first: subgraphs read outer values
-            for node in g.nodes:
-                known.learn(node)
-        for g in iter_graphs(graph):
-            for node in [n for n in g.nodes if n.op == "Resize"]:
-                scales = _resize_scales(node, known, ctx.opset)
-                if isinstance(scales, str):
-                    if scales:
-                        report.skipped.append(f"Resize '{node.name}': {scales}")
-                    continue
-                _use_scales(g, node, scales, ctx.opset)
-                report.rewritten += 1
         before = _node_count(graph)
-        # Drop the sizes computations Resize no longer reads before deciding what must be constant.
-        graph.cleanup(remove_unused_graph_inputs=False)
-        for g in iter_graphs(graph):
-            report.folded += _materialize(g, known)
-        graph.cleanup(remove_unused_graph_inputs=False)
+        for _ in range(_MAX_ROUNDS):
+            if not self._round(graph, ctx, report) or not _unresolved_shapes(graph):
+                break
         report.removed = before - _node_count(graph)
-        left = sum(1 for g in iter_graphs(graph) for n in g.nodes if n.op == "Shape")
+        left = sum(1 for g in _straight_graphs(graph) for n in g.nodes if n.op == "Shape")
         if left:
             report.notes.append(f"{left} Shape op(s) stay: they read symbolic dims")
         return report
+
+    def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport) -> bool:
+        """Infer shapes, learn values, rewrite Resize, fold; True if anything changed (rule 6)."""
+        _write_inferred_shapes(graph, _infer_shapes(graph))
+        known = _Known(ctx.opset)
+        for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
+            for node in g.nodes:
+                known.learn(node)
+        changed = 0
+        for g in _straight_graphs(graph):
+            for node in [n for n in g.nodes if n.op == "Resize"]:
+                scales = _resize_scales(node, known, ctx.opset)
+                if isinstance(scales, str):
+                    if scales and f"Resize '{node.name}': {scales}" not in report.skipped:
+                        report.skipped.append(f"Resize '{node.name}': {scales}")
+                    continue
+                _use_scales(g, node, scales, ctx.opset)
+                changed += 1
+        report.rewritten += changed
+        # Drop the sizes computations Resize no longer reads before deciding what must be constant.
+        graph.cleanup(remove_unused_graph_inputs=False)
+        for g in _straight_graphs(graph):
+            folded = _materialize(g, known)
+            report.folded += folded
+            changed += folded
+        graph.cleanup(remove_unused_graph_inputs=False)
+        return bool(changed)
 
 
 # ------------------------------------------------------------------------------------ input shapes
@@ -175,7 +193,7 @@ def _proto_dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
 
 def _write_inferred_shapes(graph: gs.Graph, shapes: dict[str, list[Dim] | None]) -> None:
     inputs = {t.name for t in graph.inputs}
-    for g in iter_graphs(graph):
+    for g in _straight_graphs(graph):
         for tensor in g.tensors().values():
             if isinstance(tensor, gs.Variable) and tensor.name not in inputs and shapes.get(tensor.name) is not None:
                 tensor.shape = _merge_dims(tensor.shape, shapes[tensor.name])
@@ -389,6 +407,22 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
 
 def _all_known(node: gs.Node, known: _Known) -> bool:
     return all(_empty(t) or t.name in known.values for t in node.outputs)
+
+
+def _straight_graphs(graph: gs.Graph):
+    """The graph and its If branches, nested (rule 7): each runs at most once per inference."""
+    yield graph
+    for node in graph.nodes:
+        if node.op == "If":
+            for attr in node.attrs.values():
+                if isinstance(attr, gs.Graph):
+                    yield from _straight_graphs(attr)
+
+
+def _unresolved_shapes(graph: gs.Graph) -> bool:
+    """Whether a Shape/Size op still reads a tensor of not fully static shape (another round may help)."""
+    return any(n.op in ("Shape", "Size") and _elements(n.inputs[0].shape) < 0 for g in _straight_graphs(graph)
+               for n in g.nodes)
 
 
 def _node_count(graph: gs.Graph) -> int:

@@ -1,0 +1,59 @@
+"""`onnxfit export torch`: a torch module from a factory -> verified ONNX with a dynamic batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from onnxfit.cli.common import console, export_app, handle_errors, print_json
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import parse_shape
+
+
+@export_app.command("torch")
+@handle_errors
+def export_torch_command(
+    factory: str = typer.Argument(..., metavar="MODULE:FACTORY",
+                                  help="A module (dotted name or path to a .py file) and a function in it that returns "
+                                       "the nn.Module, e.g. models/scrfd.py:build"),
+    input_shape: list[str] = typer.Option(..., "--input-shape", "-s",
+                                          help="Example input shape, e.g. 1x3x320x320; once per forward argument, in order."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .onnx file to write."),
+    exporter: str = typer.Option("dynamo", "--exporter", help="dynamo (torch.export) or torchscript (the tracer)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset to export to."),
+    dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--no-dynamic-batch",
+                                       help="Make axis 0 of every input a symbolic batch (default) or keep it fixed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+) -> None:
+    """Export MODULE:FACTORY() to ONNX, repair its batch, verify it against torch, and save it."""
+    import torch
+
+    from onnxfit.exporters.torch_onnx import EXPORTERS, build_module, export_torch
+
+    if exporter not in EXPORTERS:
+        raise OnnxfitError(f"--exporter {exporter}: choose from {', '.join(EXPORTERS)}")
+    shapes = [parse_shape(s) for s in input_shape]
+    module = build_module(factory)
+    # Zeros are enough: the exporters trace shapes, and verification draws its own random inputs.
+    example = tuple(torch.zeros(shape) for shape in shapes)
+    result = export_torch(module, example, output, dynamic_batch=dynamic_batch, opset=opset, exporter=exporter)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    table = Table(title=f"{factory} -> {result.path}", title_justify="left")
+    table.add_column("what")
+    table.add_column("result")
+    table.add_row("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")
+    for kind, values in (("input", result.inputs), ("output", result.outputs)):
+        for name, dims in values.items():
+            table.add_row(f"{kind} {name}", "[" + ", ".join(map(str, dims)) + "]")
+    for report in result.passes:
+        table.add_row(f"pass {report.name}", f"{report.rewritten} rewritten, {report.folded} folded"
+                      if report.changed else "nothing to do")
+    for check in result.verify.checks:
+        table.add_row(check.name, check.summary)
+    for note in result.notes:
+        table.add_row("note", note)
+    console.print(table)
