@@ -2,8 +2,12 @@
 
 Public API (re-exports only; see each subpackage):
     optimize, optimize_model      onnxfit.optimizer
+    prepare                       onnxfit.optimizer.cache (per-machine cache)
+    verify                        onnxfit.verify (parity, contamination, partitions)
+    inspect                       onnxfit.inspection
+    export_torch                  onnxfit.exporters.torch_onnx (needs the torch extra)
     load_model, save_model        onnxfit.model
-    OnnxfitError                  onnxfit.errors
+    OnnxfitError, CheckFailed     onnxfit.errors
 """
 
 import onnx_graphsurgeon as _gs
@@ -16,7 +20,9 @@ from onnxfit.errors import CheckFailed, OnnxfitError  # noqa: E402
 from onnxfit.inspection import inspect  # noqa: E402
 from onnxfit.model import load_model, save_model  # noqa: E402
 from onnxfit.optimizer import optimize, optimize_model  # noqa: E402
+from onnxfit.optimizer.cache import prepare  # noqa: E402
+from onnxfit.verify import verify  # noqa: E402  (the function; submodules stay importable)
 
 __version__ = "0.1.0"
 
-__all__ = ["inspect", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]
+__all__ = ["inspect", "prepare", "verify", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]

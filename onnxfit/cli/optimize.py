@@ -47,12 +47,24 @@ def _optimize_one(job: dict) -> dict:
     """Worker entry (also used in-process): returns the JSON-able result or the error line."""
     try:
         if job["cache"]:
-            return _prepare_one(job)
-        result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
-                          input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"])
-        return result.to_dict()
+            result = _prepare_one(job)
+        else:
+            result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
+                              input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"]).to_dict()
+        if job["verify"]:
+            result["verify"] = _verify_against_source(job, Path(result.get("cached") or result["output"]))
+        return result
     except OnnxfitError as exc:
         return {"model": str(job["model"]), "error": str(exc)}
+
+
+def _verify_against_source(job: dict, optimized: Path) -> dict:
+    """--verify: the optimized model against the original, per frame when the batch became dynamic."""
+    from onnxfit.verify import verify
+
+    if optimized == Path(job["model"]):
+        return {"ok": True, "checks": [], "note": "nothing was rewritten: the original is used"}
+    return verify(optimized, reference=job["model"], input_shapes=job["input_shapes"] or None).to_dict()
 
 
 def _prepare_one(job: dict) -> dict:
@@ -86,6 +98,7 @@ def optimize_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
+    verify: bool = typer.Option(False, "--verify", help="Verify each result against its original; exit 1 on a mismatch."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
     if target != "auto":
@@ -108,13 +121,14 @@ def optimize_command(
         target = auto_target()
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch, "cache": cache}
+         "dynamic_batch": dynamic_batch, "cache": cache, "verify": verify}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
     errors = [r for r in results if "error" in r]
+    failed = [r for r in results if not r.get("verify", {"ok": True})["ok"]]
     if as_json:
-        print_json({"ok": not errors, "target": target, "models": results})
+        print_json({"ok": not errors and not failed, "target": target, "models": results})
     else:
         for result in results:
             if "cached" in result:
@@ -123,12 +137,16 @@ def optimize_command(
                               + ("" if result["changed"] else " (nothing to rewrite: the original is used)"))
             elif "error" not in result:
                 _render(result)
+            if "verify" in result:
+                _render_verify(result)
     if errors:
         if len(results) == 1:
             raise OnnxfitError(errors[0]["error"])
         for err in errors:
             console.print(f"[red]error:[/red] {err['error']}", soft_wrap=True)
         raise typer.Exit(2)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _run_jobs(job_list: list[dict], jobs: int, show_progress: bool) -> list[dict]:
@@ -169,3 +187,13 @@ def _render(result: dict) -> None:
         ops.add_row(op, str(before.get(op, 0)), str(after.get(op, 0)))
     ops.add_row("[bold]all nodes[/bold]", str(result["nodes_before"]), str(result["nodes_after"]))
     console.print(ops)
+
+
+def _render_verify(result: dict) -> None:
+    report = result["verify"]
+    if report.get("note"):
+        console.print(f"verify: {report['note']}")
+        return
+    for check in report["checks"]:
+        mark = "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]"
+        console.print(f"verify {check['name']}: {mark}  {check.get('summary', '')}", soft_wrap=True)

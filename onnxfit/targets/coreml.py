@@ -32,7 +32,14 @@ coreml_supported_{mlprogram,neuralnetwork}_ops.md) disagrees with this profile:
    unsupported here, with the reason listed.
 4. The checker requires every input of a node to have a fixed shape (it runs with
    require_fixed_input_sizes=True); the CoreML EP itself accepts symbolic dims by default.
-The fidelity tests compare only on models where none of these apply, and test each one apart.
+5. NeuralNetwork Unsqueeze: the .md has Squeeze but no Unsqueeze row; op_builder_factory.cc
+   registers the Squeeze builder for both, so Unsqueeze is supported here.
+6. The checker counts an omitted optional input ('' as in Resize(X, '', '', sizes)) as a value
+   without a fixed shape and rejects the node; ORT's IsInputSupported skips inputs that do not
+   exist. (Applies to its NNAPI check too.)
+7. The checker links producers to consumers in one pass over graph.node, so it needs the nodes in
+   topological order; ORT's C++ builds edges for any order. onnxfit groups over real edges.
+The fidelity tests compare on models where none of these apply, and test each one apart.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Where ORT's usability checker (driven by nnapi_supported_ops.md) disagrees with 
    (constant weights, constant pads, 2D-only convs and pools, DCR-only DepthToSpace, constant
    Squeeze/Unsqueeze axes, Gather indices). This profile applies them.
 2. The checker has no rank limit for NNAPI; this profile rejects inputs of rank > 4.
+3. As for CoreML (targets/coreml.py, items 6 and 7): the checker treats an omitted optional input
+   as dynamic-shaped, and needs graph.node in topological order.
 Not modelled: the Android API level of the device (some ops need API 29+), and the NNAPI EP's
 `NNAPI_FLAG_CPU_DISABLED`/`CPU_ONLY` flags, which change placement on the device only.
 """

@@ -30,9 +30,8 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
 6. Rules 2-5 repeat while they fold something and a Shape op still reads a tensor of unknown shape:
    onnx infers a Reshape's output from a computed shape only from opset 14 on, so a chain
    Shape -> Reshape -> Shape needs the first constant before the second shape is known.
-7. Rewrites reach If branches (nested), which run once with the outer shapes. Loop and Scan bodies
-   are left alone: a loop-carried tensor may change shape every iteration, while inference only
-   sees the first.
+7. Rewrites reach If branches (nested), which run at most once per run. Loop and Scan bodies are
+   left alone: their loop-carried tensors may change shape from one iteration to the next.
 
 Report: ``folded`` tensors turned into constants, ``removed`` nodes that became dead,
 ``rewritten`` Resize nodes moved from sizes to scales plus graph inputs given fixed shapes.
@@ -86,12 +85,14 @@ class FoldShapesPass:
         report.rewritten += _set_input_shapes(graph, ctx, report)
         before = _node_count(graph)
         for _ in range(_MAX_ROUNDS):
+            # Only the last round's reasons hold: a later round may have converted that Resize.
+            report.skipped = []
             if not self._round(graph, ctx, report) or not _unresolved_shapes(graph):
                 break
         report.removed = before - _node_count(graph)
         left = sum(1 for g in _straight_graphs(graph) for n in g.nodes if n.op == "Shape")
         if left:
-            report.notes.append(f"{left} Shape op(s) stay: they read symbolic dims")
+            report.notes.append(f"{left} Shape op(s) stay: they read dims not known before run time")
         return report
 
     def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport) -> bool:
@@ -106,7 +107,7 @@ class FoldShapesPass:
             for node in [n for n in g.nodes if n.op == "Resize"]:
                 scales = _resize_scales(node, known, ctx.opset)
                 if isinstance(scales, str):
-                    if scales and f"Resize '{node.name}': {scales}" not in report.skipped:
+                    if scales:
                         report.skipped.append(f"Resize '{node.name}': {scales}")
                     continue
                 _use_scales(g, node, scales, ctx.opset)
