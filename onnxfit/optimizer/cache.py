@@ -249,6 +249,10 @@ class Cache:
                 _write_json_atomic(tmp_dir / _META, meta)
                 (tmp_dir / _LAST_USED).touch()
                 os.replace(tmp_dir, self.entries_dir / key)
+                # Just hashed while building: that was this process's full check of the artefact.
+                for name in meta["artefact"]:
+                    st = (self.entries_dir / key / name).stat()
+                    _VERIFIED_IN_THIS_PROCESS[self.entries_dir / key / name] = (st.st_size, st.st_mtime_ns, st.st_ino)
             finally:
                 if tmp_dir.exists():
                     shutil.rmtree(tmp_dir, ignore_errors=True)

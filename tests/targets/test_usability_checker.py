@@ -60,9 +60,18 @@ def test_disagreement_neuralnetwork_unsqueeze_missing_from_checker_list():
 
 
 def test_disagreement_mlprogram_pad_missing_from_checker_list():
-    model = corpus.reflect_pad("constant")
-    assert _checker(model, "coreml") == (2, 3)
-    assert _estimate(model, "coreml") == (1, 4)
+    from onnx import helper
+
+    from tests.conftest import make_model, tensor_info
+
+    # Pad feeds a Relu, not a Conv, so ORT's level-1 PadFusion cannot fold it away.
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu1"),
+             helper.make_node("Pad", ["a", "pads"], ["b"], name="pad1", mode="constant"),
+             helper.make_node("Relu", ["b"], ["y"], name="relu2")]
+    pads = helper.make_tensor("pads", 7, [8], [0, 0, 1, 1, 0, 0, 1, 1])
+    model = make_model(nodes, [tensor_info("x", [1, 3, 4, 4])], [tensor_info("y", [1, 3, 6, 6])], [pads])
+    assert _checker(model, "coreml") == (2, 2)
+    assert _estimate(model, "coreml") == (1, 3)
 
 
 def test_disagreement_checker_ignores_reflect_caveat():
