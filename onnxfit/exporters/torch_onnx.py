@@ -369,10 +369,15 @@ def _import(name: str):
             unique = f"_onnxfit_factory_{abs(hash(str(file.resolve())))}"
             loader_spec = importlib.util.spec_from_file_location(unique, file)
             module = importlib.util.module_from_spec(loader_spec)
+            # Registered like any import: dataclasses and pickling look classes up in sys.modules.
+            sys.modules[unique] = module
             # The file may import its neighbours, as it would when run as a script.
             sys.path.insert(0, str(file.resolve().parent))
             try:
                 loader_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[unique]
+                raise
             finally:
                 sys.path.remove(str(file.resolve().parent))
             return module

@@ -70,10 +70,6 @@ def parse_version(text: str) -> Version:
     return int(match.group(1)), int(match.group(2))
 
 
-def _format_version(version: Version) -> str:
-    return f"{version[0]}.{version[1]}"
-
-
 # ------------------------------------------------------------------------------ graph facts
 
 

@@ -215,7 +215,8 @@ def test_identity_batchnorm_folds_to_exactly_the_conv_bias():
     assert var + eps == np.float32(1.0) and np.sqrt(var + eps) == np.float32(1.0)
 
 
-def test_onnx_with_unfolded_batchnorm_gives_the_raw_tensors_bit_exact(tmp_path):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter is deprecated, and wanted here
+def test_onnx_with_unfolded_batchnorm_gives_the_raw_tensors_bit_exact():
     import io
 
     model = _model("nano", seed=9)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import CheckFailed, OnnxfitError
 from onnxfit.exporters.torch_onnx import export_torch, load_factory
 
 SIZE = 32
@@ -87,6 +87,8 @@ def test_export_gives_every_output_a_leading_symbolic_batch_axis(exported):
     assert [o.name for o in model.graph.output] == OUTPUTS
     dynamic_batch = next(r for r in result.passes if r.name == "dynamic-batch")
     assert dynamic_batch.rewritten >= len(OUTPUTS)  # the four merging Reshapes at least
+    # fold-shapes turned the FPN's shape-derived Resize sizes into constant scales.
+    assert "Shape" not in {n.op_type for n in model.graph.node}
 
 
 def test_each_frame_at_batch_16_equals_that_frame_run_alone(exported):
@@ -146,6 +148,20 @@ class DataDependentBranch(nn.Module):
 class Svd(nn.Module):
     def forward(self, x):
         return torch.linalg.svd(x)[1]
+
+
+class Noisy(nn.Module):
+    """Exports fine, but ONNX Runtime draws other random numbers than torch: parity must fail."""
+
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+
+def test_export_that_differs_from_torch_raises_check_failed_and_writes_nothing(tmp_path):
+    path = tmp_path / "noisy.onnx"
+    with pytest.raises(CheckFailed, match=r"noisy.onnx: parity check failed: output 'output' differs from torch"):
+        export_torch(Noisy(), torch.zeros(1, 3, 4, 4), path, exporter="torchscript")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
@@ -222,10 +238,16 @@ def test_cli_exports_a_factory_from_a_py_file_as_json(tmp_path):
     ("no_such_package.models:build", "no module named 'no_such_package'"),
     ("models.py:not_a_module", "returned a str, not a torch.nn.Module"),
 ])
-def test_cli_bad_module_factory_exits_2_with_one_line(tmp_path, spec, fragment):
+def test_cli_bad_module_factory_exits_2_with_one_line(tmp_path, monkeypatch, spec, fragment):
+    # In-process (typer's runner): these fail before any export, a subprocess per case only adds start-up.
+    from typer.testing import CliRunner
+
+    from onnxfit.cli import app
+
     (tmp_path / "models.py").write_text(textwrap.dedent(FACTORY_FILE))
-    result = onnxfit("export", "torch", spec, "--input-shape", "1x3x16x16", "-o", "out.onnx", cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["export", "torch", spec, "--input-shape", "1x3x16x16", "-o", "out.onnx"])
+    assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
     assert result.stdout == "" and not (tmp_path / "out.onnx").exists()

@@ -8,11 +8,11 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
 1. Fixed input shapes come from the model or from ``ctx.input_shapes`` (``--input-shape``), which
    overrides the model's input dims and is written onto the graph inputs. An axis-0 dim named
    ``ctx.batch_dim`` stays symbolic: the dynamic-batch pass runs first and named it so.
-2. onnx shape inference (with data propagation) runs once, on a weight-free skeleton of the graph
+2. onnx shape inference (with data propagation) runs on a weight-free skeleton of the graph
    (large initializers become graph inputs of the same dtype and shape), and its shapes are
    written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
    kept over names that inference invents.
-3. Values are then propagated forward through every graph, subgraphs included: Shape and Size of
+3. Values are then propagated forward through the graph and its If branches: Shape and Size of
    tensors with known dims, and the ops in ``_EVALUATED`` on known inputs (onnx.reference, exact).
    Shape values are tracked element by element, so ``Shape(x)`` of ``[N, 8, 20, 20]`` knows its
    last three elements: Gather/Slice/Concat/Unsqueeze/Squeeze/Reshape/Identity and integer Casts
