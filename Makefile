@@ -5,7 +5,12 @@ PIP    := $(PY) -m pip
 # torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test install clean
+# The real OpenVINO EP ships as its own onnxruntime build (onnxruntime-openvino), which cannot share
+# a venv with onnxruntime: the partition-fidelity tests against it run in a second venv.
+OV_VENV := .venv-openvino
+OV_PY   := $(OV_VENV)/bin/python
+
+.PHONY: demo test test-openvino install clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -16,11 +21,22 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
+$(OV_VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(OV_VENV)
+	$(OV_PY) -m pip install -q --upgrade pip
+	$(OV_PY) -m pip install -q onnxruntime-openvino==1.24.1 onnx onnx-graphsurgeon numpy typer rich platformdirs filelock xxhash pytest hypothesis
+	$(OV_PY) -m pip install -q -e . --no-deps
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/onnxfit optimize weights/ -o build/demo --target coreml
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(OV_VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(OV_PY) -m pytest -q -p no:cacheprovider -m openvino_ep tests/targets
+
+test-openvino: $(OV_VENV)/.installed
+	$(OV_PY) -m pytest -q -p no:cacheprovider -m openvino_ep tests/targets
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(OV_VENV) build
