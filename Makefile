@@ -29,7 +29,7 @@ $(OV_VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/onnxfit optimize weights/ -o build/demo --target coreml
+	$(VENV)/bin/onnxfit optimize weights/ -o build/demo --target coreml --ort-version 1.25
 
 test: $(VENV)/.installed $(OV_VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider

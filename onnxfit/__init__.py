@@ -22,7 +22,8 @@ from onnxfit.model import load_model, save_model  # noqa: E402
 from onnxfit.optimizer import optimize, optimize_model  # noqa: E402
 from onnxfit.optimizer.cache import prepare  # noqa: E402
 from onnxfit.verify import verify  # noqa: E402  (the function; submodules stay importable)
+from onnxfit.exporters.torch_onnx import export_torch  # noqa: E402  (imports torch only when called)
 
 __version__ = "0.1.0"
 
-__all__ = ["inspect", "prepare", "verify", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]
+__all__ = ["inspect", "prepare", "verify", "export_torch", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]

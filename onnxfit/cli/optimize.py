@@ -16,6 +16,16 @@ from onnxfit.optimizer import get_passes, optimize, select_passes
 from onnxfit.targets import get_target, target_names
 
 
+def _version_tuple(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        major, minor = text.split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        raise OnnxfitError(f"bad --ort-version '{text}': expected MAJOR.MINOR such as 1.25") from None
+
+
 def collect_models(paths: list[Path]) -> list[Path]:
     """Files as given; directories contribute their *.onnx files (sorted)."""
     models: list[Path] = []
@@ -50,12 +60,27 @@ def _optimize_one(job: dict) -> dict:
             result = _prepare_one(job)
         else:
             result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
-                              input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"]).to_dict()
+                              input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
+                              ort_version=_version_tuple(job["ort_version"])).to_dict()
+        if job["partitions"]:
+            result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
         if job["verify"]:
             result["verify"] = _verify_against_source(job, Path(result.get("cached") or result["output"]))
         return result
     except OnnxfitError as exc:
         return {"model": str(job["model"]), "error": str(exc)}
+
+
+def _partitions_before_after(job: dict, optimized: Path) -> dict:
+    """Partition counts on the target for the original and the result (real or estimated)."""
+    from onnxfit.verify.partitions import count_partitions
+
+    try:
+        before = count_partitions(job["model"], job["target"], job["ort_version"])
+        after = before if optimized == Path(job["model"]) else count_partitions(optimized, job["target"], job["ort_version"])
+    except OnnxfitError as exc:  # e.g. cuda without the CUDA EP: no profile to estimate with
+        return {"note": str(exc)}
+    return {"before": before.to_dict(), "after": after.to_dict()}
 
 
 def _verify_against_source(job: dict, optimized: Path) -> dict:
@@ -99,6 +124,11 @@ def optimize_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
     verify: bool = typer.Option(False, "--verify", help="Verify each result against its original; exit 1 on a mismatch."),
+    ort_version: str | None = typer.Option(None, "--ort-version", help="The onnxruntime release the model will run "
+                                           "on (e.g. 1.25): skips rewrites its EP does not need, and partitions are "
+                                           "estimated for it. Default: rewrite for every release."),
+    partitions: bool = typer.Option(True, "--partitions/--no-partitions", help="Report partitions on the target "
+                                    "before and after."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
     if target != "auto":
@@ -106,6 +136,7 @@ def optimize_command(
     elif not cache:
         raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
     pass_list = [p for p in passes.split(",")] if passes else None
+    _version_tuple(ort_version)
     get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch))
     parse_input_shapes(input_shape)
     model_paths = collect_models(models)
@@ -121,7 +152,8 @@ def optimize_command(
         target = auto_target()
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch, "cache": cache, "verify": verify}
+         "dynamic_batch": dynamic_batch, "cache": cache, "verify": verify, "ort_version": ort_version,
+         "partitions": partitions}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
@@ -137,6 +169,8 @@ def optimize_command(
                               + ("" if result["changed"] else " (nothing to rewrite: the original is used)"))
             elif "error" not in result:
                 _render(result)
+            if "partitions" in result:
+                _render_partitions(result)
             if "verify" in result:
                 _render_verify(result)
     if errors:
@@ -197,3 +231,17 @@ def _render_verify(result: dict) -> None:
     for check in report["checks"]:
         mark = "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]"
         console.print(f"verify {check['name']}: {mark}  {check.get('summary', '')}", soft_wrap=True)
+
+
+def _render_partitions(result: dict) -> None:
+    parts = result["partitions"]
+    if "note" in parts:
+        console.print(f"partitions: not counted ({parts['note']})", soft_wrap=True)
+        return
+    before, after = parts["before"], parts["after"]
+    console.print(f"partitions on {result['target']} ({after['source']}, onnxruntime {after['ort_version']}): "
+                  f"[bold]{before['partitions']} -> {after['partitions']}[/bold]  "
+                  f"(nodes on {after['ep']}: {before['nodes_on_ep']}/{before['total_nodes']} -> "
+                  f"{after['nodes_on_ep']}/{after['total_nodes']})", soft_wrap=True)
+    for node in after["unsupported"][:5]:
+        console.print(f"  still on CPU: {node['name']} ({node['op']}): {node['reason']}", soft_wrap=True)

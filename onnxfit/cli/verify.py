@@ -42,6 +42,12 @@ def verify_command(
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write report.json, report.md and report.html into this directory."
     ),
+    target: Optional[str] = typer.Option(
+        None, "--target", help="Also check partitions on this target (fails above 1, or above the reference)."
+    ),
+    ort_version: Optional[str] = typer.Option(
+        None, "--ort-version", help="Estimate partitions for this onnxruntime release (e.g. 1.25)."
+    ),
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
     result = verify(
@@ -54,6 +60,8 @@ def verify_command(
         atol=atol,
         rtol=rtol,
         seed=seed,
+        target=target,
+        ort_version=ort_version,
     )
     if report is not None:
         write_report(result, report)

@@ -85,6 +85,7 @@ def optimize(
     input_shapes: dict[str | None, tuple[int, ...]] | list[str] | None = None,
     dynamic_batch: bool = False,
     external_data: bool | None = None,
+    ort_version: tuple[int, int] | None = None,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -93,13 +94,12 @@ def optimize(
     """
     model_path = Path(model_path)
     get_target(target)
-    select = get_passes(select_passes(target, passes, dynamic_batch))  # fail on bad names before loading
-    del select
+    get_passes(select_passes(target, passes, dynamic_batch))  # fail on bad names before loading
     model = load_model(model_path, lazy_weights=True)
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)
-    result = optimize_model(model, target, passes, shapes, dynamic_batch)
+    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version)
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

@@ -38,7 +38,7 @@ class Target:
 
 
 # fold-shapes first: shape chains it folds need no scalar-gather or Split rewrites of their own.
-_MOBILE = ("fold-shapes", "scalar-gather", "reflect-pad", "split-to-slice")
+_MOBILE = ("fold-shapes", "scalar-gather", "reflect-pad", "split-to-slice", "flatten-to-reshape")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {

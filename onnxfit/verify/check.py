@@ -63,6 +63,8 @@ def verify(
     rtol: float | None = None,
     seed: int = 0,
     checks: Sequence[Callable[[VerifyContext], Check]] = (),
+    target: str | None = None,
+    ort_version: str | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -97,6 +99,10 @@ def verify(
     report.checks.append(
         contamination_check(proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol)
     )
+    if target is not None:
+        from onnxfit.verify.partitions import partitions_check
+
+        checks = [*checks, partitions_check(target, ort_version)]
     for extra in checks:
         report.checks.append(extra(ctx))
     return report
