@@ -191,7 +191,9 @@ def _resolve_external_locations(model: onnx.ModelProto, base: Path) -> None:
         if tensor.data_location != onnx.TensorProto.EXTERNAL or is_lazy(tensor):
             continue
         info = {e.key: e.value for e in tensor.external_data}
-        location = (base / info["location"]).resolve()
+        location = (base / info.get("location", "")).resolve()
+        if not info.get("location") or not location.is_relative_to(base) or not location.is_file():
+            continue  # left as it is: load_model refuses it with a clear message
         offset = int(info.get("offset", 0))
         length = int(info["length"]) if "length" in info else location.stat().st_size - offset
         _set_lazy(tensor, str(location), offset, length)

@@ -69,6 +69,49 @@ def test_optimize_bad_input_exit_2_one_line_no_output(tmp_path, name, content, f
     assert not out.exists()
 
 
+def _truncated(path):
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+def _cyclic():
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"], name="first"), helper.make_node("Relu", ["a"], ["b"], name="second")]
+    return make_model(nodes, [tensor_info("x", [1])], [tensor_info("a", [1])]).SerializeToString()
+
+
+def _future_opset():
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1])], [tensor_info("y", [1])])
+    model.opset_import[0].version = 500
+    return model.SerializeToString()
+
+
+def _escaping_external_data():
+    weights = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "../../etc/passwd"), ("offset", "0"), ("length", "16")):
+        weights.external_data.add(key=key, value=value)
+    return make_model([helper.make_node("Add", ["x", "w"], ["y"])], [tensor_info("x", [4])], [tensor_info("y", [4])],
+                      [weights]).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "name, make_content, fragments",
+    [
+        ("cut.onnx", "truncated", ["cut.onnx", "not"]),
+        ("cycle.onnx", _cyclic, ["cycle.onnx", "cycle"]),
+        ("future.onnx", _future_opset, ["future.onnx", "opset 500"]),
+        ("escape.onnx", _escaping_external_data, ["escape.onnx", "outside the model directory"]),
+    ],
+)
+@pytest.mark.parametrize("verb", ["optimize", "inspect", "verify", "partitions"])
+def test_every_verb_refuses_bad_models_with_exit_2(tmp_path, gather_model, name, make_content, fragments, verb):
+    source = tmp_path / name
+    source.write_bytes(_truncated(gather_model) if make_content == "truncated" else make_content())
+    out = tmp_path / "out.onnx"
+    args = [verb, source] + (["-o", out] if verb == "optimize" else [])
+    _assert_one_line_error(onnxfit(*args), *fragments)
+    assert not out.exists()
+
+
 def test_optimize_missing_output_directory(gather_model, tmp_path):
     out = tmp_path / "no" / "such" / "dir.onnx"
     _assert_one_line_error(onnxfit("optimize", gather_model, "-o", out, "--passes", "scalar-gather"), "does not exist")

@@ -31,6 +31,7 @@ from pathlib import Path
 import onnx
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROVIDER_OPTIONS, profile_for
 from onnxfit.targets.support import GraphFacts, Version, ort_partition_groups, parse_version
@@ -104,6 +105,8 @@ def count_partitions(
     """
     preset = get_target(target)
     version = parse_version(ort_version) if ort_version else installed_ort_version()
+    if not isinstance(model_or_path, onnx.ModelProto):
+        load_model(model_or_path, lazy_weights=True)  # one clear error for a bad file, before ORT sees it
     if ep is not None:
         return real_partitions(model_or_path, target, ep)
     available = _available_providers()
