@@ -140,4 +140,4 @@ def test_cli_not_an_onnx_file_exits_2(tmp_path):
     path = tmp_path / "junk.onnx"
     path.write_bytes(b"not a model")
     result = runner.invoke(app, ["partitions", str(path)])
-    assert result.exit_code == 2 and "cannot load" in result.output
+    assert result.exit_code == 2 and "junk.onnx: not a valid ONNX model" in result.output
