@@ -31,6 +31,7 @@ __all__ = [
     "model_data_size",
     "external_data_files",
     "file_digest",
+    "node_inputs_with_subgraphs",
     "TWO_GB",
 ]
 
@@ -125,7 +126,7 @@ def _check_acyclic(path: Path, graph: onnx.GraphProto) -> None:
     consumers: dict[int, list[int]] = {i: [] for i in range(len(graph.node))}
     indegree = [0] * len(graph.node)
     for index, node in enumerate(graph.node):
-        for name in set(_node_inputs_including_subgraphs(node)):
+        for name in set(node_inputs_with_subgraphs(node)):
             if name in producer and producer[name] != index:
                 consumers[producer[name]].append(index)
                 indegree[index] += 1
@@ -145,8 +146,9 @@ def _check_acyclic(path: Path, graph: onnx.GraphProto) -> None:
         raise OnnxfitError(f"{path}: the graph has a cycle through nodes {', '.join(stuck[:5])}")
 
 
-def _node_inputs_including_subgraphs(node: onnx.NodeProto) -> Iterator[str]:
-    """Inputs of a node plus outer-scope names its subgraphs read (they are real dependencies)."""
+def node_inputs_with_subgraphs(node: onnx.NodeProto) -> Iterator[str]:
+    """Inputs of a node plus outer-scope names its subgraphs read (real dependencies: ONNX
+    Runtime treats them as implicit inputs)."""
     yield from (name for name in node.input if name)
     for attr in node.attribute:
         for sub in _attribute_graphs(attr):
@@ -154,7 +156,7 @@ def _node_inputs_including_subgraphs(node: onnx.NodeProto) -> Iterator[str]:
             for sub_node in sub.node:
                 local.update(sub_node.output)
             for sub_node in sub.node:
-                for name in _node_inputs_including_subgraphs(sub_node):
+                for name in node_inputs_with_subgraphs(sub_node):
                     if name not in local:
                         yield name
 

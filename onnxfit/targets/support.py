@@ -26,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.model import node_inputs_with_subgraphs
 
 __all__ = [
     "Version",
@@ -105,7 +106,7 @@ class GraphFacts:
         self.consumers: list[set[int]] = [set() for _ in self.nodes]
         self.producers: list[set[int]] = [set() for _ in self.nodes]
         for index, node in enumerate(self.nodes):
-            for name in _all_inputs(node):
+            for name in node_inputs_with_subgraphs(node):
                 source = self.producer.get(name)
                 if source is not None and source != index:
                     self.consumers[source].add(index)
@@ -144,21 +145,6 @@ class GraphFacts:
 
     def node_facts(self, index: int) -> NodeFacts:
         return NodeFacts(self, index)
-
-
-def _all_inputs(node: onnx.NodeProto) -> Iterable[str]:
-    """Explicit inputs plus outer-scope names read by subgraphs (ORT's implicit inputs are edges too)."""
-    yield from (name for name in node.input if name)
-    for attr in node.attribute:
-        subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-        for sub in subgraphs:
-            local = {i.name for i in sub.input} | {t.name for t in sub.initializer}
-            for sub_node in sub.node:
-                local.update(sub_node.output)
-            for sub_node in sub.node:
-                for name in _all_inputs(sub_node):
-                    if name not in local:
-                        yield name
 
 
 @dataclass
