@@ -1,6 +1,5 @@
 """Model I/O: loading refuses bad files with one clear error; saving is atomic and preserving."""
 
-import os
 
 import numpy as np
 import onnx

@@ -1,7 +1,6 @@
 """The pipeline keeps what downstream code relies on, whatever the passes rewrite."""
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
