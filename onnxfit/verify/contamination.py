@@ -24,7 +24,14 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnxfit.verify.inputs import InputSpec, generate_inputs, is_batched, make_inputs, model_inputs
+from onnxfit.shapes import infer_shapes
+from onnxfit.verify.inputs import (
+    InputSpec,
+    generate_inputs,
+    is_batched,
+    make_inputs,
+    model_inputs,
+)
 from onnxfit.verify.parity import compare_arrays, split_frames
 from onnxfit.verify.report import Check
 from onnxfit.verify.runtimes import Runtime
@@ -392,32 +399,11 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
 def _infer(
     model: onnx.ModelProto, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], batched: list[str], batch: int
 ) -> dict[str, tuple[int | None, ...] | None]:
-    """Shape inference on a weightless copy of the graph with the batched inputs at ``batch``."""
-    graph = onnx.GraphProto(name=model.graph.name)
-    graph.node.extend(model.graph.node)
-    elem_types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
-    for spec in specs:
-        shape = list(shapes[spec.name])
-        if spec.name in batched:
-            shape[0] = batch
-        graph.input.append(helper.make_tensor_value_info(spec.name, elem_types[spec.name], shape))
-    for init in model.graph.initializer:
-        if init.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and np.prod(init.dims) <= _KEEP_INT_ELEMENTS:
-            graph.initializer.append(init)
-        else:
-            graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    # Declared output shapes would clash with the probe batch: let inference fill them.
-    graph.output.extend(onnx.ValueInfoProto(name=o.name) for o in model.graph.output)
-    light = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    light.functions.extend(model.functions)
-    inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    table: dict[str, tuple[int | None, ...] | None] = {}
-    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
-        tensor_type = vi.type.tensor_type
-        if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
-            table[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-        else:
-            table.setdefault(vi.name, None)
+    """Shape inference without the weights, with the batched inputs at ``batch``."""
+    probe = {spec.name: (batch, *shapes[spec.name][1:]) if spec.name in batched else tuple(shapes[spec.name])
+             for spec in specs}
+    table = {name: None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
+             for name, shape in infer_shapes(model, probe).items()}
     for node in model.graph.node:
         for name in node.output:
             table.setdefault(name, None)

@@ -41,19 +41,18 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.shapes import infer_shapes
 
 __all__ = ["DynamicBatchPass"]
 
 log = logging.getLogger(__name__)
 
-_BIG_INITIALIZER = 1 << 16  # shape inference needs shapes, not weights: big ones become inputs
 _FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
 
 
@@ -101,31 +100,20 @@ def _batched_inputs(graph: gs.Graph) -> list[gs.Variable]:
 
 
 def _shapes_at_batch_1(graph: gs.Graph, inputs: list[gs.Variable]) -> dict[str, tuple]:
-    """Every tensor's shape at batch 1, from onnx shape inference on a copy of the graph.
+    """Every tensor's shape at batch 1, from onnx shape inference without the weights.
 
     Repairs need static per-frame shapes; inference at batch 1 gives them even when the model's
-    batch is already symbolic. Stale value_info is dropped first so it cannot override inference.
+    batch is already symbolic. Symbolic dims other than numbers count as unknown here.
     """
     model = gs.export_onnx(graph, do_type_check=False)
-    names = {x.name for x in inputs}
-    for vi in model.graph.input:
-        if vi.name in names:
-            vi.type.tensor_type.shape.dim[0].Clear()
-            vi.type.tensor_type.shape.dim[0].dim_value = 1
-    del model.graph.value_info[:]
-    for vi in model.graph.output:
-        vi.type.tensor_type.ClearField("shape")
-    # Weights are only needed for their shapes; as inputs they keep the proto small (2 GB limit).
-    for init in [t for t in model.graph.initializer if math.prod(t.dims) > _BIG_INITIALIZER]:
-        model.graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-        model.graph.initializer.remove(init)
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {}
-    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
-                                    for d in vi.type.tensor_type.shape.dim)
-    return shapes
+    at_batch_1 = {vi.name: (1, *[_dim(d) for d in vi.type.tensor_type.shape.dim][1:])
+                  for vi in model.graph.input if vi.name in {x.name for x in inputs}}
+    return {name: tuple(d if isinstance(d, int) else None for d in shape)
+            for name, shape in infer_shapes(model, at_batch_1).items() if shape is not None}
+
+
+def _dim(dim):
+    return dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None)
 
 
 # ---------------------------------------------------------------------------- the batch walk

@@ -46,10 +46,10 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from onnxfit.model import iter_graphs as iter_proto_graphs
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.shapes import Dim, infer_shapes
 
 __all__ = ["FoldShapesPass"]
 
@@ -66,12 +66,10 @@ _EVALUATED = frozenset({
 _SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape"})
 _DEFAULT_DOMAINS = (None, "", "ai.onnx")  # graph-surgeon imports "" as None
 _MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and stays computed
-_SKELETON_MAX = 1024  # initializers above this go into shape inference as inputs, not values
 _MAX_ROUNDS = 8  # rule 6: one round per Shape -> Reshape -> Shape link; real models need 2-3
 _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
               onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
 
-Dim = int | str | None  # a known size, a dim_param name, or unknown
 
 
 @register_pass
@@ -148,48 +146,9 @@ def _set_input_shapes(graph: gs.Graph, ctx: PassContext, report: PassReport) -> 
 
 
 def _infer_shapes(graph: gs.Graph) -> dict[str, list[Dim] | None]:
-    """Tensor name -> shape from onnx shape inference on a weight-free skeleton (rule 2).
-
-    Large initializers are swapped for graph inputs of the same name, dtype and shape while the
-    graph is exported, so a model of hundreds of MB is never copied.
-    """
-    placeholders: dict[str, gs.Variable] = {}
-    swapped: list[tuple[gs.Node, int, gs.Constant]] = []
-    for g in iter_graphs(graph):
-        for node in g.nodes:
-            for i, tensor in enumerate(node.inputs):
-                if isinstance(tensor, gs.Constant) and _elements(tensor.shape) > _SKELETON_MAX:
-                    if tensor.name not in placeholders:
-                        placeholders[tensor.name] = gs.Variable(tensor.name, dtype=tensor.dtype, shape=tensor.shape)
-                    swapped.append((node, i, tensor))
-    outer_inputs = list(graph.inputs)
-    try:
-        for node, i, tensor in swapped:
-            node.inputs[i] = placeholders[tensor.name]
-        # Old-IR models may list initializers as inputs too: those are the placeholders now.
-        graph.inputs = [t for t in outer_inputs if t.name not in placeholders] + list(placeholders.values())
-        skeleton = gs.export_onnx(graph, do_type_check=False)
-    finally:
-        for node, i, tensor in swapped:
-            node.inputs[i] = tensor
-        graph.inputs = outer_inputs
-    try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=False, strict_mode=False, data_prop=True)
-    except onnx.shape_inference.InferenceError as exc:
-        log.warning("shape inference failed, folding with the model's own shapes: %s", exc)
-        return {}
-    shapes: dict[str, list[Dim] | None] = {}
-    for g in iter_proto_graphs(inferred.graph):
-        for vi in [*g.value_info, *g.output]:
-            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-                shapes[vi.name] = [_proto_dim(d) for d in vi.type.tensor_type.shape.dim]
-    return shapes
-
-
-def _proto_dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
-    if dim.HasField("dim_value"):
-        return int(dim.dim_value)
-    return dim.dim_param or None
+    """Tensor name -> shape from onnx shape inference without the weights (rule 2)."""
+    return {name: list(shape) if shape is not None else None
+            for name, shape in infer_shapes(gs.export_onnx(graph, do_type_check=False)).items()}
 
 
 def _write_inferred_shapes(graph: gs.Graph, shapes: dict[str, list[Dim] | None]) -> None:

@@ -1,0 +1,79 @@
+"""Shape inference without weights: every tensor's shape, for passes and checks that need them.
+
+onnx's shape inference serializes the whole model (a 2 GB protobuf limit, and a copy of every
+weight). Shapes need only the weights' dtypes and dims, and the *values* of small constants
+(reshape targets, axes, scales). So inference runs on a light copy: the nodes, the inputs (with
+shapes overridden where asked), small initializers as they are, and large ones as graph inputs of
+the same name, dtype and dims. The model itself is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+import onnx
+from onnx import helper
+
+from onnxfit.lazy_io import is_lazy
+
+__all__ = ["Dim", "infer_shapes"]
+
+log = logging.getLogger(__name__)
+
+Dim = int | str | None  # a number, a symbolic name, or unknown
+_KEEP_ELEMENTS = 4096  # initializers up to this size keep their values (shape math reads them)
+
+
+def infer_shapes(
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[Dim]] | None = None,
+) -> dict[str, tuple[Dim, ...] | None]:
+    """Tensor name -> inferred shape (also inside subgraphs); None where inference knows no shape.
+
+    ``input_shapes`` replaces the declared shapes of those inputs (e.g. batch 1, or a probe batch).
+    Stale value_info and declared output shapes are dropped so they cannot contradict inference.
+    Returns {} (and logs why) when onnx's inference fails on the model.
+    """
+    input_shapes = input_shapes or {}
+    graph = onnx.GraphProto(name=model.graph.name)
+    graph.node.extend(model.graph.node)
+    declared = set()
+    for vi in model.graph.input:
+        declared.add(vi.name)
+        if vi.name in input_shapes:
+            graph.input.append(helper.make_tensor_value_info(vi.name, vi.type.tensor_type.elem_type,
+                                                             list(input_shapes[vi.name])))
+        else:
+            graph.input.append(vi)
+    for init in model.graph.initializer:
+        if math.prod(init.dims) <= _KEEP_ELEMENTS and not is_lazy(init):
+            graph.initializer.append(init)
+        elif init.name not in declared:
+            graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    graph.output.extend(onnx.ValueInfoProto(name=o.name) for o in model.graph.output)
+    light = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, ValueError) as exc:
+        log.warning("onnx shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return {}
+    from onnxfit.model import iter_graphs
+
+    table: dict[str, tuple[Dim, ...] | None] = {}
+    for g in iter_graphs(inferred.graph):
+        for vi in [*g.input, *g.value_info, *g.output]:
+            tensor_type = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+                table[vi.name] = tuple(_dim(d) for d in tensor_type.shape.dim)
+            else:
+                table.setdefault(vi.name, None)
+    return table
+
+
+def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
+    if dim.HasField("dim_value"):
+        return int(dim.dim_value)
+    return dim.dim_param or None
