@@ -27,7 +27,9 @@ import onnx
 __all__ = ["LAZY_THRESHOLD", "load_skeleton", "is_lazy", "lazy_ref", "write_model_streaming", "materialize",
            "lazy_tensors"]
 
-LAZY_THRESHOLD = 64 * 1024
+# Above what any pass reads: constant_value() reads at most 65,536 elements (512 KiB at 8 bytes),
+# so a lazy tensor is never one a pass needs the values of.
+LAZY_THRESHOLD = 1024 * 1024
 
 _WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
 _MODEL_GRAPH = 7

@@ -11,11 +11,11 @@ from tests.conftest import make_model, run_ort, tensor_info
 
 def _model():
     rng = np.random.default_rng(0)
-    big = numpy_helper.from_array(rng.standard_normal((128, 256)).astype(np.float32), "big")  # 128 KiB: lazy
+    big = numpy_helper.from_array(rng.standard_normal((1024, 256)).astype(np.float32), "big")  # 1 MiB: lazy
     small = numpy_helper.from_array(np.ones(256, np.float32), "small")
-    unused = numpy_helper.from_array(rng.standard_normal((64, 512)).astype(np.float32), "emap")  # lazy, last
+    unused = numpy_helper.from_array(rng.standard_normal((512, 512)).astype(np.float32), "emap")  # lazy, last
     nodes = [helper.make_node("MatMul", ["x", "big"], ["m"]), helper.make_node("Add", ["m", "small"], ["y"])]
-    model = make_model(nodes, [tensor_info("x", [2, 128])], [tensor_info("y", [2, 256])], [big, small, unused])
+    model = make_model(nodes, [tensor_info("x", [2, 1024])], [tensor_info("y", [2, 256])], [big, small, unused])
     helper.set_model_props(model, {"k": "v"})
     return model
 
@@ -28,7 +28,7 @@ def test_skeleton_holds_no_weight_bytes_and_saves_identically(tmp_path):
     assert skeleton.ByteSize() < 4096
     out = save_model(skeleton, tmp_path / "out.onnx")
     assert onnx.load(out) == onnx.load(source)
-    x = np.ones((2, 128), np.float32)
+    x = np.ones((2, 1024), np.float32)
     assert np.array_equal(run_ort(onnx.load(out), {"x": x})[0], run_ort(onnx.load(source), {"x": x})[0])
 
 
@@ -53,3 +53,18 @@ def test_materialize_reads_bytes_back(tmp_path):
     model = lazy_io.materialize(load_model(source, lazy_weights=True))
     assert not lazy_io.lazy_tensors(model)
     assert model == onnx.load(source)
+
+
+def test_optimize_on_the_lazy_path_reads_every_constant_a_pass_may_need(tmp_path):
+    """Regression: a 65,536-element weight (256 KiB) is small enough for constant_value to read."""
+    from onnxfit import optimize
+
+    weight = numpy_helper.from_array(np.full((256, 256), 0.5, np.float32), "w")
+    big = numpy_helper.from_array(np.ones((256, 2048), np.float32), "big")  # 2 MiB: lazy
+    nodes = [helper.make_node("Add", ["x", "w"], ["a"]), helper.make_node("MatMul", ["a", "big"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [256, 256])], [tensor_info("y", None)], [weight, big])
+    source = tmp_path / "m.onnx"
+    onnx.save(model, source)
+    optimize(source, tmp_path / "out.onnx", target="coreml", input_shapes={"x": (256, 256)})
+    x = np.ones((256, 256), np.float32)
+    assert np.array_equal(run_ort(onnx.load(tmp_path / "out.onnx"), {"x": x})[0], run_ort(model, {"x": x})[0])

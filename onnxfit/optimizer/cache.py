@@ -34,6 +34,7 @@ from pathlib import Path
 import onnxruntime
 from filelock import FileLock
 
+from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import external_data_files, file_digest, load_model, resolve_input_shapes, save_model
 
@@ -128,20 +129,29 @@ class Cache:
 
     # --------------------------------------------------------------- source key
     def source_digest(self, model_path: Path) -> str:
-        """Digest of the model file and its external data files, memoised by stat."""
+        """Digest of the model file and its external data files, memoised by stat.
+
+        The memo (``digests.json``) maps a file's (path, size, mtime_ns, inode) to its digest and,
+        for a model file, to the external data files it names: an unchanged model costs a few
+        ``stat`` calls, not a read of hundreds of MB.
+        """
         memo_path = self.directory / "digests.json"
         memo = _read_json(memo_path) or {}
-        files = [model_path] + [model_path.parent / name for name in _external_files(model_path)]
-        parts = []
-        changed = False
-        for path in files:
+        size_before = len(memo)
+
+        def remembered(path: Path, compute) -> dict:
             st = path.stat()
             memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
             if memo_key not in memo:
-                memo[memo_key] = file_digest(path)
-                changed = True
-            parts.append(memo[memo_key])
-        if changed:
+                memo[memo_key] = compute(path)
+            return memo[memo_key]
+
+        model = remembered(model_path, lambda p: {"digest": file_digest(p), "external": _external_files(p)})
+        parts = [model["digest"]] + [
+            remembered(model_path.parent / name, lambda p: {"digest": file_digest(p)})["digest"]
+            for name in model["external"]
+        ]
+        if len(memo) != size_before:
             _write_json_atomic(memo_path, memo)
         return parts[0] if len(parts) == 1 else file_digest_of_strings(parts)
 
@@ -260,7 +270,19 @@ class Cache:
 
 
 def _external_files(model_path: Path) -> list[str]:
-    return external_data_files(load_model(model_path, load_external_data=False))
+    """External data files of a model, relative to its directory, without reading weight bytes.
+
+    The lazy skeleton turns every main-graph weight into a reference (absolute path, offset):
+    those pointing at a file other than the model itself are its external data.
+    """
+    skeleton = load_model(model_path, lazy_weights=True)
+    source, base = model_path.resolve(), model_path.parent.resolve()
+    files = dict.fromkeys(name for name in external_data_files(skeleton) if not os.path.isabs(name))
+    for tensor in lazy_io.lazy_tensors(skeleton):
+        location = Path(lazy_io.lazy_ref(tensor)[0])
+        if location != source:
+            files[os.path.relpath(location, base)] = None
+    return list(files)
 
 
 def file_digest_of_strings(parts: list[str]) -> str:

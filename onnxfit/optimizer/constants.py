@@ -26,7 +26,7 @@ _FOLDABLE = {
     "ConstantOfShape", "Transpose", "Equal", "Where", "Not", "And", "Or", "Less", "Greater",
     "ReduceProd", "ReduceSum", "Size",
 }
-_MAX_ELEMENTS = 1 << 16  # only small tensors are shape-like; never fold weights
+_MAX_ELEMENTS = 1 << 16  # only small tensors are shape-like; never fold weights (lazy_io.LAZY_THRESHOLD is above this)
 
 
 def static_shape(tensor: gs.Tensor) -> tuple[int, ...] | None:

@@ -165,3 +165,27 @@ def test_parse_size():
     assert parse_size("1000") == 1000
     with pytest.raises(OnnxfitError, match="bad size"):
         parse_size("lots")
+
+
+def test_external_data_is_part_of_the_key(tmp_path, cache_dir):
+    from onnxfit.model import save_model
+
+    weights = numpy_helper.from_array(np.ones((512, 1024), np.float32), "w")  # 2 MiB, external
+    idx = helper.make_tensor("idx", TensorProto.INT64, [], [0])
+    model = make_model([helper.make_node("Gather", ["w", "idx"], ["g"], axis=0),
+                        helper.make_node("Add", ["x", "g"], ["y"])], [tensor_info("x", [1024])],
+                       [tensor_info("y", [1024])], [weights, idx])
+    source = tmp_path / "ext.onnx"
+    save_model(model, source, external_data=True)
+    first = _prepare(source, cache_dir)
+    assert _prepare(source, cache_dir).hit
+    data = tmp_path / "ext.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[-4:] = np.float32(2.0).tobytes()
+    data.write_bytes(bytes(raw))
+    second = _prepare(source, cache_dir)
+    assert not second.hit and second.key != first.key
+    feeds = random_feeds(model)
+    from onnxfit.model import load_model
+
+    assert_same_outputs(load_model(source), load_model(second.path), feeds)
