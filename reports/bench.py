@@ -175,6 +175,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     info["load_avg_at_start"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    info["code"] = code_state()
     from importlib import metadata
 
     versions = {}
@@ -193,6 +194,19 @@ def machine_info() -> dict:
     else:
         info["openvino_venv"] = None
     return info
+
+
+def code_state() -> dict:
+    """The commit measured and whether onnxfit/ differs from it (read-only git queries)."""
+    def git(*args) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    dirty = git("status", "--porcelain", "--", "onnxfit")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "onnxfit_modified": None if dirty is None else bool(dirty)}
 
 
 # ------------------------------------------------------------------------------ bench context
@@ -849,6 +863,14 @@ def render_md(doc: dict) -> str:
         out.append(f"- load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}. "
                    "The machine was shared with other work: absolute times are noisy; ratios of interleaved "
                    "runs are what to compare.")
+    code, code_end = machine.get("code"), machine.get("code_at_end")
+    if code:
+        text = f"- code measured: commit {code['commit']}" + (
+            " with uncommitted changes in onnxfit/" if code["onnxfit_modified"] else "")
+        if code_end and code_end != code:
+            text += (f"; WARNING: the code changed during the run (at the end: commit {code_end['commit']}"
+                     f"{', onnxfit/ modified' if code_end['onnxfit_modified'] else ''}), rerun before trusting it")
+        out.append(text)
     out.append("")
     for name in SECTIONS:
         sec = sections.get(name)
@@ -1099,6 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
            "command": "python reports/bench.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
            "sections": {k: merged[k] for k in SECTIONS if k in merged}}
     doc["machine"]["load_avg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    doc["machine"]["code_at_end"] = code_state()
     json_path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     md_path.write_text(render_md(doc))
     console.print(f"wrote {md_path} and {json_path} in {doc['duration_s'] / 60:.1f} min")

@@ -32,3 +32,32 @@ def test_coreml_optimized_samples_match_originals(tmp_path, name):
     optimize(WEIGHTS / f"{name}.onnx", out, target="coreml")
     report = verify(out, reference=WEIGHTS / f"{name}.onnx")
     assert report.ok, report.to_dict()
+
+
+def _symbolic_hw(source, path):
+    """The SCRFD-like sample as real det_10g ships: input [1, 3, h, w]."""
+    import onnx
+
+    model = onnx.load(source)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "h", "w"
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["inswapper_like", "gfpgan_like", "scrfd_like"])
+def test_coreml_partitions_drop_to_one_on_every_sample(tmp_path, name):
+    from onnxfit.verify.partitions import count_partitions
+
+    source = WEIGHTS / f"{name}.onnx"
+    shapes = None
+    if name == "scrfd_like":
+        source, shapes = _symbolic_hw(source, tmp_path / "scrfd_hw.onnx"), ["input.1=1x3x640x640"]
+    before = count_partitions(source, "coreml", ort_version="1.25")
+    out = tmp_path / "out.onnx"
+    optimize(source, out, target="coreml", input_shapes=shapes, ort_version=(1, 25))
+    after = count_partitions(out, "coreml", ort_version="1.25")
+    assert before.partitions > 1 and after.partitions == 1, (before.partitions, after.unsupported)
