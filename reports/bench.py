@@ -3,6 +3,7 @@
     .venv/bin/python reports/bench.py                      # everything (~10 min on 2 cores)
     .venv/bin/python reports/bench.py --quick              # small repeats, no large-model sections
     .venv/bin/python reports/bench.py --sections cache,batch
+    .venv/bin/python reports/bench.py --render-only        # rewrite BENCHMARKS.md from benchmarks.json
 
 Sections (names or numbers for --sections):
   1 optimize   wall time and peak RSS of `onnxfit optimize --target coreml` on the inswapper-sized
@@ -206,7 +207,26 @@ def code_state() -> dict:
             return None
 
     dirty = git("status", "--porcelain", "--", "onnxfit")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "onnxfit_modified": None if dirty is None else bool(dirty)}
+    return {"commit": git("rev-parse", "--short", "HEAD"), "onnxfit_tree": git("rev-parse", "--short", "HEAD:onnxfit"),
+            "onnxfit_modified": None if dirty is None else bool(dirty)}
+
+
+def package_changed(start: dict | None, end: dict | None) -> bool | None:
+    """Whether onnxfit/ differed between the start and the end of a run (commits elsewhere do not count)."""
+    if not start or not end:
+        return None
+    if start.get("onnxfit_modified") or end.get("onnxfit_modified"):
+        return True
+    if start.get("onnxfit_tree") and end.get("onnxfit_tree"):
+        return start["onnxfit_tree"] != end["onnxfit_tree"]
+    if start.get("commit") == end.get("commit"):
+        return False
+    try:  # runs recorded before the tree id was: ask git whether onnxfit/ differs between the commits
+        diff = subprocess.run(["git", "diff", "--quiet", start["commit"], end["commit"], "--", "onnxfit"], cwd=ROOT,
+                              timeout=30)
+        return None if diff.returncode not in (0, 1) else diff.returncode == 1
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 # ------------------------------------------------------------------------------ bench context
@@ -867,9 +887,13 @@ def render_md(doc: dict) -> str:
     if code:
         text = f"- code measured: commit {code['commit']}" + (
             " with uncommitted changes in onnxfit/" if code["onnxfit_modified"] else "")
-        if code_end and code_end != code:
-            text += (f"; WARNING: the code changed during the run (at the end: commit {code_end['commit']}"
+        changed = package_changed(code, code_end)
+        if changed:
+            text += (f"; WARNING: onnxfit/ changed during the run (at the end: commit {code_end['commit']}"
                      f"{', onnxfit/ modified' if code_end['onnxfit_modified'] else ''}), rerun before trusting it")
+        elif code_end and code_end.get("commit") != code.get("commit"):
+            text += (f" (HEAD moved to {code_end['commit']} during the run, with no change to onnxfit/)"
+                     if changed is False else f" (HEAD moved to {code_end['commit']} during the run)")
         out.append(text)
     out.append("")
     for name in SECTIONS:
@@ -1074,7 +1098,15 @@ def main(argv: list[str] | None = None) -> int:
                              "competes with other work and its spin-waits make latency bimodal)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measured command (default 5; quick 1)")
     parser.add_argument("--out-dir", type=Path, default=None, help="where BENCHMARKS.md and benchmarks.json go")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite BENCHMARKS.md from the existing benchmarks.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        out_dir = args.out_dir or (WORK / "quick" if args.quick else REPORTS)
+        doc = json.loads((out_dir / "benchmarks.json").read_text())
+        (out_dir / "BENCHMARKS.md").write_text(render_md(doc))
+        print(f"rendered {out_dir / 'BENCHMARKS.md'} from {out_dir / 'benchmarks.json'}")
+        return 0
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
