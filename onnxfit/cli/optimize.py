@@ -62,13 +62,33 @@ def _optimize_one(job: dict) -> dict:
             result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
                               ort_version=_version_tuple(job["ort_version"])).to_dict()
-        if job["partitions"]:
+        if _count_partitions(job):
             result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
+        elif job["partitions"] is None:
+            result["partitions"] = {"note": f"model over {_AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
+                                            "into two ONNX Runtime sessions; pass --partitions to count"}
         if job["verify"]:
             result["verify"] = _verify_against_source(job, Path(result.get("cached") or result["output"]))
         return result
     except OnnxfitError as exc:
         return {"model": str(job["model"]), "error": str(exc)}
+
+
+# Counting partitions opens an ONNX Runtime session on the model before and after (seconds and
+# the model's size in memory for a 500 MB generator, more than the rewrite itself): by default
+# only below this size; --partitions / --no-partitions decide explicitly.
+_AUTO_PARTITIONS_MAX_BYTES = 256 * 10**6
+
+
+def _count_partitions(job: dict) -> bool:
+    if job["partitions"] is not None:
+        return job["partitions"]
+    return model_bytes(Path(job["model"])) <= _AUTO_PARTITIONS_MAX_BYTES
+
+
+def model_bytes(path: Path) -> int:
+    """The model file plus external data files next to it named after it (model.onnx.data, ...)."""
+    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}.*") if p.is_file())
 
 
 def _partitions_before_after(job: dict, optimized: Path) -> dict:
@@ -127,8 +147,9 @@ def optimize_command(
     ort_version: str | None = typer.Option(None, "--ort-version", help="The onnxruntime release the model will run "
                                            "on (e.g. 1.25): skips rewrites its EP does not need, and partitions are "
                                            "estimated for it. Default: rewrite for every release."),
-    partitions: bool = typer.Option(True, "--partitions/--no-partitions", help="Report partitions on the target "
-                                    "before and after."),
+    partitions: bool | None = typer.Option(None, "--partitions/--no-partitions", show_default=False,
+                                           help="Report partitions on the target before and after (default: for "
+                                           "models up to 256 MB)."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
     if target != "auto":
