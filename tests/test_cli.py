@@ -152,3 +152,23 @@ def test_inspect_missing_file_exit_2(tmp_path):
 def test_python_dash_m_and_usage_error_exit_2():
     result = onnxfit("optimize")
     assert result.returncode == 2
+
+
+def test_partition_report_is_automatic_below_the_size_limit_and_forced_by_flag(gather_model, monkeypatch):
+    from onnxfit.cli import optimize as optimize_cli
+
+    job = {"model": gather_model, "partitions": None}
+    assert optimize_cli._count_partitions(job)
+    monkeypatch.setattr(optimize_cli, "_AUTO_PARTITIONS_MAX_BYTES", 10)
+    assert not optimize_cli._count_partitions(job)
+    assert optimize_cli._count_partitions(job | {"partitions": True})
+    assert not optimize_cli._count_partitions(job | {"partitions": False})
+
+
+def test_optimize_prints_partitions_before_and_after(gather_model, tmp_path):
+    result = onnxfit("optimize", gather_model, "-o", tmp_path / "o.onnx", "--target", "coreml", "--ort-version", "1.25",
+                     "--json")
+    doc = json.loads(result.stdout)["models"][0]["partitions"]
+    assert doc["before"]["source"] == "estimated" and doc["before"]["ort_version"] == "1.25"
+    assert doc["before"]["partitions"] == 0 and doc["before"]["unsupported"][0]["name"] == "pick"
+    assert doc["after"]["partitions"] == 1 and doc["after"]["unsupported"] == []
