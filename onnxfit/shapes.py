@@ -17,8 +17,9 @@ import onnx
 from onnx import helper
 
 from onnxfit.lazy_io import is_lazy
+from onnxfit.model import iter_graphs
 
-__all__ = ["Dim", "infer_shapes"]
+__all__ = ["Dim", "infer_shapes", "weightless_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,33 @@ def infer_shapes(
     Stale value_info and declared output shapes are dropped so they cannot contradict inference.
     Returns {} (and logs why) when onnx's inference fails on the model.
     """
+    light = weightless_copy(model, input_shapes)
+    for output in light.graph.output:
+        output.ClearField("type")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, ValueError) as exc:
+        log.warning("onnx shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return {}
+    table: dict[str, tuple[Dim, ...] | None] = {}
+    for g in iter_graphs(inferred.graph):
+        for vi in [*g.input, *g.value_info, *g.output]:
+            tensor_type = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+                table[vi.name] = tuple(_dim(d) for d in tensor_type.shape.dim)
+            else:
+                table.setdefault(vi.name, None)
+    return table
+
+
+def weightless_copy(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[Dim]] | None = None
+) -> onnx.ModelProto:
+    """The model without its large (or lazy) weights: they become graph inputs of the same name,
+    dtype and dims. Small initializers keep their values. Valid ONNX, so the checker and shape
+    inference run on it at the cost of the graph, not the weights."""
     input_shapes = input_shapes or {}
-    graph = onnx.GraphProto(name=model.graph.name)
+    graph = onnx.GraphProto(name=model.graph.name, doc_string=model.graph.doc_string)
     graph.node.extend(model.graph.node)
     declared = set()
     for vi in model.graph.input:
@@ -52,25 +78,10 @@ def infer_shapes(
             graph.initializer.append(init)
         elif init.name not in declared:
             graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    graph.output.extend(onnx.ValueInfoProto(name=o.name) for o in model.graph.output)
+    graph.output.extend(model.graph.output)
     light = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     light.functions.extend(model.functions)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, ValueError) as exc:
-        log.warning("onnx shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        return {}
-    from onnxfit.model import iter_graphs
-
-    table: dict[str, tuple[Dim, ...] | None] = {}
-    for g in iter_graphs(inferred.graph):
-        for vi in [*g.input, *g.value_info, *g.output]:
-            tensor_type = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
-                table[vi.name] = tuple(_dim(d) for d in tensor_type.shape.dim)
-            else:
-                table.setdefault(vi.name, None)
-    return table
+    return light
 
 
 def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:

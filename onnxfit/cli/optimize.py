@@ -61,7 +61,8 @@ def _optimize_one(job: dict) -> dict:
         else:
             result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
-                              ort_version=_version_tuple(job["ort_version"])).to_dict()
+                              ort_version=_version_tuple(job["ort_version"]),
+                              check_each=job["check_each"]).to_dict()
         if _count_partitions(job):
             result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
         elif job["partitions"] is None:
@@ -147,6 +148,8 @@ def optimize_command(
     ort_version: str | None = typer.Option(None, "--ort-version", help="The onnxruntime release the model will run "
                                            "on (e.g. 1.25): skips rewrites its EP does not need, and partitions are "
                                            "estimated for it. Default: rewrite for every release."),
+    check_each: bool = typer.Option(False, "--check-each", help="Run the onnx checker after every pass (finds "
+                                    "the pass that broke a model)."),
     partitions: bool | None = typer.Option(None, "--partitions/--no-partitions", show_default=False,
                                            help="Report partitions on the target before and after (default: for "
                                            "models up to 256 MB)."),
@@ -174,7 +177,7 @@ def optimize_command(
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
          "dynamic_batch": dynamic_batch, "cache": cache, "verify": verify, "ort_version": ort_version,
-         "partitions": partitions}
+         "partitions": partitions, "check_each": check_each}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)

@@ -64,6 +64,7 @@ def optimize_model(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     dynamic_batch: bool = False,
     ort_version: tuple[int, int] | None = None,
+    check_each: bool = False,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
@@ -74,7 +75,7 @@ def optimize_model(
     chosen = get_passes(select_passes(target, passes, dynamic_batch, ort_version))
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
                       ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version))
-    return run_passes(model, chosen, ctx)
+    return run_passes(model, chosen, ctx, check_each=check_each)
 
 
 def optimize(
@@ -86,6 +87,7 @@ def optimize(
     dynamic_batch: bool = False,
     external_data: bool | None = None,
     ort_version: tuple[int, int] | None = None,
+    check_each: bool = False,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -99,7 +101,7 @@ def optimize(
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)
-    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version)
+    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each)
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

@@ -144,8 +144,8 @@ def run_passes(
 ) -> PipelineResult:
     """Run ``passes`` in order on ``model`` (not modified) and return the rewritten model.
 
-    With ``check_each`` the pipeline exports and runs the onnx checker after every pass, to find
-    the pass that broke a model; otherwise the graph is exported once at the end.
+    The onnx checker runs once on the result (on a weightless copy: cheap for any model size);
+    with ``check_each`` also after every pass, to find the pass that broke a model.
     """
     ctx = ctx or PassContext(opset=default_opset(model))
     ops_before = op_histogram(model)
@@ -158,10 +158,11 @@ def run_passes(
         reports.append(report)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()
         if check_each:
-            _check(_export(graph, model), f"after pass {p.name}")
+            _check(_export(graph, model), f"after pass {p.name}", model)
     if not any(r.changed for r in reports):
         return PipelineResult(model, reports, ops_before, ops_before)
     new = _export(graph, model)
+    _check(new, "after the passes", model)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
@@ -172,10 +173,22 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise OnnxfitError("the model imports no default-domain opset")
 
 
-def _check(model: onnx.ModelProto, when: str) -> None:
+def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None:
+    """A pass that produced an invalid graph is a bug in onnxfit: fail loudly, never save it.
+
+    Exporters write models the checker rejects but ONNX Runtime runs (outputs without a shape,
+    for one); when the original already fails the checker, a failing result is only logged.
+    """
+    from onnxfit.shapes import weightless_copy
+
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(weightless_copy(model))
     except onnx.checker.ValidationError as exc:
+        try:
+            onnx.checker.check_model(weightless_copy(original))
+        except onnx.checker.ValidationError:
+            log.warning("onnx checker rejects the model %s, as it rejected the original: %s", when, exc)
+            return
         raise RuntimeError(f"onnx checker failed {when}: {exc}") from exc
 
 
