@@ -68,8 +68,19 @@ def _json_default(value: Any):
     return str(value)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from onnxfit import __version__
+
+        print(f"onnxfit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each pass does.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each pass does."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version."),
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
 
 
