@@ -13,15 +13,12 @@ the model, its ONNX export and the numpy engine are then compared on the same un
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,12 +38,7 @@ __all__ = [
     "embed_with_torch",
     "export_onnx",
     "load_checkpoint",
-    "OPSET",
-    "IR_VERSION",
 ]
-
-OPSET = 17
-IR_VERSION = 8  # pinned like the other samples: every onnxruntime build reads it
 
 
 class ConvBN(nn.Module):
@@ -153,24 +145,10 @@ def export_onnx(model: MobileFaceNet, path: str | os.PathLike) -> Path:
     """TorchScript export (``dynamo=False``), opset 17, input ``input`` ``[N,3,112,112]`` with a
     dynamic batch, output ``embedding``. Eval mode with constant folding folds BatchNorm into
     the convs, which is the form the EFM3 ONNX reader maps back to identity BatchNorms."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in favour of dynamo; expected, only noise here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(
-            model.eval(),
-            (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
-            buffer,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["input"],
-            output_names=["embedding"],
-            dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
-            do_constant_folding=True,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
-    proto.ir_version = IR_VERSION
+    from onnxfit.exporters.samples import torchscript_export
+
+    proto = torchscript_export(model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),), ["input"], ["embedding"],
+                               {"input": {0: "batch"}, "embedding": {0: "batch"}})
     return save_model(proto, path)
 
 

@@ -64,14 +64,17 @@ STRIDES = (8, 16, 32)  # SCRFD's FPN levels
 # ---------------------------------------------------------------------------------- export
 
 
-def _export(
+def torchscript_export(
     module: nn.Module,
     args: tuple[torch.Tensor, ...],
     input_names: Sequence[str],
     output_names: Sequence[str],
     dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> onnx.ModelProto:
-    """Export with the TorchScript exporter at opset 17 and return the model (IR pinned)."""
+    """Export with the TorchScript exporter at opset 17 and return the model (IR pinned).
+
+    The exporter the real face models were made with; also used for the EFM3 ONNX twin.
+    """
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo, and the tracer warns about
@@ -192,7 +195,7 @@ def build_inswapper_like(width: int = 6, blocks: int = 6, seed: int = 0) -> onnx
     last initializer. ``width=256`` (bottleneck 1024 channels, like inswapper) gives ~550 MB.
     """
     module = _seeded(seed, lambda: _InswapperLike(width, blocks))
-    model = _export(
+    model = torchscript_export(
         module,
         (torch.zeros(1, 3, 128, 128), torch.zeros(1, LATENT)),
         input_names=["target", "source"],
@@ -268,7 +271,7 @@ def build_scrfd_like(width: int = 8, size: int = 320, seed: int = 0) -> onnx.Mod
     outputs = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES]
     # H and W are exported dynamic (as the real det_10g.onnx is), otherwise the exporter folds the
     # lateral sizes into constants and the Shape->Gather chains this sample exists for vanish.
-    model = _export(
+    model = torchscript_export(
         module,
         (torch.zeros(1, 3, size, size),),
         input_names=["input.1"],
@@ -371,7 +374,7 @@ def build_gfpgan_like(width: int = 8, size: int = 128, seed: int = 0) -> onnx.Mo
     if size < 16 or size & (size - 1):
         raise ValueError(f"size must be a power of two >= 16, got {size}")
     module = _seeded(seed, lambda: _GfpganLike(width, size))
-    return _export(module, (torch.zeros(1, 3, size, size),), input_names=["input"], output_names=["output"])
+    return torchscript_export(module, (torch.zeros(1, 3, size, size),), input_names=["input"], output_names=["output"])
 
 
 # ------------------------------------------------------------------------------- samples
