@@ -4,7 +4,7 @@ The CLI prints it as a single line and exits with ``exit_code`` (2: bad input or
 Anything else that escapes is a bug in onnxfit and may show a traceback.
 """
 
-__all__ = ["OnnxfitError", "CheckFailed"]
+__all__ = ["OnnxfitError", "CheckFailed", "first_line"]
 
 
 class OnnxfitError(Exception):
@@ -17,3 +17,9 @@ class CheckFailed(OnnxfitError):
     """A verification check failed (exit code 1), e.g. ``optimize --verify`` found a mismatch."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty): error lines stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from onnxfit import lazy_io
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 
 __all__ = [
     "load_model",
@@ -63,7 +63,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, lazy_we
         else:
             model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, OSError, EOFError) as exc:
-        raise OnnxfitError(f"{path}: not a valid ONNX model (protobuf parse failed: {_first_line(exc)})") from None
+        raise OnnxfitError(f"{path}: not a valid ONNX model (protobuf parse failed: {first_line(exc)})") from None
     _check_is_model(path, model)
     _check_opsets(path, model)
     _check_external_data(path, model)
@@ -71,14 +71,9 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, lazy_we
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:
-            raise OnnxfitError(f"{path}: cannot read external data ({_first_line(exc)})") from None
+            raise OnnxfitError(f"{path}: cannot read external data ({first_line(exc)})") from None
     _check_acyclic(path, model.graph)
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def _check_is_model(path: Path, model: onnx.ModelProto) -> None:
@@ -227,7 +222,7 @@ def save_model(
     try:
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
     except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write to '{parent}' ({_first_line(exc)})") from None
+        raise OnnxfitError(f"{path}: cannot write to '{parent}' ({first_line(exc)})") from None
     try:
         tmp_model = tmp_dir / path.name
         data_name = f"{path.name}.data"
@@ -252,7 +247,7 @@ def save_model(
                 handle.write(model.SerializeToString())
         os.replace(tmp_model, path)
     except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write ({_first_line(exc)})") from None
+        raise OnnxfitError(f"{path}: cannot write ({first_line(exc)})") from None
     finally:
         for leftover in tmp_dir.iterdir() if tmp_dir.exists() else ():
             leftover.unlink()

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import onnx
 from onnx import helper
 
+from onnxfit.errors import first_line
 from onnxfit.lazy_io import is_lazy
 from onnxfit.model import iter_graphs
 
@@ -43,7 +44,7 @@ def infer_shapes(
     try:
         inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
-        log.warning("onnx shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        log.warning("onnx shape inference failed: %s", first_line(exc))
         return {}
     table: dict[str, tuple[Dim, ...] | None] = {}
     for g in iter_graphs(inferred.graph):

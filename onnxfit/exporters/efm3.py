@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 
 __all__ = [
     "MAGIC",
@@ -910,7 +910,7 @@ def _embed_with_onnxruntime(path: Path, images: np.ndarray) -> np.ndarray:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         output = session.run(None, {inputs[0]: images})[0]
     except (Fail, InvalidArgument, InvalidGraph, RuntimeException) as exc:
-        reason = str(exc).splitlines()[0]
+        reason = first_line(exc)
         raise OnnxfitError(f"{path}: ONNX Runtime cannot run it on [N,3,112,112] images ({reason})") from None
     return np.asarray(output, np.float32).reshape(images.shape[0], -1)
 

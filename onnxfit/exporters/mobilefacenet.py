@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.exporters.efm3 import ARCHS, BN_EPS, INPUT_SIZE, L2_EPS, Arch, Efm3File, Layer, Stage, plan
 from onnxfit.model import save_model
 
@@ -169,11 +169,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise OnnxfitError(
-            f"{path}: torch.load(weights_only=True) refused it ({str(exc).splitlines()[0][:200]}); "
+            f"{path}: torch.load(weights_only=True) refused it ({first_line(exc)[:200]}); "
             "save model.state_dict() instead of the module"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise OnnxfitError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
+        raise OnnxfitError(f"{path}: not a readable torch checkpoint ({first_line(exc)[:200]})") from None
     if isinstance(loaded, nn.Module):
         eps = {name: m.eps for name, m in loaded.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
         return loaded.state_dict(), eps

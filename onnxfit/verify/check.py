@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
 from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verify.inputs import InputSpec, check_array, is_batched, load_npz, make_inputs, model_inputs
@@ -124,7 +124,7 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
         try:
             outputs = runtime.run(ctx.inputs)
         except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the model is a finding; keep its reason
-            reason = f"{runtime.name} cannot run the model: {_first_line(exc)}"
+            reason = f"{runtime.name} cannot run the model: {first_line(exc)}"
             # onnx.reference lacks some ops; added without being asked for, its gaps are no failure.
             if runtime.name == "onnx-reference" and not explicit:
                 comparisons.append({**entry, "ok": True, "skipped": reason, "outputs": []})
@@ -275,9 +275,6 @@ def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) ->
     try:
         return runtime.run(inputs)
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for a model it cannot run
-        raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {_first_line(exc)}") from None
+        raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

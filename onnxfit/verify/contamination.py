@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnxfit.errors import first_line
 from onnxfit.shapes import infer_shapes
 from onnxfit.verify.inputs import (
     InputSpec,
@@ -307,7 +308,7 @@ def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Ba
         probe_a = _infer(model, specs, shapes, batched, _PROBE_A)
         probe_b = _infer(model, specs, shapes, batched, _PROBE_B)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         flow.notes.append(f"static batch-flow analysis skipped: onnx shape inference failed ({reason})")
         return flow
     states: dict[str, _State | None] = {name: _state(probe_a.get(name), probe_b.get(name)) for name in probe_a}
@@ -524,7 +525,7 @@ def _run(runtime: Runtime, inputs: dict[str, np.ndarray], what: str, test: Frame
     try:
         return runtime.run(inputs)
     except Exception as exc:  # noqa: BLE001 - a model that cannot run at batch N fails the check; say why
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         test.failures.append(f"the model fails at {what} on {runtime.name}: {message}")
         return None
 

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 
 __all__ = [
     "InputSpec",
@@ -104,7 +104,7 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise OnnxfitError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        raise OnnxfitError(f"{path}: not a readable .npz file ({first_line(exc)})") from None
     by_name = {s.name: s for s in specs}
     unknown = [n for n in arrays if n not in by_name]
     if unknown:

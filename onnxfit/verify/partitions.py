@@ -30,7 +30,7 @@ from pathlib import Path
 
 import onnx
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROVIDER_OPTIONS, profile_for
@@ -225,12 +225,12 @@ def prepare_graph(model_or_path) -> GraphFacts:
             skeleton = onnx.load(str(optimized), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             if isinstance(model_or_path, onnx.ModelProto):
-                raise OnnxfitError(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from None
-            raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {_first_line(exc)}") from None
+                raise OnnxfitError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
+            raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {first_line(exc)}") from None
     try:
         skeleton = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
-        log.warning("shape inference failed (%s); using the shapes ONNX Runtime recorded", _first_line(exc))
+        log.warning("shape inference failed (%s); using the shapes ONNX Runtime recorded", first_line(exc))
     return GraphFacts(skeleton)
 
 
@@ -251,11 +251,6 @@ def _model_label(model_or_path) -> str:
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path.graph.name or "<model>"
     return str(model_or_path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def _available_providers() -> list[str]:
@@ -322,7 +317,7 @@ def _session_placement(model_or_path, ep: str, ep_options: dict[str, str]) -> di
             try:
                 ort.InferenceSession(source, options, providers=providers)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-                raise OnnxfitError(f"{_model_label(model_or_path)}: {ep} session failed: {_first_line(exc)}") from None
+                raise OnnxfitError(f"{_model_label(model_or_path)}: {ep} session failed: {first_line(exc)}") from None
         text = captured.read()
     return parse_placement_log(text)
 
