@@ -23,6 +23,7 @@ from onnxfit.errors import OnnxfitError, first_line
 __all__ = [
     "load_model",
     "save_model",
+    "write_atomic",
     "parse_shape",
     "parse_input_shapes",
     "resolve_input_shapes",
@@ -253,6 +254,29 @@ def save_model(
             leftover.unlink()
         if tmp_dir.exists():
             tmp_dir.rmdir()
+    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write one file atomically (temporary file beside it, then rename): a reader never sees half
+    of it, and a failure leaves the previous file or nothing. OS errors become OnnxfitError."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OnnxfitError(f"{path}: output directory '{parent}' does not exist")
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+    except OSError as exc:
+        raise OnnxfitError(f"{path}: cannot write to '{parent}' ({first_line(exc)})") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OnnxfitError(f"{path}: cannot write ({first_line(exc)})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

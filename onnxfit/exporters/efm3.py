@@ -59,7 +59,6 @@ import math
 import os
 import struct
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.model import write_atomic
 
 __all__ = [
     "MAGIC",
@@ -333,22 +333,7 @@ def write_efm3(path: str | os.PathLike, arch: Arch, tensors: Mapping[str, np.nda
     """Write atomically (temporary file beside ``path``, then rename); return the path."""
     path = Path(path)
     data = efm3_bytes(arch, tensors)
-    parent = path.parent
-    if not parent.is_dir():
-        raise OnnxfitError(f"{path}: output directory '{parent}' does not exist")
-    try:
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-    except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write to '{parent}' ({exc.strerror})") from None
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, data)
     log.info("wrote %s (%s, %d bytes)", path, arch.name, len(data))
     return path
 

@@ -36,7 +36,14 @@ from filelock import FileLock
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
-from onnxfit.model import external_data_files, file_digest, load_model, resolve_input_shapes, save_model
+from onnxfit.model import (
+    external_data_files,
+    file_digest,
+    load_model,
+    resolve_input_shapes,
+    save_model,
+    write_atomic,
+)
 
 __all__ = ["Cache", "CacheEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
 
@@ -299,10 +306,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def prepare(

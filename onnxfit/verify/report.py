@@ -14,13 +14,13 @@ import html
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from onnxfit.errors import CheckFailed, OnnxfitError
+from onnxfit.model import write_atomic
 from onnxfit.verify.parity import ERROR_DECADES
 
 __all__ = ["Check", "VerifyReport", "to_markdown", "to_html", "write_report", "SECTIONS"]
@@ -93,21 +93,8 @@ def write_report(report: VerifyReport, directory: str | os.PathLike) -> list[Pat
     }
     written = []
     for name, text in documents.items():
-        written.append(_write_atomic(directory / name, text))
+        written.append(write_atomic(directory / name, text))
     return written
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    # Temporary file in the same directory, then rename: a reader never sees half a report.
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OnnxfitError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return path
 
 
 def _json_default(value: Any):
