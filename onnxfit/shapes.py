@@ -20,7 +20,7 @@ from onnxfit.errors import first_line
 from onnxfit.lazy_io import is_lazy
 from onnxfit.model import iter_graphs
 
-__all__ = ["Dim", "infer_shapes", "weightless_copy"]
+__all__ = ["Dim", "infer_shapes", "proto_dim", "weightless_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def infer_shapes(
         for vi in [*g.input, *g.value_info, *g.output]:
             tensor_type = vi.type.tensor_type
             if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
-                table[vi.name] = tuple(_dim(d) for d in tensor_type.shape.dim)
+                table[vi.name] = tuple(proto_dim(d) for d in tensor_type.shape.dim)
             else:
                 table.setdefault(vi.name, None)
     return table
@@ -85,7 +85,8 @@ def weightless_copy(
     return light
 
 
-def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
+def proto_dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
+    """A TensorShapeProto dimension as a number, a symbolic name, or None."""
     if dim.HasField("dim_value"):
         return int(dim.dim_value)
     return dim.dim_param or None

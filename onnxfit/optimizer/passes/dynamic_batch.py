@@ -47,7 +47,7 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
-from onnxfit.shapes import infer_shapes
+from onnxfit.shapes import infer_shapes, proto_dim
 
 __all__ = ["DynamicBatchPass"]
 
@@ -106,14 +106,10 @@ def _shapes_at_batch_1(graph: gs.Graph, inputs: list[gs.Variable]) -> dict[str, 
     batch is already symbolic. Symbolic dims other than numbers count as unknown here.
     """
     model = gs.export_onnx(graph, do_type_check=False)
-    at_batch_1 = {vi.name: (1, *[_dim(d) for d in vi.type.tensor_type.shape.dim][1:])
+    at_batch_1 = {vi.name: (1, *[proto_dim(d) for d in vi.type.tensor_type.shape.dim][1:])
                   for vi in model.graph.input if vi.name in {x.name for x in inputs}}
     return {name: tuple(d if isinstance(d, int) else None for d in shape)
             for name, shape in infer_shapes(model, at_batch_1).items() if shape is not None}
-
-
-def _dim(dim):
-    return dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None)
 
 
 # ---------------------------------------------------------------------------- the batch walk
