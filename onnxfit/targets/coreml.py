@@ -152,6 +152,12 @@ def _pad_rule(modes: tuple[str, ...], neural_network: bool) -> Check:
     return check
 
 
+# Split-13+ takes its sizes, Squeeze/Unsqueeze-13+ their axes, as input 1; before that they are
+# attributes, which are always constant.
+_SPLIT_SIZES_CONSTANT = optional_const_input(1, "split")
+_AXES_CONSTANT = optional_const_input(1, "axes")
+
+
 # ------------------------------------------------------------------------ other op checks
 
 
@@ -159,13 +165,6 @@ def _gather_indices_not_scalar(facts: NodeFacts) -> str | None:
     shape = facts.shape(1)
     if shape is not None and len(shape) == 0:
         return "scalar (rank-0) indices are not supported (onnxfit's scalar-gather pass widens them)"
-    return None
-
-
-def _split_sizes_constant(facts: NodeFacts) -> str | None:
-    # Split-13+ takes sizes as input 1; before that they are an attribute (always constant).
-    if facts.input(1) and not facts.is_const(1):
-        return "input 'split', if given, must be a constant initializer"
     return None
 
 
@@ -224,13 +223,6 @@ def _reshape_shape_constant(facts: NodeFacts) -> str | None:
     shape = facts.value(1)
     if shape is not None and facts.attr("allowzero", 0) and 0 in shape.tolist():
         return "allowzero with a 0 in 'shape' is not supported"
-    return None
-
-
-def _axes_constant(facts: NodeFacts) -> str | None:
-    # Squeeze/Unsqueeze-13+ take axes as input 1.
-    if facts.input(1) and not facts.is_const(1):
-        return "input 'axes' must be a constant initializer"
     return None
 
 
@@ -330,8 +322,8 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         rule("Shape", _shape_full, src="shape_op_builder.cc"),
         rule("Slice", with_ints, _slice_inputs_constant, src="slice_op_builder.cc"),
         rule("Softmax", f, src="softmax_op_builder.cc"),
-        rule("Split", f, _split_sizes_constant, _split_axis_known, src="split_op_builder.cc"),
-        rule("Squeeze", with_ints, _axes_constant, src="squeeze_op_builder.cc"),
+        rule("Split", f, _SPLIT_SIZES_CONSTANT, _split_axis_known, src="split_op_builder.cc"),
+        rule("Squeeze", with_ints, _AXES_CONSTANT, src="squeeze_op_builder.cc"),
         rule("Transpose", with_ints, src="transpose_op_builder.cc"),
         rule("Gather", input_dtype(0, floats + (INT32, INT64)), _gather_indices_not_scalar,
              src="gather_op_builder.cc"),
@@ -339,7 +331,7 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
     if neural_network:
         return tuple(common) + (
             rule("PRelu", f, const_input(1, "slope"), _prelu_slope, src="activation_op_builder.cc"),
-            rule("Unsqueeze", with_ints, _axes_constant, src="squeeze_op_builder.cc"),
+            rule("Unsqueeze", with_ints, _AXES_CONSTANT, src="squeeze_op_builder.cc"),
             rule("BatchNormalization", f, src="batch_norm_op_builder.cc"),
             rule("Conv", f, input_rank(0, (3, 4)), const_input(1, "W"), optional_const_input(2, "B"),
                  src="conv_op_builder.cc"),
@@ -351,7 +343,7 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         )
     return tuple(common) + (
         rule("PRelu", f, src="activation_op_builder.cc"),
-        rule("Unsqueeze", with_ints, _axes_constant, src="squeeze_op_builder.cc"),
+        rule("Unsqueeze", with_ints, _AXES_CONSTANT, src="squeeze_op_builder.cc"),
         *(rule(op, f, src="activation_op_builder.cc") for op in ("Gelu", "Elu", "HardSigmoid", "Softplus")),
         *(rule(op, f, src="unary_op_builder.cc") for op in ("Erf", "Round", "Exp", "Cos", "Sin", "Ceil")),
         rule("Max", f, src="binary_op_builder.cc"),

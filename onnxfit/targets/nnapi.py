@@ -90,10 +90,8 @@ def _split_even(facts: NodeFacts) -> str | None:
     return None
 
 
-def _axes_constant(facts: NodeFacts) -> str | None:
-    if facts.input(1) and not facts.is_const(1):
-        return "input 'axes' must be a constant initializer"
-    return None
+# Squeeze/Unsqueeze-13+ take their axes as input 1; before that they are an attribute.
+_AXES_CONSTANT = optional_const_input(1, "axes")
 
 
 _SRC = "onnxruntime/core/providers/nnapi/nnapi_builtin/builders/impl/"
@@ -131,8 +129,8 @@ def _rules() -> tuple[Rule, ...]:
         rule("Slice", src="slice_op_builder.cc"),
         rule("Softmax", f, src="softmax_op_builder.cc"),
         rule("Split", _split_even, src="split_op_builder.cc"),
-        rule("Squeeze", _axes_constant, src="squeeze_op_builder.cc"),
-        rule("Unsqueeze", _axes_constant, src="unsqueeze_op_builder.cc"),
+        rule("Squeeze", _AXES_CONSTANT, src="squeeze_op_builder.cc"),
+        rule("Unsqueeze", _AXES_CONSTANT, src="unsqueeze_op_builder.cc"),
         rule("Transpose", src="transpose_op_builder.cc"),
     )
 
