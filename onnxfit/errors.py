@@ -4,7 +4,7 @@ The CLI prints it as a single line and exits with ``exit_code`` (2: bad input or
 Anything else that escapes is a bug in onnxfit and may show a traceback.
 """
 
-__all__ = ["OnnxfitError", "CheckFailed", "first_line"]
+__all__ = ["OnnxfitError", "CheckFailed", "first_line", "node_label"]
 
 
 class OnnxfitError(Exception):
@@ -23,3 +23,15 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when empty): error lines stay one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def node_label(node) -> str:
+    """How errors name a node: its name, else its first output (exporters leave many nodes nameless).
+
+    Works for onnx_graphsurgeon nodes and NodeProto alike.
+    """
+    if node.name:
+        return node.name
+    outputs = [getattr(o, "name", o) for o in node.outputs] if hasattr(node, "outputs") else list(node.output)
+    named = [o for o in outputs if o]
+    return f"{node.op if hasattr(node, 'op') else node.op_type} -> {named[0]}" if named else "(unnamed)"

