@@ -307,7 +307,13 @@ def parse_input_shapes(specs: Iterable[str]) -> dict[str | None, tuple[int, ...]
 def resolve_input_shapes(
     model: onnx.ModelProto, shapes: dict[str | None, tuple[int, ...]] | None
 ) -> dict[str, tuple[int, ...]]:
-    """Bind shape specs to the model's real inputs (initializers excluded); check rank and names."""
+    """Bind shape specs to the model's real inputs (initializers excluded); check rank and names.
+
+    Only a dim_value > 0 is fixed; a dim_value <= 0 (Paddle's -1), an empty dim, a name and a
+    missing shape are symbolic, and any positive size may replace them.
+    """
+    from onnxfit.shapes import proto_shape  # shapes imports this module
+
     if not shapes:
         return {}
     initializers = {t.name for t in model.graph.initializer}
@@ -324,15 +330,14 @@ def resolve_input_shapes(
             name = inputs[0].name
         if name not in by_name:
             raise OnnxfitError(f"--input-shape names '{name}', which is not a model input ({', '.join(by_name)})")
-        dims = by_name[name].type.tensor_type.shape.dim
-        if by_name[name].type.tensor_type.HasField("shape") and len(dims) != len(shape):
+        dims = proto_shape(by_name[name])
+        if dims is not None and len(dims) != len(shape):
             raise OnnxfitError(f"input '{name}' has rank {len(dims)}, but --input-shape gives {len(shape)} dims")
-        for dim, value in zip(dims, shape):
-            if dim.HasField("dim_value") and dim.dim_value != value:
-                raise OnnxfitError(
-                    f"input '{name}' has fixed dims {[d.dim_value or d.dim_param for d in dims]}; "
-                    f"--input-shape {'x'.join(map(str, shape))} contradicts them"
-                )
+        if dims is not None and any(isinstance(d, int) and d != value for d, value in zip(dims, shape)):
+            shown = [d if d is not None else "?" for d in dims]
+            raise OnnxfitError(
+                f"input '{name}' has fixed dims {shown}; --input-shape {'x'.join(map(str, shape))} contradicts them"
+            )
         resolved[name] = shape
     return resolved
 

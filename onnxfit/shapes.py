@@ -20,7 +20,7 @@ from onnxfit.errors import first_line
 from onnxfit.lazy_io import is_lazy
 from onnxfit.model import iter_graphs
 
-__all__ = ["Dim", "infer_shapes", "proto_dim", "weightless_copy"]
+__all__ = ["Dim", "infer_shapes", "proto_dim", "proto_shape", "weightless_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ def infer_shapes(
     table: dict[str, tuple[Dim, ...] | None] = {}
     for g in iter_graphs(inferred.graph):
         for vi in [*g.input, *g.value_info, *g.output]:
-            tensor_type = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
-                table[vi.name] = tuple(proto_dim(d) for d in tensor_type.shape.dim)
+            shape = proto_shape(vi)
+            if shape is not None:
+                table[vi.name] = shape
             else:
                 table.setdefault(vi.name, None)
     return table
@@ -86,7 +86,18 @@ def weightless_copy(
 
 
 def proto_dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
-    """A TensorShapeProto dimension as a number, a symbolic name, or None."""
-    if dim.HasField("dim_value"):
+    """A TensorShapeProto dimension as a number, a symbolic name, or None (unknown).
+
+    A dim_value <= 0 is symbolic, not a size: Paddle writes ``dim_value: -1`` for "any".
+    """
+    if dim.HasField("dim_value") and dim.dim_value > 0:
         return int(dim.dim_value)
     return dim.dim_param or None
+
+
+def proto_shape(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
+    """A value_info's dims (``proto_dim`` each), or None when it has no tensor shape at all."""
+    tensor_type = value_info.type.tensor_type
+    if not value_info.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
+        return None
+    return tuple(proto_dim(d) for d in tensor_type.shape.dim)

@@ -120,3 +120,48 @@ def test_resolve_input_shapes_checks_names_and_fixed_dims():
         resolve_input_shapes(model, {"nope": (1, 4)})
     with pytest.raises(OnnxfitError, match="contradicts"):
         resolve_input_shapes(model, {"x": (2, 4)})
+
+
+def _input_with_dims(dims, with_shape=True):
+    vi = onnx.ValueInfoProto(name="x")
+    vi.type.tensor_type.elem_type = TensorProto.FLOAT
+    if with_shape:
+        vi.type.tensor_type.shape.SetInParent()
+        for d in dims:
+            dim = vi.type.tensor_type.shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            elif d:
+                dim.dim_param = d
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [vi], [tensor_info("y", None)])
+
+
+@pytest.mark.parametrize("dims", [[-1, 3, -1, -1], [0, 3, None, None], [None, 3, "h", "w"]])
+def test_resolve_input_shapes_treats_nonpositive_and_empty_dims_as_symbolic(dims):
+    # Paddle writes dim_value -1 for "any size": --input-shape must fill it, not contradict it.
+    model = _input_with_dims(dims)
+    assert resolve_input_shapes(model, {"x": (1, 3, 48, 192)}) == {"x": (1, 3, 48, 192)}
+    with pytest.raises(OnnxfitError, match=r"fixed dims \['\?', 3, .*\]; --input-shape 1x4x48x192 contradicts"):
+        resolve_input_shapes(model, {"x": (1, 4, 48, 192)})
+
+
+def test_resolve_input_shapes_accepts_any_rank_without_a_shape():
+    model = _input_with_dims([], with_shape=False)
+    assert resolve_input_shapes(model, {None: (2, 5)}) == {"x": (2, 5)}
+
+
+def test_proto_dim_reads_paddle_minus_one_as_unknown():
+    from onnxfit.shapes import proto_dim
+
+    dims = onnx.TensorShapeProto(dim=[onnx.TensorShapeProto.Dimension(dim_value=-1),
+                                      onnx.TensorShapeProto.Dimension(dim_value=0),
+                                      onnx.TensorShapeProto.Dimension(dim_param="h"),
+                                      onnx.TensorShapeProto.Dimension(),
+                                      onnx.TensorShapeProto.Dimension(dim_value=3)]).dim
+    assert [proto_dim(d) for d in dims] == [None, None, "h", None, 3]
+
+
+def test_resolve_input_shapes_on_paddle_cls_model(zoo_model):
+    # ppocr_mobile_v2_cls declares x: [-1, 3, ?, ?].
+    model = load_model(zoo_model("ppocr_mobile_v2_cls"))
+    assert resolve_input_shapes(model, {"x": (1, 3, 48, 192)}) == {"x": (1, 3, 48, 192)}
