@@ -1,0 +1,227 @@
+"""Every verb on every real zoo model, as a user would run them (tests/zoo/manifest.py).
+
+Per model: ``inspect``; ``partitions`` for coreml, nnapi and openvino; ``optimize`` for every
+target, with ``--dynamic-batch`` where the model batches and with ``--input-shape`` where it has
+symbolic dims; ``verify`` alone and against the original. The contract checked on each:
+
+- no traceback ever, and the exit code the README gives (0 here: these are valid models);
+- every optimized model computes what the original computes on ONNX Runtime CPU;
+- after ``--dynamic-batch``, each frame of a batch of 3 equals that frame run alone;
+- after ``--input-shape``, no Shape op reads a fully known shape, and the CoreML estimate does not
+  grow.
+
+The CLI runs in-process (typer's runner): an exception escaping a command is a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from onnxfit.batch_axes import input_batch_axes, is_symbolic
+from onnxfit.cli import app
+from onnxfit.shapes import infer_shapes, proto_dim
+from tests.zoo.manifest import MODELS, ZooModel
+
+ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
+TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
+ESTIMATED = ("coreml", "nnapi", "openvino")
+OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
+
+runner = CliRunner()
+
+
+def onnxfit(*args) -> tuple[int, str]:
+    """Run one CLI command in-process; fail the test on any escaping exception (a traceback)."""
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"traceback from onnxfit {' '.join(map(str, args))}") from result.exception
+    stderr = result.stderr
+    assert "Traceback" not in result.stdout + stderr
+    return result.exit_code, result.stdout + stderr
+
+
+def _ids(models):
+    return [m.name for m in models]
+
+
+@pytest.fixture(scope="module")
+def paths():
+    from tests.zoo.fetch import fetch
+
+    return fetch(ONNX_MODELS)
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+def _declared(model: onnx.ModelProto) -> dict[str, tuple | None]:
+    inits = {t.name for t in model.graph.initializer}
+    out = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        t = vi.type.tensor_type
+        out[vi.name] = tuple(proto_dim(d) for d in t.shape.dim) if t.HasField("shape") else None
+    return out
+
+
+def feeds_for(entry: ZooModel, model: onnx.ModelProto, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """What a caller of this model feeds: the manifest's real inputs, else data at its static shapes."""
+    if entry.feeds is not None and seed == 0:
+        return entry.feeds(batch)
+    declared = _declared(model)
+    axes = input_batch_axes(declared)
+    rng = np.random.default_rng(seed)
+    inits = {t.name for t in model.graph.initializer}
+    feeds = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        dims = list(entry.input_shape.get(vi.name) or declared[vi.name] or ())
+        dims = [batch if axis == axes[vi.name] and (is_symbolic(d) or batch != 1) else
+                (OTHER_DIM if is_symbolic(d) else d) for axis, d in enumerate(dims)]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
+        if np.issubdtype(dtype, np.floating):
+            feeds[vi.name] = rng.uniform(-1, 1, dims).astype(dtype)
+        else:
+            feeds[vi.name] = rng.integers(0, 4, dims).astype(dtype)
+    return feeds
+
+
+def run(path, feeds) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v for k, v in feeds.items() if k in names})
+
+
+def assert_same(expected, actual, atol=1e-5, rtol=1e-4):
+    assert len(expected) == len(actual)
+    for e, a in zip(expected, actual):
+        assert e.shape == a.shape, (e.shape, a.shape)
+        np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
+
+
+def _shape_arg(entry: ZooModel) -> list[str]:
+    return [f"--input-shape={name}={'x'.join(map(str, dims))}" for name, dims in entry.input_shape.items()]
+
+
+def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
+    if entry.feeds is None:
+        return []
+    path = tmp_path / "inputs.npz"
+    np.savez(path, **entry.feeds(batch))
+    return ["--inputs", path]
+
+
+# ------------------------------------------------------------------------------------ tests
+
+@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+def test_inspect(entry, paths):
+    code, out = onnxfit("inspect", paths[entry.name], "--json")
+    assert code == 0, out
+    info = json.loads(out)
+    assert info["inputs"] and info["outputs"]
+
+
+@pytest.mark.parametrize("target", ESTIMATED)
+@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+def test_partitions(entry, target, paths):
+    code, out = onnxfit("partitions", paths[entry.name], "--target", target, "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert 0 <= result["nodes_on_ep"] <= result["total_nodes"]
+    assert (result["partitions"] == 0) == (result["nodes_on_ep"] == 0)  # no EP nodes, no partition
+
+
+@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
+    original = paths[entry.name]
+    model = onnx.load(original, load_external_data=False)
+    feeds = feeds_for(entry, model)
+    expected = run(original, feeds)
+    for target in TARGETS:
+        out = tmp_path / f"{target}.onnx"
+        code, text = onnxfit("optimize", original, "-o", out, "--target", target, "--no-partitions")
+        assert code == 0, f"{target}: {text}"
+        assert_same(expected, run(out, feeds))
+
+
+@pytest.mark.parametrize("entry", [m for m in ONNX_MODELS if m.input_shape], ids=_ids(m for m in ONNX_MODELS if m.input_shape))
+def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
+    original, out = paths[entry.name], tmp_path / "static.onnx"
+    code, text = onnxfit("optimize", original, "-o", out, "--target", "coreml", *_shape_arg(entry), "--json")
+    assert code == 0, text
+    report = json.loads(text)["models"][0]
+    model = onnx.load(out)
+    for vi in model.graph.input:  # only --dynamic-batch may keep a dim symbolic
+        if vi.name in entry.input_shape:
+            assert [d.dim_value for d in vi.type.tensor_type.shape.dim] == list(entry.input_shape[vi.name])
+    shapes = infer_shapes(model)
+    static_shapes = [n.name for n in model.graph.node if n.op_type == "Shape"
+                     and shapes.get(n.input[0]) and all(isinstance(d, int) and d > 0 for d in shapes[n.input[0]])]
+    assert not static_shapes, f"Shape ops on fully known shapes remain: {static_shapes}"
+    feeds = feeds_for(entry, onnx.load(original, load_external_data=False))
+    assert_same(run(original, feeds), run(out, feeds))
+    if report.get("partitions"):
+        assert report["partitions"]["after"]["partitions"] <= report["partitions"]["before"]["partitions"]
+
+
+BATCHING = [m for m in ONNX_MODELS if m.batches]
+
+
+@pytest.mark.parametrize("entry", BATCHING, ids=_ids(BATCHING))
+def test_dynamic_batch_keeps_frames_independent(entry, paths, tmp_path):
+    original, out = paths[entry.name], tmp_path / "batch.onnx"
+    code, text = onnxfit("optimize", original, "-o", out, "--dynamic-batch", "--no-partitions")
+    assert code == 0, text
+    rewritten = onnx.load(out, load_external_data=False)
+    axes = input_batch_axes(_declared(rewritten))
+    frames = [feeds_for(entry, rewritten, 1, seed=s) if entry.feeds is None else _frame(entry, s) for s in range(3)]
+    batched = {name: np.concatenate([f[name] for f in frames], axis=axes[name]) if axes.get(name) is not None
+               else frames[0][name] for name in frames[0]}
+    together = run(out, batched)
+    alone = [run(out, f) for f in frames]
+    out_axes = [_output_batch_axis(vi) for vi in rewritten.graph.output]
+    for k, axis in enumerate(out_axes):
+        for j in range(3):
+            piece = np.take(together[k], [j], axis=axis)
+            np.testing.assert_allclose(piece, alone[j][k], atol=1e-5, rtol=1e-4,
+                                       err_msg=f"output {k}, frame {j}")
+
+
+def _frame(entry: ZooModel, seed: int) -> dict[str, np.ndarray]:
+    """One frame of the manifest's real inputs, its audio or image varied by seed."""
+    feeds = entry.feeds(1)
+    rng = np.random.default_rng(seed + 1)
+    for name, value in feeds.items():
+        if value.dtype == np.float32 and np.any(value):
+            feeds[name] = rng.uniform(-1, 1, value.shape).astype(np.float32)
+    return feeds
+
+
+def _output_batch_axis(vi) -> int:
+    dims = [proto_dim(d) for d in vi.type.tensor_type.shape.dim]
+    for axis, d in enumerate(dims):
+        if d == "batch":
+            return axis
+    return 0
+
+
+@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+def test_verify_alone_and_against_original(entry, paths, tmp_path):
+    original, optimized = paths[entry.name], tmp_path / "optimized.onnx"
+    code, text = onnxfit("verify", original, *_npz(entry, tmp_path, 1), "--json")
+    assert code == 0, text
+    assert json.loads(text)["ok"]
+    code, text = onnxfit("optimize", original, "-o", optimized, "--target", "coreml", "--no-partitions")
+    assert code == 0, text
+    code, text = onnxfit("verify", optimized, "--reference", original, *_npz(entry, tmp_path, 1), "--json")
+    assert code == 0, text
