@@ -1,0 +1,124 @@
+"""The "tested on" table: what onnxfit does to every real zoo model, measured.
+
+    python reports/zoo.py            # writes reports/ZOO.md, reports/zoo.json and the README table
+
+For each ONNX model of tests/zoo/manifest.py (fetched once into the zoo cache) and each estimated
+target (CoreML MLProgram, NNAPI, OpenVINO): partitions before -> after ``optimize --target T``
+(with the manifest's ``--input-shape`` where the model has symbolic dims, as a user deploying it
+would run it), what the passes changed, and the largest output difference between the optimized
+and the original model on ONNX Runtime CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import onnxfit  # noqa: E402
+from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
+from onnxfit.verify.partitions import count_partitions  # noqa: E402
+from tests.zoo.fetch import fetch  # noqa: E402
+from tests.zoo.manifest import MODELS  # noqa: E402
+from tests.zoo.test_zoo import feeds_for  # noqa: E402
+
+TARGETS = {"coreml": "CoreML", "nnapi": "NNAPI", "openvino": "OpenVINO"}
+START, END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+
+
+def _run(path, feeds):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v for k, v in feeds.items() if k in names})
+
+
+def _changes(result) -> str:
+    parts = []
+    for report in result.pipeline.reports:
+        if report.changed:
+            n = report.rewritten or report.folded or report.removed or report.added
+            parts.append(f"{report.name} ({n})")
+    return ", ".join(parts) or "nothing"
+
+
+def measure(entry, path: Path, workdir: Path) -> dict:
+    model = onnx.load(path, load_external_data=False)
+    row = {"model": entry.name, "package": f"{entry.archive.package} {entry.archive.version}",
+           "file": entry.filename, "exporter": entry.exporter, "task": entry.task,
+           "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+           "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
+           "targets": {}}
+    feeds = feeds_for(entry, model)
+    expected = _run(path, feeds)
+    for target in TARGETS:
+        out = workdir / f"{entry.name}.{target}.onnx"
+        cell = {}
+        try:
+            cell["before"] = count_partitions(path, target).partitions
+            result = onnxfit.optimize(path, out, target=target, input_shapes=dict(entry.input_shape) or None)
+            cell["after"] = count_partitions(out, target).partitions
+            cell["changed"] = _changes(result)
+            actual = _run(out, feeds)
+            cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
+                                       for e, a in zip(expected, actual))
+        except OnnxfitError as exc:
+            cell["error"] = first_line(exc)
+        row["targets"][target] = cell
+    return row
+
+
+def _cell(cell: dict) -> str:
+    if "error" in cell:
+        return f"error: {cell['error']}"
+    return f"{cell['before']} → {cell['after']}"
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| model | from (PyPI) | exporter, opset/IR | onnxfit changed (coreml) | "
+            + " | ".join(TARGETS.values()) + " | max abs diff (ORT CPU) |")
+    lines = [head, "|" + "---|" * (5 + len(TARGETS))]
+    for row in rows:
+        shape = " ".join(f"`--input-shape {k}={'x'.join(map(str, v))}`" for k, v in row["input_shape"].items())
+        coreml = row["targets"]["coreml"]
+        diffs = [c.get("max_abs_diff", 0.0) for c in row["targets"].values()]
+        lines.append(
+            f"| {row['model']} ({row['task']}) {shape} | {row['package']} | {row['exporter']}, {row['opset']}/{row['ir']} | "
+            f"{coreml.get('changed', '')} | " + " | ".join(_cell(c) for c in row["targets"].values())
+            + f" | {max(diffs):.1e} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    onnx_models = [m for m in MODELS if m.kind == "onnx"]
+    paths = fetch(onnx_models)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in onnx_models:
+            print(f"{entry.name} ...", file=sys.stderr)
+            rows.append(measure(entry, paths[entry.name], Path(tmp)))
+    document = {"onnxfit": onnxfit.__version__, "onnxruntime": ort.__version__, "models": rows}
+    (ROOT / "reports" / "zoo.json").write_text(json.dumps(document, indent=2) + "\n")
+    table = markdown(rows)
+    estimates = f"Partitions estimated by onnxfit's EP profiles for onnxruntime {'.'.join(ort.__version__.split('.')[:2])}."
+    (ROOT / "reports" / "ZOO.md").write_text(f"# Real-model zoo\n\n{estimates} Made by `python reports/zoo.py`.\n\n{table}\n")
+    readme = (ROOT / "README.md").read_text()
+    if START in readme and END in readme:
+        before, rest = readme.split(START, 1)
+        _, after = rest.split(END, 1)
+        (ROOT / "README.md").write_text(f"{before}{START}\n{table}\n{END}{after}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
