@@ -30,9 +30,11 @@ _MAX_ELEMENTS = 1 << 16  # only small tensors are shape-like; never fold weights
 
 
 def static_shape(tensor: gs.Tensor) -> tuple[int, ...] | None:
-    """The tensor's shape if every dim is a known integer, else None."""
+    """The tensor's shape if every dim is a known size, else None (a dim_value <= 0 is symbolic)."""
     shape = tensor.shape
-    if shape is None or any(not isinstance(d, (int, np.integer)) or d < 0 for d in shape):
+    if isinstance(tensor, gs.Constant):
+        return tuple(int(d) for d in tensor.shape)
+    if shape is None or any(not isinstance(d, (int, np.integer)) or d <= 0 for d in shape):
         return None
     return tuple(int(d) for d in shape)
 

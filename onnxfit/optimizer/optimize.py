@@ -72,9 +72,11 @@ def optimize_model(
     installed one). Unknown means "any version": every Pad the oldest EP release rejects is rewritten.
     """
     preset = get_target(target)
-    chosen = get_passes(select_passes(target, passes, dynamic_batch, ort_version))
+    names = select_passes(target, passes, dynamic_batch, ort_version)
+    chosen = get_passes(names)
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
-                      ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version))
+                      ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
+                      dynamic_batch="dynamic-batch" in names)
     return run_passes(model, chosen, ctx, check_each=check_each)
 
 

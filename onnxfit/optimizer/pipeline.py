@@ -46,6 +46,8 @@ class PassContext:
     target: str = "cpu"
     ort_version: tuple[int, int] | None = None
     batch_dim: str = "batch"
+    # dynamic-batch runs in this pipeline: axis 0 named batch_dim stays symbolic under input_shapes.
+    dynamic_batch: bool = False
     # Pad modes the target EP runs itself at ort_version (reflect-pad leaves those alone).
     native_pad_modes: frozenset[str] = frozenset()
 
@@ -150,6 +152,7 @@ def run_passes(
     ctx = ctx or PassContext(opset=default_opset(model))
     ops_before = op_histogram(model)
     graph = gs.import_onnx(model)
+    _keep_declared_output_shapes(model.graph, graph)
     share_name_registry(graph)
     reports = []
     for p in passes:
@@ -173,12 +176,29 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise OnnxfitError("the model imports no default-domain opset")
 
 
+def _keep_declared_output_shapes(original: onnx.GraphProto, graph: gs.Graph) -> None:
+    """Graph outputs keep the shape their declaration gives when a value_info entry has none.
+
+    graph-surgeon takes a tensor's type from ``value_info`` over ``graph.output``, and quantization
+    tools write shapeless value_info for outputs (crnn_ddddocr_quantized's ``387``): the exported
+    output would then lack the shape the checker requires of graph outputs.
+    """
+    from onnxfit.shapes import proto_shape
+
+    declared = {vi.name: proto_shape(vi) for vi in original.output}
+    for tensor in graph.outputs:
+        if tensor.shape is None and declared.get(tensor.name) is not None:
+            tensor.shape = list(declared[tensor.name])
+
+
 def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None:
     """A pass that produced an invalid graph is a bug in onnxfit: fail loudly, never save it.
 
     Exporters write models the checker rejects but ONNX Runtime runs (outputs without a shape,
     for one); when the original already fails the checker, a failing result is only logged.
+    The failure is an ``OnnxfitError`` (one line, no traceback) that names the model's state.
     """
+    from onnxfit.errors import first_line
     from onnxfit.shapes import weightless_copy
 
     try:
@@ -189,16 +209,29 @@ def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None
         except onnx.checker.ValidationError:
             log.warning("onnx checker rejects the model %s, as it rejected the original: %s", when, exc)
             return
-        raise RuntimeError(f"onnx checker failed {when}: {exc}") from exc
+        raise OnnxfitError(f"onnx checker rejects the result {when} ({first_line(exc)}); nothing was written. "
+                           "This is an onnxfit bug: please report it with the model") from None
 
 
 def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
     new = gs.export_onnx(graph, do_type_check=False)
     _restore_model_fields(original, new)
     _restore_graph_inputs(original.graph, new.graph)
+    _restore_output_shapes(original.graph, new.graph)
     _restore_initializer_order(original.graph, new.graph)
     _restore_node_doc_strings(original.graph, new.graph)
     return new
+
+
+def _restore_output_shapes(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
+    """A graph output exported without a shape gets the original declaration's type back (safety net
+    for a pass that leaves an output's shape unknown: the checker requires one)."""
+    declared = {vi.name: vi for vi in original.output}
+    for vi in new.output:
+        before = declared.get(vi.name)
+        if (vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape") and before is not None
+                and before.type.tensor_type.elem_type == vi.type.tensor_type.elem_type):
+            vi.type.CopyFrom(before.type)
 
 
 def _restore_model_fields(original: onnx.ModelProto, new: onnx.ModelProto) -> None:

@@ -267,15 +267,35 @@ def test_input_shape_override_turns_a_fully_dynamic_model_static():
     assert_same_outputs(model, folded, random_feeds(folded), exact=True)
 
 
-def test_input_shape_override_keeps_an_axis_0_named_batch_dim_symbolic():
+def test_input_shape_override_keeps_an_axis_0_named_batch_dim_symbolic_with_dynamic_batch():
     # The dynamic-batch pass runs first and names the batch axis ctx.batch_dim ("batch").
     model = _flatten_model(13, batch="batch")
     model.graph.input[0].CopyFrom(tensor_info("x", ["batch", 4, "H", "W"]))
-    folded, _ = _fold(model, 13, input_shapes={"x": (1, 4, 3, 2)})
+    result = run_passes(model, get_passes(["fold-shapes"]),
+                        PassContext(opset=13, input_shapes={"x": (1, 4, 3, 2)}, dynamic_batch=True))
+    folded = result.model
     assert _dims(folded, "x") == ["batch", 4, 3, 2]
     assert op_count(folded, "Gather") == 1
     for batch in (1, 4):
         assert_same_outputs(model, folded, random_feeds(model, shapes={"x": (batch, 4, 3, 2)}), exact=True)
+
+
+def test_input_shape_fixes_an_exporter_named_batch_dim_and_refreshes_stale_value_info():
+    # Without --dynamic-batch a dim the exporter named "batch" is fixed like any other, and the
+    # exporter's symbolic value_info/output dims give way to the sizes inference now knows.
+    model = _flatten_model(13, batch="batch")
+    model.graph.input[0].CopyFrom(tensor_info("x", ["batch", 4, "height", "width"]))
+    model.graph.output[0].CopyFrom(tensor_info("y", ["batch", "4*height*width"]))
+    model.graph.value_info.append(tensor_info("rest", [], I64))
+    model.graph.value_info.append(tensor_info("shape", ["floor(height/2 - 1/2) + 1"], I64))
+    folded, report = _fold(model, 13, input_shapes={"x": (1, 4, 3, 2)})
+    assert _dims(folded, "x") == [1, 4, 3, 2]
+    assert [n.op_type for n in folded.graph.node] == ["Reshape"]
+    np.testing.assert_array_equal(_initializer(folded, folded.graph.node[0].input[1]), [1, 24])
+    assert [d.dim_value for d in folded.graph.output[0].type.tensor_type.shape.dim] == [1, 24]
+    stale = [vi.name for vi in folded.graph.value_info for d in vi.type.tensor_type.shape.dim if d.dim_param]
+    assert stale == []
+    assert_same_outputs(model, folded, random_feeds(folded), exact=True)
 
 
 # ---------------------------------------------------------------------------- subgraphs and weights

@@ -60,3 +60,51 @@ def test_unknown_pass_lists_valid_ones():
 
 def test_builtin_passes_are_registered():
     assert {"scalar-gather", "reflect-pad", "split-to-slice", "fold-shapes", "dynamic-batch"} <= set(pass_names())
+
+
+def test_output_shape_survives_a_shapeless_value_info_entry_and_the_checker_passes():
+    # Quantization tools write value_info without a shape for graph outputs; the declared output
+    # shape must survive the rewrite (the checker requires graph outputs to carry one).
+    import onnx
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [1, 3])], [tensor_info("y", [1, "seqlen"])], opset=13, ir_version=6,
+                       value_info=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.checker.check_model(model)
+    result = run_passes(model, get_passes(["fold-shapes"]), PassContext(opset=13))
+    assert result.changed
+    onnx.checker.check_model(result.model)
+    assert [d.dim_value or d.dim_param for d in result.model.graph.output[0].type.tensor_type.shape.dim] == [1, 3]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_checker_failure_after_the_passes_is_one_line_error_not_a_traceback():
+    class _Breaks:
+        name, version = "breaks", 1
+
+        def run(self, graph, ctx):
+            from onnxfit.optimizer import PassReport
+
+            graph.nodes[0].op = "NoSuchOp"
+            return PassReport(self.name, rewritten=1)
+
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 3])], [tensor_info("y", [1, 3])])
+    with pytest.raises(OnnxfitError, match=r"onnx checker rejects the result after the passes .*NoSuchOp.*onnxfit bug"):
+        run_passes(model, [_Breaks()], PassContext(opset=17))
+
+
+@pytest.mark.parametrize("target", ["coreml", "coreml-nn", "nnapi", "openvino", "cpu"])
+def test_quantized_crnn_optimizes_for_every_target_and_matches(zoo_model, target):
+    # com.microsoft quantized ops, opset 12, IR 6; output '387' has a shapeless value_info entry.
+    import onnx
+
+    from onnxfit.model import load_model
+    from onnxfit.optimizer.optimize import optimize_model
+
+    model = load_model(zoo_model("crnn_ddddocr_quantized"))
+    result = optimize_model(model, target, input_shapes={"input1": (1, 1, 64, 128)})
+    onnx.checker.check_model(result.model)
+    assert result.model.graph.output[0].type.tensor_type.HasField("shape")
+    feeds = random_feeds(model, shapes={"input1": (1, 1, 64, 128)})
+    assert_same_outputs(model, result.model, feeds, exact=False, atol=1e-4)

@@ -7,7 +7,8 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
 
 1. Fixed input shapes come from the model or from ``ctx.input_shapes`` (``--input-shape``), which
    overrides the model's input dims and is written onto the graph inputs. An axis-0 dim named
-   ``ctx.batch_dim`` stays symbolic: the dynamic-batch pass runs first and named it so.
+   ``ctx.batch_dim`` stays symbolic only with ``ctx.dynamic_batch`` (the dynamic-batch pass runs
+   first and named it so); an exporter's own ``batch`` name is fixed like any other dim.
 2. onnx shape inference (with data propagation) runs on a weight-free skeleton of the graph
    (large initializers become graph inputs of the same dtype and shape), and its shapes are
    written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
@@ -27,9 +28,11 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    that stays reads them (or a graph output is one): pure constant arithmetic is left to ORT's own
    constant folding, and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded.
    The computation that fed the new constants is removed.
-6. Rules 2-5 repeat while they fold something and a Shape op still reads a tensor of unknown shape:
-   onnx infers a Reshape's output from a computed shape only from opset 14 on, so a chain
-   Shape -> Reshape -> Shape needs the first constant before the second shape is known.
+6. Rules 2-5 repeat until a round folds nothing (a fixpoint, at most ``_MAX_ROUNDS``): onnx
+   infers a Reshape's output from a computed shape only from opset 14 on, so a chain
+   Shape -> Reshape -> Shape needs the first constant before the second shape is known. The last
+   round's inference rewrites every tensor's shape (value_info, graph outputs): integers replace
+   the symbolic dims an exporter wrote, which no longer hold once input shapes are fixed.
 7. Rewrites reach If branches (nested), which run at most once per run. Loop and Scan bodies are
    left alone: their loop-carried tensors may change shape from one iteration to the next.
 
@@ -46,6 +49,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
@@ -82,18 +86,21 @@ class FoldShapesPass:
         graph.cleanup(remove_unused_graph_inputs=False).toposort()  # dead nodes are not ours to count
         report.rewritten += _set_input_shapes(graph, ctx, report)
         before = _node_count(graph)
+        skipped: dict[str, str] = {}  # Resize label -> why it keeps sizes (a later round may convert it)
         for _ in range(_MAX_ROUNDS):
-            # Only the last round's reasons hold: a later round may have converted that Resize.
-            report.skipped = []
-            if not self._round(graph, ctx, report) or not _unresolved_shapes(graph):
+            # Rounds run to a fixpoint: each starts with fresh inference, so the round that changes
+            # nothing has also rewritten every tensor's shape from the now constant shapes (the
+            # exporter's symbolic value_info, ``floor(height/2 - 1/2) + 1``, does not survive).
+            if not self._round(graph, ctx, report, skipped):
                 break
+        report.skipped = list(skipped.values())
         report.removed = before - _node_count(graph)
         left = sum(1 for g in _straight_graphs(graph) for n in g.nodes if n.op == "Shape")
         if left:
             report.notes.append(f"{left} Shape op(s) stay: they read dims not known before run time")
         return report
 
-    def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport) -> bool:
+    def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport, skipped: dict[str, str]) -> bool:
         """Infer shapes, learn values, rewrite Resize, fold; True if anything changed (rule 6)."""
         _write_inferred_shapes(graph, _infer_shapes(graph))
         known = _Known(ctx.opset)
@@ -106,8 +113,9 @@ class FoldShapesPass:
                 scales = _resize_scales(node, known, ctx.opset)
                 if isinstance(scales, str):
                     if scales:
-                        report.skipped.append(f"Resize '{node.name}': {scales}")
+                        skipped[node_label(node)] = f"Resize '{node_label(node)}': {scales}"
                     continue
+                skipped.pop(node_label(node), None)
                 _use_scales(g, node, scales, ctx.opset)
                 changed += 1
         report.rewritten += changed
@@ -133,7 +141,7 @@ def _set_input_shapes(graph: gs.Graph, ctx: PassContext, report: PassReport) -> 
             continue
         old = list(tensor.shape) if tensor.shape is not None else [None] * len(shape)
         new = [int(d) for d in shape]
-        if len(old) == len(new) and old and old[0] == ctx.batch_dim:
+        if ctx.dynamic_batch and len(old) == len(new) and old and old[0] == ctx.batch_dim:
             new[0] = ctx.batch_dim
         if new != old:
             tensor.shape = new
@@ -163,7 +171,9 @@ def _merge_dims(old, new: list[Dim]) -> list[Dim]:
     """Inferred integers win; a name the model gave beats one inference made up (``unk__3``)."""
     if old is None or len(old) != len(new):
         return list(new)
-    return [n if isinstance(n, int) or o is None else o for o, n in zip(old, new)]
+    # An old dim_value <= 0 (Paddle's -1) is no size: it never beats what inference says.
+    return [n if isinstance(n, int) or o is None or (isinstance(o, (int, np.integer)) and o <= 0) else o
+            for o, n in zip(old, new)]
 
 
 def _elements(shape) -> int:
@@ -281,7 +291,7 @@ def _shape_dims(node: gs.Node) -> _Dims | None:
     shape = node.inputs[0].shape
     if shape is None:
         return None
-    dims = [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else (d if isinstance(d, str) and d else None)
+    dims = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else (d if isinstance(d, str) and d else None)
             for d in shape]
     if node.op == "Size":
         return _Dims((int(np.prod(dims)),), True, np.dtype(np.int64)) if _elements(dims) >= 0 else None
