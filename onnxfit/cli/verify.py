@@ -24,7 +24,7 @@ def verify_command(
         None, "--reference", help="Compare against this model (e.g. the original before optimize)."
     ),
     batch: Optional[int] = typer.Option(
-        None, "--batch", help="Leading (batch) dim when symbolic; default 1 for parity, 4 for the contamination test."
+        None, "--batch", help="Batch dim when symbolic; default 1 for parity, 4 for the contamination test."
     ),
     input_shape: list[str] = typer.Option(
         [], "--input-shape", help="Fix an input's shape: NAME=1x3x64x96 (repeatable)."
@@ -48,6 +48,10 @@ def verify_command(
     ort_version: Optional[str] = typer.Option(
         None, "--ort-version", help="Estimate partitions for this onnxruntime release (e.g. 1.25)."
     ),
+    batch_axis: list[str] = typer.Option(
+        [], "--batch-axis",
+        help="An input's batch axis where its dim names do not tell: NAME=AXIS, or NAME=none (repeatable).",
+    ),
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
     result = verify(
@@ -62,6 +66,7 @@ def verify_command(
         seed=seed,
         target=target,
         ort_version=ort_version,
+        batch_axis=batch_axis,
     )
     if report is not None:
         write_report(result, report)

@@ -4,12 +4,16 @@ Checks run in order: parity, contamination, then any ``checks=`` callables (each
 ``VerifyContext`` and returns a ``Check``; this is how ``partitions`` plugs in). Bad input
 (files, names, options, a model ONNX Runtime cannot load) raises ``OnnxfitError``; a failed
 check does not raise: the report says so (``report.raise_if_failed()`` turns it into exit 1).
+
+Against ``reference``, contamination judges what the rewrite did: mixing the reference already
+has is a note, and the model fails only for mixing it added.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +24,26 @@ import onnx
 from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
 from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
-from onnxfit.verify.inputs import InputSpec, check_array, is_batched, load_npz, make_inputs, model_inputs
+from onnxfit.verify.inputs import (
+    BatchAxes,
+    InputSpec,
+    batch_axes,
+    check_array,
+    load_npz,
+    make_inputs,
+    model_inputs,
+    parse_batch_axes,
+)
 from onnxfit.verify.parity import compare_outputs, match_outputs, split_frames, stack_frames
 from onnxfit.verify.report import Check, VerifyReport
-from onnxfit.verify.runtimes import REFERENCE, ModelSource, Runtime, default_runtimes, make_runtime
+from onnxfit.verify.runtimes import (
+    REFERENCE,
+    ModelSource,
+    Runtime,
+    default_runtimes,
+    make_runtime,
+    reference_evaluator_gaps,
+)
 
 __all__ = ["verify", "verify_models", "VerifyContext"]
 
@@ -49,6 +69,7 @@ class VerifyContext:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     provided: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    axes: dict[str, int | None] = field(default_factory=dict)  # input -> batch axis (may hold UNKNOWN)
 
 
 def verify(
@@ -65,6 +86,7 @@ def verify(
     checks: Sequence[Callable[[VerifyContext], Check]] = (),
     target: str | None = None,
     ort_version: str | None = None,
+    batch_axis: BatchAxes | Sequence[str] | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -72,33 +94,43 @@ def verify(
 
     ``input_shapes``: ``{"x": (1, 3, 64, 96)}`` or ``["x=1x3x64x96"]``. ``inputs``: an .npz path
     or a dict of arrays keyed by input name. ``batch``: the leading symbolic dim for parity and
-    the contamination test (default 1 for parity, 4 for contamination).
+    the contamination test (default 1 for parity, 4 for contamination). ``batch_axis``:
+    ``{"state": 1}`` or ``["state=1"]``, an input's batch axis where its dim names do not tell
+    (``none``: it has no batch axis).
     """
     if batch is not None and batch < 1:
         raise OnnxfitError(f"--batch {batch}: must be a positive integer")
     proto, source, label = _load(model)
     ref_proto, ref_source, ref_label = _load(reference) if reference is not None else (None, None, None)
     specs = model_inputs(proto)
+    overrides = parse_batch_axes(batch_axis)
+    axes = batch_axes(specs, overrides)
     shapes = _input_shapes(proto, input_shapes)
     provided = _provided(inputs, specs)
     selected = _runtimes(proto, source, runtimes)
 
-    per_frame = ref_proto is not None and _per_frame(specs, model_inputs(ref_proto))
+    per_frame = ref_proto is not None and _per_frame(specs, model_inputs(ref_proto), axes)
     if ref_proto is not None:
-        shapes = {**_shapes_from_reference(specs, model_inputs(ref_proto), batch), **shapes}
+        shapes = {**_shapes_from_reference(specs, model_inputs(ref_proto), batch, axes), **shapes}
     # Against a batch-1 reference, the batched model is compared frame by frame: do it at a real batch.
     parity_batch = batch if batch is not None else (DEFAULT_BATCH if per_frame else None)
-    feeds, notes = make_inputs(specs, parity_batch, shapes, provided, seed)
+    feeds, notes = make_inputs(specs, parity_batch, shapes, provided, seed, axes)
+    if runtimes is None and reference_evaluator_gaps(proto):
+        notes.append("onnx-reference not run: " + "; ".join(reference_evaluator_gaps(proto)))
 
     ctx = VerifyContext(
-        proto, source, label, ref_proto, ref_source, specs, feeds, selected, atol, rtol, seed, batch, shapes, provided, notes
+        proto, source, label, ref_proto, ref_source, specs, feeds, selected, atol, rtol, seed, batch, shapes, provided,
+        notes, axes,
     )
     report = VerifyReport(label, ref_label, [r.name for r in selected])
     report.checks.append(parity_check(ctx, per_frame, explicit=runtimes is not None))
     resolved = {k: tuple(v.shape) for k, v in feeds.items()}
-    report.checks.append(
-        contamination_check(proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol)
+    contamination = contamination_check(
+        proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol, axes
     )
+    if ref_proto is not None and not contamination.ok:
+        contamination = _judge_against_reference(ctx, contamination, resolved, overrides)
+    report.checks.append(contamination)
     if target is not None:
         from onnxfit.verify.partitions import partitions_check
 
@@ -154,8 +186,9 @@ def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_fram
     entry = {"label": f"model vs reference model on {ref_rt.name}", "runtime": ref_rt.name, "against": "reference model"}
     if per_frame:
         by_ref = {s.name: s for s in ref_specs}
-        batched = [r for m, r in pairs if is_batched(_spec(ctx.specs, m)) and by_ref[r].dims and by_ref[r].dims[0] == 1]
-        n = ref_feeds[batched[0]].shape[0]
+        batched = {r: ctx.axes[m] for m, r in pairs if _frame_pair(_spec(ctx.specs, m), by_ref[r], ctx.axes.get(m))}
+        first = next(iter(batched))
+        n = ref_feeds[first].shape[batched[first]]
         frames = [_run_or_raise(ref_rt, f, "the reference model") for f in split_frames(ref_feeds, batched, n)]
         expected, problems = stack_frames(base, frames)
         results = compare_outputs(base, expected, ctx.atol, ctx.rtol)
@@ -233,19 +266,59 @@ def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str 
     return selected
 
 
-def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec]) -> bool:
+def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec], axes: dict[str, int | None]) -> bool:
     """A dynamic-batch model against a reference fixed to batch 1 (``optimize --dynamic-batch``)."""
     by_ref = {s.name: s for s in ref_specs}
     pairs = match_outputs([s.name for s in specs], [s.name for s in ref_specs])
-    return any(
-        m and r and is_batched(_spec(specs, m)) and by_ref[r].dims and by_ref[r].dims[0] == 1 for m, r in pairs
-    )
+    return any(m and r and _frame_pair(_spec(specs, m), by_ref[r], axes.get(m)) for m, r in pairs)
+
+
+def _frame_pair(spec: InputSpec, ref: InputSpec, axis: int | None) -> bool:
+    """The model's batch dim is symbolic where the reference has 1 (UNKNOWN/None axes: no pair)."""
+    if axis is None or axis < 0 or not spec.dims or not ref.dims or len(ref.dims) != len(spec.dims):
+        return False
+    return not isinstance(spec.dims[axis], int) and ref.dims[axis] == 1
+
+
+def _judge_against_reference(
+    ctx: VerifyContext, check: Check, shapes: dict[str, tuple[int, ...]], overrides: BatchAxes
+) -> Check:
+    """The model mixes frames: fail only for mixing the reference does not have too."""
+    ref_specs = model_inputs(ctx.reference)
+    pairs = {m: r for m, r in match_outputs([s.name for s in ctx.specs], [s.name for s in ref_specs]) if m and r}
+    ref_overrides = {pairs[k]: v for k, v in overrides.items() if k in pairs}
+    ref_shapes = {pairs[k]: v for k, v in shapes.items() if k in pairs}
+    ref_provided = {pairs[k]: v for k, v in ctx.provided.items() if k in pairs}
+    try:
+        ref_check = contamination_check(
+            ctx.reference, make_runtime(REFERENCE, ctx.reference_source), ref_specs, ref_shapes, {}, ref_provided,
+            ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides),
+        )
+    except OnnxfitError as exc:
+        check.details["notes"].append(f"the reference's own contamination could not be tested: {first_line(exc)}")
+        return check
+    known = {_failure_key(f) for f in ref_check.details.get("failures", [])}
+    added = [f for f in check.details.get("failures", []) if _failure_key(f) not in known]
+    details = dict(check.details, reference_failures=ref_check.details.get("failures", []), failures=added)
+    if added:
+        details["notes"] = [*check.details["notes"], "the reference mixes frames too; the failures listed are new"]
+        return Check("contamination", False, added[0], details)
+    details["notes"] = [
+        *check.details["notes"],
+        f"frames mix as in the reference (not added by this model): {check.summary}",
+    ]
+    return Check("contamination", True, "frames mix as they do in the reference: no mixing added", details)
+
+
+def _failure_key(failure: str) -> str:
+    """A failure line without its numbers in parentheses: the same mixing at another magnitude."""
+    return re.sub(r"\s*\((max abs|frame).*?\)", "", failure.split("; static analysis:")[0])
 
 
 def _shapes_from_reference(
-    specs: list[InputSpec], ref_specs: list[InputSpec], batch: int | None
+    specs: list[InputSpec], ref_specs: list[InputSpec], batch: int | None, axes: dict[str, int | None]
 ) -> dict[str, tuple[int, ...]]:
-    """Symbolic dims of the model take the reference's fixed values (its leading dim is the batch)."""
+    """Symbolic dims of the model take the reference's fixed values (the batch axis takes ``batch``)."""
     if len(ref_specs) != len(specs):
         raise OnnxfitError(
             f"the reference has {len(ref_specs)} inputs ({', '.join(s.name for s in ref_specs)}), the model "
@@ -259,8 +332,9 @@ def _shapes_from_reference(
             continue
         # The model's own fixed dims win: a mismatch then shows as the reference failing to run.
         dims = [d if isinstance(d, int) else r for d, r in zip(spec.dims, ref.dims)]
-        if is_batched(spec):
-            dims[0] = batch if batch is not None else (DEFAULT_BATCH if ref.dims[0] == 1 else ref.dims[0])
+        axis = axes.get(m)
+        if axis is not None and axis >= 0 and not isinstance(spec.dims[axis], int):
+            dims[axis] = batch if batch is not None else (DEFAULT_BATCH if ref.dims[axis] == 1 else ref.dims[axis])
         if all(isinstance(d, int) for d in spec.dims):
             continue
         shapes[m] = tuple(dims)

@@ -1,13 +1,18 @@
 """Cross-frame contamination: does frame i of a batch depend only on frame i of the inputs?
 
-Two views of the same question:
+The frames lie on each input's batch axis, read from its dim names (``onnxfit.batch_axes``)
+or given with ``--batch-axis NAME=AXIS``: axis 0 of ``x: [N, 3, H, W]``, axis 1 of a state
+``[2, batch, 128]``. Two views of the same question:
 
-1. A dynamic test, for models with a symbolic batch, at batch N (default 4) on one runtime:
+1. A dynamic test on one runtime:
    a. every frame run alone equals its slice of the batched run (parity tolerances);
    b. changing frame j leaves every other frame's outputs unchanged (each j in turn: an N x N
       influence matrix whose off-diagonal must be zero);
-   c. every output has the batch as its leading axis: comparing output shapes at batch 1 and
-      batch N shows which dims scale; anything else is "batch axis lost in output X".
+   c. every output holds its frames on one axis: comparing output shapes at batch 1 and
+      batch N shows which dim scales; anything else is "batch axis lost in output X".
+   A symbolic batch runs all three at batch N (default 4); a batch fixed to N > 1 runs b at N
+   (frames cannot run alone, and need not). A model without a batch axis (time-major:
+   ``[sequence_length, 576]``) has no frames to keep apart and passes with a note.
 2. A static batch-flow analysis, also for fixed-batch models: onnx shape inference at two batch
    sizes tells which axis of every tensor scales with the batch; per-op rules (``BATCH_RULES``)
    then name the first node that merges, moves, reduces or mixes the batch axis. For a model
@@ -24,16 +29,19 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnxfit.errors import first_line
+from onnxfit.batch_axes import TIME_NAME
+from onnxfit.errors import first_line, node_label
 from onnxfit.shapes import infer_shapes
 from onnxfit.verify.inputs import (
     InputSpec,
+    batch_axes,
     generate_inputs,
-    is_batched,
+    known_batch_axes,
     make_inputs,
     model_inputs,
+    take_frames,
 )
-from onnxfit.verify.parity import compare_arrays, split_frames
+from onnxfit.verify.parity import compare_arrays, frame_axis, split_frames
 from onnxfit.verify.report import Check
 from onnxfit.verify.runtimes import Runtime
 
@@ -43,6 +51,7 @@ __all__ = [
     "batch_flow",
     "FrameTest",
     "frame_test",
+    "fixed_batch_test",
     "contamination_check",
     "BATCH_RULES",
     "DEFAULT_BATCH",
@@ -82,6 +91,11 @@ class _State:
     @property
     def clean(self) -> bool:
         return self.axes == [Axis(0, 1)] and not self.irregular
+
+    @property
+    def framed(self) -> bool:
+        """Frames on one axis, one frame per index: a state ``[2, N, 128]`` as well as ``[N, C]``."""
+        return len(self.axes) == 1 and self.axes[0].factor == 1 and not self.irregular
 
     def describe(self) -> str:
         if not self.batched:
@@ -145,7 +159,7 @@ class _NodeView:
 
     @property
     def label(self) -> str:
-        return f"{self.node.op_type} '{self.node.name or self.node.output[0]}'"
+        return f"{self.node.op_type} '{node_label(self.node)}'"
 
     def constant(self, index: int) -> np.ndarray | None:
         if index < len(self.node.input) and self.node.input[index] in self.constants:
@@ -215,20 +229,31 @@ class AxisUse:
 class BatchFirst:
     """The op treats one axis of its first input as the batch (N of NCHW); the batch must be there.
 
-    ``layout_attr``: RNNs take ``[seq, batch, ...]`` unless ``layout=1``.
+    ``layout_attr``: RNNs take ``[seq, batch, ...]`` unless ``layout=1``, and they also take
+    per-frame inputs: ``sequence_lens`` (4) on axis 0, ``initial_h``/``initial_c`` (5, 6)
+    ``[dirs, batch, hidden]`` on axis 1 (0 with ``layout=1``).
     """
 
     layout_attr: str | None = None
 
+    def _expected(self, view: _NodeView, index: int) -> int | None:
+        """Where input ``index`` must hold the batch; None: it must not depend on the batch."""
+        if not self.layout_attr:
+            return 0 if index == 0 else None
+        seq_first = not view.attrs.get(self.layout_attr, 0)
+        return {0: 1 if seq_first else 0, 4: 0, 5: 1 if seq_first else 0, 6: 1 if seq_first else 0}.get(index)
+
     def __call__(self, view: _NodeView) -> tuple[str, str] | None:
-        expected = 1 if self.layout_attr and not view.attrs.get(self.layout_attr, 0) else 0
-        data = view.inputs[0]
-        if data is not None and data.batched and not any(a.index == expected for a in data.axes):
-            where = ", ".join(str(a.index) for a in data.axes) or ", ".join(map(str, data.irregular))
-            return "mixes", f"{view.label} treats axis {expected} as the batch, but the batch is on axis {where}"
-        for index, state in enumerate(view.inputs[1:], start=1):
-            if state is not None and state.batched:
+        for index, state in enumerate(view.inputs):
+            if state is None or not state.batched:
+                continue
+            expected = self._expected(view, index)
+            if expected is None:
                 return "mixes", f"{view.label} takes batch-dependent parameters (input '{view.node.input[index]}')"
+            if not any(a.index == expected for a in state.axes):
+                where = ", ".join(str(a.index) for a in state.axes) or ", ".join(map(str, state.irregular))
+                return "mixes", (f"{view.label} treats axis {expected} of '{view.node.input[index]}' as the batch, "
+                                 f"but the batch is on axis {where}")
         if view.node.op_type == "BatchNormalization" and view.attrs.get("training_mode", 0):
             return "mixes", f"{view.label} computes statistics over the batch (training_mode=1)"
         return None
@@ -289,24 +314,28 @@ BATCH_RULES: dict[str, Rule] = {
 _SHAPE_ONLY = {"Shape", "Size"}
 
 
-def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> BatchFlow:
+def batch_flow(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], axes: dict[str, int] | None = None
+) -> BatchFlow:
     """Follow the batch axis from the inputs to the outputs.
 
-    ``shapes``: a concrete shape for every input (at any batch); the leading dim of the batched
-    inputs is replaced by two probe sizes. Batched inputs are those with a symbolic leading dim;
-    for a fixed-batch model, those whose leading dim is 1 (rank >= 2): where a batch would go.
+    ``shapes``: a concrete shape for every input (at any batch); the batch dim of the batched
+    inputs is replaced by two probe sizes. ``axes``: batched input -> its batch axis (default:
+    from the dim names, inputs whose axis is unknown left out). For a fixed-batch model that is
+    where a batch would go.
     """
     specs = model_inputs(model)
-    batched = [s.name for s in specs if is_batched(s)]
-    if not batched:
-        batched = [s.name for s in specs if s.dims and len(s.dims) >= 2 and s.dims[0] == 1]
+    if axes is None:
+        axes = {k: v for k, v in batch_axes(specs).items() if v is not None and v >= 0}
+    axes = {k: v for k, v in axes.items() if shapes.get(k) is not None and v < len(shapes[k])}
+    batched = list(axes)
     flow = BatchFlow(batched)
     if not batched:
         flow.notes.append("no input has a batch axis (no dynamic or size-1 leading dim)")
         return flow
     try:
-        probe_a = _infer(model, specs, shapes, batched, _PROBE_A)
-        probe_b = _infer(model, specs, shapes, batched, _PROBE_B)
+        probe_a = _infer(model, specs, shapes, axes, _PROBE_A)
+        probe_b = _infer(model, specs, shapes, axes, _PROBE_B)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         reason = first_line(exc)
         flow.notes.append(f"static batch-flow analysis skipped: onnx shape inference failed ({reason})")
@@ -335,11 +364,11 @@ def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Ba
         finding = None
         if verdict is not None:
             kind, message = verdict
-            finding = Finding(node.name or node.output[0], node.op_type, kind, message, kind in ("mixes", "reduces", "fixes"))
+            finding = Finding(node_label(node), node.op_type, kind, message, kind in ("mixes", "reduces", "fixes"))
             flow.findings.append(finding)
         upstream = next((culprit.get(node.input[i]) for i in batched_ins if culprit.get(node.input[i])), None)
         for name, state in zip(node.output, outs):
-            if name and state is not None and state.batched and not state.clean:
+            if name and state is not None and state.batched and not state.framed:
                 culprit[name] = upstream or finding
     for output in model.graph.output:
         state = states.get(output.name)
@@ -347,7 +376,7 @@ def batch_flow(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Ba
             flow.outputs[output.name] = "unknown (shape inference could not follow)"
             continue
         flow.outputs[output.name] = state.describe()
-        if state.batched and not state.clean:
+        if state.batched and not state.framed:
             first = culprit.get(output.name)
             where = f"; first changed by {first.op} '{first.node}'" if first else ""
             flow.lost[output.name] = f"batch axis lost in output '{output.name}' ({state.describe()}){where}"
@@ -362,7 +391,7 @@ def _unknown_output(view: _NodeView, batched_ins: list[int], flow: BatchFlow, st
         target = view.constant(1)
         shown = f"target shape {target.tolist()}" if target is not None else "its target shape"
         return Finding(
-            node.name or node.output[0], node.op_type, "fixes",
+            node_label(node), node.op_type, "fixes",
             f"{view.label} hard-codes the batch size ({shown} cannot hold another batch size)", True,
         )
     if node.output[0] not in stopped:
@@ -398,11 +427,11 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
 
 
 def _infer(
-    model: onnx.ModelProto, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], batched: list[str], batch: int
+    model: onnx.ModelProto, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], axes: dict[str, int], batch: int
 ) -> dict[str, tuple[int | None, ...] | None]:
-    """Shape inference without the weights, with the batched inputs at ``batch``."""
-    probe = {spec.name: (batch, *shapes[spec.name][1:]) if spec.name in batched else tuple(shapes[spec.name])
-             for spec in specs}
+    """Shape inference without the weights, with the batched inputs at ``batch`` on their axis."""
+    probe = {spec.name: _with_dim(tuple(shapes[spec.name]), axes[spec.name], batch) if spec.name in axes
+             else tuple(shapes[spec.name]) for spec in specs}
     table = {name: None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
              for name, shape in infer_shapes(model, probe).items()}
     for node in model.graph.node:
@@ -461,6 +490,7 @@ class FrameTest:
     lost: list[str] = field(default_factory=list)
     alone: dict[str, list[float]] = field(default_factory=dict)  # output -> max |alone - slice| per frame
     influence: list[list[float]] = field(default_factory=list)  # [changed j][observed i] max |diff| over outputs
+    output_axes: dict[str, int] = field(default_factory=dict)  # output -> the axis holding its frames
 
     @property
     def ok(self) -> bool:
@@ -471,54 +501,93 @@ class FrameTest:
 
 
 def frame_test(
-    runtime: Runtime, inputs: dict[str, np.ndarray], batched: list[str], changed: list[dict[str, np.ndarray]],
+    runtime: Runtime, inputs: dict[str, np.ndarray], axes: dict[str, int], changed: list[dict[str, np.ndarray]],
     atol: float | None = None, rtol: float | None = None,
 ) -> FrameTest:
-    """Run the three dynamic tests. ``changed[j]``: a replacement for the batched inputs' frame j."""
-    n = inputs[batched[0]].shape[0]
+    """Run the three dynamic tests. ``axes``: batched input -> its batch axis; ``changed[j]``: a
+    replacement for the batched inputs' frame j (the batch axis dropped)."""
+    first = next(iter(axes))
+    n = inputs[first].shape[axes[first]]
     test = FrameTest(n)
     full = _run(runtime, inputs, f"batch {n}", test)
-    frames = [_run(runtime, frame, "batch 1", test) for frame in split_frames(inputs, batched, n)]
+    frames = [_run(runtime, frame, "batch 1", test) for frame in split_frames(inputs, axes, n)]
     if full is None or any(f is None for f in frames):
         return test
-    sliceable = []
     for name, value in full.items():
         one = frames[0][name].shape
-        if value.ndim and one[:1] == (1,) and value.shape == (n, *one[1:]):
-            sliceable.append(name)
-        else:
+        axis = frame_axis(value.shape, one, n)
+        if axis is None:
             test.lost.append(name)
             test.failures.append(
                 f"batch axis lost in output '{name}': shape {list(one)} at batch 1, {list(value.shape)} at batch {n}"
             )
-    for name in sliceable:
+            continue
+        test.output_axes[name] = axis
         test.alone[name] = []
         for i, frame in enumerate(frames):
-            comparison = compare_arrays(name, frame[name], full[name][i : i + 1], atol=atol, rtol=rtol)
+            comparison = compare_arrays(name, frame[name], np.take(value, [i], axis=axis), atol=atol, rtol=rtol)
             test.alone[name].append(comparison.max_abs or 0.0)
             if not comparison.ok:
                 test.failures.append(
                     f"output '{name}': frame {i} run alone differs from its slice of the batch-{n} run "
                     f"(max abs error {comparison.max_abs:.3g}, {comparison.mismatches} of {comparison.size} elements)"
                 )
+    _perturb(runtime, inputs, axes, changed, full, test, atol, rtol)
+    return test
+
+
+def fixed_batch_test(
+    runtime: Runtime, inputs: dict[str, np.ndarray], axes: dict[str, int], changed: list[dict[str, np.ndarray]],
+    atol: float | None = None, rtol: float | None = None,
+) -> FrameTest:
+    """A model exported at a fixed batch N > 1 cannot run a frame alone, but changing frame j with
+    the others unchanged still proves that frames are independent: no re-batching needed.
+
+    An output holds its frames on axis 0 when that is N, else on its first axis of size N."""
+    first = next(iter(axes))
+    n = inputs[first].shape[axes[first]]
+    test = FrameTest(n)
+    full = _run(runtime, inputs, f"its fixed batch {n}", test)
+    if full is None:
+        return test
+    for name, value in full.items():
+        axis = next((a for a, d in enumerate(value.shape) if d == n), None)
+        if axis is None:
+            test.lost.append(name)
+            test.failures.append(f"batch axis lost in output '{name}': shape {list(value.shape)} has no axis of size {n}")
+        else:
+            test.output_axes[name] = axis
+    _perturb(runtime, inputs, axes, changed, full, test, atol, rtol)
+    return test
+
+
+def _perturb(
+    runtime: Runtime, inputs: dict[str, np.ndarray], axes: dict[str, int], changed: list[dict[str, np.ndarray]],
+    full: dict[str, np.ndarray], test: FrameTest, atol: float | None, rtol: float | None,
+) -> None:
+    """Change frame j of every batched input, each j in turn: no other frame of any output may move."""
+    n = test.batch
     for j in range(n):
-        perturbed = {k: v.copy() if k in batched else v for k, v in inputs.items()}
-        for k in batched:
-            perturbed[k][j] = changed[j][k]
+        perturbed = {k: v.copy() if k in axes else v for k, v in inputs.items()}
+        for k, axis in axes.items():
+            index = [slice(None)] * perturbed[k].ndim
+            index[axis] = j
+            perturbed[k][tuple(index)] = changed[j][k]
         out = _run(runtime, perturbed, f"batch {n} with frame {j} changed", test)
         if out is None:
-            return test
+            return
         row = [0.0] * n
-        for name in sliceable:
+        for name, axis in test.output_axes.items():
             for i in range(n):
-                comparison = compare_arrays(name, out[name][i : i + 1], full[name][i : i + 1], atol=atol, rtol=rtol)
+                comparison = compare_arrays(
+                    name, np.take(out[name], [i], axis=axis), np.take(full[name], [i], axis=axis), atol=atol, rtol=rtol
+                )
                 row[i] = max(row[i], comparison.max_abs or 0.0)
                 if i != j and not comparison.ok:
                     test.failures.append(
                         f"output '{name}': changing frame {j} changes frame {i} (max abs {comparison.max_abs:.3g})"
                     )
         test.influence.append(row)
-    return test
 
 
 def _run(runtime: Runtime, inputs: dict[str, np.ndarray], what: str, test: FrameTest) -> dict[str, np.ndarray] | None:
@@ -544,40 +613,50 @@ def contamination_check(
     seed: int = 0,
     atol: float | None = None,
     rtol: float | None = None,
+    axes: dict[str, int | None] | None = None,
 ) -> Check:
-    """Static batch flow for every model; the dynamic frame test when the batch is symbolic.
+    """Static batch flow for every model; the frame test where the model has frames to test.
 
     ``shapes``: the concrete input shapes parity used (the static analysis reuses their
     non-batch dims). ``provided``: arrays from ``--inputs``; batched ones are cycled to N frames.
+    ``axes``: input -> batch axis (default: from the dim names; UNKNOWN raises OnnxfitError).
+    Which test runs:
+
+    1. no input has a batch axis (time-major: ``[sequence_length, 576]`` with its LSTM state):
+       nothing to test, a note says so;
+    2. a symbolic batch: the full frame test at batch N (default 4);
+    3. a batch fixed to N > 1: the perturbation test at N (``fixed_batch_test``);
+    4. a batch fixed to 1: only the static analysis, naming what blocks ``--dynamic-batch``.
     """
-    flow = batch_flow(model, shapes)
-    batched = [s.name for s in specs if is_batched(s)]
-    details: dict = {"static": flow.to_dict(), "notes": list(flow.notes)}
-    culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
+    axes = known_batch_axes(specs, batch_axes(specs) if axes is None else axes)
+    batched = {s.name: axes[s.name] for s in specs if s.dims and axes.get(s.name) is not None}
     if not batched:
-        blockers = flow.problems
-        fixed = {s.name: s.dims[0] for s in specs if s.dims}
-        details["dynamic"] = False
-        fixed_text = ", ".join(f"{k}: {v}" for k, v in fixed.items())
-        details["notes"].insert(0, f"batch fixed ({fixed_text}): the model cannot be batched as is")
-        if blockers:
-            details["notes"].append("nodes that block --dynamic-batch: " + "; ".join(blockers))
-        elif flow.batched_inputs:
-            details["notes"].append("no node blocks --dynamic-batch: making the leading input dim symbolic should work")
-        summary = "fixed batch: cannot be batched" + (f"; {len(blockers)} node(s) block --dynamic-batch" if blockers else "")
-        return Check("contamination", True, summary, details)
-    n = batch or DEFAULT_BATCH
+        return _no_batch_axis(specs)
+    flow = batch_flow(model, shapes, batched)
+    details: dict = {"static": flow.to_dict(), "notes": list(flow.notes), "batch_axes": batched}
+    culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
+    dims = {name: next(s.dims[axis] for s in specs if s.name == name) for name, axis in batched.items()}
+    dynamic = {k: v for k, v in batched.items() if not isinstance(dims[k], int)}
+    if dynamic:
+        batched, n, test_fn = dynamic, batch or DEFAULT_BATCH, frame_test
+    else:
+        n = max(dims.values())
+        batched, test_fn = {k: v for k, v in batched.items() if dims[k] == n}, fixed_batch_test
+        if n == 1:
+            return _fixed_batch_one(specs, batched, flow, details)
     provided = dict(provided or {})
     # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
-    provided = {k: np.take(v, np.arange(n) % v.shape[0], axis=0) if k in batched else v for k, v in provided.items()}
-    # --input-shape fixes the other dims; the leading dim of batched inputs is the test's N.
-    input_shapes = {k: (n, *v[1:]) if k in batched else v for k, v in (input_shapes or {}).items()}
-    inputs, _ = make_inputs(specs, n, input_shapes, provided, seed)
+    provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in provided.items()}
+    # --input-shape fixes the other dims; the batch dim of batched inputs is the test's N.
+    input_shapes = {k: _with_dim(v, batched[k], n) if k in batched else v for k, v in (input_shapes or {}).items()}
+    inputs, _ = make_inputs(specs, n, input_shapes, provided, seed, axes)
     batch_shapes = {k: v.shape for k, v in inputs.items() if k in batched}
     changed = [generate_inputs([s for s in specs if s.name in batched], batch_shapes, seed + 1 + j) for j in range(n)]
-    changed = [{k: v[j] for k, v in c.items()} for j, c in enumerate(changed)]
-    test = frame_test(runtime, inputs, batched, changed, atol, rtol)
-    details.update(dynamic=True, batch=n, runtime=runtime.name, frames=test.to_dict())
+    changed = [{k: np.take(v, j, axis=batched[k]) for k, v in c.items()} for j, c in enumerate(changed)]
+    test = test_fn(runtime, inputs, batched, changed, atol, rtol)
+    details.update(dynamic=bool(dynamic), batch=n, runtime=runtime.name, frames=test.to_dict())
+    if not dynamic:
+        details["notes"].insert(0, f"batch fixed to {n}: frames tested by changing one frame at a time at batch {n}")
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
@@ -585,10 +664,40 @@ def contamination_check(
             + "; ".join(flow.problems)
         )
     if ok:
-        summary = f"frames independent at batch {n} on {runtime.name}"
+        summary = f"frames independent at {'' if dynamic else 'fixed '}batch {n} on {runtime.name}"
     else:
         summary = test.failures[0]
         if culprit is not None:
             summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)
+
+
+def _no_batch_axis(specs: list[InputSpec]) -> Check:
+    """Time-major models (and models without any batch) have no frames to keep apart: not a failure."""
+    time_major = [s for s in specs if s.dims and isinstance(s.dims[0], str) and TIME_NAME.search(s.dims[0])]
+    if time_major:
+        summary = "no batch axis: time-major"
+        note = (f"input {time_major[0].describe()} leads with time: its steps feed one another (recurrent state) "
+                f"by design, so there are no frames to keep apart")
+    else:
+        summary = "no batch axis"
+        note = "no input has a batch axis (--batch-axis NAME=AXIS names one)"
+    return Check("contamination", True, summary, {"dynamic": False, "notes": [note], "batch_axes": {}})
+
+
+def _fixed_batch_one(specs: list[InputSpec], batched: dict[str, int], flow: BatchFlow, details: dict) -> Check:
+    blockers = flow.problems
+    fixed_text = ", ".join(f"{k}: 1" for k in batched)
+    details["dynamic"] = False
+    details["notes"].insert(0, f"batch fixed ({fixed_text}): the model cannot be batched as is")
+    if blockers:
+        details["notes"].append("nodes that block --dynamic-batch: " + "; ".join(blockers))
+    elif flow.batched_inputs:
+        details["notes"].append("no node blocks --dynamic-batch: making the input batch dim symbolic should work")
+    summary = "fixed batch 1: cannot be batched" + (f"; {len(blockers)} node(s) block --dynamic-batch" if blockers else "")
+    return Check("contamination", True, summary, details)
+
+
+def _with_dim(shape: tuple[int, ...], axis: int, value: int) -> tuple[int, ...]:
+    return (*shape[:axis], value, *shape[axis + 1:])

@@ -9,6 +9,10 @@ Generated values follow what vision models are fed:
 
 Scalar settings (rank-0 inputs) and recurrent state tensors cannot be guessed: they must come
 from ``--inputs data.npz`` (keyed by input name). An .npz may also give only some inputs.
+
+Each input's batch axis comes from its dim names (``onnxfit.batch_axes``), overridden by
+``--batch-axis NAME=AXIS``: ``state: [2, batch, 128]`` is batched on axis 1, not 0. A dim_value
+<= 0 (Paddle writes -1), an empty dim and a missing shape are all symbolic.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from onnxfit.batch_axes import BATCH_NAME, UNKNOWN, input_batch_axes
 from onnxfit.errors import OnnxfitError, first_line
 
 __all__ = [
@@ -35,7 +40,12 @@ __all__ = [
     "generate_inputs",
     "make_inputs",
     "DEFAULT_DIM",
-    "is_batched",
+    "BatchAxes",
+    "batch_axes",
+    "parse_batch_axes",
+    "known_batch_axes",
+    "frame",
+    "take_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,7 +59,7 @@ Dim = int | str | None  # fixed value, symbolic name, or unknown
 
 # Inputs with these names carry a recurrent state; random data would not be a valid state.
 _STATE_NAME = re.compile(r"(^|[_.\-/])(state|states|past|cache|hidden|memory|h0|c0)($|[_.\-/\d])", re.IGNORECASE)
-_BATCH_NAME = re.compile(r"^(n|b|bs|batch|batch_size|batchsize|num_batches|unk__\d+)$", re.IGNORECASE)
+BatchAxes = dict[str, int | None]  # input name -> batch axis, None: no batch axis
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,66 @@ class InputSpec:
         return f"{self.name} {self.dtype} [{dims}]"
 
 
-def is_batched(spec: InputSpec) -> bool:
-    """The input's leading dim is symbolic: a dynamic batch axis."""
-    return bool(spec.dims) and not isinstance(spec.dims[0], int)
+def batch_axes(specs: list[InputSpec], overrides: BatchAxes | None = None) -> dict[str, int | None]:
+    """Each input's batch axis from its dim names, then ``--batch-axis`` overrides (may hold UNKNOWN)."""
+    axes = input_batch_axes({s.name: s.dims for s in specs})
+    by_name = {s.name: s for s in specs}
+    for name, axis in (overrides or {}).items():
+        if name not in by_name:
+            raise OnnxfitError(f"--batch-axis {name}=...: '{name}' is not a model input (inputs: {', '.join(by_name)})")
+        rank = None if by_name[name].dims is None else len(by_name[name].dims)
+        if axis is not None and (axis < 0 or (rank is not None and axis >= rank)):
+            raise OnnxfitError(f"--batch-axis {name}={axis}: input '{name}' has rank {rank}")
+        axes[name] = axis
+    return axes
+
+
+def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> BatchAxes:
+    """``axes`` with every UNKNOWN resolved, or an OnnxfitError naming the input and the fix."""
+    unknown = [s for s in specs if axes.get(s.name) == UNKNOWN]
+    if unknown:
+        spec = unknown[0]
+        raise OnnxfitError(
+            f"input {spec.describe()}: its dim names do not say which axis carries the batch; "
+            f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
+            f"or --batch-axis {spec.name}=none if it has none"
+        )
+    return dict(axes)
+
+
+def _guess_axis(spec: InputSpec) -> int:
+    """The example axis for the error message: the first symbolic dim after the leading one."""
+    return next((i for i, d in enumerate(spec.dims or ()) if i and not isinstance(d, int)), 1)
+
+
+def parse_batch_axes(items: list[str] | dict | None) -> BatchAxes:
+    """``["state=1", "sr=none"]`` -> ``{"state": 1, "sr": None}`` (``--batch-axis``)."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    axes: BatchAxes = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name:
+            raise OnnxfitError(f"--batch-axis {item}: expected NAME=AXIS (an integer, or none)")
+        if value.lower() == "none":
+            axes[name] = None
+        elif value.isdigit():
+            axes[name] = int(value)
+        else:
+            raise OnnxfitError(f"--batch-axis {item}: the axis must be a non-negative integer or none")
+    return axes
+
+
+def frame(array: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Frame ``index`` of ``array`` along its batch ``axis``, keeping that axis (size 1)."""
+    return np.take(array, [index], axis=axis)
+
+
+def take_frames(array: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """``array`` cycled to ``n`` frames along ``axis`` (an .npz at batch 1 feeds a batch-4 test)."""
+    return np.take(array, np.arange(n) % array.shape[axis], axis=axis)
 
 
 def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
@@ -88,11 +155,16 @@ def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
         dims: tuple[Dim, ...] | None = None
         if tensor_type.HasField("shape"):
-            dims = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
-            )
+            dims = tuple(_dim(d) for d in tensor_type.shape.dim)
         specs.append(InputSpec(vi.name, dtype, dims))
     return specs
+
+
+def _dim(d) -> Dim:
+    """A dim_value <= 0 (Paddle writes -1) is as symbolic as an empty dim."""
+    if d.HasField("dim_value") and d.dim_value > 0:
+        return d.dim_value
+    return d.dim_param or None
 
 
 def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.ndarray]:
@@ -141,14 +213,17 @@ def resolve_shapes(
     batch: int | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     provided: dict[str, np.ndarray] | None = None,
+    axes: dict[str, int | None] | None = None,
 ) -> tuple[dict[str, tuple[int, ...]], list[str]]:
     """Concrete shapes for every input, and notes saying which symbolic dims got a default.
 
-    Precedence: arrays from ``provided`` > ``input_shapes`` > ``batch`` for a leading symbolic dim
-    > a value already bound to the same symbol > 1 for batch-like names > ``DEFAULT_DIM``.
+    Precedence: arrays from ``provided`` > ``input_shapes`` > ``batch`` for a symbolic batch axis
+    (``axes``, default: from the dim names) > a value already bound to the same symbol > 1 for
+    batch-like names > ``DEFAULT_DIM``.
     """
     input_shapes = dict(input_shapes or {})
     provided = provided or {}
+    axes = batch_axes(specs) if axes is None else axes
     bound: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     notes: list[str] = []
@@ -180,9 +255,9 @@ def resolve_shapes(
             label = dim if dim else f"#{axis}"
             if dim and dim in bound:
                 value = bound[dim]
-            elif axis == 0 and batch is not None:
+            elif axis == axes.get(spec.name) and batch is not None:
                 value = batch
-            elif axis == 0 or _BATCH_NAME.match(label):
+            elif axis == axes.get(spec.name) or BATCH_NAME.match(label):
                 value = 1
                 notes.append(f"dim '{label}' of input '{spec.name}' set to 1 (batch; --batch N changes it)")
             else:
@@ -221,20 +296,21 @@ def make_inputs(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     provided: dict[str, np.ndarray] | None = None,
     seed: int = 0,
+    axes: dict[str, int | None] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Provided arrays plus generated data for the rest; refuses to invent scalars and states."""
     provided = provided or {}
+    axes = batch_axes(specs) if axes is None else axes
     missing = [s for s in specs if s.needs_data and s.name not in provided]
     if missing:
         what = ", ".join(f"'{s.name}' ({'scalar setting' if s.dims == () else 'state tensor'})" for s in missing)
         raise OnnxfitError(f"input {what} cannot be generated: give its values with --inputs data.npz")
-    if batch is not None and not any(is_batched(s) for s in specs):
-        if any(s.dims and s.dims[0] != batch for s in specs):
-            raise OnnxfitError(
-                f"--batch {batch}: no input has a dynamic leading dim "
-                f"({', '.join(s.describe() for s in specs)})"
-            )
-    shapes, notes = resolve_shapes(specs, batch, input_shapes, provided)
+    dims = [s.dims[axes[s.name]] for s in specs if s.dims and axes.get(s.name) not in (None, UNKNOWN)]
+    if batch is not None and all(isinstance(d, int) for d in dims) and any(d != batch for d in dims):
+        raise OnnxfitError(
+            f"--batch {batch}: no input has a dynamic batch dim ({', '.join(s.describe() for s in specs)})"
+        )
+    shapes, notes = resolve_shapes(specs, batch, input_shapes, provided, axes)
     feeds = generate_inputs([s for s in specs if s.name not in provided], shapes, seed)
     feeds.update(provided)
     return {s.name: feeds[s.name] for s in specs}, notes

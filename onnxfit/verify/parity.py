@@ -36,6 +36,7 @@ __all__ = [
     "match_outputs",
     "stack_frames",
     "split_frames",
+    "frame_axis",
     "ERROR_DECADES",
 ]
 
@@ -196,12 +197,26 @@ def _unpaired(name: str, array: np.ndarray, note: str) -> OutputComparison:
                             size=int(array.size), note=note)
 
 
-def split_frames(inputs: dict[str, np.ndarray], batched: Sequence[str], frames: int) -> list[dict[str, np.ndarray]]:
-    """One input dict per frame: ``batched`` inputs sliced ``[i:i+1]``, the others shared."""
+def split_frames(inputs: dict[str, np.ndarray], axes: dict[str, int], frames: int) -> list[dict[str, np.ndarray]]:
+    """One input dict per frame: inputs in ``axes`` sliced to frame i on their batch axis, the others shared."""
     return [
-        {name: (value[i : i + 1] if name in batched else value) for name, value in inputs.items()}
+        {name: (np.take(value, [i], axis=axes[name]) if name in axes else value) for name, value in inputs.items()}
         for i in range(frames)
     ]
+
+
+def frame_axis(batched_shape: tuple[int, ...], frame_shape: tuple[int, ...], n: int) -> int | None:
+    """The axis where an output holds its frames: size n at batch n, 1 for one frame, the rest equal.
+
+    The leading axis wins a tie (``[n, n, ...]``); None when no axis fits.
+    """
+    if len(batched_shape) != len(frame_shape):
+        return None
+    for axis, (b, f) in enumerate(zip(batched_shape, frame_shape)):
+        rest_equal = batched_shape[:axis] + batched_shape[axis + 1:] == frame_shape[:axis] + frame_shape[axis + 1:]
+        if b == n and f == 1 and rest_equal:
+            return axis
+    return None
 
 
 def stack_frames(
@@ -209,11 +224,11 @@ def stack_frames(
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Lay per-frame reference outputs out like the batched model's outputs.
 
-    For an output of shape ``[N, *rest]`` in the batched model, frame i of the reference is
-    reshaped to ``rest`` when the sizes agree: this covers ``[1, C]`` -> ``[N, C]`` as well as
-    a rank grown by the batch axis (``[H*W, 2]`` per frame -> ``[N, H*W, 2]``). Returns the
-    stacked reference outputs keyed by the reference's names, and for outputs that cannot be
-    mapped a reason keyed by the model's output name.
+    For an output whose frames lie on one axis (``[N, C]`` per ``[1, C]``; a state ``[2, N, 128]``
+    per ``[2, 1, 128]``) the frames are concatenated on it. Otherwise, for ``[N, *rest]``, frame i
+    is reshaped to ``rest`` when the sizes agree: this covers a rank grown by the batch axis
+    (``[H*W, 2]`` per frame -> ``[N, H*W, 2]``). Returns the stacked reference outputs keyed by the
+    reference's names, and for outputs that cannot be mapped a reason keyed by the model's output name.
     """
     stacked: dict[str, np.ndarray] = {}
     problems: dict[str, str] = {}
@@ -222,13 +237,16 @@ def stack_frames(
         if a is None or e is None:
             continue  # compare_outputs reports unpaired outputs
         model_out, pieces = batched[a], [f[e] for f in frames]
-        if model_out.ndim >= 1 and model_out.shape[0] == n and model_out[0:1].size == pieces[0].size:
+        axis = frame_axis(model_out.shape, pieces[0].shape, n)
+        if axis is not None:
+            stacked[e] = np.concatenate(pieces, axis=axis)
+        elif model_out.ndim >= 1 and model_out.shape[0] == n and model_out[0:1].size == pieces[0].size:
             stacked[e] = np.stack([p.reshape(model_out.shape[1:]) for p in pieces])
         elif n == 1 and model_out.size == pieces[0].size:
             stacked[e] = pieces[0].reshape(model_out.shape)
         else:
             problems[a] = (
                 f"shape {list(model_out.shape)} at batch {n} does not split into {n} frames of the reference's "
-                f"{list(pieces[0].shape)}: its leading axis is not the batch"
+                f"{list(pieces[0].shape)}: no axis holds the batch"
             )
     return stacked, problems

@@ -64,7 +64,7 @@ def test_stack_frames_maps_rank_grown_and_leading_one_outputs():
     assert stacked["rows"].shape == (3, 6, 2) and np.all(stacked["rows"][2] == 2)
     assert stacked["emb"].shape == (3, 3) and np.all(stacked["emb"][1] == 1)
     _, problems = stack_frames({"rows": np.zeros((18, 2), np.float32)}, [{"rows": f["rows"]} for f in frames])
-    assert "its leading axis is not the batch" in problems["rows"]
+    assert "no axis holds the batch" in problems["rows"]
 
 
 def test_weights_perturbed_by_1e_2_fail_parity_against_the_reference():
