@@ -41,9 +41,12 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnx_graphsurgeon as gs
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.batch_axes import UNKNOWN, input_batch_axes
+from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
@@ -59,22 +62,23 @@ _FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
 @register_pass
 class DynamicBatchPass:
     name = "dynamic-batch"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
-        inputs = _batched_inputs(graph)
-        if not inputs:
-            report.notes.append("no graph input has a leading batch axis; nothing to do")
+        seeds = _batch_axes(graph)
+        if not seeds:
+            report.notes.append("no graph input has a batch axis; nothing to do")
             return report
+        batch = _export_batch(graph, seeds)
         graph.toposort()
-        walk = _Walk(graph, ctx, _shapes_at_batch_1(graph, inputs), report)
-        for x in inputs:
-            walk.axis[x.name] = 0
+        walk = _Walk(graph, ctx, _shapes_at_export_batch(graph, seeds, batch, ctx), batch, report)
+        walk.axis.update({x.name: b for x, b in seeds})
         for node in list(graph.nodes):
             walk.visit(node)
-        symbolic = _make_symbolic(walk, inputs, ctx.batch_dim)
+        symbolic = _make_symbolic(walk, seeds, ctx.batch_dim)
         report.rewritten += symbolic
+        _list_constants_as_inputs(walk)
         if report.changed:
             report.notes.append(f"batch axis '{ctx.batch_dim}' is dynamic ({symbolic} inputs, outputs and "
                                 "value_info entries made symbolic)")
@@ -85,31 +89,135 @@ class DynamicBatchPass:
 
 # ---------------------------------------------------------------------------- inputs and shapes
 
-def _batched_inputs(graph: gs.Graph) -> list[gs.Variable]:
-    """Graph inputs that carry frames: rank >= 1 with a leading dim of 1 or a symbolic one."""
-    batched = []
+def _gs_dim(d):
+    return int(d) if isinstance(d, (int, np.integer)) else (d or None)
+
+
+def _batch_axes(graph: gs.Graph) -> list[tuple[gs.Variable, int]]:
+    """Graph inputs that carry frames -> their batch axis, read from the dim names (rule 1)."""
+    dims = {x.name: None if x.shape is None else [_gs_dim(d) for d in x.shape] for x in graph.inputs}
+    axes = input_batch_axes(dims)
+    seeds = []
     for x in graph.inputs:
-        if x.shape is None or len(x.shape) == 0:
-            continue
-        lead = x.shape[0]
-        if isinstance(lead, (int, np.integer)) and lead > 1:
-            raise OnnxfitError(f"input '{x.name}' has a fixed batch of {lead}; dynamic-batch repairs models "
-                               "exported at batch 1 or with a symbolic batch")
-        batched.append(x)
-    return batched
+        axis = axes.get(x.name)
+        if axis == UNKNOWN:
+            raise OnnxfitError(f"input '{x.name}' {dims[x.name]}: its dims do not say which axis holds the batch; "
+                               "name that dim 'batch' to make the batch dynamic")
+        if axis is not None:
+            seeds.append((x, axis))
+    return seeds
 
 
-def _shapes_at_batch_1(graph: gs.Graph, inputs: list[gs.Variable]) -> dict[str, tuple]:
-    """Every tensor's shape at batch 1, from onnx shape inference without the weights.
+def _export_batch(graph: gs.Graph, seeds: list[tuple[gs.Variable, int]]) -> int:
+    """The batch the model was exported at: 1 when symbolic; every fixed one must agree."""
+    fixed = {x.name: int(x.shape[b]) for x, b in seeds if isinstance(x.shape[b], (int, np.integer))
+             and x.shape[b] > 0}
+    if len(set(fixed.values())) > 1:
+        (a, na), (c, nc) = sorted(fixed.items(), key=lambda item: item[1])[:1] + sorted(
+            fixed.items(), key=lambda item: -item[1])[:1]
+        raise OnnxfitError(f"input '{c}' has a batch of {nc} but input '{a}' has {na}; the batch cannot be "
+                           "made dynamic")
+    return next(iter(fixed.values()), 1)
 
-    Repairs need static per-frame shapes; inference at batch 1 gives them even when the model's
-    batch is already symbolic. Symbolic dims other than numbers count as unknown here.
+
+def _shapes_at_export_batch(graph: gs.Graph, seeds: list[tuple[gs.Variable, int]], batch: int,
+                            ctx: PassContext) -> dict[str, tuple]:
+    """Every tensor's shape at the export batch (1 when symbolic), from onnx shape inference.
+
+    Repairs need static per-frame shapes; inference at a fixed batch gives them even when the
+    model's batch is already symbolic, and ``--input-shape`` (``ctx.input_shapes``) fixes the other
+    symbolic dims. Shape chains that onnx's data propagation does not follow (a Cast in the
+    chain, a Resize ``sizes`` built from Shape -> Gather -> Unsqueeze -> Concat) are evaluated
+    here and inference runs again with their values. Symbolic dims count as unknown.
     """
     model = gs.export_onnx(graph, do_type_check=False)
-    at_batch_1 = {vi.name: (1, *[proto_dim(d) for d in vi.type.tensor_type.shape.dim][1:])
-                  for vi in model.graph.input if vi.name in {x.name for x in inputs}}
+    declared = {vi.name: [proto_dim(d) for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input}
+    fixed_inputs = {}
+    for x, b in seeds:
+        dims = list(ctx.input_shapes.get(x.name) or declared.get(x.name) or [])
+        if len(dims) != len(declared.get(x.name) or []):
+            dims = declared[x.name]
+        dims[b] = batch
+        fixed_inputs[x.name] = dims
+    table = _known(infer_shapes(model, fixed_inputs))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for _ in range(8):  # each round resolves one more level of shape chains after a Resize/Reshape
+        values = _unresolved_shape_values(graph, table, ctx.opset, producers)
+        if not values:
+            break
+        for name, value in values.items():
+            model.graph.initializer.append(onnx.numpy_helper.from_array(value.astype(np.int64), name))
+            # The tensor is now an initializer; its producer must not write it twice.
+            node = producers.pop(name)
+            node.output[list(node.output).index(name)] = f"{name}__dynamic_batch_probe"
+        table = _known(infer_shapes(model, fixed_inputs))
+    return table
+
+
+def _known(shapes: dict) -> dict[str, tuple]:
     return {name: tuple(d if isinstance(d, int) else None for d in shape)
-            for name, shape in infer_shapes(model, at_batch_1).items() if shape is not None}
+            for name, shape in shapes.items() if shape is not None}
+
+
+def _unresolved_shape_values(graph: gs.Graph, table: dict[str, tuple], opset: int,
+                             producers: dict) -> dict[str, np.ndarray]:
+    """Values of shape inputs (Reshape shape, Resize sizes, ...) that inference did not follow."""
+    found = {}
+    for node in graph.nodes:
+        spots = _SHAPE_INPUTS.get(node.op, ())
+        if not spots or all(o.name in table and None not in table[o.name] for o in node.outputs):
+            continue
+        for i in spots:
+            t = node.inputs[i] if len(node.inputs) > i else None
+            if _absent(t) or isinstance(t, gs.Constant) or t.name not in producers or t.name in found:
+                continue
+            value = _shape_value(t, table, opset)
+            if value is not None and value.dtype.kind in "iu":
+                found[t.name] = value
+    return found
+
+
+# Inputs whose value decides an output shape.
+_SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,), "Resize": (3,),
+                 "Upsample": (), "Slice": (1, 2, 3, 4), "Range": (0, 1, 2), "Pad": (1,)}
+
+
+def _shape_value(t, table: dict[str, tuple], opset: int, depth: int = 0) -> np.ndarray | None:
+    """The value of a small tensor computed from shapes in ``table`` (Shape chains), else None."""
+    if _absent(t) or depth > 64:
+        return None
+    value = constant_value(t, opset)
+    if value is not None or not isinstance(t, gs.Variable) or len(t.inputs) != 1:
+        return value
+    node = t.inputs[0]
+    if node.op == "Shape":
+        shape = table.get(node.inputs[0].name)
+        if shape is None or None in shape:
+            return None
+        return np.asarray(shape[node.attrs.get("start", 0):node.attrs.get("end")], dtype=np.int64)
+    if node.op not in _SHAPE_MATH:
+        return None
+    values = [None if _absent(i) else _shape_value(i, table, opset, depth + 1) for i in node.inputs]
+    if any(v is None and not _absent(i) for v, i in zip(values, node.inputs)):
+        return None
+    # A detached copy of the node on constant inputs: constant_value folds it without touching the graph.
+    inputs = [gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)]
+    probe = gs.Node(node.op, attrs=dict(node.attrs), inputs=inputs,
+                    outputs=[gs.Variable(f"probe_out{j}") for j in range(len(node.outputs))])
+    return constant_value(probe.outputs[node.outputs.index(t)], opset)
+
+
+_SHAPE_MATH = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Reshape", "Identity", "Mul", "Div",
+               "Add", "Sub", "Floor", "Ceil", "ReduceProd", "Max", "Min", "Neg", "Abs", "Range", "Where",
+               "Equal", "ConstantOfShape", "Expand", "Tile"}
+
+
+def _list_constants_as_inputs(walk: "_Walk") -> None:
+    """IR 3 models list every initializer as a graph input; the constants the pass added too."""
+    if getattr(walk.graph, "ir_version", None) is None or walk.graph.ir_version >= 4:
+        return
+    listed = {t.name for t in walk.graph.inputs}
+    walk.graph.inputs.extend(c for c in walk.added_constants if c.outputs and c.name not in listed)
 
 
 # ---------------------------------------------------------------------------- the batch walk
@@ -119,11 +227,14 @@ class _Walk:
 
     ``axis``: batched tensor name -> its batch axis in the rewritten graph. ``lifted``: batched
     tensors that gained a leading batch axis (rule 3), one rank above the original tensor.
-    ``derived``: unbatched tensors whose value depends on the batch (Shape chains).
+    ``derived``: unbatched tensors whose value depends on the batch (Shape chains). ``shapes`` are
+    at the export batch ``batch`` (1 for models exported at batch 1 or with a symbolic batch).
     """
 
-    def __init__(self, graph: gs.Graph, ctx: PassContext, shapes: dict[str, tuple], report: PassReport):
-        self.graph, self.opset, self.shapes, self.report = graph, ctx.opset, shapes, report
+    def __init__(self, graph: gs.Graph, ctx: PassContext, shapes: dict[str, tuple], batch: int,
+                 report: PassReport):
+        self.graph, self.opset, self.shapes, self.batch, self.report = graph, ctx.opset, shapes, batch, report
+        self.added_constants: list[gs.Constant] = []
         self.axis: dict[str, int] = {}
         self.lifted: set[str] = set()
         self.derived: set[str] = set()
@@ -138,23 +249,23 @@ class _Walk:
         return self.shapes.get(t.name)
 
     def shape(self, t) -> tuple | None:
-        """Shape at batch 1 in the rewritten graph."""
+        """Shape at the export batch in the rewritten graph."""
         old = self.old_shape(t)
         if old is None:
             return None
-        return (1, *old) if t.name in self.lifted else old
+        return (self.batch, *old) if t.name in self.lifted else old
 
     def rank(self, t, node: gs.Node) -> int:
         shape = self.shape(t)
         if shape is None:
-            raise OnnxfitError(f"node '{node.name}' ({node.op}): the rank of '{t.name}' is unknown; "
+            raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): the rank of '{t.name}' is unknown; "
                                "cannot follow the batch")
         return len(shape)
 
     def static(self, t, node: gs.Node, old: bool = False) -> tuple[int, ...]:
         shape = self.old_shape(t) if old else self.shape(t)
         if shape is None or any(d is None for d in shape):
-            raise OnnxfitError(f"node '{node.name}' ({node.op}): the per-frame shape of '{t.name}' is not static; "
+            raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): the per-frame shape of '{t.name}' is not static; "
                                "cannot tell where the batch goes")
         return tuple(int(d) for d in shape)
 
@@ -176,7 +287,7 @@ class _Walk:
             return
         rule = _RULES.get(node.op) if node.domain in (None, "", "ai.onnx") else None
         if rule is None:
-            raise OnnxfitError(f"node '{node.name}' ({node.op}): no batch rule for {node.op}; "
+            raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): no batch rule for {node.op}; "
                                "the batch cannot be made dynamic")
         lifted_in = any(not _absent(t) and t.name in self.lifted for t in node.inputs)
         if lifted_in:
@@ -191,7 +302,9 @@ class _Walk:
 
     # --- building repairs
     def int64(self, base: str, values) -> gs.Constant:
-        return nodes.int64_constant(self.graph, base, values)
+        constant = nodes.int64_constant(self.graph, base, values)
+        self.added_constants.append(constant)
+        return constant
 
     def batch_shape(self, values, pos: int, source: gs.Tensor, source_axis: int, base: str) -> gs.Variable:
         """``values`` with element ``pos`` replaced by ``Shape(source)[source_axis]`` at run time."""
@@ -220,13 +333,16 @@ def _check_subgraphs(walk: _Walk, node: gs.Node) -> None:
             continue
         for sub in [value, *value.subgraphs(recursive=True)]:
             for inner in sub.nodes:
-                if any(walk.b(t) is not None for t in inner.inputs):
-                    raise OnnxfitError(f"node '{node.name}' ({node.op}) uses a batched tensor inside a subgraph; "
+                batched = next((t for t in inner.inputs if walk.b(t) is not None), None)
+                if batched is not None:
+                    raise OnnxfitError(f"node '{node_label(node)}' ({node.op}) uses the batched tensor "
+                                       f"'{batched.name}' inside its subgraph (at '{node_label(inner)}'), and "
+                                       "dynamic-batch does not follow the batch into subgraphs; "
                                        "the batch cannot be made dynamic")
 
 
 def _mixes(node: gs.Node, how: str) -> OnnxfitError:
-    return OnnxfitError(f"node '{node.name}' ({node.op} {how}) mixes frames; the batch cannot be made dynamic")
+    return OnnxfitError(f"node '{node_label(node)}' ({node.op} {how}) mixes frames; the batch cannot be made dynamic")
 
 
 def _norm(axis: int, rank: int) -> int:
@@ -269,7 +385,7 @@ def _read_axes(walk: _Walk, node: gs.Node) -> list[int] | None:
         return None
     value = walk.fixed(node.inputs[index])
     if value is None:
-        raise OnnxfitError(f"node '{node.name}' ({node.op}): axes are computed at run time; cannot follow the batch")
+        raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): axes are computed at run time; cannot follow the batch")
     return [int(a) for a in np.atleast_1d(value)]
 
 
@@ -307,10 +423,10 @@ def _shift_axes(walk: _Walk, node: gs.Node) -> None:
     if op in _BROADCAST or op in ("Reshape", "MatMul"):
         return  # these rules read the new ranks themselves
     if op not in _AXIS_FORMS:
-        raise OnnxfitError(f"node '{node.name}' ({op}) follows a Reshape that moved the batch to a new leading "
+        raise OnnxfitError(f"node '{node_label(node)}' ({op}) follows a Reshape that moved the batch to a new leading "
                            f"axis, and {op} has no rule for that; the batch cannot be made dynamic")
     if any(not _absent(t) and t.name in walk.lifted for t in node.inputs[1:]) and op != "Concat":
-        raise OnnxfitError(f"node '{node.name}' ({op}): a batch moved by a Reshape reaches a non-data input; "
+        raise OnnxfitError(f"node '{node_label(node)}' ({op}): a batch moved by a Reshape reaches a non-data input; "
                            "the batch cannot be made dynamic")
     old_rank = walk.rank(node.inputs[0], node) - 1
 
@@ -374,17 +490,23 @@ def _reshape(walk: _Walk, node: gs.Node) -> list[int | None]:
     b = walk.b(x)
     if walk.b(node.inputs[1]) is not None:
         raise _mixes(node, "with a shape taken from batched data")
-    current = walk.fixed(node.inputs[1])
     allowzero = node.attrs.get("allowzero", 0)
+    slots = _batch_slots(walk, node.inputs[1])
+    if slots is not None and slots.count(_BATCH) == 1:
+        return [_reshape_with_run_time_batch(walk, node, slots, allowzero)]
+    current = walk.fixed(node.inputs[1])
+    if current is not None and _copies_leading_batch([int(v) for v in current], b, allowzero):
+        _note_rank(walk, out, len(current))
+        return [0]
     in_shape = walk.static(x, node)
     out_shape = walk.old_shape(out)
     if out_shape is None or None in out_shape:
         # onnx data propagation misses some shape chains (Unsqueeze with Constant-node axes).
-        value = _value_at_batch_1(walk, node.inputs[1])
+        value = _shape_value(node.inputs[1], walk.shapes, walk.opset)
         if value is not None:
             out_shape = _reshape_result(walk.static(x, node, old=True), [int(v) for v in value], allowzero)
     out_shape = walk.static(out, node, old=True) if out_shape is None else out_shape
-    k = _batch_slot(in_shape, b, out_shape)
+    k = _batch_slot(in_shape, b, out_shape, walk.batch)
     if k is not None:
         if current is not None and not _keeps_batch([int(v) for v in current], k, b, allowzero):
             new = list(out_shape)
@@ -392,33 +514,107 @@ def _reshape(walk: _Walk, node: gs.Node) -> list[int | None]:
             _set_reshape_shape(walk, node, new)
         return [k]
     if b != 0:
-        raise OnnxfitError(f"node '{node.name}' (Reshape) merges the batch (axis {b}, not leading) into another "
-                           "axis; frames interleave and the batch cannot be made dynamic")
+        raise OnnxfitError(f"node '{node_label(node)}' (Reshape) merges the batch (axis {b}, not leading) into "
+                           "another axis; frames interleave and the batch cannot be made dynamic")
+    _refuse_merge_at_fixed_batch(walk, node)
     _set_reshape_shape(walk, node, [-1, *out_shape])
     walk.lifted.add(out.name)
     return [0]
 
 
-def _value_at_batch_1(walk: _Walk, t, depth: int = 0) -> np.ndarray | None:
-    """The value a small tensor had at batch 1, Shape chains of batched tensors included."""
-    if _absent(t) or depth > 64:
+def _copies_leading_batch(shape: list[int], b: int, allowzero: int) -> bool:
+    """``[0, ...]`` copies a leading batch whatever the other dims are (no -1 needs the frame size)."""
+    return b == 0 and bool(shape) and shape[0] == 0 and not allowzero
+
+
+def _note_rank(walk: _Walk, out: gs.Tensor, rank: int) -> None:
+    """Inference could not size a tensor (symbolic H/W): its rank is enough for the rules after it."""
+    known = walk.old_shape(out)
+    if known is None or len(known) != rank:
+        walk.shapes[out.name] = (walk.batch, *[None] * (rank - 1))
+
+
+def _refuse_merge_at_fixed_batch(walk: _Walk, node: gs.Node) -> None:
+    if walk.batch != 1:
+        raise OnnxfitError(f"node '{node_label(node)}' ({node.op}) merges the fixed batch of {walk.batch} into "
+                           "another axis; dynamic-batch repairs such merges only in models exported at batch 1 "
+                           "or with a symbolic batch")
+
+
+def _reshape_with_run_time_batch(walk: _Walk, node: gs.Node, slots: list, allowzero: int) -> int:
+    """A Reshape whose shape already puts ``Shape(x)[b]`` in one slot: no repair, if frames stay apart.
+
+    Frames stay contiguous blocks when the dims before the batch hold as many elements in the
+    input as in the output (nothing before the batch on both sides is the usual case).
+    """
+    x, out = node.inputs[0], node.outputs[0]
+    b, k = walk.b(x), slots.index(_BATCH)
+    shape = walk.shape(x) or ()
+    in_before = None if len(shape) < b or None in shape[:b] else math.prod(shape[:b])
+    out_dims = [shape[i] if d == 0 and not allowzero and i < len(shape) else d for i, d in enumerate(slots[:k])]
+    out_before = None if any(not isinstance(d, int) or d < 0 for d in out_dims) else math.prod(out_dims)
+    if in_before is None or in_before != out_before:
+        raise OnnxfitError(f"node '{node_label(node)}' (Reshape) puts the batch of axis {b} in slot {k} of a shape "
+                           "computed at run time; cannot tell whether frames stay apart (try --input-shape)")
+    known = walk.old_shape(out)
+    if known is None or len(known) != len(slots) or None in known:
+        walk.shapes[out.name] = tuple(walk.batch if d is _BATCH else (d if isinstance(d, int) and d > 0 else None)
+                                      for d in slots)
+    return k
+
+
+class _BatchSlot:
+    def __repr__(self) -> str:
+        return "BATCH"
+
+
+_BATCH = _BatchSlot()  # a shape element that is the batch at run time: Shape(x)[b] of a batched x
+
+
+def _batch_slots(walk: _Walk, t, depth: int = 0) -> list | None:
+    """The elements of a 1-D shape computed from Shape(batched): ``_BATCH``, an int, or None (unknown).
+
+    Follows Shape -> Gather/Slice -> Unsqueeze/Cast/Squeeze -> Concat; None when ``t`` is not
+    such a chain.
+    """
+    if _absent(t) or t.name not in walk.derived or depth > 64 or len(t.inputs) != 1:
         return None
-    if t.name not in walk.derived:
-        return constant_value(t, walk.opset)
     node = t.inputs[0]
     if node.op == "Shape":
-        shape = walk.old_shape(node.inputs[0])
-        if shape is None or None in shape:
+        src = node.inputs[0]
+        shape = walk.shape(src)
+        if shape is None:
             return None
-        return np.asarray(shape[node.attrs.get("start", 0):node.attrs.get("end")], dtype=np.int64)
-    values = [None if _absent(i) else _value_at_batch_1(walk, i, depth + 1) for i in node.inputs]
-    if any(v is None and not _absent(i) for v, i in zip(values, node.inputs)):
-        return None
-    # A detached copy of the node on constant inputs: constant_value folds it without touching the graph.
-    inputs = [gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)]
-    probe = gs.Node(node.op, attrs=dict(node.attrs), inputs=inputs,
-                    outputs=[gs.Variable(f"probe_out{j}") for j in range(len(node.outputs))])
-    return constant_value(probe.outputs[node.outputs.index(t)], walk.opset)
+        elements = [_BATCH if i == walk.b(src) else d for i, d in enumerate(shape)]
+        return elements[node.attrs.get("start", 0):node.attrs.get("end")]
+    if node.op in ("Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape"):
+        return _batch_slots(walk, node.inputs[0], depth + 1)
+    if node.op == "Concat":
+        parts = [_batch_slots(walk, i, depth + 1) if i.name in walk.derived else _known_ints(walk, i)
+                 for i in node.inputs]
+        return None if any(p is None for p in parts) else [e for p in parts for e in p]
+    if node.op in ("Gather", "Slice"):
+        data = _batch_slots(walk, node.inputs[0], depth + 1)
+        if data is None or any(not _absent(i) and i.name in walk.derived for i in node.inputs[1:]):
+            return None
+        if node.op == "Gather":
+            indices = walk.fixed(node.inputs[1])
+            if indices is None or node.attrs.get("axis", 0) != 0:
+                return None
+            return [data[int(i)] for i in np.atleast_1d(indices)]
+        params = _slice_params(walk, node)
+        if params is None or len(params[0]) != 1:
+            return None
+        (start,), (end,), (step,) = params
+        return data[start:min(end, len(data)) if end >= 0 else end:step]
+    return None
+
+
+def _known_ints(walk: _Walk, t) -> list | None:
+    value = walk.fixed(t)
+    if value is None:
+        value = _shape_value(t, walk.shapes, walk.opset)
+    return None if value is None else [int(v) for v in np.atleast_1d(value)]
 
 
 def _reshape_result(in_shape: tuple[int, ...], shape: list[int], allowzero: int) -> tuple[int, ...]:
@@ -430,16 +626,16 @@ def _reshape_result(in_shape: tuple[int, ...], shape: list[int], allowzero: int)
     return tuple(out)
 
 
-def _batch_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...]) -> int | None:
-    """The output axis that holds the batch after a Reshape at batch 1, or None if it is merged.
+def _batch_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...], batch: int = 1) -> int | None:
+    """The output axis that holds the batch after a Reshape at the export batch, or None if merged.
 
     The batch survives in output axis k when the axes before it hold exactly the elements that the
-    input axes before the batch hold (frames stay contiguous blocks) and axis k has size 1.
+    input axes before the batch hold (frames stay contiguous blocks) and axis k has the batch size.
     """
     before = math.prod(in_shape[:b])
     run = 1
     for k, d in enumerate(out_shape):
-        if run == before and d == 1:
+        if run == before and d == batch:
             return k
         run *= d
         if run > before:
@@ -466,11 +662,12 @@ def _flatten(walk: _Walk, node: gs.Node) -> list[int | None]:
     x = node.inputs[0]
     b, shape = walk.b(x), walk.static(x, node)
     axis = _norm(_axis(walk, node), len(shape))
-    if b < axis and math.prod(shape[:axis]) == 1:
+    if b < axis and math.prod(shape[:axis]) == shape[b]:
         return [0]  # the batch is all of output axis 0
     if b != 0:
-        raise OnnxfitError(f"node '{node.name}' (Flatten) merges the batch (axis {b}, not leading) into another "
+        raise OnnxfitError(f"node '{node_label(node)}' (Flatten) merges the batch (axis {b}, not leading) into another "
                            "axis; frames interleave and the batch cannot be made dynamic")
+    _refuse_merge_at_fixed_batch(walk, node)
     # Flatten always yields rank 2; keeping the batch in front takes a Reshape.
     out_shape = walk.static(node.outputs[0], node, old=True)
     node.op, node.attrs = "Reshape", {}
@@ -484,14 +681,19 @@ def _squeeze(walk: _Walk, node: gs.Node) -> list[int | None]:
     x, b = node.inputs[0], walk.b(node.inputs[0])
     rank = walk.rank(x, node)
     axes = _read_axes(walk, node)
-    if axes is None:
+    implicit = axes is None
+    if implicit:
         axes = [i for i, d in enumerate(walk.static(x, node)) if d == 1]
     axes = [_norm(a, rank) for a in axes]
     if b not in axes:
+        if implicit:
+            # Only at an export batch above 1. At a run-time batch of 1 "all size-1 axes" would drop the batch too: name the axes.
+            _write_axes(walk, node, axes)
+            walk.report.rewritten += 1
         return [b - sum(a < b for a in axes)]
     keep = [a for a in axes if a != b]
     if b - sum(a < b for a in keep) != 0:
-        raise OnnxfitError(f"node '{node.name}' (Squeeze) drops the batch axis {b} between other axes; "
+        raise OnnxfitError(f"node '{node_label(node)}' (Squeeze) drops the batch axis {b} between other axes; "
                            "the batch cannot be made dynamic")
     # At batch 1 the Squeeze also removed the batch; keep it as a leading axis (rule 3).
     if keep:
@@ -587,7 +789,7 @@ def _slice(walk: _Walk, node: gs.Node) -> list[int | None]:
     axes = _read_axes(walk, node)
     if params is None:
         if axes is None or b in [_norm(a, walk.rank(x, node)) for a in axes]:
-            raise OnnxfitError(f"node '{node.name}' (Slice): starts/ends are computed at run time; "
+            raise OnnxfitError(f"node '{node_label(node)}' (Slice): starts/ends are computed at run time; "
                                "cannot tell whether it selects frames")
         return [b]
     starts, ends, steps = params
@@ -718,7 +920,7 @@ def _pad(walk: _Walk, node: gs.Node) -> list[int | None]:
 def _read_pad_axes(walk: _Walk, node: gs.Node) -> list[int]:
     value = walk.fixed(node.inputs[3])
     if value is None:
-        raise OnnxfitError(f"node '{node.name}' (Pad): axes are computed at run time; cannot follow the batch")
+        raise OnnxfitError(f"node '{node_label(node)}' (Pad): axes are computed at run time; cannot follow the batch")
     return [int(a) for a in np.atleast_1d(value)]
 
 
@@ -737,13 +939,20 @@ def _expand(walk: _Walk, node: gs.Node) -> list[int | None]:
     rank = walk.rank(x, node)
     shape = walk.fixed(node.inputs[1])
     if shape is None:
-        out_rank = len(walk.static(node.outputs[0], node, old=True))
+        slots = _batch_slots(walk, node.inputs[1])
+        out_rank = max(rank, len(slots)) if slots is not None else len(walk.static(node.outputs[0], node, old=True))
         return [b + out_rank - rank]
     out_rank = max(rank, len(shape))
     out_b = b + out_rank - rank
     j = out_b - (out_rank - len(shape))
-    # A 1 in the batch slot broadcasts to any batch; a k > 1 copied the single frame k times.
-    if j >= 0 and int(shape[j]) != 1:
+    # A 1 in the batch slot broadcasts to any batch; the export batch there broadcasts nothing but
+    # pins the batch (repaired to 1); any other k copied a single frame k times.
+    if j >= 0 and int(shape[j]) == walk.batch != 1:
+        new = [int(v) for v in shape]
+        new[j] = 1
+        node.inputs[1] = walk.int64(f"{node.name or 'expand'}_batch_shape", new)
+        walk.report.rewritten += 1
+    elif j >= 0 and int(shape[j]) != 1:
         raise _mixes(node, f"copying the frame {int(shape[j])} times along the batch axis {out_b}")
     return [out_b]
 
@@ -768,7 +977,7 @@ def _resize(walk: _Walk, node: gs.Node) -> list[int | None]:
         sizes = walk.fixed(node.inputs[sizes_index])
         if sizes is None:
             return [b]  # computed at run time from the input's shape
-        if int(sizes[pos]) != 1:
+        if int(sizes[pos]) != walk.batch:
             raise _mixes(node, f"resizing the batch axis {b} to {int(sizes[pos])}")
         node.inputs[sizes_index] = walk.batch_shape(sizes, pos, x, b, node.name or "resize")
         walk.report.rewritten += 1
@@ -806,12 +1015,12 @@ _RULES: dict[str, Callable[[_Walk, gs.Node], list[int | None]]] = {
 
 # ---------------------------------------------------------------------------- symbolic shapes
 
-def _make_symbolic(walk: _Walk, inputs: list[gs.Variable], dim: str) -> int:
+def _make_symbolic(walk: _Walk, seeds: list[tuple[gs.Variable, int]], dim: str) -> int:
     """Put the symbolic batch into io and value_info shapes (rules 1 and 7); returns how many changed."""
     graph, changed = walk.graph, 0
-    for x in inputs:
-        if isinstance(x.shape[0], (int, np.integer)):
-            x.shape = [dim, *x.shape[1:]]
+    for x, b in seeds:
+        if isinstance(x.shape[b], (int, np.integer)) and x.shape[b] > 0:
+            x.shape = [*x.shape[:b], dim, *x.shape[b + 1:]]
             changed += 1
     io = {t.name for t in graph.inputs}
     for t in graph.outputs:
