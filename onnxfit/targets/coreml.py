@@ -56,6 +56,7 @@ from onnxfit.targets.support import (
     Rule,
     attr_in,
     const_input,
+    format_shape,
     input_dtype,
     input_rank,
     optional_const_input,
@@ -87,7 +88,7 @@ def _inputs_supported(facts: NodeFacts) -> str | None:
                 return f"input '{name}' has a dim of {dim} (CoreML fails to load dims > {MAX_DIM})"
             # Resize's roi is ignored by the builder and is often an empty initializer.
             if dim == 0 and not (facts.op == "Resize" and i == 1):
-                return f"input '{name}' has a zero-sized dim {shape}"
+                return f"input '{name}' has a zero-sized dim {format_shape(shape)}"
     return None
 
 
@@ -253,7 +254,7 @@ def _prelu_slope(facts: NodeFacts) -> str | None:
         size *= d or 0
     if size == 1 or (len(shape) == 3 and shape[1:] == (1, 1)):
         return None
-    return f"slope shape {shape} must be [C, 1, 1] or have one element"
+    return f"slope shape {format_shape(shape)} must be [C, 1, 1] or have one element"
 
 
 def _depth_to_space_dcr(facts: NodeFacts) -> str | None:

@@ -29,6 +29,7 @@ from onnxfit.targets.support import (
     Rule,
     attr_in,
     const_input,
+    format_shape,
     input_dtype,
     input_rank,
     optional_const_input,
@@ -45,8 +46,10 @@ def _static_inputs(facts: NodeFacts) -> str | None:
         if not name:
             continue
         shape = facts.shape(i)
-        if shape is None or None in shape:
-            return f"input '{name}' has a dynamic shape {shape} (NNAPI needs fixed shapes)"
+        if shape is None:
+            return f"input '{name}' has no shape information (rank unknown; NNAPI needs fixed shapes)"
+        if None in shape:
+            return f"input '{name}' has a dynamic shape {format_shape(shape)} (NNAPI needs fixed shapes)"
         if len(shape) > MAX_RANK:
             return f"input '{name}' has rank {len(shape)} (NNAPI supports rank <= {MAX_RANK})"
     return None

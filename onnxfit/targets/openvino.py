@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from onnx import TensorProto
 
-from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Rule
+from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Rule, format_shape
 
 __all__ = ["OPENVINO", "openvino_partition_groups", "ort_topological_order"]
 
@@ -103,7 +103,7 @@ def _types_and_dims(facts: NodeFacts) -> str | None:
         if len(shape) == 0 and facts.op not in _NO_DIMENSION_OK and facts.op not in ("Identity", "Sqrt"):
             return f"'{name}' is a scalar (rank 0), which the OpenVINO EP does not take for {facts.op}"
         if 0 in shape and facts.op not in _ZERO_DIM_OK:
-            return f"'{name}' has a zero-sized dim {shape}"
+            return f"'{name}' has a zero-sized dim {format_shape(shape)}"
     return None
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.model import node_inputs_with_subgraphs
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "attr_in",
     "input_rank",
     "input_dtype",
+    "format_shape",
     "FLOAT",
     "FLOAT16",
     "INT32",
@@ -170,7 +171,8 @@ class NodeFacts:
 
     @property
     def name(self) -> str:
-        return self.node.name
+        """How reports name the node: its name, else its op and first output (``node_label``)."""
+        return node_label(self.node)
 
     @property
     def inputs(self) -> list[str]:
@@ -355,6 +357,13 @@ def ort_partition_groups(graph: GraphFacts, supported: Sequence[bool]) -> list[l
 
 
 # ----------------------------------------------------------------- small reusable checks
+
+
+def format_shape(shape: Sequence[int | None] | None) -> str:
+    """Dims as a reason shows them: ``[?, 129, ?]`` (``?`` symbolic or unknown), ``unknown rank``."""
+    if shape is None:
+        return "unknown rank"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def const_input(i: int, what: str) -> Check:

@@ -16,6 +16,11 @@ number before and after `optimize`, on any machine.
   Shape chains, Identity nodes, ...). The optimized graph is written with its initializers in an
   external file and read back without them, then shape-inferred once; the EP profile (targets/)
   judges every node and groups the supported ones with the EP's own algorithm.
+
+An EP that claims nodes and then fails to compile them (the OpenVINO EP on If nodes whose outputs
+have a dynamic rank, onnxruntime#23757) is a finding about the EP, not bad input: the CPU EP
+loaded the same model a moment before. The report then carries `compile_error`, one line naming
+the node, and `partitions` 0 (no session runs on the EP).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import onnx
 
-from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROVIDER_OPTIONS, profile_for
@@ -44,6 +49,7 @@ __all__ = [
     "real_partitions",
     "prepare_graph",
     "parse_placement_log",
+    "compile_failure",
     "installed_ort_version",
 ]
 
@@ -74,10 +80,16 @@ class PartitionReport:
     partition_sizes: list[int] = field(default_factory=list)
     unsupported: list[UnsupportedNode] = field(default_factory=list)
     profile: str | None = None
+    # One line, set when the EP claimed nodes but failed to compile them: no session runs on it.
+    compile_error: str | None = None
 
     @property
     def is_real(self) -> bool:
         return self.source == "real"
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile_error is None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,9 +172,25 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
     if ep not in available:
         raise OnnxfitError(f"execution provider '{ep}' is not available here (available: {', '.join(available)})")
     graph = prepare_graph(model_or_path)
-    placement = _session_placement(model_or_path, ep, PROVIDER_OPTIONS.get(target, {}) if ep == get_target(target).ep else {})
-    on_ep = placement.get(ep, [])
     version = installed_ort_version()
+    options = PROVIDER_OPTIONS.get(target, {}) if ep == get_target(target).ep else {}
+    try:
+        placement = _session_placement(model_or_path, ep, options)
+    except _SessionFailed as failed:
+        # The CPU EP loaded this model in prepare_graph: the EP, not the model, is at fault.
+        return PartitionReport(
+            model=_model_label(model_or_path),
+            target=target,
+            ep=ep,
+            source="real",
+            ort_version=f"{version[0]}.{version[1]}",
+            partitions=0,
+            nodes_on_ep=0,
+            total_nodes=len(graph.nodes),
+            compile_error=compile_failure(ep, failed.message, graph.model),
+        )
+    placement = _labelled(placement, graph)
+    on_ep = placement.get(ep, [])
     if ep == CPU_EP:
         groups: list[list] = []
         nodes_on_ep = 0
@@ -215,18 +243,23 @@ def prepare_graph(model_or_path) -> GraphFacts:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(optimized)
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # FATAL only: a failure is reported below as one line
         # Big initializers go to a side file and are not read back: rules need names, dtypes and
         # dims of weights, and values only of small tensors (pads, axes, scales, shapes).
         options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
         options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         try:
-            ort.InferenceSession(_session_source(model_or_path, tmp), options, providers=[CPU_EP])
+            # ORT's default logger (warnings, colored, several lines) writes to fd 2 regardless
+            # of the session's level; keep it off the user's terminal.
+            with _captured_stderr() as captured:
+                ort.InferenceSession(_session_source(model_or_path, tmp), options, providers=[CPU_EP])
+            captured.read()
             skeleton = onnx.load(str(optimized), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            reason = _without_cpp_frames(first_line(exc))
             if isinstance(model_or_path, onnx.ModelProto):
-                raise OnnxfitError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
-            raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {first_line(exc)}") from None
+                raise OnnxfitError(f"ONNX Runtime cannot load the model: {reason}") from None
+            raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {reason}") from None
     try:
         skeleton = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
@@ -317,9 +350,119 @@ def _session_placement(model_or_path, ep: str, ep_options: dict[str, str]) -> di
             try:
                 ort.InferenceSession(source, options, providers=providers)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-                raise OnnxfitError(f"{_model_label(model_or_path)}: {ep} session failed: {first_line(exc)}") from None
-        text = captured.read()
+                failed = _SessionFailed(str(exc))
+            else:
+                failed = None
+        text = captured.read()  # the log of a failed session is dropped: the exception says it all
+    if failed is not None:
+        raise failed
     return parse_placement_log(text)
+
+
+class _SessionFailed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _labelled(placement: dict[str, list[tuple[str, str]]], graph: GraphFacts) -> dict[str, list[tuple[str, str]]]:
+    """Name the nameless nodes of ORT's placement log as reports do (``node_label``).
+
+    ORT logs a nameless node as "Relu ()". Nameless nodes of one op are matched to the graph's
+    nameless nodes of that op in order: ORT lists them in node-index order, as the graph has them.
+    "All nodes placed on [X]" lists no nodes at all; when X holds as many nodes as the graph, they
+    are the graph's nodes.
+    """
+    nameless: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if not node.name:
+            nameless.setdefault(node.op_type, []).append(node_label(node))
+    taken: dict[str, int] = {}
+    labelled = {}
+    for ep, nodes in placement.items():
+        if nodes and set(nodes) == {("", "")} and len(nodes) == len(graph.nodes):
+            labelled[ep] = [(node.op_type, node_label(node)) for node in graph.nodes]
+            continue
+        entries = []
+        for op, name in nodes:
+            if not name and op and nameless.get(op):
+                position = taken.get(op, 0)
+                taken[op] = position + 1
+                labels = nameless[op]
+                name = labels[position] if position < len(labels) else f"{op} (unnamed)"
+            entries.append((op, name))
+        labelled[ep] = entries
+    return labelled
+
+
+# ------------------------------------------------------------------------ compile failures
+
+# "Operation name: X" (OpenVINO) names the tensor or node where compilation stopped.
+_OPERATION = re.compile(r"\s*Operation name:\s*(?P<name>\S+)\s*$")
+_EP_TAG = re.compile(r"\[[\w-]+-EP\] ")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+# "/src/x.h:370 ns::Type ns::Class::Method(const std::string&) ": where ORT threw, not why.
+_CPP_FRAME = re.compile(r"/\S+\.(?:h|cc|cpp):\d+ (?:[^()]*\([^()]*\)\S*\s)?")
+
+
+def _without_cpp_frames(text: str) -> str:
+    return _CPP_FRAME.sub("", text)
+
+
+# C++ frames and checks that precede the cause: "Exception from src/...:53:", "Check '...' failed at ...".
+_NOISE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:)$")
+
+# Known EP bugs, as data: (EP, op of the failing node, text in the cause) -> what to add.
+_KNOWN_FAILURES = (
+    ("OpenVINOExecutionProvider", "If", "dynamic rank",
+     "onnxruntime#23757: the OpenVINO EP cannot compile If nodes whose outputs have a dynamic rank"),
+)
+
+
+def compile_failure(ep: str, message: str, model: onnx.ModelProto | None = None) -> str:
+    """One line from the multi-line C++ exception of a failed EP session, naming the node.
+
+    The cause is the last line that is not a C++ location; "Operation name: X" is resolved to
+    the node that produces (or is named) X in `model`, subgraphs included.
+    """
+    lines = [_ORT_PREFIX.sub("", line.strip()) for line in message.splitlines()]
+    lines = [line for line in lines if line and not _NOISE.match(line)]
+    cause = lines[-1] if lines else "no reason given"
+    # A one-line message still carries C++ frames ("file.cc:136 Signature(...)"): keep what the
+    # EP itself said, after its tag.
+    cause = _EP_TAG.split(cause)[-1].removeprefix("Unexpected: ").strip()
+    where = ""
+    operation = _OPERATION.search(cause)
+    if operation:
+        name = operation.group("name")
+        cause = cause[: operation.start()].rstrip().rstrip(".")
+        node = _find_node(model, name) if model is not None else None
+        if node is None:
+            where = f" at '{name}'"
+        elif node.name == name or name not in node.output:
+            where = f" at node '{node_label(node)}' ({node.op_type})"
+        else:
+            where = f" at node '{node_label(node)}' ({node.op_type}, output '{name}')"
+        for known_ep, op, text, note in _KNOWN_FAILURES:
+            if node is not None and ep == known_ep and node.op_type == op and text in cause:
+                cause += f" ({note})"
+    return f"{ep} failed to compile the model{where}: {cause}"
+
+
+def _find_node(model: onnx.ModelProto, name: str) -> onnx.NodeProto | None:
+    """The node named `name` or producing a tensor named `name`, searching subgraphs too."""
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop(0)
+        for node in graph.node:
+            if node.name == name or name in node.output:
+                return node
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    graphs.append(attribute.g)
+                elif attribute.type == onnx.AttributeProto.GRAPHS:
+                    graphs.extend(attribute.graphs)
+    return None
 
 
 class _captured_stderr:
@@ -356,13 +499,15 @@ def partitions_check(target: str, ort_version: str | None = None):
     def check(ctx) -> Check:
         report = count_partitions(ctx.source, target, ort_version)
         details = {"model": report.to_dict()}
+        if report.compile_error is not None:
+            return Check("partitions", False, report.compile_error, details)
         problems = []
         if report.partitions > 1:
             problems.append(f"{report.partitions} partitions on {target} (want 1)")
         if ctx.reference_source is not None:
             reference = count_partitions(ctx.reference_source, target, ort_version)
             details["reference"] = reference.to_dict()
-            if report.partitions > reference.partitions:
+            if reference.compile_error is None and report.partitions > reference.partitions:
                 problems.append(f"more partitions than the reference ({report.partitions} > {reference.partitions})")
         figure = f"{report.partitions} partition(s), {report.nodes_on_ep}/{report.total_nodes} nodes on {report.ep} " \
                  f"({report.source}, onnxruntime {report.ort_version})"
