@@ -36,7 +36,7 @@ def partitions(
 
 def _render(report) -> None:
     kind = "real" if report.is_real else f"estimated ({report.profile}, ONNX Runtime {report.ort_version})"
-    console.print(f"{report.model} on {report.target} [{report.ep}]: {kind}", markup=False)
+    console.print(f"{report.model} on {report.target} [{report.ep}]: {kind}", markup=False, soft_wrap=True)
     if not report.compiled:
         console.print(f"[red]compile failed:[/red] {escape(report.compile_error)}", soft_wrap=True)
         return

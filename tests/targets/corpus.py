@@ -39,13 +39,13 @@ def conv_chain():
                       [_weight("w1", [3, 3, 3, 3]), _weight("w2", [3, 3, 3, 3], 1)])
 
 
-def unsupported_in_chain(op="Det"):
+def unsupported_in_chain(op="Det", cut_name="cut"):
     """Relu, Sigmoid, Tanh | Det | Relu, Sigmoid, Tanh: one unsupported node cuts the chain in two."""
     nodes = [
         helper.make_node("Relu", ["x"], ["a"], name="relu1"),
         helper.make_node("Sigmoid", ["a"], ["b"], name="sigmoid1"),
         helper.make_node("Tanh", ["b"], ["c"], name="tanh1"),
-        helper.make_node(op, ["c"], ["d"], name="cut"),
+        helper.make_node(op, ["c"], ["d"], name=cut_name),
         helper.make_node("Relu", ["d"], ["e"], name="relu2"),
         helper.make_node("Sigmoid", ["e"], ["f"], name="sigmoid2"),
         helper.make_node("Tanh", ["f"], ["y"], name="tanh2"),
