@@ -382,11 +382,14 @@ def test_loop_body_is_left_alone_and_its_growing_tensor_stays_correct():
     assert_same_outputs(model, folded, {"x": np.zeros(1, np.float32)}, exact=True)
 
 
-def test_pure_constant_arithmetic_is_left_to_onnx_runtime():
-    # No tensor's shape is read: ORT folds Cast(Constant) itself, and weights paths stay untouched.
+def test_pure_constant_arithmetic_read_by_a_shape_input_folds_like_onnx_runtime():
+    # ORT's level-1 folding folds Cast(Constant) too; the Reshape must read a constant shape.
     nodes = [helper.make_node("Constant", [], ["c"], value=_ints("v", [3, 8])),
              helper.make_node("Cast", ["c"], ["shape"], to=I64),
              helper.make_node("Reshape", ["x", "shape"], ["y"])]
     model = make_model(nodes, [tensor_info("x", [2, 3, 4])], [tensor_info("y", [3, 8])], opset=13)
-    result = run_passes(model, get_passes(["fold-shapes"]), PassContext(opset=13))
-    assert not result.changed
+    folded, report = _fold(model, 13)
+    assert [n.op_type for n in folded.graph.node] == ["Reshape"]
+    np.testing.assert_array_equal(_initializer(folded, folded.graph.node[0].input[1]), [3, 8])
+    assert report.folded == 1
+    assert_same_outputs(model, folded, random_feeds(model), exact=True)

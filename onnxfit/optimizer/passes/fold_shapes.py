@@ -24,10 +24,12 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    same symbolic dim as the input (ratio 1), gets constant ``scales`` instead and loses ``sizes``.
    ORT derives the scales from ``sizes`` the same way, so nearest and linear results are
    bit-identical (tested per mode). Only ``keep_aspect_ratio_policy=stretch`` without ``axes``.
-5. Only values that depend on a tensor's shape are turned into constants, and only where a node
-   that stays reads them (or a graph output is one): pure constant arithmetic is left to ORT's own
-   constant folding, and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded.
-   The computation that fed the new constants is removed.
+5. Values are turned into constants only where a node that stays reads them (or a graph output
+   is one), and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded. Values
+   computed from constants alone fold too: onnx's inference reads Slice starts or Pad pads only
+   from constants (silero-vad's ``F.pad`` chain: Shape -> ConstantOfShape -> Concat -> Reshape ->
+   Slice -> Transpose -> Reshape -> Cast), and ORT's level-1 folding would fold them anyway; the
+   result never keeps more shape math than ORT does. The computation that fed them is removed.
 6. Rules 2-5 repeat until a round folds nothing (a fixpoint, at most ``_MAX_ROUNDS``): onnx
    infers a Reshape's output from a computed shape only from opset 14 on, so a chain
    Shape -> Reshape -> Shape needs the first constant before the second shape is known. The last
@@ -65,6 +67,9 @@ _EVALUATED = frozenset({
     "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Round", "Max", "Min", "Range",
     "Expand", "ConstantOfShape", "Equal", "Where", "Not", "And", "Or", "Less", "Greater",
     "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin",
+    # Moves and exact arithmetic on folded grids (YOLOv8's anchors: Range -> Add -> Expand ->
+    # Transpose -> Unsqueeze), which ONNX Runtime's level-1 folding would also fold.
+    "Transpose", "Tile", "LessOrEqual", "GreaterOrEqual", "Xor", "Sign", "Relu", "Clip", "Sqrt", "Reciprocal",
 })
 # Ops that only move elements: they can carry partly known shape vectors (rule 3).
 _SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape"})
@@ -207,7 +212,6 @@ class _Known:
         self.opset = opset
         self.values: dict[str, np.ndarray] = {}
         self.dims: dict[str, _Dims] = {}
-        self.from_shape: set[str] = set()  # values that read some tensor's shape
 
     def value(self, tensor: gs.Tensor) -> np.ndarray | None:
         if tensor.name in self.values:
@@ -232,30 +236,25 @@ class _Known:
         if node.op in ("Shape", "Size"):
             dims = _shape_dims(node)
             if dims is not None:
-                self._store(out, dims, from_shape=True)
+                self._store(out, dims)
             return
-        from_shape = any(not _empty(t) and t.name in self.from_shape for t in node.inputs)
         if node.op in _EVALUATED and _elements(out.shape) <= _MAX_ELEMENTS:
             inputs = [None if _empty(t) else self.value(t) for t in node.inputs]
             if all(v is not None for v, t in zip(inputs, node.inputs) if not _empty(t)):
                 results = evaluate_node(node, inputs, self.opset)
                 if results is not None:
                     self.values[out.name] = results[0]
-                    if from_shape:
-                        self.from_shape.add(out.name)
                     return
         dims = self._select(node) if node.op in _SELECTING else self._cast(node) if node.op == "Cast" else None
         if dims is not None:
-            self._store(out, dims, from_shape)
+            self._store(out, dims)
 
-    def _store(self, tensor: gs.Tensor, dims: _Dims, from_shape: bool) -> None:
+    def _store(self, tensor: gs.Tensor, dims: _Dims) -> None:
         value = dims.value()
         if value is not None:
             self.values[tensor.name] = value
         else:
             self.dims[tensor.name] = dims
-        if from_shape:
-            self.from_shape.add(tensor.name)
 
     def _select(self, node: gs.Node) -> _Dims | None:
         """Run an element-moving op on element indices instead of values, then map them back."""
@@ -359,7 +358,7 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
             continue
         out = node.outputs[0]
         value = known.values.get(out.name)
-        if value is None or out.name not in known.from_shape or value.size > _MAX_ELEMENTS:
+        if value is None or value.size > _MAX_ELEMENTS:
             continue
         if out.name in outputs:
             # A graph output keeps its name and producer: the producer becomes Identity(constant).
