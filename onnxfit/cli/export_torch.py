@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import console, export_app, handle_errors, print_json
@@ -42,18 +43,22 @@ def export_torch_command(
     if as_json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"{factory} -> {result.path}", title_justify="left")
+    table = Table(title=escape(f"{factory} -> {result.path}"), title_justify="left")
     table.add_column("what")
     table.add_column("result")
-    table.add_row("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")
-    for kind, values in (("input", result.inputs), ("output", result.outputs)):
-        for name, dims in values.items():
-            table.add_row(f"{kind} {name}", "[" + ", ".join(map(str, dims)) + "]")
-    for report in result.passes:
-        table.add_row(f"pass {report.name}", f"{report.rewritten} rewritten, {report.folded} folded"
-                      if report.changed else "nothing to do")
-    for check in result.verify.checks:
-        table.add_row(check.name, check.summary)
-    for note in result.notes:
-        table.add_row("note", note)
+    rows = [("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")]
+    rows += [(f"{kind} {t.name}", f"{t.dtype} {_shape(t.shape)}")
+             for kind, tensors in (("input", result.inputs), ("output", result.outputs)) for t in tensors.values()]
+    rows += [(f"pass {r.name}", f"{r.rewritten} rewritten, {r.folded} folded" if r.changed else "nothing to do")
+             for r in result.passes]
+    rows += [(check.name, check.summary) for check in result.verify.checks]
+    rows += [("note", note) for note in result.notes]
+    for what, text in rows:
+        # Shapes, node names and exporter messages carry [brackets] that rich would take for markup.
+        table.add_row(escape(what), escape(text))
     console.print(table)
+
+
+def _shape(dims) -> str:
+    """``[batch, 3, 24, 30]``: the symbolic batch by its name, an unknown dim as ``?``."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

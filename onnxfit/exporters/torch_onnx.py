@@ -12,8 +12,11 @@ Reshape, and people then hand-edit the graph. ``export_torch`` does the whole jo
    control flow, it records one branch: its "Converting a tensor to a Python boolean" warning is
    turned into that error too;
 2. opset and IR: the dynamo exporter builds at opset 18 and converts down to the requested
-   opset when it can (a note says when it could not); the IR version is set to the lowest one that
-   carries the opset (8 for opsets 17 and 18), which every onnxruntime since 1.10 reads;
+   opset when it can (a note says when it could not, and why). Its converter runs before its
+   optimizer, so an op that has no down-adapter (``Pad`` 18, from ``F.pad``) blocks the conversion
+   even when the optimizer then folds it away (into the ``pads`` of the next ``Conv``, as in
+   CREPE); the optimized model is converted once more. The IR version is set to the lowest one
+   that carries the opset (8 for opsets 17 and 18), which every onnxruntime since 1.10 reads;
 3. passes: ``dynamic-batch`` (when ``dynamic_batch``) repairs what the exported graph still
    hardcodes or merges (``Reshape [-1, 2]`` after ``Transpose(0, 2, 3, 1)`` becomes
    ``Reshape [-1, H*W, 2]``: the output gains a leading batch axis, ``[N, H*W, 2]``), then
@@ -44,18 +47,21 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import save_model
 from onnxfit.optimizer.optimize import optimize_model
 from onnxfit.optimizer.pipeline import PassReport, default_opset
+from onnxfit.shapes import Dim, proto_shape
 from onnxfit.verify.contamination import contamination_check
 from onnxfit.verify.inputs import generate_inputs, model_inputs
 from onnxfit.verify.parity import compare_outputs
 from onnxfit.verify.report import Check, VerifyReport
 from onnxfit.verify.runtimes import OrtRuntime, TorchRuntime
 
-__all__ = ["EXPORTERS", "BATCH_DIM", "PARITY_ATOL", "ExportResult", "export_torch", "load_factory", "build_module"]
+__all__ = ["EXPORTERS", "BATCH_DIM", "PARITY_ATOL", "ExportResult", "TensorInfo", "export_torch", "load_factory",
+           "build_module"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +73,26 @@ _MESSAGE_LIMIT = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output of the saved model, as ``inspect`` describes it."""
+
+    name: str
+    dtype: str  # numpy's name: "float32"
+    shape: tuple[Dim, ...]  # ints, the batch dim's name ("batch"), None where the model leaves it unknown
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
 @dataclass
 class ExportResult:
     path: Path
     exporter: str
     opset: int
     ir_version: int
-    inputs: dict[str, list]  # name -> dims (ints, or the batch dim's name)
-    outputs: dict[str, list]
+    inputs: dict[str, TensorInfo]  # by name, in graph order
+    outputs: dict[str, TensorInfo]
     passes: list[PassReport]
     verify: VerifyReport
     notes: list[str] = field(default_factory=list)
@@ -90,8 +108,8 @@ class ExportResult:
             "exporter": self.exporter,
             "opset": self.opset,
             "ir_version": self.ir_version,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
+            "inputs": [t.to_dict() for t in self.inputs.values()],
+            "outputs": [t.to_dict() for t in self.outputs.values()],
             "passes": [r.to_dict() for r in self.passes],
             "parity_max_abs": self.parity_max_abs(),
             "verify": self.verify.to_dict(),
@@ -145,9 +163,11 @@ def export_torch(
     export = _export_dynamo if exporter == "dynamo" else _export_torchscript
     with _quiet_exporter():
         model = export(module, args, names_in, names_out, batched, opset, label)
-    got = default_opset(model)
-    if got != opset:
-        notes.append(f"the {exporter} exporter could not convert to opset {opset}; the model has opset {got}")
+    if default_opset(model) != opset:
+        model, why = _convert_opset(model, opset)
+        if why:
+            notes.append(f"the {exporter} exporter could not convert to opset {opset} ({why}); "
+                         f"the model has opset {default_opset(model)}")
     model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
 
     passes = (["dynamic-batch"] if dynamic_batch else []) + ["fold-shapes"]
@@ -157,8 +177,8 @@ def export_torch(
     report = _verify(model, module, args, names_in, path)
     report.raise_if_failed()
     save_model(model, path)
-    return ExportResult(path, exporter, default_opset(model), model.ir_version, _dims(model.graph.input, model),
-                        _dims(model.graph.output, model), pipeline.reports, report, notes)
+    return ExportResult(path, exporter, default_opset(model), model.ir_version, _tensors(model.graph.input, model),
+                        _tensors(model.graph.output, model), pipeline.reports, report, notes)
 
 
 # ---------------------------------------------------------------------------------- export
@@ -288,10 +308,21 @@ def _forward_names(module, count: int) -> list[str]:
     return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
 
 
-def _dims(values, model: onnx.ModelProto) -> dict[str, list]:
+def _convert_opset(model: onnx.ModelProto, opset: int) -> tuple[onnx.ModelProto, str | None]:
+    """``model`` at ``opset`` by ONNX's version converter, or unchanged and the converter's reason."""
+    try:
+        return onnx.version_converter.convert_version(model, opset), None
+    except (RuntimeError, onnx.checker.ValidationError) as exc:
+        # "...BaseConverter.h:63: adapter_lookup: Assertion `false` failed: No Adapter To Version $17 for Pad"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return model, re.sub(r"^.*?failed: ", "", reason).replace("$", "")
+
+
+def _tensors(values, model: onnx.ModelProto) -> dict[str, TensorInfo]:
     initializers = {t.name for t in model.graph.initializer}
     return {
-        v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim]
+        v.name: TensorInfo(v.name, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).name,
+                           proto_shape(v) or ())
         for v in values if v.name not in initializers
     }
 
