@@ -16,18 +16,19 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from onnxfit.errors import node_label
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import default_opset, iter_graphs, op_histogram
+from onnxfit.shapes import proto_shape
 
 __all__ = ["inspect_model", "inspect"]
 
 
-def _dims(value_info: onnx.ValueInfoProto) -> list:
-    tensor_type = value_info.type.tensor_type
-    if not tensor_type.HasField("shape"):
-        return []
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+def _dims(value_info: onnx.ValueInfoProto) -> list | None:
+    """Dims (size, dim name, or "?"); [] for a scalar, None when even the rank is unknown."""
+    shape = proto_shape(value_info)  # Paddle's dim_value -1 is "any", not a size
+    return None if shape is None else [d if d is not None else "?" for d in shape]
 
 
 def _io(values, skip: set[str]) -> list[dict]:
@@ -74,18 +75,18 @@ def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
                 mode = node.attrs.get("mode", "constant")
                 mode = mode.decode() if isinstance(mode, bytes) else mode
                 if mode != "constant":
-                    found["pads"].append({"node": node.name, "mode": mode, "pass": "reflect-pad"})
+                    found["pads"].append({"node": node_label(node), "mode": mode, "pass": "reflect-pad"})
             elif node.op == "Split":
-                found["splits"].append({"node": node.name, "outputs": len(node.outputs), "pass": "split-to-slice"})
+                found["splits"].append({"node": node_label(node), "outputs": len(node.outputs), "pass": "split-to-slice"})
             elif node.op == "Gather" and _is_scalar(node.inputs[1], opset):
-                found["scalar_gathers"].append({"node": node.name, "pass": "scalar-gather"})
+                found["scalar_gathers"].append({"node": node_label(node), "pass": "scalar-gather"})
             elif node.op == "Shape":
-                found["shape_chains"].append({"node": node.name, "feeds": sorted(_shape_consumers(node)),
+                found["shape_chains"].append({"node": node_label(node), "feeds": sorted(_shape_consumers(node)),
                                               "pass": "fold-shapes"})
             elif node.op == "Reshape":
                 problem = _batch_problem(node, opset)
                 if problem:
-                    found["batch_reshapes"].append({"node": node.name, "shape": problem[0], "problem": problem[1],
+                    found["batch_reshapes"].append({"node": node_label(node), "shape": problem[0], "problem": problem[1],
                                                     "pass": "dynamic-batch"})
     return found
 
@@ -101,15 +102,15 @@ def _shape_consumers(node: gs.Node) -> set[str]:
     """The non-shape ops a Shape output eventually feeds (Resize, Reshape, Expand, ...)."""
     shape_math = {"Gather", "Slice", "Unsqueeze", "Squeeze", "Concat", "Cast", "Add", "Sub", "Mul", "Div",
                   "Floor", "Ceil", "Range", "Identity"}
-    seen: set[str] = set()
+    seen: set[int] = set()  # by identity: nameless nodes all share the name ''
     targets: set[str] = set()
     frontier = list(node.outputs)
     while frontier:
         tensor = frontier.pop()
         for consumer in tensor.outputs:
-            if consumer.name in seen:
+            if id(consumer) in seen:
                 continue
-            seen.add(consumer.name)
+            seen.add(id(consumer))
             if consumer.op in shape_math:
                 frontier.extend(consumer.outputs)
             else:

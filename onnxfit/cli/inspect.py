@@ -29,7 +29,7 @@ def inspect_command(
         io.add_column(column)
     for kind in ("inputs", "outputs"):
         for value in report[kind]:
-            io.add_row(kind[:-1], value["name"], value["dtype"], "x".join(map(str, value["shape"])) or "?")
+            io.add_row(kind[:-1], value["name"], value["dtype"], _shape_text(value["shape"]))
     console.print(io)
     ops = Table(title="ops", title_justify="left")
     ops.add_column("op")
@@ -45,3 +45,9 @@ def inspect_command(
             detail = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("node", "pass"))
             findings.add_row(kind, item["node"], detail, item["pass"])
     console.print(findings if findings.row_count else "no findings: nothing for the passes to rewrite")
+
+
+def _shape_text(shape: list | None) -> str:
+    if shape is None:
+        return "? (rank unknown)"
+    return "x".join(map(str, shape)) if shape else "scalar"

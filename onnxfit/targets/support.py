@@ -360,10 +360,10 @@ def ort_partition_groups(graph: GraphFacts, supported: Sequence[bool]) -> list[l
 
 
 def format_shape(shape: Sequence[int | None] | None) -> str:
-    """Dims as a reason shows them: ``[?, 129, ?]`` (``?`` symbolic or unknown), ``unknown rank``."""
+    """Dims as a reason shows them: ``[?, 129, ?]`` (``?`` symbolic, unknown, or Paddle's -1), ``unknown rank``."""
     if shape is None:
         return "unknown rank"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    return "[" + ", ".join("?" if d is None or d < 0 else str(d) for d in shape) + "]"
 
 
 def const_input(i: int, what: str) -> Check:
