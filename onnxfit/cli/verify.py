@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
@@ -83,17 +84,17 @@ def _render(result: VerifyReport, report_dir: Optional[Path]) -> None:
     console.print(f"runtimes: {', '.join(result.runtimes)}")
     for check in result.checks:
         mark = "[green]PASS[/green]" if check.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {check.name}: {check.summary}")
+        console.print(f"{mark} {check.name}: {escape(check.summary)}")
         for note in check.details.get("notes", []):
-            console.print(f"     note: {note}", style="dim")
+            console.print(f"     note: {escape(note)}", style="dim")
         for comparison in check.details.get("comparisons", []):
             if comparison["outputs"]:
                 console.print(_comparison_table(comparison))
             elif comparison.get("skipped"):
-                console.print(f"     skipped: {comparison['skipped']}", style="dim")
+                console.print(f"     skipped: {escape(comparison['skipped'])}", style="dim")
         failures = check.details.get("failures", [])[1:]
         for failure in failures[:_MAX_LINES]:
-            console.print(f"     {failure}")
+            console.print(f"     {escape(failure)}")
         if len(failures) > _MAX_LINES:
             console.print(f"     ... and {len(failures) - _MAX_LINES} more (--json or --report show all)")
     if report_dir is not None:

@@ -678,7 +678,8 @@ def _no_batch_axis(specs: list[InputSpec]) -> Check:
     time_major = [s for s in specs if s.dims and isinstance(s.dims[0], str) and TIME_NAME.search(s.dims[0])]
     if time_major:
         summary = "no batch axis: time-major"
-        note = (f"input {time_major[0].describe()} leads with time: its steps feed one another (recurrent state) "
+        spec = time_major[0]
+        note = (f"input '{spec.name}' {list(spec.dims)} leads with time: its steps feed one another (recurrent state) "
                 f"by design, so there are no frames to keep apart")
     else:
         summary = "no batch axis"

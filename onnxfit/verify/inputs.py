@@ -100,7 +100,7 @@ def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> Bat
     if unknown:
         spec = unknown[0]
         raise OnnxfitError(
-            f"input {spec.describe()}: its dim names do not say which axis carries the batch; "
+            f"input '{spec.name}' {_dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
             f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
             f"or --batch-axis {spec.name}=none if it has none"
         )

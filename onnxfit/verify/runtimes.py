@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "ModelSource",
     "REFERENCE_EVALUATOR_WRONG",
     "ReferenceGap",
+    "concise_ort_error",
     "reference_evaluator_gaps",
 ]
 
@@ -190,7 +192,10 @@ class OrtRuntime:
                 providers.append("CPUExecutionProvider")
             # A path lets ORT read external data itself; a proto is handed over serialized.
             source = self.model.SerializeToString() if isinstance(self.model, onnx.ModelProto) else str(self.model)
-            self._session = ort.InferenceSession(source, options, providers=providers)
+            try:
+                self._session = ort.InferenceSession(source, options, providers=providers)
+            except Exception as exc:  # noqa: BLE001 - ORT raises several types; one line says why
+                raise RuntimeError(concise_ort_error(str(exc))) from None
         return self._session
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -198,8 +203,30 @@ class OrtRuntime:
         wanted = {i.name for i in self.session.get_inputs()}
         run_options = ort.RunOptions()
         run_options.log_severity_level = _QUIET
-        results = self.session.run(names, {k: v for k, v in inputs.items() if k in wanted}, run_options)
+        try:
+            results = self.session.run(names, {k: v for k, v in inputs.items() if k in wanted}, run_options)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types; keep the innermost reason only
+            raise RuntimeError(concise_ort_error(str(exc))) from None
         return dict(zip(names, (np.asarray(r) for r in results)))
+
+
+def concise_ort_error(text: str) -> str:
+    """ORT nests a failure in every If/Loop around it; keep the failing node and its reason.
+
+    ``...running If node. Name:'If_0' Status Message: ... running LSTM node. Name:'rnn/LSTM'
+    Status Message: Input initial_h must have shape {1,4,128}. Actual:{1,1,128}`` ->
+    ``LSTM node 'rnn/LSTM': Input initial_h must have shape {1,4,128}. Actual:{1,1,128}``.
+    """
+    text = " ".join(text.split())
+    nested = list(_ORT_NESTED.finditer(text))
+    if nested:
+        last = nested[-1]
+        return f"{last.group(1)} node '{last.group(2)}': {text[last.end():]}"
+    return _ORT_PREFIX.sub("", text)
+
+
+_ORT_NESTED = re.compile(r"running (\w+) node\. Name:'([^']*)' Status Message: ")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 
 class ReferenceRuntime:
