@@ -325,11 +325,12 @@ def test_clean_conv_net_with_symbolic_batch_is_left_alone():
     assert "nothing to do" in result.reports[0].notes[-1]
 
 
-def test_fixed_batch_above_1_is_an_error():
+def test_fixed_batch_above_1_becomes_symbolic_when_frames_stay_independent():
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [8, 3])],
                        [tensor_info("y", [8, 3])])
-    with pytest.raises(OnnxfitError, match="input 'x' has a fixed batch of 8"):
-        _run(model)
+    rewritten = _run(model).model
+    assert _dims(rewritten.graph.input[0]) == ["batch", 3] and _dims(rewritten.graph.output[0]) == ["batch", 3]
+    _assert_frames_independent(rewritten, (3,))
 
 
 @pytest.mark.parametrize(("in_shape", "b", "out_shape", "slot"), [

@@ -131,6 +131,8 @@ def _shapes_at_export_batch(graph: gs.Graph, seeds: list[tuple[gs.Variable, int]
     here and inference runs again with their values. Symbolic dims count as unknown.
     """
     model = gs.export_onnx(graph, do_type_check=False)
+    # graph-surgeon does not list initializers as inputs, which IR 3 requires: infer as IR 4.
+    model.ir_version = max(model.ir_version, 4)
     declared = {vi.name: [proto_dim(d) for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input}
     fixed_inputs = {}
     for x, b in seeds:
@@ -460,7 +462,7 @@ def _broadcast(walk: _Walk, node: gs.Node) -> list[int | None]:
         raise _mixes(node, "broadcasting batch axes that do not line up")
     (p,) = from_end
     for t, r in zip(present, ranks):
-        if walk.b(t) is None and r >= p and walk.static(t, node)[r - p] != 1:
+        if walk.b(t) is None and r >= p and _dim(walk, t, node, r - p) != 1:
             raise _mixes(node, "broadcasting a fixed tensor along the batch axis")
     old_rank = max(r - (t.name in walk.lifted) for t, r in zip(present, ranks))
     out_axis = out_rank - p
@@ -468,6 +470,15 @@ def _broadcast(walk: _Walk, node: gs.Node) -> list[int | None]:
         for out in node.outputs:
             walk.lifted.add(out.name)
     return [out_axis] * len(node.outputs)
+
+
+def _dim(walk: _Walk, t, node: gs.Node, i: int) -> int:
+    """One dim of ``t``; the others may stay unknown (symbolic H/W)."""
+    shape = walk.shape(t)
+    if shape is None or shape[i] is None:
+        raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): dim {i} of '{t.name}' is not static; "
+                           "cannot tell whether it broadcasts along the batch")
+    return int(shape[i])
 
 
 def _cast_like(walk: _Walk, node: gs.Node) -> list[int | None]:
@@ -653,6 +664,12 @@ def _keeps_batch(shape: list[int], k: int, b: int, allowzero: int) -> bool:
 
 
 def _set_reshape_shape(walk: _Walk, node: gs.Node, shape: list[int]) -> None:
+    old = node.inputs[1]
+    if walk.graph.ir_version < 4 and isinstance(old, gs.Constant) and len(old.outputs) == 1:
+        # IR 3 lists the initializer as a graph input too: rewrite it in place rather than orphan it.
+        old.values = np.asarray(shape, dtype=np.int64)
+        walk.report.rewritten += 1
+        return
     # A new constant each time: one shape initializer is often shared by several Reshapes.
     node.inputs[1] = walk.int64(f"{node.name or 'reshape'}_batch_shape", shape)
     walk.report.rewritten += 1
