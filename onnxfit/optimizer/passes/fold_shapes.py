@@ -37,9 +37,13 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    the symbolic dims an exporter wrote, which no longer hold once input shapes are fixed.
 7. Rewrites reach If branches (nested), which run at most once per run. Loop and Scan bodies are
    left alone: their loop-carried tensors may change shape from one iteration to the next.
+8. An If whose condition has become a constant is replaced by the branch it takes (as ORT's
+   level-1 folding does): its outputs were unknown while the branches disagreed, so the Shape ops
+   after it (silero-vad's LSTM state handling) fold in the next round. Counted in ``rewritten``.
 
 Report: ``folded`` tensors turned into constants, ``removed`` nodes that became dead,
-``rewritten`` Resize nodes moved from sizes to scales plus graph inputs given fixed shapes.
+``rewritten`` Resize nodes moved from sizes to scales, If nodes inlined and graph inputs given
+fixed shapes.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.IN
 @register_pass
 class FoldShapesPass:
     name = "fold-shapes"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -112,7 +116,10 @@ class FoldShapesPass:
         for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
             for node in g.nodes:
                 known.learn(node)
-        changed = 0
+        changed = _inline_constant_ifs(graph, known)
+        report.rewritten += changed
+        if changed:
+            graph.toposort()
         for g in _straight_graphs(graph):
             for node in [n for n in g.nodes if n.op == "Resize"]:
                 scales = _resize_scales(node, known, ctx.opset)
@@ -376,6 +383,28 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
 
 def _all_known(node: gs.Node, known: _Known) -> bool:
     return all(_empty(t) or t.name in known.values for t in node.outputs)
+
+
+def _inline_constant_ifs(graph: gs.Graph, known: _Known) -> int:
+    """If nodes whose condition is now a constant become the branch they take (rule 8)."""
+    inlined = 0
+    for g in list(_straight_graphs(graph)):
+        for node in [n for n in g.nodes if n.op == "If" and n.domain in _DEFAULT_DOMAINS]:
+            cond = known.value(node.inputs[0])
+            if cond is None or cond.size != 1:
+                continue
+            branch = node.attrs["then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"]
+            outputs = list(node.outputs)
+            node.inputs.clear()
+            node.outputs.clear()
+            g.nodes.remove(node)
+            g.nodes.extend(branch.nodes)
+            # Identity keeps the If's output tensors (names, value_info, consumers) as they were;
+            # a branch output may be an outer tensor or appear twice, so it is never renamed.
+            for inner, outer in zip(branch.outputs, outputs):
+                nodes.add_node(g, "Identity", f"{node_label(node)}_{outer.name}", [inner], outputs=[outer])
+            inlined += 1
+    return inlined
 
 
 def _straight_graphs(graph: gs.Graph):
