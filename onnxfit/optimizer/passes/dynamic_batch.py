@@ -7,12 +7,20 @@ model fails or, worse, lets frames leak into each other. A correct batch-16 dete
 the frames/s of batch 1, so this is worth repairing. The pass first follows the batch through the
 graph (which axis of each tensor holds the frames; a small table of per-op rules, ``_RULES``), then:
 
-1. graph inputs whose leading dim is 1 get the symbolic dim ``ctx.batch_dim`` ("batch"); inputs
-   already symbolic are left as they are; a fixed leading dim above 1 is an error;
+1. each input's batch axis comes from its dim names (``onnxfit.batch_axes``: ``state: [2, batch,
+   128]`` is batched on axis 1, scalars are not batched; an input whose axis cannot be known is
+   an error naming it); a fixed batch there (1, or any export batch B such as centerface's 10,
+   the same for every input) gets the symbolic dim ``ctx.batch_dim`` ("batch"); shapes are
+   inferred at B, with ``--input-shape`` dims where given, and Shape chains that onnx data
+   propagation misses (a Cast in a Resize ``sizes`` chain) are evaluated and inference rerun;
 2. a Reshape (or Flatten) that keeps the batch in an axis gets a constant shape with -1 in that
-   slot and the static per-frame dims elsewhere (``[1, 512, 20, 20]`` -> ``[-1, 512, 20, 20]``);
+   slot and the static per-frame dims elsewhere (``[1, 512, 20, 20]`` or ``[10, ...]`` at batch 10
+   -> ``[-1, 512, 20, 20]``); a Reshape whose shape already takes the batch at run time
+   (``Concat(Shape(x)[0], 4, -1)``, or 0 in a leading batch slot) needs no repair and no static
+   per-frame shape; an Expand holding B in the batch slot gets 1 there;
 3. a Reshape or Flatten that merges a leading batch into another axis, or a Squeeze that drops it,
-   keeps it as a new leading axis instead: ``[N*H*W, 2]`` becomes ``[N, H*W, 2]``. Such a graph
+   keeps it as a new leading axis instead (export batch 1 only; at B > 1 an error):
+   ``[N*H*W, 2]`` becomes ``[N, H*W, 2]``. Such a graph
    output changes rank (at batch 1 its value is the old output with a leading 1 added), and ops
    after it that name axes (Softmax, Concat, Transpose, Reduce*, Slice, ...) have their
    non-negative axes moved up by one, so they still work within a frame;
@@ -31,7 +39,10 @@ graph (which axis of each tensor holds the frames; a small table of per-op rules
 
 ``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
 batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
-Only the main graph is followed; control flow that uses a batched tensor is an error.
+Only the main graph is followed; an If/Loop/Scan whose subgraph uses a batched tensor is an
+error naming the node and the tensor. Errors name nameless nodes by their first output
+(``node_label``). In IR 3 models (initializers are graph inputs) the constants the pass adds are
+listed as graph inputs too, and a Reshape's own shape initializer is rewritten in place.
 """
 
 from __future__ import annotations
