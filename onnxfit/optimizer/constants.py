@@ -60,7 +60,7 @@ def constant_value(tensor: gs.Tensor | None, opset: int | None = None, _depth: i
     if node.op == "Constant":
         return _constant_node_value(node)
     if node.op == "Shape":
-        return _shape_value(node)
+        return _shape_value(node, opset, _depth)
     if node.op not in _FOLDABLE or node.domain not in (None, "", "ai.onnx"):  # graph-surgeon imports "" as None
         return None
     inputs = []
@@ -92,10 +92,15 @@ def _constant_node_value(node: gs.Node) -> np.ndarray | None:
     return None
 
 
-def _shape_value(node: gs.Node) -> np.ndarray | None:
+def _shape_value(node: gs.Node, opset: int | None, depth: int) -> np.ndarray | None:
     shape = static_shape(node.inputs[0])
     if shape is None:
-        return None
+        # Shape of a constant (torch's F.pad export reads the pads Constant's shape): no graph
+        # input reaches it, so it is constant even where no shape was inferred.
+        value = constant_value(node.inputs[0], opset, depth + 1)
+        if value is None:
+            return None
+        shape = value.shape
     start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
     return np.asarray(shape[start:end], dtype=np.int64)
 

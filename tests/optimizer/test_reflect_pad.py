@@ -356,3 +356,79 @@ def test_target_that_runs_reflect_natively_keeps_last_two_axis_reflect_pads():
     feeds = random_feeds(model)
     assert_same_outputs(model, old.model, feeds)
     assert_same_outputs(model, new.model, feeds)
+
+
+# ------------------------------------------------------------ pads from a chain of constant ops
+
+
+def _torch_reflect_pad_nodes():
+    """torch's F.pad(reflect) export at opset 17: pads from Constant -> ConstantOfShape/Concat ->
+    Reshape -> Slice -> Transpose -> Reshape -> Cast."""
+    import io
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    class _Pad(torch.nn.Module):
+        def forward(self, x):
+            return F.pad(x, (2, 1, 1, 3), mode="reflect")
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Pad(), torch.randn(1, 2, 6, 7), buffer, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"])
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def test_torch_reflect_pad_export_with_constant_op_chain_pads_is_rewritten_bit_exact():
+    model = _torch_reflect_pad_nodes()
+    assert {"ConstantOfShape", "Transpose", "Slice"} <= {n.op_type for n in model.graph.node}
+    result = run_passes(model, get_passes(["reflect-pad"]), PassContext(opset=17))
+    onnx.checker.check_model(result.model)
+    assert op_count(result.model, "Pad") == 0 and result.reports[0].rewritten == 1
+    assert_same_outputs(model, result.model, random_feeds(model), exact=True)
+
+
+def test_torch_reflect_pad_chain_inside_an_if_branch_is_rewritten_bit_exact():
+    exported = _torch_reflect_pad_nodes()
+    then_graph = helper.make_graph(list(exported.graph.node), "then", [], [tensor_info("y", None)])
+    else_graph = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [], [tensor_info("e", None)])
+    model = make_model([helper.make_node("If", ["cond"], ["out"], then_branch=then_graph, else_branch=else_graph)],
+                       [tensor_info("x", [1, 2, 6, 7]), tensor_info("cond", [], TensorProto.BOOL)],
+                       [tensor_info("out", None)], opset=17)
+    result = run_passes(model, get_passes(["reflect-pad"]), PassContext(opset=17))
+    assert op_count(result.model, "Pad") == 0 and result.reports[0].rewritten == 1
+    for cond in (True, False):
+        feeds = random_feeds(model)
+        feeds["cond"] = np.array(cond)
+        assert_same_outputs(model, result.model, feeds, exact=True)
+
+
+def test_pads_from_the_shape_of_a_constant_are_constant():
+    # Older torch exports read the pads Constant's shape: Shape(Constant) -> Gather -> Sub ->
+    # ConstantOfShape -> Concat. No graph input reaches it, so the pads are known.
+    n = helper.make_node
+    nodes = [n("Constant", [], ["p2"], value=helper.make_tensor("pv", TensorProto.INT64, [2], [3, 2])),
+             n("Shape", ["p2"], ["ps"]), n("Constant", [], ["four"], value=helper.make_tensor("f", TensorProto.INT64, [1], [4])),
+             n("Sub", ["four", "ps"], ["rest"]), n("ConstantOfShape", ["rest"], ["zeros"],
+                                                    value=helper.make_tensor("z", TensorProto.INT64, [1], [0])),
+             n("Concat", ["zeros", "p2"], ["pads4"], axis=0),  # pads [0, 0, 3, 2]: 3 rows after axis 0, 2 after axis 1
+             n("Pad", ["x", "pads4"], ["y"], mode="reflect")]
+    model = make_model(nodes, [tensor_info("x", [5, 6])], [tensor_info("y", None)], opset=17)
+    result = run_passes(model, get_passes(["reflect-pad"]), PassContext(opset=17))
+    assert op_count(result.model, "Pad") == 0 and result.reports[0].rewritten == 1
+    assert_same_outputs(model, result.model, random_feeds(model), exact=True)
+
+
+def test_silero_vad_stft_reflect_pad_is_rewritten_by_reflect_pad_alone(zoo_model):
+    from onnxfit.model import load_model
+    from onnxfit.optimizer.optimize import optimize_model
+
+    model = load_model(zoo_model("silero_vad_16k_op15"))
+    result = optimize_model(model, "coreml", passes=["reflect-pad"])
+    assert op_count(result.model, "Pad") == 0 and result.reports[0].rewritten == 1
+    feeds = random_feeds(model, shapes={"input": (1, 512), "state": (2, 1, 128)})
+    feeds["sr"] = np.array(16000, dtype=np.int64)
+    assert_same_outputs(model, result.model, feeds, exact=True)

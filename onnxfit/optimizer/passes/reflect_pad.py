@@ -6,8 +6,9 @@ models (ReflectionPad2d in ResNet/U-Net generators, circular padding) then fall 
 and split the graph. Slice and Concat run everywhere. Rules:
 
 1. pads come from the ``pads`` attribute (opsets 4-10) or the ``pads`` input (opset >= 11) when
-   it is constant: an initializer, a Constant node, or constant after folding (Cast/Concat/Unsqueeze
-   chains). Pads computed at run time are skipped and reported with the reason. Models below
+   it is constant: an initializer, a Constant node, or any chain no graph input reaches (torch's
+   F.pad export: Constant/Shape -> ConstantOfShape/Concat -> Reshape -> Slice -> Transpose ->
+   Reshape -> Cast), at top level or inside If branches. Pads computed at run time are skipped and reported with the reason. Models below
    opset 4 are skipped: ONNX Runtime has no kernel for Concat-1 (nor for Pad-1);
 2. any axis is padded, not only H/W, with asymmetric begin/end amounts; the ``axes`` input
    (opset >= 18, negative axes included) selects the axes the pads apply to;
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
@@ -73,7 +75,7 @@ class Skip:
 @register_pass
 class ReflectPadPass:
     name = "reflect-pad"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -83,11 +85,11 @@ class ReflectPadPass:
                 if match is None:
                     continue
                 if isinstance(match, Skip):
-                    report.skipped.append(f"{node.name or 'Pad'}: {match.reason}")
-                    log.info("reflect-pad: skipping %s: %s", node.name, match.reason)
+                    report.skipped.append(f"{node_label(node)}: {match.reason}")
+                    log.info("reflect-pad: skipping %s: %s", node_label(node), match.reason)
                     continue
                 if _native_on_target(match, node, ctx):
-                    report.notes.append(f"{node.name or 'Pad'}: {match.mode} pad left as is, the target EP runs it")
+                    report.notes.append(f"{node_label(node)}: {match.mode} pad left as is, the target EP runs it")
                     continue
                 before = len(g.nodes)
                 _rewrite(g, node, match, ctx.opset)
