@@ -191,6 +191,7 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
         )
     placement = _labelled(placement, graph)
     on_ep = placement.get(ep, [])
+    sizes = None
     if ep == CPU_EP:
         groups: list[list] = []
         nodes_on_ep = 0
@@ -208,6 +209,8 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
             groups = [[name] for _, name in on_ep]
             others = sum(len(nodes) for placed_ep, nodes in placement.items() if placed_ep != ep)
             nodes_on_ep = max(len(graph.nodes) - others, 0) if on_ep else 0
+            # The log names fused nodes only: the size of one partition is known, of several not.
+            sizes = [nodes_on_ep] if len(groups) == 1 else []
     unsupported = [
         UnsupportedNode(name, op, f"placed on {placed_ep}")
         for placed_ep, nodes in placement.items()
@@ -223,7 +226,7 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
         partitions=len(groups),
         nodes_on_ep=nodes_on_ep,
         total_nodes=len(graph.nodes),
-        partition_sizes=[len(g) for g in groups],
+        partition_sizes=[len(g) for g in groups] if sizes is None else sizes,
         unsupported=unsupported if ep != CPU_EP else [],
         profile=None,
     )

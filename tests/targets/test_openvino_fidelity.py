@@ -41,4 +41,10 @@ def test_real_placement_lists_the_cpu_nodes_by_name():
     report = count_partitions(built_corpus()["unsupported_in_chain"], "openvino")
     assert report.is_real
     assert [(u.name, u.op) for u in report.unsupported] == [("cut", "Det")]
-    assert report.partition_sizes == [1, 1]  # one fused OpenVINO node per partition
+    # ORT logs one fused node per partition: the sizes of several partitions are unknown.
+    assert report.partitions == 2 and report.partition_sizes == []
+
+
+def test_real_placement_of_one_partition_gives_its_size():
+    report = count_partitions(built_corpus()["conv_chain"], "openvino")
+    assert report.is_real and report.partitions == 1 and report.partition_sizes == [report.nodes_on_ep] == [4]
