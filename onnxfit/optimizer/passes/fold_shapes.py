@@ -417,11 +417,5 @@ def _straight_graphs(graph: gs.Graph):
                     yield from _straight_graphs(attr)
 
 
-def _unresolved_shapes(graph: gs.Graph) -> bool:
-    """Whether a Shape/Size op still reads a tensor of not fully static shape (another round may help)."""
-    return any(n.op in ("Shape", "Size") and _elements(n.inputs[0].shape) < 0 for g in _straight_graphs(graph)
-               for n in g.nodes)
-
-
 def _node_count(graph: gs.Graph) -> int:
     return sum(len(g.nodes) for g in iter_graphs(graph))
