@@ -40,7 +40,9 @@ graph (which axis of each tensor holds the frames; a small table of per-op rules
 ``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
 batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
 Only the main graph is followed; an If/Loop/Scan whose subgraph uses a batched tensor is an
-error naming the node and the tensor. Errors name nameless nodes by their first output
+error naming the node and the tensor. When every input's batch is already symbolic, anything the
+walk cannot follow leaves the graph exactly as exported (with a note) instead of failing: the
+exporter made the batch dynamic, and ``verify`` proves frame independence on the running model. Errors name nameless nodes by their first output
 (``node_label``). In IR 3 models (initializers are graph inputs) the constants the pass adds are
 listed as graph inputs too, and a Reshape's own shape initializer is rewritten in place.
 """
@@ -73,7 +75,7 @@ _FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
 @register_pass
 class DynamicBatchPass:
     name = "dynamic-batch"
-    version = 2
+    version = 3
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -83,10 +85,22 @@ class DynamicBatchPass:
             return report
         batch = _export_batch(graph, seeds)
         graph.toposort()
+        already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in seeds)
+        snapshot = graph.copy() if already_dynamic else None
         walk = _Walk(graph, ctx, _shapes_at_export_batch(graph, seeds, batch, ctx), batch, report)
         walk.axis.update({x.name: b for x, b in seeds})
-        for node in list(graph.nodes):
-            walk.visit(node)
+        try:
+            for node in list(graph.nodes):
+                walk.visit(node)
+        except OnnxfitError as exc:
+            if snapshot is None:
+                raise
+            # The exporter already made the batch symbolic: a batch we cannot follow is no reason
+            # to refuse the model, only a reason not to touch it.
+            graph.nodes, graph.inputs, graph.outputs = snapshot.nodes, snapshot.inputs, snapshot.outputs
+            report.notes.append(f"batch already symbolic; left as exported ({exc}); `onnxfit verify` "
+                                "checks frame independence at run time")
+            return report
         symbolic = _make_symbolic(walk, seeds, ctx.batch_dim)
         report.rewritten += symbolic
         _list_constants_as_inputs(walk)
