@@ -22,7 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-__all__ = ["BATCH_NAME", "TIME_NAME", "UNKNOWN", "input_batch_axes", "is_symbolic"]
+from onnxfit.errors import OnnxfitError
+
+__all__ = ["BATCH_NAME", "TIME_NAME", "UNKNOWN", "input_batch_axes", "is_symbolic", "parse_batch_axes"]
 
 BATCH_NAME = re.compile(r"^(n|b|bs|batch|batches|batch_size|batchsize|num_batches|nbatch|batch_dim|"
                         r"dynamicdimension\.0|p2o\.dynamicdimension\.0)$", re.IGNORECASE)
@@ -31,6 +33,7 @@ TIME_NAME = re.compile(r"(^|[_.])(seq|sequence|seq_len|sequence_length|length|le
 UNKNOWN = -1  # the input is batched somewhere, but its dims do not say where
 
 Dim = int | str | None
+BatchAxes = dict[str, int | None]
 
 
 def is_symbolic(dim: Dim) -> bool:
@@ -66,3 +69,23 @@ def _batch_axis(dims: Sequence[Dim] | None, batch_names: set[str]) -> int | None
     if not is_symbolic(dims[0]) and dims[0] > 1 and any(is_symbolic(d) and not _name(d) for d in dims[1:]):
         return UNKNOWN
     return 0
+
+
+def parse_batch_axes(items: list[str] | dict | None) -> BatchAxes:
+    """``["state=1", "sr=none"]`` -> ``{"state": 1, "sr": None}`` (``--batch-axis``)."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    axes: BatchAxes = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name:
+            raise OnnxfitError(f"--batch-axis {item}: expected NAME=AXIS (an integer, or none)")
+        if value.lower() == "none":
+            axes[name] = None
+        elif value.isdigit():
+            axes[name] = int(value)
+        else:
+            raise OnnxfitError(f"--batch-axis {item}: the axis must be a non-negative integer or none")
+    return axes

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
+from onnxfit.batch_axes import parse_batch_axes
 from onnxfit.model import parse_input_shapes
 from onnxfit.optimizer import get_passes, optimize, select_passes
 from onnxfit.targets import get_target, target_names
@@ -61,6 +62,7 @@ def _optimize_one(job: dict) -> dict:
         else:
             result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
+                              batch_axes=job["batch_axes"],
                               ort_version=_version_tuple(job["ort_version"]),
                               check_each=job["check_each"]).to_dict()
         if _count_partitions(job):
@@ -141,6 +143,8 @@ def optimize_command(
     passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x640x640 or 1x3x640x640 (repeatable)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
+    batch_axis: list[str] = typer.Option([], "--batch-axis", help="NAME=AXIS (or NAME=none) for --dynamic-batch, "
+                                         "where an input's dim names do not say which axis holds the batch."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
@@ -163,6 +167,7 @@ def optimize_command(
     _version_tuple(ort_version)
     get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch))
     parse_input_shapes(input_shape)
+    parse_batch_axes(batch_axis)
     model_paths = collect_models(models)
     for path in model_paths:
         if not path.exists():
@@ -176,7 +181,7 @@ def optimize_command(
         target = auto_target()
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch, "cache": cache, "verify": verify, "ort_version": ort_version,
+         "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis), "cache": cache, "verify": verify, "ort_version": ort_version,
          "partitions": partitions, "check_each": check_each}
         for m, o in zip(model_paths, outputs)
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import onnx
 
+from onnxfit.batch_axes import parse_batch_axes
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes, save_model
 from onnxfit.optimizer.pipeline import PassContext, PipelineResult, default_opset, get_passes, run_passes
 from onnxfit.targets import get_target
@@ -65,6 +66,7 @@ def optimize_model(
     dynamic_batch: bool = False,
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
+    batch_axes: dict[str, int | None] | None = None,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
@@ -76,7 +78,7 @@ def optimize_model(
     chosen = get_passes(names)
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
                       ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
-                      dynamic_batch="dynamic-batch" in names)
+                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(batch_axes or {}))
     return run_passes(model, chosen, ctx, check_each=check_each)
 
 
@@ -90,11 +92,13 @@ def optimize(
     external_data: bool | None = None,
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
+    batch_axes: dict[str, int | None] | list[str] | None = None,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
     ``input_shapes``: ``{"images": (1, 3, 640, 640)}``, ``{None: (1, 3, 640, 640)}`` for the only
-    input, or CLI-style strings ``["images=1x3x640x640"]``.
+    input, or CLI-style strings ``["images=1x3x640x640"]``. ``batch_axes``: ``{"state": 1}`` or
+    ``["state=1"]`` for inputs whose dim names do not say where the batch is (dynamic-batch).
     """
     model_path = Path(model_path)
     get_target(target)
@@ -103,7 +107,8 @@ def optimize(
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)
-    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each)
+    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each,
+                            parse_batch_axes(batch_axes))
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

@@ -48,6 +48,8 @@ class PassContext:
     batch_dim: str = "batch"
     # dynamic-batch runs in this pipeline: axis 0 named batch_dim stays symbolic under input_shapes.
     dynamic_batch: bool = False
+    # --batch-axis NAME=AXIS: where an input's dim names do not say which axis holds the batch.
+    batch_axes: dict[str, int | None] = field(default_factory=dict)
     # Pad modes the target EP runs itself at ort_version (reflect-pad leaves those alone).
     native_pad_modes: frozenset[str] = frozenset()
 
@@ -216,9 +218,9 @@ def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None
 def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
     new = gs.export_onnx(graph, do_type_check=False)
     _restore_model_fields(original, new)
-    _restore_graph_inputs(original.graph, new.graph)
-    _restore_output_shapes(original.graph, new.graph)
     _restore_initializer_order(original.graph, new.graph)
+    _restore_graph_inputs(original.graph, new.graph, lists_initializers=original.ir_version < 4)
+    _restore_output_shapes(original.graph, new.graph)
     _restore_node_doc_strings(original.graph, new.graph)
     return new
 
@@ -249,17 +251,23 @@ def _restore_model_fields(original: onnx.ModelProto, new: onnx.ModelProto) -> No
     new.metadata_props.extend(original.metadata_props)
 
 
-def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
-    """Keep the original input order; old-IR models also list initializers as inputs."""
+def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto, lists_initializers: bool) -> None:
+    """Keep the original input order. IR < 4 requires every initializer to be a graph input too:
+    initializers a pass added (folded weights, new shape constants) are listed after the others,
+    and those a pass dropped are no longer listed (ORT would ask the caller to feed them)."""
     current = {vi.name: vi for vi in new.input}
-    initializer_names = {t.name for t in new.initializer} | {t.name for t in original.initializer}
+    initializers = {t.name: t for t in new.initializer}
     ordered = []
     for vi in original.input:
         if vi.name in current:
             ordered.append(current.pop(vi.name))
-        elif vi.name in initializer_names:
+        elif vi.name in initializers:
             ordered.append(vi)
     ordered.extend(current.values())
+    if lists_initializers:
+        listed = {vi.name for vi in ordered}
+        ordered += [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                    for t in new.initializer if t.name not in listed]
     if [vi.name for vi in ordered] != [vi.name for vi in new.input]:
         copies = [onnx.ValueInfoProto.FromString(vi.SerializeToString()) for vi in ordered]
         del new.input[:]

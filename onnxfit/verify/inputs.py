@@ -30,6 +30,7 @@ import onnx
 from onnx import helper
 
 from onnxfit.batch_axes import BATCH_NAME, UNKNOWN, input_batch_axes
+from onnxfit.batch_axes import parse_batch_axes
 from onnxfit.errors import OnnxfitError, first_line
 
 __all__ = [
@@ -110,26 +111,6 @@ def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> Bat
 def _guess_axis(spec: InputSpec) -> int:
     """The example axis for the error message: the first symbolic dim after the leading one."""
     return next((i for i, d in enumerate(spec.dims or ()) if i and not isinstance(d, int)), 1)
-
-
-def parse_batch_axes(items: list[str] | dict | None) -> BatchAxes:
-    """``["state=1", "sr=none"]`` -> ``{"state": 1, "sr": None}`` (``--batch-axis``)."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        return dict(items)
-    axes: BatchAxes = {}
-    for item in items:
-        name, sep, value = item.rpartition("=")
-        if not sep or not name:
-            raise OnnxfitError(f"--batch-axis {item}: expected NAME=AXIS (an integer, or none)")
-        if value.lower() == "none":
-            axes[name] = None
-        elif value.isdigit():
-            axes[name] = int(value)
-        else:
-            raise OnnxfitError(f"--batch-axis {item}: the axis must be a non-negative integer or none")
-    return axes
 
 
 def frame(array: np.ndarray, axis: int, index: int) -> np.ndarray:

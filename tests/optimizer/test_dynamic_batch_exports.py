@@ -301,3 +301,63 @@ def test_nameless_node_is_named_by_its_output_in_errors():
                        [tensor_info("probs", [1, 5])])
     with pytest.raises(OnnxfitError, match=r"^node 'Softmax -> probs' \(Softmax over axis 0\) mixes frames"):
         _run(model)
+
+
+def _lstm_model(layout=0):
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((1, 12, 4)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.standard_normal((1, 12, 3)).astype(np.float32), "R")
+    x_shape, h_shape = ([1, 1, 4], [1, 1, 3]) if layout == 0 else ([1, 1, 4], [1, 1, 3])
+    node = helper.make_node("LSTM", ["x", "W", "R", "", "", "h", "c"], ["y", "y_h", "y_c"], hidden_size=3,
+                            layout=layout)
+    return make_model([node], [tensor_info("x", x_shape), tensor_info("h", h_shape), tensor_info("c", h_shape)],
+                      [tensor_info("y", None), tensor_info("y_h", None), tensor_info("y_c", None)], [w, r])
+
+
+def test_lstm_with_batch_axis_from_the_user_keeps_frames_independent():
+    # A streaming cell exported at batch 1: x [seq, batch, in], states [dirs, batch, hidden].
+    model = _lstm_model()
+    ctx = PassContext(opset=default_opset(model), batch_axes={"x": 1, "h": 1, "c": 1})
+    rewritten = run_passes(model, get_passes(["dynamic-batch"]), ctx).model
+    rng = np.random.default_rng(1)
+    whole = {"x": rng.standard_normal((1, 3, 4)).astype(np.float32),
+             "h": rng.standard_normal((1, 3, 3)).astype(np.float32),
+             "c": rng.standard_normal((1, 3, 3)).astype(np.float32)}
+    y, y_h, y_c = run_ort(rewritten, whole)
+    for j in range(3):
+        alone = run_ort(rewritten, {k: v[:, j:j + 1] for k, v in whole.items()})
+        np.testing.assert_allclose(y[:, :, j:j + 1], alone[0], atol=1e-6)
+        np.testing.assert_allclose(y_h[:, j:j + 1], alone[1], atol=1e-6)
+        np.testing.assert_allclose(y_c[:, j:j + 1], alone[2], atol=1e-6)
+    original = run_ort(model, {k: v[:, :1] for k, v in whole.items()})
+    for a, b in zip(original, run_ort(rewritten, {k: v[:, :1] for k, v in whole.items()})):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lstm_state_batch_on_the_wrong_axis_is_refused_naming_the_node():
+    model = _lstm_model()
+    ctx = PassContext(opset=default_opset(model), batch_axes={"x": 1, "h": 0, "c": 1})
+    with pytest.raises(OnnxfitError, match=r"^node 'LSTM -> y' \(LSTM with the batch of input 5 on axis 0"):
+        run_passes(model, get_passes(["dynamic-batch"]), ctx)
+
+
+def test_batch_axis_naming_no_input_is_a_one_line_error():
+    model = _lstm_model()
+    ctx = PassContext(opset=default_opset(model), batch_axes={"state": 1})
+    with pytest.raises(OnnxfitError, match=r"^--batch-axis state=...: 'state' is not a model input"):
+        run_passes(model, get_passes(["dynamic-batch"]), ctx)
+
+
+def test_silero_vad_with_batch_axis_state_1_gets_a_dynamic_batch(zoo_model):
+    # Every dim of silero_vad is unnamed: --batch-axis state=1 tells where its state holds frames.
+    model = onnx.load(zoo_model("silero_vad_openvino_16k"))
+    ctx = PassContext(opset=default_opset(model), batch_axes={"state": 1})
+    result = run_passes(model, get_passes(["dynamic-batch"]), ctx)
+    assert result.changed
+    rng = np.random.default_rng(2)
+    whole = {"input": rng.uniform(-1, 1, (3, 576)).astype(np.float32), "state": np.zeros((2, 3, 128), np.float32)}
+    out, state = run_ort(result.model, whole)
+    for j in range(3):
+        out_j, state_j = run_ort(result.model, {"input": whole["input"][j:j + 1], "state": whole["state"][:, j:j + 1]})
+        np.testing.assert_allclose(out[j:j + 1], out_j, atol=1e-6)
+        np.testing.assert_allclose(state[:, j:j + 1], state_j, atol=1e-6)

@@ -46,7 +46,6 @@ class ZooModel:
     batches: bool = True  # frames are independent along a batch axis: --dynamic-batch applies
     feeds: Callable[[int], dict[str, np.ndarray]] | None = None  # real inputs at a batch size
     batch_axis: dict[str, int] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
-    refuses_dynamic_batch: str | None = None  # the one-line reason --dynamic-batch gives, when it must refuse
 
     @property
     def filename(self) -> str:
@@ -122,8 +121,7 @@ MODELS: tuple[ZooModel, ...] = (
     # Voice-activity detectors: If subgraphs, LSTM, scalar int64 setting, state with batch on axis 1.
     ZooModel("silero_vad", SILERO, "silero_vad/data/silero_vad.onnx",
              "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", "spox", "VAD",
-             feeds=_silero_feeds(576, sr=True), batch_axis={"state": 1},
-             refuses_dynamic_batch="input 'state' [2, None, 128]: its dims do not say which axis holds the batch"),
+             feeds=_silero_feeds(576, sr=True), batch_axis={"state": 1}),
     ZooModel("silero_vad_16k_op15", SILERO, "silero_vad/data/silero_vad_16k_op15.onnx",
              "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49", "torch 2.3 (TorchScript)", "VAD",
              feeds=_silero_feeds(576, sr=True)),
@@ -135,7 +133,7 @@ MODELS: tuple[ZooModel, ...] = (
              feeds=_silero_feeds(576, sr=True)),
     ZooModel("silero_vad_openvino_16k", SILERO, "silero_vad/data/silero_vad_openvino_16k.onnx",
              "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87", "spox", "VAD",
-             feeds=_silero_feeds(576, sr=False)),
+             feeds=_silero_feeds(576, sr=False), batch_axis={"state": 1}),
     ZooModel("silero_vad_16k_sequence", SILERO, "silero_vad/data/silero_vad_16k_sequence.onnx",
              "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85", "torch 2.11", "VAD (time axis)",
              batches=False, feeds=_sequence_feeds),

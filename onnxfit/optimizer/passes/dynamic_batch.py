@@ -40,7 +40,10 @@ graph (which axis of each tensor holds the frames; a small table of per-op rules
 ``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
 batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
 Only the main graph is followed; an If/Loop/Scan whose subgraph uses a batched tensor is an
-error naming the node and the tensor. When every input's batch is already symbolic, anything the
+error naming the node and the tensor. LSTM/GRU/RNN keep frames apart when X and the initial states carry the batch on the op's
+batch axis (axis 1 at layout 0). Each input's batch axis comes from its dim names
+(``onnxfit.batch_axes``) or from ``--batch-axis NAME=AXIS`` (``ctx.batch_axes``) where the names
+do not tell (silero-vad's ``state: [2, ?, 128]``). When every input's batch is already symbolic, anything the
 walk cannot follow leaves the graph exactly as exported (with a note) instead of failing: the
 exporter made the batch dynamic, and ``verify`` proves frame independence on the running model. Errors name nameless nodes by their first output
 (``node_label``). In IR 3 models (initializers are graph inputs) the constants the pass adds are
@@ -79,7 +82,7 @@ class DynamicBatchPass:
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
-        seeds = _batch_axes(graph)
+        seeds = _batch_axes(graph, ctx.batch_axes)
         if not seeds:
             report.notes.append("no graph input has a batch axis; nothing to do")
             return report
@@ -118,16 +121,22 @@ def _gs_dim(d):
     return int(d) if isinstance(d, (int, np.integer)) else (d or None)
 
 
-def _batch_axes(graph: gs.Graph) -> list[tuple[gs.Variable, int]]:
-    """Graph inputs that carry frames -> their batch axis, read from the dim names (rule 1)."""
+def _batch_axes(graph: gs.Graph, overrides: dict[str, int | None]) -> list[tuple[gs.Variable, int]]:
+    """Graph inputs that carry frames -> their batch axis, read from the dim names (rule 1) unless
+    ``--batch-axis`` says (``overrides``)."""
     dims = {x.name: None if x.shape is None else [_gs_dim(d) for d in x.shape] for x in graph.inputs}
-    axes = input_batch_axes(dims)
+    for name, axis in overrides.items():
+        if name not in dims:
+            raise OnnxfitError(f"--batch-axis {name}=...: '{name}' is not a model input (inputs: {', '.join(dims)})")
+        if axis is not None and (dims[name] is None or axis >= len(dims[name])):
+            raise OnnxfitError(f"--batch-axis {name}={axis}: input '{name}' has dims {dims[name]}")
+    axes = {**input_batch_axes(dims), **overrides}
     seeds = []
     for x in graph.inputs:
         axis = axes.get(x.name)
         if axis == UNKNOWN:
             raise OnnxfitError(f"input '{x.name}' {dims[x.name]}: its dims do not say which axis holds the batch; "
-                               "name that dim 'batch' to make the batch dynamic")
+                               f"pass --batch-axis {x.name}=AXIS (or name that dim 'batch')")
         if axis is not None:
             seeds.append((x, axis))
     return seeds
@@ -1043,6 +1052,30 @@ _FRAME_OPS = {
     "GlobalLpPool", "BatchNormalization", "InstanceNormalization", "GroupNormalization", "LRN",
     "DepthToSpace", "SpaceToDepth", "GridSample",
 }
+def _recurrent(walk: _Walk, node: gs.Node) -> list[int | None]:
+    """LSTM/GRU/RNN run each frame on its own when the batch sits on their batch axis: X and the
+    initial states on axis 1 (layout 0) or 0 (layout 1); Y then holds it on axis 2 (or 0), Y_h/Y_c
+    on axis 1 (or 0). Weights must be per-model, and a fixed sequence_lens would pin the batch."""
+    layout = int(node.attrs.get("layout", 0))
+    x_axis, state_axis, y_axis = (0, 0, 0) if layout else (1, 1, 2)
+    expected = {0: x_axis, 5: state_axis, 6: state_axis}
+    for i, t in enumerate(node.inputs):
+        if _absent(t):
+            continue
+        b = walk.b(t)
+        if i in expected and b is not None and b != expected[i]:
+            raise _mixes(node, f"with the batch of input {i} on axis {b}, not its batch axis {expected[i]}")
+        if i not in expected and i != 4 and b is not None:
+            raise _mixes(node, f"with batched weights (input {i})")
+        if i == 4 and b is None:
+            raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): sequence_lens is fixed per batch; "
+                               "the batch cannot be made dynamic")
+        if i in (5, 6) and b is None and walk.b(node.inputs[0]) is not None:
+            raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): initial state input {i} has a fixed batch; "
+                               "feed it from a graph input with a batch axis")
+    return [y_axis, state_axis, state_axis][:len(node.outputs)]
+
+
 _RULES: dict[str, Callable[[_Walk, gs.Node], list[int | None]]] = {
     **{op: _broadcast for op in _BROADCAST},
     **{op: _frame_op for op in _FRAME_OPS},
@@ -1052,6 +1085,7 @@ _RULES: dict[str, Callable[[_Walk, gs.Node], list[int | None]]] = {
     "Transpose": _transpose, "Concat": _concat, "Split": _split, "Gather": _gather, "Slice": _slice,
     "TopK": _topk, "LayerNormalization": _layer_norm, "MatMul": _matmul, "Gemm": _gemm,
     "Pad": _pad, "Tile": _tile, "Expand": _expand, "Resize": _resize, "Upsample": _resize,
+    "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
 }
 
 
