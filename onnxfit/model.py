@@ -271,6 +271,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data.encode("utf-8") if isinstance(data, str) else data)
+        # mkstemp makes the file 0600; what we write is read like any file the user saves.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         raise OnnxfitError(f"{path}: cannot write ({first_line(exc)})") from None
@@ -278,6 +280,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    """The process umask (os.umask can only be read by setting it: set it back at once)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 # ------------------------------------------------------------------------------ shape specs

@@ -91,21 +91,7 @@ def write_report(report: VerifyReport, directory: str | os.PathLike) -> list[Pat
         "report.md": to_markdown(report),
         "report.html": to_html(report),
     }
-    written = []
-    mode = 0o666 & ~_umask()
-    for name, text in documents.items():
-        path = write_atomic(directory / name, text)
-        # write_atomic's temporary file is 0600; a report is read by others like any saved model.
-        os.chmod(path, mode)
-        written.append(path)
-    return written
-
-
-def _umask() -> int:
-    """The process umask (os.umask can only be read by setting it: set it back at once)."""
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
+    return [write_atomic(directory / name, text) for name, text in documents.items()]
 
 
 def _json_default(value: Any):
