@@ -6,7 +6,8 @@ For each ONNX model of tests/zoo/manifest.py (fetched once into the zoo cache) a
 target (CoreML MLProgram, NNAPI, OpenVINO): partitions before -> after ``optimize --target T``
 (with the manifest's ``--input-shape`` where the model has symbolic dims, as a user deploying it
 would run it), what the passes changed, and the largest output difference between the optimized
-and the original model on ONNX Runtime CPU.
+and the original model on ONNX Runtime CPU. A cell reads "partitions before → after (nodes on the EP
+/ all nodes, before → after)": 0 partitions means no node runs on the EP at all.
 """
 
 from __future__ import annotations
@@ -65,9 +66,12 @@ def measure(entry, path: Path, workdir: Path) -> dict:
         out = workdir / f"{entry.name}.{target}.onnx"
         cell = {}
         try:
-            cell["before"] = count_partitions(path, target).partitions
+            before = count_partitions(path, target)
             result = onnxfit.optimize(path, out, target=target, input_shapes=dict(entry.input_shape) or None)
-            cell["after"] = count_partitions(out, target).partitions
+            after = count_partitions(out, target)
+            cell["before"], cell["after"] = before.partitions, after.partitions
+            cell["nodes_before"] = f"{before.nodes_on_ep}/{before.total_nodes}"
+            cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
             cell["changed"] = _changes(result)
             actual = _run(out, feeds)
             cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
@@ -81,7 +85,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
 def _cell(cell: dict) -> str:
     if "error" in cell:
         return f"error: {cell['error']}"
-    return f"{cell['before']} → {cell['after']}"
+    return f"{cell['before']} → {cell['after']} ({cell['nodes_before']} → {cell['nodes_after']})"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -110,7 +114,9 @@ def main() -> None:
     document = {"onnxfit": onnxfit.__version__, "onnxruntime": ort.__version__, "models": rows}
     (ROOT / "reports" / "zoo.json").write_text(json.dumps(document, indent=2) + "\n")
     table = markdown(rows)
-    estimates = f"Partitions estimated by onnxfit's EP profiles for onnxruntime {'.'.join(ort.__version__.split('.')[:2])}."
+    estimates = ("Cells: partitions before → after `optimize --target T` (nodes on the EP / all nodes); "
+                 "0 partitions means nothing runs on the EP. ")
+    estimates += f"Partitions estimated by onnxfit's EP profiles for onnxruntime {'.'.join(ort.__version__.split('.')[:2])}."
     (ROOT / "reports" / "ZOO.md").write_text(f"# Real-model zoo\n\n{estimates} Made by `python reports/zoo.py`.\n\n{table}\n")
     readme = (ROOT / "README.md").read_text()
     if START in readme and END in readme:
