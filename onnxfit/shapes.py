@@ -20,7 +20,7 @@ from onnxfit.errors import first_line
 from onnxfit.lazy_io import is_lazy
 from onnxfit.model import iter_graphs
 
-__all__ = ["Dim", "infer_shapes", "proto_dim", "proto_shape", "weightless_copy"]
+__all__ = ["Dim", "dims_text", "infer_shapes", "proto_dim", "proto_shape", "weightless_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +101,8 @@ def proto_shape(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
     if not value_info.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
         return None
     return tuple(proto_dim(d) for d in tensor_type.shape.dim)
+
+
+def dims_text(dims) -> str:
+    """``[batch, 3, ?, 640]``: symbolic dims by name, unknown ones as ``?``."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

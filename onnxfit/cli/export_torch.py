@@ -11,6 +11,7 @@ from rich.table import Table
 from onnxfit.cli.common import console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import parse_shape
+from onnxfit.shapes import dims_text
 
 
 @export_app.command("torch")
@@ -47,7 +48,7 @@ def export_torch_command(
     table.add_column("what")
     table.add_column("result")
     rows = [("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")]
-    rows += [(f"{kind} {t.name}", f"{t.dtype} {_shape(t.shape)}")
+    rows += [(f"{kind} {t.name}", f"{t.dtype} {dims_text(t.shape)}")
              for kind, tensors in (("input", result.inputs), ("output", result.outputs)) for t in tensors.values()]
     rows += [(f"pass {r.name}", f"{r.rewritten} rewritten, {r.folded} folded" if r.changed else "nothing to do")
              for r in result.passes]
@@ -59,6 +60,3 @@ def export_torch_command(
     console.print(table)
 
 
-def _shape(dims) -> str:
-    """``[batch, 3, 24, 30]``: the symbolic batch by its name, an unknown dim as ``?``."""
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

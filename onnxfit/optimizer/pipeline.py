@@ -220,20 +220,8 @@ def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
     _restore_model_fields(original, new)
     _restore_initializer_order(original.graph, new.graph)
     _restore_graph_inputs(original.graph, new.graph, lists_initializers=original.ir_version < 4)
-    _restore_output_shapes(original.graph, new.graph)
     _restore_node_doc_strings(original.graph, new.graph)
     return new
-
-
-def _restore_output_shapes(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
-    """A graph output exported without a shape gets the original declaration's type back (safety net
-    for a pass that leaves an output's shape unknown: the checker requires one)."""
-    declared = {vi.name: vi for vi in original.output}
-    for vi in new.output:
-        before = declared.get(vi.name)
-        if (vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape") and before is not None
-                and before.type.tensor_type.elem_type == vi.type.tensor_type.elem_type):
-            vi.type.CopyFrom(before.type)
 
 
 def _restore_model_fields(original: onnx.ModelProto, new: onnx.ModelProto) -> None:

@@ -29,9 +29,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from onnxfit.batch_axes import BATCH_NAME, UNKNOWN, input_batch_axes
-from onnxfit.batch_axes import parse_batch_axes
+from onnxfit.batch_axes import BATCH_NAME, UNKNOWN, input_batch_axes, parse_batch_axes
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.shapes import dims_text, proto_shape
 
 __all__ = [
     "InputSpec",
@@ -101,7 +101,7 @@ def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> Bat
     if unknown:
         spec = unknown[0]
         raise OnnxfitError(
-            f"input '{spec.name}' {_dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
+            f"input '{spec.name}' {dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
             f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
             f"or --batch-axis {spec.name}=none if it has none"
         )
@@ -130,22 +130,11 @@ def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
     for vi in model.graph.input:
         if vi.name in initializers:
             continue
-        tensor_type = vi.type.tensor_type
         if not vi.type.HasField("tensor_type"):
             raise OnnxfitError(f"input '{vi.name}' is not a tensor (sequence/map inputs are not supported by verify)")
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
-        dims: tuple[Dim, ...] | None = None
-        if tensor_type.HasField("shape"):
-            dims = tuple(_dim(d) for d in tensor_type.shape.dim)
-        specs.append(InputSpec(vi.name, dtype, dims))
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        specs.append(InputSpec(vi.name, dtype, proto_shape(vi)))  # a dim_value <= 0 (Paddle's -1) is symbolic
     return specs
-
-
-def _dim(d) -> Dim:
-    """A dim_value <= 0 (Paddle writes -1) is as symbolic as an empty dim."""
-    if d.HasField("dim_value") and d.dim_value > 0:
-        return d.dim_value
-    return d.dim_param or None
 
 
 def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.ndarray]:
@@ -176,17 +165,13 @@ def check_array(name: str, array: np.ndarray, spec: InputSpec, source: str) -> N
     if array.ndim != len(spec.dims):
         raise OnnxfitError(
             f"{source}: input '{name}' has shape {list(array.shape)} (rank {array.ndim}), the model wants rank "
-            f"{len(spec.dims)} {_dims_text(spec.dims)}"
+            f"{len(spec.dims)} {dims_text(spec.dims)}"
         )
     for value, dim in zip(array.shape, spec.dims):
         if isinstance(dim, int) and dim != value:
             raise OnnxfitError(
-                f"{source}: input '{name}' has shape {list(array.shape)}, the model wants {_dims_text(spec.dims)}"
+                f"{source}: input '{name}' has shape {list(array.shape)}, the model wants {dims_text(spec.dims)}"
             )
-
-
-def _dims_text(dims: tuple[Dim, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
 def resolve_shapes(

@@ -174,16 +174,14 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
     graph = prepare_graph(model_or_path)
     version = installed_ort_version()
     options = PROVIDER_OPTIONS.get(target, {}) if ep == get_target(target).ep else {}
+    about = {"model": _model_label(model_or_path), "target": target, "ep": ep, "source": "real",
+             "ort_version": f"{version[0]}.{version[1]}"}
     try:
         placement = _session_placement(model_or_path, ep, options)
     except _SessionFailed as failed:
         # The CPU EP loaded this model in prepare_graph: the EP, not the model, is at fault.
         return PartitionReport(
-            model=_model_label(model_or_path),
-            target=target,
-            ep=ep,
-            source="real",
-            ort_version=f"{version[0]}.{version[1]}",
+            **about,
             partitions=0,
             nodes_on_ep=0,
             total_nodes=len(graph.nodes),
@@ -218,11 +216,7 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
         for op, name in nodes
     ]
     return PartitionReport(
-        model=_model_label(model_or_path),
-        target=target,
-        ep=ep,
-        source="real",
-        ort_version=f"{version[0]}.{version[1]}",
+        **about,
         partitions=len(groups),
         nodes_on_ep=nodes_on_ep,
         total_nodes=len(graph.nodes),

@@ -64,7 +64,7 @@ import onnx_graphsurgeon as gs
 from onnxfit.batch_axes import UNKNOWN, input_batch_axes
 from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.constants import constant_value
+from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import infer_shapes, proto_dim
 
@@ -236,16 +236,13 @@ def _shape_value(t, table: dict[str, tuple], opset: int, depth: int = 0) -> np.n
     values = [None if _absent(i) else _shape_value(i, table, opset, depth + 1) for i in node.inputs]
     if any(v is None and not _absent(i) for v, i in zip(values, node.inputs)):
         return None
-    # A detached copy of the node on constant inputs: constant_value folds it without touching the graph.
-    inputs = [gs.Variable("") if v is None else gs.Constant(f"probe_in{j}", v) for j, v in enumerate(values)]
-    probe = gs.Node(node.op, attrs=dict(node.attrs), inputs=inputs,
-                    outputs=[gs.Variable(f"probe_out{j}") for j in range(len(node.outputs))])
-    return constant_value(probe.outputs[node.outputs.index(t)], opset)
+    outputs = evaluate_node(node, values, opset)
+    return None if outputs is None else outputs[node.outputs.index(t)]
 
 
 _SHAPE_MATH = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Reshape", "Identity", "Mul", "Div",
                "Add", "Sub", "Floor", "Ceil", "ReduceProd", "Max", "Min", "Neg", "Abs", "Range", "Where",
-               "Equal", "ConstantOfShape", "Expand", "Tile"}
+               "Equal", "ConstantOfShape", "Expand"}
 
 
 def _list_constants_as_inputs(walk: "_Walk") -> None:
