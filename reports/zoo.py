@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
 from onnxfit.verify.partitions import count_partitions  # noqa: E402
+from tests.conftest import run_ort  # noqa: E402
 from tests.zoo.fetch import fetch  # noqa: E402
 from tests.zoo.manifest import MODELS  # noqa: E402
-from tests.zoo.test_zoo import feeds_for, run  # noqa: E402
+from tests.zoo.test_zoo import feeds_for  # noqa: E402
 
 TARGETS = {"coreml": "CoreML", "nnapi": "NNAPI", "openvino": "OpenVINO"}
 START, END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
@@ -52,7 +53,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
            "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
            "targets": {}}
     feeds = feeds_for(entry, model)
-    expected = run(path, feeds)
+    expected = run_ort(path, feeds)
     for target in TARGETS:
         out = workdir / f"{entry.name}.{target}.onnx"
         cell = {}
@@ -64,7 +65,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
             cell["nodes_before"] = f"{before.nodes_on_ep}/{before.total_nodes}"
             cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
             cell["changed"] = _changes(result)
-            actual = run(out, feeds)
+            actual = run_ort(out, feeds)
             cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
                                        for e, a in zip(expected, actual))
         except OnnxfitError as exc:

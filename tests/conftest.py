@@ -23,13 +23,15 @@ def tensor_info(name, shape, dtype=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-def run_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], optimize: bool = False) -> list[np.ndarray]:
-    """Run on ONNX Runtime CPU; graph optimizations off by default so ORT does not rewrite for us."""
+def run_ort(model, feeds: dict[str, np.ndarray], optimize: bool = False) -> list[np.ndarray]:
+    """Run a ModelProto or model file on ONNX Runtime CPU; graph optimizations off by default so ORT
+    does not rewrite for us."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
 
 

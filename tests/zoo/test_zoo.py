@@ -19,13 +19,13 @@ import json
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
 from onnxfit.batch_axes import input_batch_axes, is_symbolic
 from onnxfit.cli import app
-from onnxfit.shapes import infer_shapes, proto_dim
+from onnxfit.shapes import infer_shapes, proto_shape
+from tests.conftest import random_feeds, run_ort
 from tests.zoo.manifest import MODELS, ZooModel
 
 ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
@@ -61,13 +61,7 @@ def paths():
 
 def _declared(model: onnx.ModelProto) -> dict[str, tuple | None]:
     inits = {t.name for t in model.graph.initializer}
-    out = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        t = vi.type.tensor_type
-        out[vi.name] = tuple(proto_dim(d) for d in t.shape.dim) if t.HasField("shape") else None
-    return out
+    return {vi.name: proto_shape(vi) for vi in model.graph.input if vi.name not in inits}
 
 
 def feeds_for(entry: ZooModel, model: onnx.ModelProto, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -76,30 +70,12 @@ def feeds_for(entry: ZooModel, model: onnx.ModelProto, batch: int = 1, seed: int
         return entry.feeds(batch)
     declared = _declared(model)
     axes = input_batch_axes(declared)
-    rng = np.random.default_rng(seed)
-    inits = {t.name for t in model.graph.initializer}
-    feeds = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        dims = list(entry.input_shape.get(vi.name) or declared[vi.name] or ())
-        dims = [batch if axis == axes[vi.name] and (is_symbolic(d) or batch != 1) else
-                (OTHER_DIM if is_symbolic(d) else d) for axis, d in enumerate(dims)]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            feeds[vi.name] = rng.uniform(-1, 1, dims).astype(dtype)
-        else:
-            feeds[vi.name] = rng.integers(0, 4, dims).astype(dtype)
-    return feeds
-
-
-def run(path, feeds) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    return session.run(None, {k: v for k, v in feeds.items() if k in names})
+    shapes = {}
+    for name, dims in declared.items():
+        dims = entry.input_shape.get(name) or dims or ()
+        shapes[name] = [batch if axis == axes[name] and (is_symbolic(d) or batch != 1) else
+                        (OTHER_DIM if is_symbolic(d) else d) for axis, d in enumerate(dims)]
+    return random_feeds(model, seed, shapes)
 
 
 def assert_same(expected, actual, atol=1e-5, rtol=1e-4):
@@ -152,12 +128,12 @@ def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
     original = paths[entry.name]
     model = onnx.load(original, load_external_data=False)
     feeds = feeds_for(entry, model)
-    expected = run(original, feeds)
+    expected = run_ort(original, feeds)
     for target in TARGETS:
         out = tmp_path / f"{target}.onnx"
         code, text = onnxfit("optimize", original, "-o", out, "--target", target, "--no-partitions")
         assert code == 0, f"{target}: {text}"
-        assert_same(expected, run(out, feeds))
+        assert_same(expected, run_ort(out, feeds))
 
 
 @pytest.mark.parametrize("entry", [m for m in ONNX_MODELS if m.input_shape], ids=_ids(m for m in ONNX_MODELS if m.input_shape))
@@ -175,7 +151,7 @@ def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
                      and shapes.get(n.input[0]) and all(isinstance(d, int) and d > 0 for d in shapes[n.input[0]])]
     assert not static_shapes, f"Shape ops on fully known shapes remain: {static_shapes}"
     feeds = feeds_for(entry, onnx.load(original, load_external_data=False))
-    assert_same(run(original, feeds), run(out, feeds))
+    assert_same(run_ort(original, feeds), run_ort(out, feeds))
     if report.get("partitions"):
         assert report["partitions"]["after"]["partitions"] <= report["partitions"]["before"]["partitions"]
 
@@ -193,8 +169,8 @@ def test_dynamic_batch_keeps_frames_independent(entry, paths, tmp_path):
     frames = [feeds_for(entry, rewritten, 1, seed=s) if entry.feeds is None else _frame(entry, s) for s in range(3)]
     batched = {name: np.concatenate([f[name] for f in frames], axis=axes[name]) if axes.get(name) is not None
                else frames[0][name] for name in frames[0]}
-    together = run(out, batched)
-    alone = [run(out, f) for f in frames]
+    together = run_ort(out, batched)
+    alone = [run_ort(out, f) for f in frames]
     for k, name in enumerate(o.name for o in rewritten.graph.output):
         axis = _batch_axis_of(together[k].shape, alone[0][k].shape)
         for j in range(3):
