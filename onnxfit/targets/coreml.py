@@ -13,12 +13,20 @@ Source: microsoft/onnxruntime onnxruntime/core/providers/coreml/
 - coreml_execution_provider.cc: partitions are formed by `CreateSupportedPartitions`
   (partitioning_utils.cc), replicated in support.ort_partition_groups.
 
-Why Pad(reflect) is versioned: up to ONNX Runtime 1.25 the MLProgram Pad builder accepted only
-`mode="constant"`; PR #28073 (released in 1.26) added `reflect`, mapping it to MIL `pad` with
-mode "reflect". A reflect Pad therefore splits an MLProgram graph on ORT <= 1.25 and not on
->= 1.26, and the estimate has to know which release the user deploys (`--ort-version`). The
-NeuralNetwork builder accepts `constant` only, on every release; `edge` and `wrap` are never
-accepted. onnxfit's reflect-pad pass exists for the releases and formats that refuse reflect.
+Rules follow ONNX Runtime releases (Rule.since/until; `--ort-version` picks the release):
+- Pad(reflect), MLProgram: from 1.26 (PR #28073); before, `constant` only. NeuralNetwork takes
+  `constant` only on every release; `edge` and `wrap` never.
+- Split: until 1.26 the builder's minimum opset is 13, so the attribute form (opset < 13) falls
+  back; from 1.27 (PR #28270) any opset, with sizes that are positive, add up to a static axis,
+  and an equal split (no sizes) only where the axis divides by the output count.
+- Gather: scalar (rank-0) indices fall back until 1.26; from 1.27 (PR #28278) they are taken when
+  `data` is fully static and of rank <= 4, in both formats.
+- GatherND (PR #28598), Identity/Ceil/Tile (PR #28293), Cos/Sin: MLProgram from 1.27; Where/And
+  (PR #28597): from 1.28; the other MLProgram ops added after 1.20 are in ML_SINCE.
+The first release of each change was read from the released macOS wheels (what the release tag
+contains), not from merge dates; docs/ep-rules.md lists them. Not modelled: from 1.27 (PR #28293)
+the EP drops partitions made only of "trivial" ops (the builders overriding IsTrivial: Cast,
+Flatten, Identity, Reshape, Squeeze/Unsqueeze, Tile, Transpose and some unary ops).
 
 Where ORT's usability checker (onnxruntime.tools.mobile_helpers.usability_checker, driven by
 coreml_supported_{mlprogram,neuralnetwork}_ops.md) disagrees with this profile:
@@ -44,6 +52,8 @@ The fidelity tests compare on models where none of these apply, and test each on
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from onnxfit.targets.support import (
     BOOL,
     FLOAT,
@@ -54,13 +64,13 @@ from onnxfit.targets.support import (
     NodeFacts,
     Profile,
     Rule,
-    attr_in,
     const_input,
     format_shape,
     input_dtype,
     input_rank,
     optional_const_input,
     ort_partition_groups,
+    parse_version,
 )
 
 __all__ = ["MLPROGRAM", "NEURALNETWORK", "MAX_DIM", "pad_facts"]
@@ -153,30 +163,110 @@ def _pad_rule(modes: tuple[str, ...], neural_network: bool) -> Check:
     return check
 
 
-# Split-13+ takes its sizes, Squeeze/Unsqueeze-13+ their axes, as input 1; before that they are
-# attributes, which are always constant.
-_SPLIT_SIZES_CONSTANT = optional_const_input(1, "split")
+# Squeeze/Unsqueeze-13+ take their axes as input 1; before that they are an attribute (constant).
 _AXES_CONSTANT = optional_const_input(1, "axes")
 
 
-# ------------------------------------------------------------------------ other op checks
+# ------------------------------------------------------------------------------ Gather, Split
 
 
-def _gather_indices_not_scalar(facts: NodeFacts) -> str | None:
-    shape = facts.shape(1)
-    if shape is not None and len(shape) == 0:
-        return "scalar (rank-0) indices are not supported (onnxfit's scalar-gather pass widens them)"
-    return None
+def _gather_rule(scalar_indices: bool) -> Check:
+    """gather_op_builder.cc: output rank <= 5; scalar indices refused before 1.27, and from 1.27
+    (PR #28278) taken when `data` is fully static and of rank <= 4 (both formats)."""
 
-
-def _split_axis_known(facts: NodeFacts) -> str | None:
-    if facts.input(1) or "split" in facts.attrs:
+    def check(facts: NodeFacts) -> str | None:
+        data, indices = facts.shape(0), facts.shape(1)
+        if data is None or indices is None:
+            return "data or indices shape is unknown"
+        if len(data) + len(indices) - 1 > 5:
+            return f"output rank {len(data) + len(indices) - 1} > 5"
+        if indices:
+            return None
+        if not scalar_indices:
+            return "scalar (rank-0) indices are not supported before ONNX Runtime 1.27 (PR #28278)"
+        if None in data:
+            return f"scalar indices need a fully static 'data' shape, got {format_shape(data)}"
+        if len(data) > 4:
+            return f"scalar indices need 'data' rank <= 4, got {len(data)}"
         return None
-    shape = facts.shape(0)
-    axis = facts.attr("axis", 0)
-    if shape is None or shape[axis % len(shape)] is None:
-        return "equal split of an axis whose size is unknown"
+
+    return check
+
+
+def _gather_nd_rule(facts: NodeFacts) -> str | None:
+    """gather_nd_op_builder.cc (PR #28598): batch_dims 0, constant int indices, static indexed dims."""
+    if facts.attr("batch_dims", 0) != 0:
+        return f"batch_dims={facts.attr('batch_dims')} is not supported (0 only)"
+    if facts.dtype(0) not in (FLOAT, FLOAT16, INT32, INT64, BOOL):
+        return "data must be float, float16, int32, int64 or bool"
+    if not facts.is_const(1):
+        return "input 'indices' must be a constant initializer"
+    data, indices = facts.shape(0), facts.shape(1)
+    if data is None or not indices or indices[-1] is None:
+        return "data or indices shape is unknown"
+    depth = indices[-1]
+    if depth > len(data):
+        return f"index tuple depth {depth} exceeds data rank {len(data)}"
+    if None in data[:depth]:
+        return f"indexed data dims must be static, got {format_shape(data)}"
     return None
+
+
+def _split_sizes(facts: NodeFacts) -> list[int] | None | str:
+    """The constant sizes of a Split (input or attribute), None when it has none, or a reason."""
+    if facts.input(1):
+        if not facts.is_const(1):
+            return "input 'split' must be a constant initializer"
+        value = facts.value(1)
+        return None if value is None else [int(v) for v in value.reshape(-1)]
+    if "split" in facts.attrs:
+        return [int(v) for v in facts.attrs["split"]]
+    return None
+
+
+def _split_rule(attribute_form: bool) -> Check:
+    """split_op_builder.cc. Before 1.27 the builder's minimum opset is 13 (the attribute form
+    always falls back, see the Rule's min_opset); PR #28270 (1.27) reads the attribute with the
+    input's rules and requires an equal split (no sizes, opset < 18) to divide the axis."""
+
+    def check(facts: NodeFacts) -> str | None:
+        shape = facts.shape(0)
+        if shape is None:
+            return "input shape is unknown"
+        axis = facts.attr("axis", 0)
+        if not -len(shape) <= axis < len(shape):
+            return f"axis {axis} is out of range"
+        dim = shape[axis % len(shape)]
+        outputs = len(facts.node.output)
+        sizes = _split_sizes(facts)
+        if isinstance(sizes, str):
+            return sizes
+        if sizes is not None or facts.input(1) or "split" in facts.attrs:
+            if sizes is None:
+                return "input 'split' could not be read"
+            if len(sizes) < 2:
+                return "Split must produce at least 2 outputs"
+            if dim is None:
+                return "the split axis must have a static size"
+            if sum(sizes) != dim:
+                return f"split sizes {sizes} do not add up to the axis size {dim}"
+            if any(size <= 0 for size in sizes):
+                return f"split sizes {sizes} must be positive"
+            return None
+        if (facts.since_version() or 0) >= 18:
+            n = facts.attr("num_outputs")
+            if n is None:
+                return "attribute 'num_outputs' is required"
+            if n < 2 or n != outputs or dim is None or n > dim:
+                return f"num_outputs={n} must be >= 2, match the outputs and be <= the axis size"
+            return None
+        if outputs < 2:
+            return "Split must produce at least 2 outputs"
+        if attribute_form and (dim is None or dim % outputs):
+            return f"equal split needs a static axis size divisible by {outputs}, got {format_shape(shape)}"
+        return None
+
+    return check
 
 
 def _slice_inputs_constant(facts: NodeFacts) -> str | None:
@@ -323,10 +413,16 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         rule("Shape", _shape_full, src="shape_op_builder.cc"),
         rule("Slice", with_ints, _slice_inputs_constant, src="slice_op_builder.cc"),
         rule("Softmax", f, src="softmax_op_builder.cc"),
-        rule("Split", f, _SPLIT_SIZES_CONSTANT, _split_axis_known, src="split_op_builder.cc"),
+        # Split: opset >= 13 only until 1.26; the attribute form (opset < 13) from 1.27 (PR #28270).
+        rule("Split", f, _split_rule(attribute_form=False), min_opset=13, until="1.27", src="split_op_builder.cc"),
+        rule("Split", f, _split_rule(attribute_form=True), since="1.27", src="split_op_builder.cc"),
         rule("Squeeze", with_ints, _AXES_CONSTANT, src="squeeze_op_builder.cc"),
         rule("Transpose", with_ints, src="transpose_op_builder.cc"),
-        rule("Gather", input_dtype(0, floats + (INT32, INT64)), _gather_indices_not_scalar,
+        # Gather: data float (float16 in MLProgram) or int64, not int32 (HasSupportedInputsImpl);
+        # scalar indices from 1.27 (PR #28278).
+        rule("Gather", input_dtype(0, floats + (INT64,)), _gather_rule(scalar_indices=False), until="1.27",
+             src="gather_op_builder.cc"),
+        rule("Gather", input_dtype(0, floats + (INT64,)), _gather_rule(scalar_indices=True), since="1.27",
              src="gather_op_builder.cc"),
     ]
     if neural_network:
@@ -342,7 +438,7 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
             rule("MatMul", f, const_input(1, "B"), src="gemm_op_builder.cc"),
             rule("Pad", f, _pad_rule(("constant",), neural_network=True), min_opset=11, src="pad_op_builder.cc"),
         )
-    return tuple(common) + (
+    ml = tuple(common) + (
         rule("PRelu", f, src="activation_op_builder.cc"),
         rule("Unsqueeze", with_ints, _AXES_CONSTANT, src="squeeze_op_builder.cc"),
         *(rule(op, f, src="activation_op_builder.cc") for op in ("Gelu", "Elu", "HardSigmoid", "Softplus")),
@@ -354,9 +450,9 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         rule("ConvTranspose", f, const_input(1, "W"), optional_const_input(2, "B"), _conv_transpose_rule,
              src="convtranspose_op_builder.cc"),
         rule("DepthToSpace", f, _depth_to_space_crd_static, src="depthtospace_op_builder.cc"),
-        rule("GatherND", f, attr_in("batch_dims", (0,), 0), src="gather_nd_op_builder.cc"),
+        rule("GatherND", _gather_nd_rule, src="gather_nd_op_builder.cc"),
         rule("GridSample", f, input_rank(0, (4,)), _grid_sample, src="gridsample_op_builder.cc"),
-        *(rule(op, f, src="norm_ln_in_gn_op_builder.cc")
+        *(rule(op, f, src="normalization_op_builder.cc")
           for op in ("GroupNormalization", "InstanceNormalization", "LayerNormalization")),
         rule("Identity", src="identity_op_builder.cc"),
         rule("MatMul", f, src="gemm_op_builder.cc"),
@@ -369,6 +465,37 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         rule("Pad", f, _pad_rule(("constant", "reflect"), neural_network=False), min_opset=11, since="1.26",
              src="pad_op_builder.cc"),
     )
+    return tuple(_with_ml_since(r) for r in ml)
+
+
+# First ONNX Runtime release whose MLProgram format takes each op, where that is after 1.20 (the
+# oldest release profiled). Read from the released macOS arm64 wheels of 1.20-1.32 (the builder
+# classes and log strings compiled into the CoreML EP, and the coreml_supported_mlprogram_ops.md
+# list each wheel ships), so a change merged upstream counts from the release that contains it.
+# Ops not listed here are taken from 1.20 on. docs/ep-rules.md has the same table.
+ML_SINCE: dict[str, tuple[str, str]] = {
+    # 1.21: new MIL lowerings (gelu, erf, round, maximum, reduce_*, softmax, expand_dims/squeeze,
+    # shape, cast, prelu) and the normalization builder; PR #22480 ("ML Program more ops (2/N)")
+    # for the norms, the others not attributed to one PR.
+    **{op: ("1.21", "PR #22480 and others") for op in (
+        "Gelu", "Erf", "Round", "Max", "ReduceMean", "ReduceMax", "ReduceSum", "ArgMax", "Cast", "Softmax",
+        "Squeeze", "Unsqueeze", "Shape", "PRelu", "GroupNormalization", "InstanceNormalization",
+        "LayerNormalization")},
+    "Gather": ("1.22", "MLProgram gather lowering; PR not identified"),
+    **{op: ("1.24", "supported-ops list; PR not identified") for op in ("Elu", "Exp", "Softplus")},
+    "HardSigmoid": ("1.26", "PR not identified"),
+    **{op: ("1.27", "PR #28293") for op in ("Identity", "Ceil", "Tile")},
+    **{op: ("1.27", "supported-ops list; PR not identified") for op in ("Cos", "Sin")},
+    "GatherND": ("1.27", "PR #28598"),
+    **{op: ("1.28", "PR #28597") for op in ("Where", "And")},
+}
+
+
+def _with_ml_since(rule: Rule) -> Rule:
+    first = ML_SINCE.get(rule.op)
+    if first is None or (rule.since and parse_version(rule.since) >= parse_version(first[0])):
+        return rule
+    return replace(rule, since=first[0])
 
 
 MLPROGRAM = Profile(

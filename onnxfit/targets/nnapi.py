@@ -14,8 +14,13 @@ Where ORT's usability checker (driven by nnapi_supported_ops.md) disagrees with 
 2. The checker has no rank limit for NNAPI; this profile rejects inputs of rank > 4.
 3. As for CoreML (targets/coreml.py, items 6 and 7): the checker treats an omitted optional input
    as dynamic-shaped, and needs graph.node in topological order.
-Not modelled: the Android API level of the device (some ops need API 29+), and the NNAPI EP's
-`NNAPI_FLAG_CPU_DISABLED`/`CPU_ONLY` flags, which change placement on the device only.
+The NNAPI EP is in no PyPI wheel, so its rules were read from the builder sources only; its
+supported-ops list (nnapi_supported_ops.md) is the same in every release 1.20-1.32 and no rule here
+is versioned. Gather takes scalar indices when they are constant (PR #16279, before 1.20): the
+builder widens them and squeezes the result, so scalar-gather leaves those to the EP.
+Not modelled: the builders' maximum opset (GetMaxSupportedOpSet), the Android API level of the
+device (some ops need API 29+), and the NNAPI EP's `NNAPI_FLAG_CPU_DISABLED`/`CPU_ONLY` flags,
+which change placement on the device only.
 """
 
 from __future__ import annotations
@@ -81,14 +86,28 @@ def _gemm_b(facts: NodeFacts) -> str | None:
 
 
 def _split_even(facts: NodeFacts) -> str | None:
-    if facts.input(1) and not facts.is_const(1):
-        return "input 'split' must be a constant initializer"
-    if facts.input(1) or "split" in facts.attrs:
-        return None
+    """split_op_builder.cc: NNAPI SPLIT makes equal pieces only. Given sizes must be constant, all
+    equal and add up to the axis; without sizes (or with num_outputs) the count must divide it."""
     shape = facts.shape(0)
     axis = facts.attr("axis", 0)
+    dim = None if shape is None else shape[axis % len(shape)]
     outputs = len(facts.node.output)
-    if shape is None or shape[axis % len(shape)] is None or shape[axis % len(shape)] % outputs:
+    if facts.input(1):
+        if not facts.is_const(1):
+            return "input 'split' must be a constant initializer"
+        sizes = facts.value(1)
+        if sizes is None:
+            return "input 'split' could not be read"
+        sizes = [int(v) for v in sizes.reshape(-1)]
+        if sum(sizes) != dim:
+            return f"split sizes {sizes} do not add up to the axis size {dim}"
+        if len(set(sizes)) > 1:
+            return f"unequal split sizes {sizes}: NNAPI splits evenly only"
+        return None
+    if facts.attr("num_outputs") is not None and (facts.attr("num_outputs") != outputs or dim is None
+                                                   or facts.attr("num_outputs") > dim):
+        return f"num_outputs={facts.attr('num_outputs')} must match the outputs and be <= the axis size"
+    if dim is None or dim % outputs:
         return f"{outputs} splits must evenly divide the split axis"
     return None
 
@@ -131,7 +150,8 @@ def _rules() -> tuple[Rule, ...]:
         rule("Resize", f, input_rank(0, (4,)), src="resize_op_builder.cc"),
         rule("Slice", src="slice_op_builder.cc"),
         rule("Softmax", f, src="softmax_op_builder.cc"),
-        rule("Split", _split_even, src="split_op_builder.cc"),
+        # GetMinSupportedOpSet is 13: the attribute form (opset < 13) always falls back.
+        rule("Split", _split_even, min_opset=13, src="split_op_builder.cc"),
         rule("Squeeze", _AXES_CONSTANT, src="squeeze_op_builder.cc"),
         rule("Unsqueeze", _AXES_CONSTANT, src="unsqueeze_op_builder.cc"),
         rule("Transpose", src="transpose_op_builder.cc"),

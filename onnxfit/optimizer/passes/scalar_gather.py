@@ -7,6 +7,10 @@ models such as GFPGAN slice per-layer style codes this way (``style[:, i]``). Ru
    restores the original output shape. Exact: the same elements are selected.
 Gathers with dynamic scalar indices are rewritten too when their rank is known to be 0 (an
 Unsqueeze of the indices replaces the constant).
+3. left alone (a note in the report): a Gather the target EP takes itself at ``--ort-version``,
+   as its support profile says (CoreML from ONNX Runtime 1.27, PR #28278, when the data is fully
+   static and of rank <= 4; NNAPI with constant indices). The same rule gives the partition
+   estimate. Unknown version: every scalar Gather is rewritten (the oldest release refuses them).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import logging
 
 import onnx_graphsurgeon as gs
 
+from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.targets.profiles import ep_acceptor
 
 __all__ = ["ScalarGatherPass"]
 
@@ -27,13 +33,17 @@ log = logging.getLogger(__name__)
 @register_pass
 class ScalarGatherPass:
     name = "scalar-gather"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
+        takes = ep_acceptor(graph, ctx.target, ctx.opset, ctx.ort_version)
         for g in iter_graphs(graph):
             for node in [n for n in g.nodes if n.op == "Gather"]:
                 if _matches(node, ctx.opset):
+                    if takes(node):
+                        report.notes.append(f"{node_label(node)}: scalar Gather left as is, the target EP takes it")
+                        continue
                     _rewrite(g, node, ctx.opset)
                     report.rewritten += 1
                     report.added += 1

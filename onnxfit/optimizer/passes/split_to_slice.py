@@ -16,6 +16,10 @@ starts/ends is taken by every EP. Rules:
    one is needed, and splits ONNX Runtime would reject at run time (sizes that do not add up to
    the axis length, an uneven equal split, a num_outputs split whose last chunk is negative):
    rewriting those would turn a run-time error into an output.
+6. left alone (a note in the report): a Split the target EP takes itself at ``--ort-version``,
+   as its support profile says (CoreML takes the attribute form of opset < 13 from ONNX Runtime
+   1.27, PR #28270; NNAPI takes equal splits of opset >= 13). The same rule gives the partition
+   estimate. Unknown version: every Split is rewritten (the oldest release).
 Exact: every Slice copies the same elements the Split would. Splits inside If/Loop/Scan bodies
 are rewritten too.
 """
@@ -28,9 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.targets.profiles import ep_acceptor
 
 __all__ = ["SplitToSlicePass", "SplitPlan", "Skip"]
 
@@ -55,16 +61,20 @@ class Skip:
 @register_pass
 class SplitToSlicePass:
     name = "split-to-slice"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
+        takes = ep_acceptor(graph, ctx.target, ctx.opset, ctx.ort_version)
         for g in iter_graphs(graph):
             for node in [n for n in g.nodes if n.op == "Split" and n.domain in (None, "", "ai.onnx")]:
                 plan = _matches(node, ctx.opset)
                 if isinstance(plan, Skip):
                     report.skipped.append(f"Split '{node.name}': {plan.reason}")
                     log.debug("split-to-slice skips '%s': %s", node.name, plan.reason)
+                    continue
+                if takes(node):
+                    report.notes.append(f"{node_label(node)}: Split left as is, the target EP takes it")
                     continue
                 report.added += _rewrite(g, node, plan, ctx.opset)
                 report.rewritten += 1
