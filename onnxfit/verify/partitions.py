@@ -8,7 +8,8 @@ number before and after `optimize`, on any machine.
   session log states the placement ("Node(s) placed on [EP]. Number of nodes: n" followed by
   "  OpType (name)" lines). The log is written by C++ to file descriptor 2, so it is captured at the
   fd level. A compiling EP (CoreML, OpenVINO, TensorRT, NNAPI) shows one fused node per partition;
-  for a kernel EP (CUDA) the placed nodes are grouped the way ORT's partitioner would group them.
+  for a kernel EP (CPU, CUDA, ...) the placed nodes are grouped the way ORT's partitioner groups
+  supported nodes (`ort_partition_groups`), the CPU EP included: a CPU-only session is 1 partition.
   (`optimized_model_filepath` cannot be used for this: ORT refuses to save a graph with compiled
   nodes.)
 - Estimated: ORT's own basic (level 1) optimizations are applied first with the CPU EP, because
@@ -38,7 +39,7 @@ import onnx
 from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
-from onnxfit.targets.profiles import PROVIDER_OPTIONS, profile_for
+from onnxfit.targets.profiles import PROFILES, PROVIDER_OPTIONS, profile_for
 from onnxfit.targets.support import GraphFacts, Version, ort_partition_groups, parse_version
 
 __all__ = [
@@ -130,7 +131,7 @@ def count_partitions(
         raise OnnxfitError(
             f"target '{target}' needs {preset.ep}, which this onnxruntime does not have "
             f"(available: {', '.join(available)}), and onnxfit has no support profile to estimate it; "
-            f"estimates exist for: coreml, coreml-nn, nnapi, openvino"
+            f"estimates exist for: {', '.join(PROFILES)}"
         )
     return estimate_partitions(model_or_path, target, version)
 
@@ -188,42 +189,52 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
             compile_error=compile_failure(ep, failed.message, graph.model),
         )
     placement = _labelled(placement, graph)
-    on_ep = placement.get(ep, [])
-    sizes = None
-    if ep == CPU_EP:
-        groups: list[list] = []
-        nodes_on_ep = 0
-    else:
-        names = {n.name: i for i, n in enumerate(graph.nodes) if n.name}
-        if on_ep and all(name in names for _, name in on_ep):
-            # A kernel EP: nodes keep their names; group them as ORT's partitioner would.
-            supported = [False] * len(graph.nodes)
-            for _, name in on_ep:
-                supported[names[name]] = True
-            groups = ort_partition_groups(graph, supported)
-            nodes_on_ep = len(on_ep)
-        else:
-            # A compiling EP: one fused node per partition.
-            groups = [[name] for _, name in on_ep]
-            others = sum(len(nodes) for placed_ep, nodes in placement.items() if placed_ep != ep)
-            nodes_on_ep = max(len(graph.nodes) - others, 0) if on_ep else 0
-            # The log names fused nodes only: the size of one partition is known, of several not.
-            sizes = [nodes_on_ep] if len(groups) == 1 else []
+    groups, nodes_on_ep, sizes = _ep_partitions(graph, placement.get(ep, []), placement, ep)
+    labels = {node_label(node) for node in graph.nodes}
     unsupported = [
         UnsupportedNode(name, op, f"placed on {placed_ep}")
         for placed_ep, nodes in placement.items()
         if placed_ep != ep
         for op, name in nodes
+        if name in labels  # device copies ORT inserted are not model nodes
     ]
     return PartitionReport(
         **about,
         partitions=len(groups),
         nodes_on_ep=nodes_on_ep,
         total_nodes=len(graph.nodes),
-        partition_sizes=[len(g) for g in groups] if sizes is None else sizes,
-        unsupported=unsupported if ep != CPU_EP else [],
+        partition_sizes=sizes,
+        unsupported=unsupported,
         profile=None,
     )
+
+
+# Nodes ORT inserts after partitioning to move tensors between devices; not model nodes.
+_DEVICE_COPIES = frozenset({"MemcpyFromHost", "MemcpyToHost"})
+
+
+def _ep_partitions(graph: GraphFacts, on_ep, placement, ep: str) -> tuple[list, int, list[int]]:
+    """(partitions, nodes on the EP, partition sizes) from the nodes a session placed on `ep`.
+
+    A kernel EP (CPU, CUDA, ROCm, DirectML, ...) runs the model's own nodes, which keep their
+    names (nodes of If/Loop bodies are left out: the If node stands for them): they are grouped as ORT's partitioner groups supported nodes (a connected run on one
+    EP is one partition, every border is a device round trip). A compiling EP (CoreML, OpenVINO,
+    TensorRT, NNAPI) shows one fused node per partition instead.
+    """
+    index = {node_label(node): i for i, node in enumerate(graph.nodes)}
+    # Subgraph nodes (If/Loop bodies) are partitioned inside their own graph: the If node stands for them.
+    inner = {node_label(node) for node in _walk_order(graph.graph)} - index.keys()
+    placed = [(op, name) for op, name in on_ep if op not in _DEVICE_COPIES and name not in inner]
+    if all(name in index for _, name in placed):
+        supported = [False] * len(graph.nodes)
+        for _, name in placed:
+            supported[index[name]] = True
+        groups = ort_partition_groups(graph, supported) if placed else []
+        return groups, sum(supported), [len(g) for g in groups]
+    others = sum(1 for placed_ep, nodes in placement.items() if placed_ep != ep for _, name in nodes if name in index)
+    nodes_on_ep = max(len(graph.nodes) - others, 0) if placed else 0
+    # The log names fused nodes only: the size of one partition is known, of several not.
+    return placed, nodes_on_ep, [nodes_on_ep] if len(placed) == 1 else []
 
 
 # ------------------------------------------------------------------------ graph preparation
@@ -365,20 +376,22 @@ class _SessionFailed(Exception):
 def _labelled(placement: dict[str, list[tuple[str, str]]], graph: GraphFacts) -> dict[str, list[tuple[str, str]]]:
     """Name the nameless nodes of ORT's placement log as reports do (``node_label``).
 
-    ORT logs a nameless node as "Relu ()". Nameless nodes of one op are matched to the graph's
-    nameless nodes of that op in order: ORT lists them in node-index order, as the graph has them.
-    "All nodes placed on [X]" lists no nodes at all; when X holds as many nodes as the graph, they
-    are the graph's nodes.
+    ORT lists every node of the model, subgraph nodes included, in its own walk: a graph's nodes
+    in index order, each followed by the nodes of its subgraphs (`_walk_order`). It logs a
+    nameless node as "Relu ()"; nameless nodes of one op are matched to that walk's nameless
+    nodes of that op in order. "All nodes placed on [X]" lists no nodes at all; when X holds as
+    many nodes as the walk, they are the walk's nodes.
     """
+    walk = _walk_order(graph.graph)
     nameless: dict[str, list[str]] = {}
-    for node in graph.nodes:
+    for node in walk:
         if not node.name:
             nameless.setdefault(node.op_type, []).append(node_label(node))
     taken: dict[str, int] = {}
     labelled = {}
     for ep, nodes in placement.items():
-        if nodes and set(nodes) == {("", "")} and len(nodes) == len(graph.nodes):
-            labelled[ep] = [(node.op_type, node_label(node)) for node in graph.nodes]
+        if nodes and set(nodes) == {("", "")} and len(nodes) == len(walk):
+            labelled[ep] = [(node.op_type, node_label(node)) for node in walk]
             continue
         entries = []
         for op, name in nodes:
@@ -390,6 +403,20 @@ def _labelled(placement: dict[str, list[tuple[str, str]]], graph: GraphFacts) ->
             entries.append((op, name))
         labelled[ep] = entries
     return labelled
+
+
+def _walk_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Nodes in the order ORT's placement log lists them: each node, then its subgraphs' nodes."""
+    order = []
+    for node in graph.node:
+        order.append(node)
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                order.extend(_walk_order(attribute.g))
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    order.extend(_walk_order(subgraph))
+    return order
 
 
 # ------------------------------------------------------------------------ compile failures

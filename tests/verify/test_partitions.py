@@ -44,9 +44,11 @@ def test_to_dict_is_json_serialisable():
     assert document["partitions"] == 1 and document["source"] == "estimated" and document["unsupported"] == []
 
 
-def test_cpu_target_is_real_and_has_no_ep_partitions():
+def test_cpu_target_is_real_and_counts_the_cpu_ep_like_any_kernel_ep():
     report = count_partitions(corpus.conv_chain(), "cpu")
-    assert report.is_real and report.partitions == 0 and report.total_nodes == 4
+    assert report.is_real and report.ep == "CPUExecutionProvider"
+    assert (report.partitions, report.nodes_on_ep, report.total_nodes, report.partition_sizes) == (1, 4, 4, [4])
+    assert report.unsupported == []
 
 
 def test_forced_cpu_ep_reads_the_real_session_log():
@@ -62,11 +64,11 @@ def test_unavailable_ep_is_a_user_error():
 def test_target_without_profile_and_without_its_ep_is_a_user_error():
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        assert count_partitions(corpus.conv_chain(), "cuda").is_real
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        assert count_partitions(corpus.conv_chain(), "tensorrt").is_real
     else:
-        with pytest.raises(OnnxfitError, match="estimates exist for: coreml"):
-            count_partitions(corpus.conv_chain(), "cuda")
+        with pytest.raises(OnnxfitError, match="estimates exist for: coreml, .*cuda"):
+            count_partitions(corpus.conv_chain(), "tensorrt")
 
 
 def test_missing_model_file_is_a_user_error(tmp_path):

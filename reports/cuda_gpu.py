@@ -1,0 +1,398 @@
+"""CUDA EP figures, measured on a machine whose onnxruntime has the CUDA EP.
+
+    python reports/cuda_gpu.py pack                 # any machine: zoo models for the run -> build/gpu-zoo/
+    python reports/cuda_gpu.py kernels > onnxfit/targets/cuda_kernels.py   # CUDA kernel registry as data
+    python reports/cuda_gpu.py measure --models build/gpu-zoo           # writes reports/CUDA.md, reports/cuda.json
+
+`measure` runs, in one process:
+1. agreement of the `cuda` estimate (onnxfit/targets/cuda.py, no GPU needed) with the real CUDA
+   placement, node by node, on every zoo model and sample as published, after `optimize --target
+   cuda`, and after `optimize --target cuda --input-shape` where the zoo pins shapes;
+2. frames/s at batch 16 vs batch 1 of detectors exported at batch 1 and repaired with
+   `optimize --target cuda --dynamic-batch` (the ratio is what counts: one GPU, one run);
+3. real CUDA partitions before/after `optimize --target cuda`, with and without `--input-shape`;
+4. `verify` with the CUDA EP as a runtime: parity against the CPU reference (largest errors, with
+   TF32 on as ORT's default and off), contamination at batch 16 on CUDA.
+
+`pack` copies the models: the ones whose outputs `verify` compares keep their weights; for the
+rest, placement and speed do not depend on weight values, so initializers over 1024 elements are
+zeroed and the lot is compressed (build/gpu-zoo/zeroed.tgz), small enough to travel to the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+CUDA_EP = "CUDAExecutionProvider"
+REAL_WEIGHTS = ("centerface", "yolov8n_nudenet")  # verify compares their outputs
+SAMPLES = ("scrfd_like", "gfpgan_like", "inswapper_like", "facex_nano")
+# Detectors exported at a fixed batch: frames/s at batch 16 vs 1 after --dynamic-batch.
+DETECTORS = ("scrfd_like", "centerface", "yolox_ddddocr_det", "picodet_layout_cdla")
+FRAMES_BATCHES = (1, 16)
+
+
+# ------------------------------------------------------------------------------------- pack
+
+
+def pack(dest: Path) -> None:
+    from onnxfit.model import iter_graphs
+    from tests.zoo.fetch import fetch
+    from tests.zoo.manifest import MODELS
+
+    dest.mkdir(parents=True, exist_ok=True)
+    onnx_models = [m for m in MODELS if m.kind == "onnx"]
+    paths = fetch(onnx_models)
+    with tarfile.open(dest / "zeroed.tgz", "w:gz", compresslevel=9) as tar:
+        for model in onnx_models:
+            if model.name in REAL_WEIGHTS:
+                shutil.copyfile(paths[model.name], dest / f"{model.name}.onnx")
+                continue
+            proto = onnx.load(str(paths[model.name]))
+            for graph in iter_graphs(proto.graph):
+                weights = [*graph.initializer, *(a.t for n in graph.node if n.op_type == "Constant"
+                                                 for a in n.attribute if a.name == "value")]
+                for tensor in weights:
+                    if int(np.prod(tensor.dims, dtype=np.int64)) > 1024:
+                        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+                        tensor.CopyFrom(numpy_helper.from_array(np.zeros(tuple(tensor.dims), dtype), tensor.name))
+            data = proto.SerializeToString()
+            info = tarfile.TarInfo(f"{model.name}.onnx")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    print(f"packed {len(onnx_models)} zoo models into {dest}")
+
+
+def unpack(models: Path) -> None:
+    archive = models / "zeroed.tgz"
+    if archive.exists():
+        with tarfile.open(archive) as tar:
+            tar.extractall(models, filter="data")
+
+
+# ---------------------------------------------------------------------------------- kernels
+
+
+def kernel_module(provider: str = CUDA_EP) -> str:
+    """The kernel registry of the installed onnxruntime for `provider`, as cuda_kernels.py's text."""
+    import onnxruntime as ort
+    from onnxruntime.capi import onnxruntime_pybind11_state as C
+
+    merged: dict[tuple, dict[str, set[str]]] = {}
+    for kernel in C.get_all_opkernel_def():
+        if kernel.provider != provider:
+            continue
+        domain = "" if kernel.domain in ("", "ai.onnx") else kernel.domain
+        key = (domain, kernel.op_name, *kernel.version_range)
+        entry = merged.setdefault(key, {})
+        for name, types in kernel.type_constraints.items():
+            entry.setdefault(name, set()).update(t[len("tensor("):-1] for t in types if t.startswith("tensor("))
+    lines = []
+    for (domain, op, start, end), constraints in sorted(merged.items()):
+        versions = f"{start}" if end >= 2**31 - 1 else f"{start}-{end}"
+        types = " ".join(f"{name}={','.join(sorted(t))}" for name, t in sorted(constraints.items()))
+        lines.append(f"{domain + ':' if domain else ''}{op} {versions} {types}".rstrip())
+    version = ".".join(ort.__version__.split(".")[:2])
+    return (
+        f'"""{provider} kernel registry of onnxruntime-gpu {ort.__version__}, as data for targets/cuda.py.\n\n'
+        f"Generated with `python reports/cuda_gpu.py kernels` where that onnxruntime runs; do not edit.\n"
+        f"One kernel per line: [domain:]Op start[-end] Constraint=dtype,... (no end: and later).\n"
+        f'"""\n\nORT_VERSION = "{version}"\n\nKERNELS = """\n' + "\n".join(lines) + '\n"""\n'
+    )
+
+
+# ---------------------------------------------------------------------------------- measure
+
+
+def _named(path: Path, out: Path) -> Path:
+    """A copy of the model whose nameless nodes carry their report label as name.
+
+    ORT logs a nameless node as "Relu ()"; with names, the real placement maps to nodes exactly.
+    """
+    from onnxfit.errors import node_label
+
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        if not node.name:
+            node.name = node_label(node)
+    onnx.save(proto, str(out))
+    return out
+
+
+def placement(path: Path, version) -> dict:
+    """Real and estimated CUDA placement of one model, node by node (top-level nodes)."""
+    from onnxfit.verify.partitions import estimate_partitions, real_partitions
+
+    real = real_partitions(path, "cuda", CUDA_EP)
+    estimate = estimate_partitions(path, "cuda", version)
+    real_cpu = {u.name for u in real.unsupported}
+    estimated_cpu = {u.name: u.reason for u in estimate.unsupported}
+    from onnxfit.verify.partitions import prepare_graph
+    from onnxfit.errors import node_label
+
+    labels = [node_label(n) for n in prepare_graph(path).nodes]
+    wrong = [
+        {"node": label, "real": "CPU" if label in real_cpu else "CUDA",
+         "estimated": "CPU" if label in estimated_cpu else "CUDA", "reason": estimated_cpu.get(label, "")}
+        for label in labels
+        if (label in real_cpu) != (label in estimated_cpu)
+    ]
+    return {
+        "nodes": len(labels),
+        "agree": len(labels) - len(wrong),
+        "real": {"partitions": real.partitions, "on_cuda": real.nodes_on_ep, "cpu_nodes": sorted(real_cpu)},
+        "estimated": {"partitions": estimate.partitions, "on_cuda": estimate.nodes_on_ep},
+        "disagreements": wrong,
+    }
+
+
+def frames_per_second(path: Path, batch: int, seconds: float = 2.0) -> float:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=[CUDA_EP, "CPUExecutionProvider"])
+    feeds = {}
+    rng = np.random.default_rng(0)
+    for i in session.get_inputs():
+        shape = [batch if not isinstance(d, int) or d <= 0 else d for d in i.shape]
+        shape[0] = batch
+        feeds[i.name] = rng.random(shape, dtype=np.float32)
+    for _ in range(5):
+        session.run(None, feeds)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        session.run(None, feeds)
+        runs += 1
+    return runs * batch / (time.perf_counter() - start)
+
+
+def _verify_summary(report) -> dict:
+    document = report.to_dict()
+    summary = {"ok": document["ok"], "checks": []}
+    for check in document["checks"]:
+        entry = {"name": check["name"], "ok": check["ok"], "summary": check["summary"]}
+        if check["name"] == "parity":
+            entry["comparisons"] = [
+                {
+                    "label": c["label"],
+                    "ok": c["ok"],
+                    "max_abs": max((o.get("max_abs") or 0.0) for o in c["outputs"]) if c["outputs"] else None,
+                    "max_rel": max((o.get("max_rel") or 0.0) for o in c["outputs"]) if c["outputs"] else None,
+                    "atol": c["outputs"][0]["atol"] if c["outputs"] else None,
+                    "rtol": c["outputs"][0]["rtol"] if c["outputs"] else None,
+                }
+                for c in check["details"].get("comparisons", [])
+            ]
+        summary["checks"].append(entry)
+    return summary
+
+
+def measure(models: Path, out_json: Path, out_md: Path) -> dict:
+    import onnxruntime as ort
+
+    from onnxfit.optimizer.optimize import optimize
+    from onnxfit.targets.cuda_kernels import ORT_VERSION
+    from onnxfit.targets.support import parse_version
+    from onnxfit.verify import verify
+    from onnxfit.verify.partitions import real_partitions
+    from onnxfit.verify.runtimes import OrtRuntime
+    from tests.zoo.manifest import by_name
+
+    if CUDA_EP not in ort.get_available_providers():
+        raise SystemExit(f"this onnxruntime ({ort.__version__}) has no {CUDA_EP}")
+    save = lambda: out_json.write_text(json.dumps(result, indent=1) + "\n")  # noqa: E731 - partial results survive a timeout
+    unpack(models)
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip()
+    version = parse_version(ort.__version__)
+    result: dict = {
+        "onnxruntime": ort.__version__, "gpu": gpu, "python": platform.python_version(),
+        "kernel_table": ORT_VERSION, "placement": {}, "frames": {}, "partitions": {}, "verify": {},
+    }
+    work = Path(tempfile.mkdtemp(prefix="cuda-gpu-"))
+    sources = {name: ROOT / "weights" / f"{name}.onnx" for name in SAMPLES}
+    sources.update({p.stem: p for p in sorted(models.glob("*.onnx"))})
+
+    def shapes_of(name: str) -> dict:
+        try:
+            return dict(by_name(name).input_shape)
+        except KeyError:
+            return {}
+
+    # 1 + 3: placement agreement and partitions before/after optimize
+    for name, source in sources.items():
+        variants = {"published": source}
+        try:
+            variants["optimized"] = optimize(source, work / f"{name}.opt.onnx", target="cuda").output
+            if shapes_of(name):
+                variants["optimized+shape"] = optimize(source, work / f"{name}.shape.onnx", target="cuda",
+                                                       input_shapes=shapes_of(name)).output
+        except Exception as exc:  # noqa: BLE001 - a model optimize refuses is reported, not fatal
+            result["placement"].setdefault(name, {})["optimize_error"] = str(exc).splitlines()[0]
+        for variant, path in variants.items():
+            named = _named(Path(path), work / f"{name}.{variant}.named.onnx")
+            try:
+                result["placement"].setdefault(name, {})[variant] = placement(named, version)
+            except Exception as exc:  # noqa: BLE001
+                result["placement"].setdefault(name, {})[variant] = {"error": str(exc).splitlines()[0]}
+            print(name, variant, {k: v for k, v in result["placement"][name][variant].items()
+                                  if k in ("nodes", "agree", "real", "estimated", "error")}, flush=True)
+        save()
+        result["partitions"][name] = {
+            variant: {"partitions": p["real"]["partitions"], "on_cuda": p["real"]["on_cuda"], "nodes": p["nodes"]}
+            for variant, p in result["placement"][name].items() if isinstance(p, dict) and "real" in p
+        }
+
+    # 2: batch 16 vs batch 1 frames/s of detectors repaired with --dynamic-batch
+    for name in DETECTORS:
+        if name not in sources:
+            continue
+        try:
+            repaired = optimize(sources[name], work / f"{name}.db.onnx", target="cuda", dynamic_batch=True).output
+            fps = {str(b): frames_per_second(repaired, b) for b in FRAMES_BATCHES}
+            parts = real_partitions(repaired, "cuda", CUDA_EP)
+            result["frames"][name] = {
+                "fps": fps, "ratio": fps["16"] / fps["1"],
+                "partitions": parts.partitions, "on_cuda": parts.nodes_on_ep, "nodes": parts.total_nodes,
+            }
+        except Exception as exc:  # noqa: BLE001
+            result["frames"][name] = {"error": str(exc).splitlines()[0]}
+        print("frames", name, result["frames"][name], flush=True)
+        save()
+
+    # 4: verify with the CUDA EP as a runtime (real weights only)
+    for name in ("scrfd_like", "gfpgan_like", *REAL_WEIGHTS):
+        if name not in sources:
+            continue
+        entry = {}
+        try:
+            repaired = optimize(sources[name], work / f"{name}.vdb.onnx", target="cuda", dynamic_batch=True).output
+            entry["dynamic_batch_b16"] = _verify_summary(
+                verify(repaired, sources[name], batch=16, runtimes=["ort-cpu", "ort-cuda"]))
+            no_tf32 = OrtRuntime(repaired, CUDA_EP, name="ort-cuda-tf32-off", provider_options={"use_tf32": "0"})
+            entry["dynamic_batch_b16_tf32_off"] = _verify_summary(
+                verify(repaired, sources[name], batch=16, runtimes=[no_tf32]))
+        except Exception as exc:  # noqa: BLE001
+            entry["error"] = str(exc).splitlines()[0]
+        result["verify"][name] = entry
+        print("verify", name, json.dumps(entry)[:2000], flush=True)
+
+    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    out_md.write_text(render(result))
+    return result
+
+
+# ----------------------------------------------------------------------------------- render
+
+
+def agreement(result: dict) -> tuple[int, int]:
+    agree = total = 0
+    for variants in result["placement"].values():
+        for p in variants.values():
+            if isinstance(p, dict) and "agree" in p:
+                agree, total = agree + p["agree"], total + p["nodes"]
+    return agree, total
+
+
+def render(result: dict) -> str:
+    agree, total = agreement(result)
+    lines = [
+        "# CUDA EP: estimate vs real placement, batch throughput, parity",
+        "",
+        f"Measured by `reports/cuda_gpu.py measure` with onnxruntime-gpu {result['onnxruntime']} on "
+        f"{result['gpu']} (one run; ratios are within that run). Zoo models other than "
+        f"{', '.join(REAL_WEIGHTS)} ran with zeroed weights (placement and speed do not depend on weight values).",
+        "",
+        "## Placement: the `cuda` estimate vs the real CUDA EP",
+        "",
+        f"Nodes placed as estimated: **{agree}/{total} ({100 * agree / max(total, 1):.1f}%)** over every model "
+        "and variant below. The estimate runs anywhere (`onnxfit partitions M --target cuda` without a GPU).",
+        "",
+        "| model | variant | nodes | agree | real partitions | estimated partitions | real on CUDA | estimated on CUDA |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, variants in result["placement"].items():
+        for variant, p in variants.items():
+            if not isinstance(p, dict) or "agree" not in p:
+                lines.append(f"| {name} | {variant} | | | {p if isinstance(p, str) else p.get('error', '')} | | | |")
+                continue
+            lines.append(
+                f"| {name} | {variant} | {p['nodes']} | {p['agree']} | {p['real']['partitions']} | "
+                f"{p['estimated']['partitions']} | {p['real']['on_cuda']} | {p['estimated']['on_cuda']} |"
+            )
+    lines += [
+        "",
+        "## Batch 16 vs batch 1 after `optimize --target cuda --dynamic-batch`",
+        "",
+        "Detectors exported at a fixed batch, repaired by onnxfit; frames/s with inputs fed from host memory.",
+        "",
+        "| detector | frames/s batch 1 | frames/s batch 16 | ratio | CUDA partitions | nodes on CUDA |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in result["frames"].items():
+        if "error" in f:
+            lines.append(f"| {name} | {f['error']} | | | | |")
+            continue
+        lines.append(f"| {name} | {f['fps']['1']:.0f} | {f['fps']['16']:.0f} | {f['ratio']:.1f}x | "
+                     f"{f['partitions']} | {f['on_cuda']}/{f['nodes']} |")
+    lines += ["", "## `verify` with the CUDA EP as a runtime (batch 16, repaired models)", ""]
+    lines += ["| model | check | ok | largest abs / rel error vs CPU reference | tolerance (atol / rtol) |",
+              "|---|---|---|---|---|"]
+    for name, entry in result["verify"].items():
+        if "error" in entry:
+            lines.append(f"| {name} | error | | {entry['error']} | |")
+            continue
+        for key, summary in entry.items():
+            for check in summary["checks"]:
+                if check["name"] == "parity":
+                    for c in check.get("comparisons", []):
+                        if "cuda" not in c["label"]:
+                            continue
+                        lines.append(f"| {name} ({key}) | {c['label']} | {c['ok']} | "
+                                     f"{c['max_abs']:.2e} / {c['max_rel']:.2e} | {c['atol']} / {c['rtol']} |")
+                else:
+                    lines.append(f"| {name} ({key}) | {check['name']} | {check['ok']} | {check['summary']} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--dest", type=Path, default=ROOT / "build" / "gpu-zoo")
+    k = sub.add_parser("kernels")
+    k.add_argument("--provider", default=CUDA_EP)
+    m = sub.add_parser("measure")
+    m.add_argument("--models", type=Path, default=ROOT / "build" / "gpu-zoo")
+    m.add_argument("--json", type=Path, default=ROOT / "reports" / "cuda.json")
+    m.add_argument("--md", type=Path, default=ROOT / "reports" / "CUDA.md")
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.dest)
+    elif args.command == "kernels":
+        sys.stdout.write(kernel_module(args.provider))
+    else:
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        measure(args.models, args.json, args.md)
+
+
+if __name__ == "__main__":
+    main()
