@@ -61,3 +61,52 @@ def test_scalar_gather_inside_if_branch_is_rewritten():
     for cond in (True, False):
         feeds = {"x": np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32), "cond": np.array(cond)}
         assert_same_outputs(model, rewritten, feeds)
+
+
+# ------------------------------------------- the target EP's release decides what is rewritten
+
+
+def _optimize(model, version, target="coreml"):
+    from onnxfit.optimizer.optimize import optimize_model
+
+    return optimize_model(model, target, passes=["scalar-gather", "split-to-slice"], ort_version=version)
+
+
+@pytest.mark.parametrize("batch", [1, "n"])
+def test_coreml_1_27_keeps_scalar_gather_on_static_data_only(batch):
+    from tests.targets.corpus import split11_scalar_gather
+
+    model = split11_scalar_gather(batch)
+    old, new, unknown = _optimize(model, (1, 26)), _optimize(model, (1, 27)), _optimize(model, None)
+    assert op_count(old.model, "Squeeze") == 1 and op_count(unknown.model, "Squeeze") == 1
+    # From 1.27 the EP squeezes itself when 'data' is fully static; a symbolic batch still needs the rewrite.
+    assert op_count(new.model, "Squeeze") == (0 if batch == 1 else 1)
+    feeds = random_feeds(model, shapes={"x": [2, 4, 8]} if batch == "n" else None)
+    for result in (old, new, unknown):
+        assert_same_outputs(model, result.model, feeds, exact=True)
+
+
+def test_nnapi_takes_constant_scalar_gather_and_cpu_target_rewrites_everything():
+    model = _gather_model(1, 13)
+    nnapi = _optimize(model, (1, 26), target="nnapi")
+    assert op_count(nnapi.model, "Squeeze") == 0 and "the target EP takes it" in nnapi.reports[0].notes[0]
+    # No support profile for the CPU target: nothing is known to be taken, so the pass rewrites.
+    assert op_count(_optimize(model, (1, 32), target="cpu").model, "Squeeze") == 1
+
+
+def test_prepare_uses_the_installed_onnxruntime_release(tmp_path):
+    """prepare() names the installed onnxruntime (1.32 here): the CoreML EP takes both nodes, so
+    the model comes back as it is; naming 1.26 in optimize rewrites them."""
+    import onnxruntime
+
+    from onnxfit.optimizer.cache import ort_version, prepare_entry
+    from tests.targets.corpus import split11_scalar_gather
+
+    if ort_version() < (1, 27):
+        pytest.skip(f"installed onnxruntime {onnxruntime.__version__} predates the CoreML rules under test")
+    path = tmp_path / "m.onnx"
+    onnx.save(split11_scalar_gather(), path)
+    entry = prepare_entry(path, target="coreml", cache_dir=tmp_path / "cache")
+    kept = [r for r in entry.meta["passes"] if r["name"] in ("scalar-gather", "split-to-slice")]
+    assert [r["rewritten"] for r in kept] == [0, 0]
+    assert all(any("target EP takes it" in n for n in r["notes"]) for r in kept)

@@ -227,3 +227,29 @@ def test_property_split_to_slice_is_bit_exact_for_random_splits(case):
     sizes_as = "attribute" if opset < 13 else "initializer"
     model = _split_model(shape, axis, opset, n, sizes=sizes, sizes_as=sizes_as, num_outputs=num_outputs)
     _assert_rewritten_bit_exact(model, opset, n)
+
+
+# ------------------------------------------- the target EP's release decides what is rewritten
+
+
+@pytest.mark.parametrize(("version", "slices"), [(None, 2), ((1, 20), 2), ((1, 26), 2), ((1, 27), 0), ((1, 32), 0)])
+def test_coreml_takes_opset11_split_from_1_27(version, slices):
+    from onnxfit.optimizer.optimize import optimize_model
+    from tests.targets.corpus import split11_scalar_gather
+
+    model = split11_scalar_gather()
+    result = optimize_model(model, "coreml", passes=["split-to-slice"], ort_version=version)
+    assert op_count(result.model, "Slice") == slices
+    assert op_count(result.model, "Split") == (1 if slices == 0 else 0)
+    assert_same_outputs(model, result.model, random_feeds(model), exact=True)
+
+
+def test_coreml_1_27_still_rewrites_a_split_it_refuses():
+    """Per node: the 1.27 builder needs a static split axis, so sizes on a symbolic axis are still
+    rewritten (the sizes are constant, so the Slices are exact)."""
+    from onnxfit.optimizer.optimize import optimize_model
+
+    model = _split_model([4, "m"], 1, 11, 2, sizes=(1, 3))
+    result = optimize_model(model, "coreml", passes=["split-to-slice"], ort_version=(1, 27))
+    assert op_count(result.model, "Slice") == 2
+    assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [4, 4]}), exact=True)

@@ -172,6 +172,22 @@ def reflect_pad(mode="reflect"):
                        _ints("pads", [0, 0, 1, 1, 0, 0, 1, 1])])
 
 
+def split11_scalar_gather(batch=1):
+    """Relu -> Split (opset 11, sizes as attribute) -> scalar Gather / Relu: GFPGAN's SFT and style
+    code pattern. CoreML refuses both nodes before ONNX Runtime 1.27 and takes both from 1.27.
+    ``batch="n"`` makes the batch symbolic, which the 1.27 scalar-Gather rule refuses."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu_in"),
+        helper.make_node("Split", ["r"], ["a", "b"], name="split", axis=1, split=[1, 3]),
+        helper.make_node("Gather", ["a", "i"], ["g"], name="gather", axis=1),
+        helper.make_node("Sigmoid", ["g"], ["y1"], name="sigmoid_out"),
+        helper.make_node("Relu", ["b"], ["y2"], name="relu_out"),
+    ]
+    return make_model(nodes, [tensor_info("x", [batch, 4, 8])],
+                      [tensor_info("y1", [batch, 8]), tensor_info("y2", [batch, 3, 8])],
+                      [numpy_helper.from_array(np.array(0, dtype=np.int64), "i")], opset=11)
+
+
 def built_corpus():
     """name -> model, the models every fidelity test runs on."""
     return {

@@ -236,3 +236,100 @@ def test_openvino_grouping_splits_unconnected_pieces():
     # One unsupported node anywhere switches OpenVINO to clustering: pieces are connected components.
     groups = OPENVINO.partitions(graph, [True, True, True, False])
     assert sorted(map(sorted, groups)) == [[0, 2]]
+
+
+# --------------------------------------------------- rules that follow ONNX Runtime releases
+
+
+@pytest.mark.parametrize(("version", "partitions"), [("1.20", 2), ("1.26", 2), ("1.27", 1), ("1.32", 1)])
+def test_split11_and_scalar_gather_partitions_per_release(version, partitions):
+    from onnxfit.verify.partitions import estimate_partitions
+    from tests.targets.corpus import split11_scalar_gather
+
+    report = estimate_partitions(split11_scalar_gather(), "coreml", parse_version(version))
+    assert report.partitions == partitions
+    refused = {u.name for u in report.unsupported}
+    assert refused == ({"split", "gather"} if partitions == 2 else set())
+
+
+def _split11(sizes=(1, 3), shape=(1, 4, 8), outputs=2):
+    attrs = {"split": list(sizes)} if sizes is not None else {}
+    node = helper.make_node("Split", ["x"], [f"o{i}" for i in range(outputs)], name="split", axis=1, **attrs)
+    return node, [tensor_info("x", list(shape))]
+
+
+@pytest.mark.parametrize("profile", [MLPROGRAM, NEURALNETWORK])
+def test_split_attribute_form_is_taken_from_1_27(profile):
+    verdict = _judge(profile, *_split11(), version="1.26", opset=11)
+    assert "needs opset >= 13" in verdict.reason
+    assert _judge(profile, *_split11(), version="1.27", opset=11).supported
+    assert _judge(profile, *_split11(), version="1.32", opset=11).supported
+
+
+def test_split_attribute_rules_from_1_27():
+    assert "do not add up" in _judge(MLPROGRAM, *_split11((1, 2)), version="1.27", opset=11).reason
+    assert "static size" in _judge(MLPROGRAM, *_split11(shape=(1, "c", 8)), version="1.27", opset=11).reason
+    assert "positive" in _judge(MLPROGRAM, *_split11((0, 4)), version="1.27", opset=11).reason
+    # No sizes: an equal split the axis must divide (CoreML's num_splits).
+    assert _judge(MLPROGRAM, *_split11(None), version="1.27", opset=11).supported
+    assert "divisible by 3" in _judge(MLPROGRAM, *_split11(None, outputs=3), version="1.27", opset=11).reason
+
+
+def _scalar_gather(shape):
+    node = helper.make_node("Gather", ["x", "i"], ["y"], name="gather", axis=1)
+    return node, [tensor_info("x", list(shape))], [numpy_helper.from_array(np.array(1, dtype=np.int64), "i")]
+
+
+@pytest.mark.parametrize("profile", [MLPROGRAM, NEURALNETWORK])
+def test_scalar_gather_is_taken_from_1_27_on_static_data_up_to_rank_4(profile):
+    assert "before ONNX Runtime 1.27" in _judge(profile, *_scalar_gather([1, 3, 8]), version="1.26").reason
+    assert _judge(profile, *_scalar_gather([1, 3, 8]), version="1.27").supported
+    assert _judge(profile, *_scalar_gather([1, 3, 8, 2]), version="1.32").supported
+    assert "fully static" in _judge(profile, *_scalar_gather(["n", 3, 8]), version="1.27").reason
+    assert "rank <= 4" in _judge(profile, *_scalar_gather([1, 3, 2, 2, 2]), version="1.27").reason
+
+
+def test_gather_int32_data_is_refused():
+    node = helper.make_node("Gather", ["x", "i"], ["y"], name="gather", axis=0)
+    inputs = [tensor_info("x", [4, 2], TensorProto.INT32)]
+    assert "int32" in _judge(MLPROGRAM, node, inputs, [_ints("i", [1])], version="1.32").reason
+
+
+def _gather_nd(indices_const=True, batch_dims=0):
+    node = helper.make_node("GatherND", ["x", "i"], ["y"], name="gnd", batch_dims=batch_dims)
+    indices = [[0, 1], [1, 0]]
+    if indices_const:
+        return node, [tensor_info("x", [2, 2, 3])], [_ints("i", indices)]
+    return node, [tensor_info("x", [2, 2, 3]), tensor_info("i", [2, 2], TensorProto.INT64)], []
+
+
+def test_gather_nd_mlprogram_from_1_27_with_constant_indices_and_batch_dims_0():
+    assert "only in ONNX Runtime >= 1.27" in _judge(MLPROGRAM, *_gather_nd(), version="1.26").reason
+    assert _judge(MLPROGRAM, *_gather_nd(), version="1.27").supported
+    assert "constant initializer" in _judge(MLPROGRAM, *_gather_nd(indices_const=False), version="1.27").reason
+    assert "batch_dims" in _judge(MLPROGRAM, *_gather_nd(batch_dims=1), version="1.27").reason
+    assert "no builder for GatherND" in _judge(NEURALNETWORK, *_gather_nd(), version="1.32").reason
+
+
+def test_mlprogram_ops_added_after_1_20_follow_their_release():
+    where = helper.make_node("Where", ["c", "x", "z"], ["y"], name="where")
+    inputs = [tensor_info("c", [2], TensorProto.BOOL), tensor_info("x", [2]), tensor_info("z", [2])]
+    assert ">= 1.28" in _judge(MLPROGRAM, where, inputs, version="1.27").reason
+    assert _judge(MLPROGRAM, where, inputs, version="1.28").supported
+    gelu = helper.make_node("Gelu", ["x"], ["y"], name="gelu")
+    assert not _judge(MLPROGRAM, gelu, [tensor_info("x", [2])], version="1.20", opset=20).supported
+    assert _judge(MLPROGRAM, gelu, [tensor_info("x", [2])], version="1.21", opset=20).supported
+
+
+def test_nnapi_split_needs_opset_13_and_equal_sizes():
+    assert "needs opset >= 13" in _judge(NNAPI, *_split11((2, 2)), opset=11).reason
+    node = helper.make_node("Split", ["x", "s"], ["a", "b"], name="split", axis=1)
+    assert "evenly" in _judge(NNAPI, node, [tensor_info("x", [1, 4, 8])], [_ints("s", [1, 3])], opset=13).reason
+    assert _judge(NNAPI, node, [tensor_info("x", [1, 4, 8])], [_ints("s", [2, 2])], opset=13).supported
+
+
+def test_nnapi_takes_scalar_gather_with_constant_indices():
+    assert _judge(NNAPI, *_scalar_gather([1, 3, 8])).supported
+    node = helper.make_node("Gather", ["x", "i"], ["y"], name="gather", axis=1)
+    runtime = [tensor_info("x", [1, 3, 8]), tensor_info("i", [], TensorProto.INT64)]
+    assert "constant" in _judge(NNAPI, node, runtime).reason
