@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,test]'
+	$(PIP) install -q --only-binary=onnxsim -e '.[torch,test,simplify]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from onnxfit.errors import OnnxfitError
 
@@ -38,7 +39,8 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except OnnxfitError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True, emoji=False)
+            # Escaped: "pip install 'onnxfit[simplify]'" must not lose "[simplify]" as a rich tag.
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True, emoji=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

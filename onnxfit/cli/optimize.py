@@ -64,7 +64,7 @@ def _optimize_one(job: dict) -> dict:
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
                               batch_axes=job["batch_axes"],
                               ort_version=_version_tuple(job["ort_version"]),
-                              check_each=job["check_each"]).to_dict()
+                              check_each=job["check_each"], simplify=job["simplify"]).to_dict()
         if _count_partitions(job):
             result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
         elif job["partitions"] is None:
@@ -123,7 +123,7 @@ def _prepare_one(job: dict) -> dict:
     from onnxfit.optimizer.cache import prepare_entry
 
     entry = prepare_entry(job["model"], job["target"], parse_input_shapes(job["input_shapes"]),
-                          job["dynamic_batch"], passes=job["passes"])
+                          job["dynamic_batch"], passes=job["passes"], simplify=job["simplify"])
     output = None
     if job["output"] is not None:
         tmp = Path(job["output"]).with_name(f".{Path(job['output']).name}.tmp")
@@ -145,6 +145,9 @@ def optimize_command(
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
     batch_axis: list[str] = typer.Option([], "--batch-axis", help="NAME=AXIS (or NAME=none) for --dynamic-batch, "
                                          "where an input's dim names do not say which axis holds the batch."),
+    simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
+                                  "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
+                                  "the simplify extra (onnxsim)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
@@ -165,7 +168,7 @@ def optimize_command(
         raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
     pass_list = [p for p in passes.split(",")] if passes else None
     _version_tuple(ort_version)
-    get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch))
+    get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch, simplify=simplify))
     parse_input_shapes(input_shape)
     parse_batch_axes(batch_axis)
     model_paths = collect_models(models)
@@ -182,7 +185,7 @@ def optimize_command(
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
          "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis), "cache": cache, "verify": verify, "ort_version": ort_version,
-         "partitions": partitions, "check_each": check_each}
+         "partitions": partitions, "check_each": check_each, "simplify": simplify}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)

@@ -21,6 +21,7 @@ directories, on concurrent start-ups and on half-written files; this cache does 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -315,12 +316,14 @@ def prepare(
     input_shapes: dict | None = None,
     dynamic_batch: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    simplify: bool = False,
 ) -> Path:
     """The path of the model to load on this machine, building the optimized model on a miss.
 
     Returns the source path itself when no pass changes the model for this target.
+    ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
     """
-    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir).path
+    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, simplify=simplify).path
 
 
 def prepare_entry(
@@ -330,6 +333,7 @@ def prepare_entry(
     dynamic_batch: bool = False,
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
+    simplify: bool = False,
 ) -> PrepareResult:
     """``prepare`` with the details: the cache key and whether it was a hit."""
     from onnxfit import __version__
@@ -343,7 +347,7 @@ def prepare_entry(
     target = auto_target() if target == "auto" else target
     get_target(target)
     version = ort_version()
-    names = select_passes(target, passes, dynamic_batch, ort_version=version)
+    names = select_passes(target, passes, dynamic_batch, ort_version=version, simplify=simplify)
     cache = Cache(cache_dir)
     cache._ensure()
     shapes = {str(k): list(v) for k, v in (input_shapes or {}).items()}
@@ -358,6 +362,9 @@ def prepare_entry(
         "os": platform.system(),
         "machine": platform.machine(),
     }
+    if "simplify" in names:
+        # onnxsim's rewrites change between its releases: a new one builds a new entry.
+        key_parts["onnxsim"] = importlib.metadata.version("onnxsim")
     key = file_digest_of_strings([json.dumps(key_parts, sort_keys=True)])
 
     meta = cache.lookup(key)

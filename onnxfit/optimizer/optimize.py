@@ -42,8 +42,8 @@ class OptimizeResult:
 
 
 def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: bool = False,
-                  ort_version: tuple[int, int] | None = None) -> list[str]:
-    """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch.
+                  ort_version: tuple[int, int] | None = None, simplify: bool = False) -> list[str]:
+    """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch and simplify.
 
     With ``ort_version`` (the onnxruntime the model will run on), reflect-pad is dropped for
     targets whose EP runs every Pad mode natively at that version.
@@ -52,6 +52,10 @@ def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: b
     names = list(passes) if passes else list(preset.passes)
     if not passes and ort_version is not None and preset.pad_modes_native_at(ort_version) >= {"reflect", "edge", "wrap"}:
         names = [n for n in names if n != "reflect-pad"]
+    if simplify and "simplify" not in names:
+        # simplify before the EP passes, after dynamic-batch (inserted next): onnxsim then keeps
+        # the batch symbolic instead of folding batch 1 into constants dynamic-batch must repair.
+        names.insert(0, "simplify")
     if dynamic_batch and "dynamic-batch" not in names:
         # dynamic-batch first: shape folding must then keep the batch symbolic.
         names.insert(0, "dynamic-batch")
@@ -67,6 +71,7 @@ def optimize_model(
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
     batch_axes: dict[str, int | None] | None = None,
+    simplify: bool = False,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
@@ -74,7 +79,7 @@ def optimize_model(
     installed one). Unknown means "any version": every Pad the oldest EP release rejects is rewritten.
     """
     preset = get_target(target)
-    names = select_passes(target, passes, dynamic_batch, ort_version)
+    names = select_passes(target, passes, dynamic_batch, ort_version, simplify=simplify)
     chosen = get_passes(names)
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
                       ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
@@ -93,6 +98,7 @@ def optimize(
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
     batch_axes: dict[str, int | None] | list[str] | None = None,
+    simplify: bool = False,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -102,13 +108,13 @@ def optimize(
     """
     model_path = Path(model_path)
     get_target(target)
-    get_passes(select_passes(target, passes, dynamic_batch))  # fail on bad names before loading
+    get_passes(select_passes(target, passes, dynamic_batch, simplify=simplify))  # fail before loading
     model = load_model(model_path, lazy_weights=True)
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)
     result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each,
-                            parse_batch_axes(batch_axes))
+                            parse_batch_axes(batch_axes), simplify=simplify)
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

@@ -23,6 +23,7 @@ from onnxfit.optimizer.nodes import share_name_registry
 
 __all__ = [
     "Pass",
+    "ModelPass",
     "PassContext",
     "PassReport",
     "PipelineResult",
@@ -86,7 +87,18 @@ class Pass(Protocol):
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport: ...
 
 
-_REGISTRY: dict[str, Callable[[], Pass]] = {}
+@runtime_checkable
+class ModelPass(Protocol):
+    """A pass backed by a tool that works on protobuf (onnxsim): it gets the model exported as the
+    pipeline would save it, and returns a new model that the pipeline imports for the next pass."""
+
+    name: str
+    version: int
+
+    def run_model(self, model: onnx.ModelProto, ctx: PassContext) -> tuple[onnx.ModelProto, PassReport]: ...
+
+
+_REGISTRY: dict[str, Callable[[], Pass | ModelPass]] = {}
 
 
 def register_pass(cls):
@@ -153,13 +165,16 @@ def run_passes(
     """
     ctx = ctx or PassContext(opset=default_opset(model))
     ops_before = op_histogram(model)
-    graph = gs.import_onnx(model)
-    _keep_declared_output_shapes(model.graph, graph)
-    share_name_registry(graph)
+    graph = _import(model, model)
     reports = []
     for p in passes:
         log.info("running pass %s", p.name)
-        report = p.run(graph, ctx)
+        if isinstance(p, ModelPass):
+            rewritten, report = p.run_model(_export(graph, model), ctx)
+            if report.changed:
+                graph = _import(rewritten, model)
+        else:
+            report = p.run(graph, ctx)
         reports.append(report)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()
         if check_each:
@@ -169,6 +184,13 @@ def run_passes(
     new = _export(graph, model)
     _check(new, "after the passes", model)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
+
+
+def _import(model: onnx.ModelProto, original: onnx.ModelProto) -> gs.Graph:
+    graph = gs.import_onnx(model)
+    _keep_declared_output_shapes(original.graph, graph)
+    share_name_registry(graph)
+    return graph
 
 
 def default_opset(model: onnx.ModelProto) -> int:
