@@ -12,6 +12,7 @@ from rich.table import Table
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
 from onnxfit.batch_axes import parse_batch_axes
+from onnxfit.fixed_inputs import parse_fixed_inputs
 from onnxfit.model import parse_input_shapes
 from onnxfit.optimizer import get_passes, optimize, select_passes
 from onnxfit.targets import get_target, target_names
@@ -62,7 +63,7 @@ def _optimize_one(job: dict) -> dict:
         else:
             result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
-                              batch_axes=job["batch_axes"],
+                              batch_axes=job["batch_axes"], fixed_inputs=job["fixed_inputs"],
                               ort_version=_version_tuple(job["ort_version"]),
                               check_each=job["check_each"], simplify=job["simplify"]).to_dict()
         if _count_partitions(job):
@@ -112,7 +113,8 @@ def _verify_against_source(job: dict, optimized: Path) -> dict:
 
     if optimized == Path(job["model"]):
         return {"ok": True, "checks": [], "note": "nothing was rewritten: the original is used"}
-    return verify(optimized, reference=job["model"], input_shapes=job["input_shapes"] or None).to_dict()
+    return verify(optimized, reference=job["model"], input_shapes=job["input_shapes"] or None,
+                  fixed_inputs=job["fixed_inputs"] or None).to_dict()
 
 
 def _prepare_one(job: dict) -> dict:
@@ -123,7 +125,8 @@ def _prepare_one(job: dict) -> dict:
     from onnxfit.optimizer.cache import prepare_entry
 
     entry = prepare_entry(job["model"], job["target"], parse_input_shapes(job["input_shapes"]),
-                          job["dynamic_batch"], passes=job["passes"], simplify=job["simplify"])
+                          job["dynamic_batch"], passes=job["passes"], fixed_inputs=job["fixed_inputs"],
+                          simplify=job["simplify"])
     output = None
     if job["output"] is not None:
         tmp = Path(job["output"]).with_name(f".{Path(job['output']).name}.tmp")
@@ -145,6 +148,8 @@ def optimize_command(
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
     batch_axis: list[str] = typer.Option([], "--batch-axis", help="NAME=AXIS (or NAME=none) for --dynamic-batch, "
                                          "where an input's dim names do not say which axis holds the batch."),
+    fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE (sr=16000, scale=0.5,0.5, mask=@mask.npy): "
+                                        "the input becomes a constant and leaves the graph inputs (repeatable)."),
     simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
                                   "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
                                   "the simplify extra (onnxsim)."),
@@ -171,6 +176,7 @@ def optimize_command(
     get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch, simplify=simplify))
     parse_input_shapes(input_shape)
     parse_batch_axes(batch_axis)
+    parse_fixed_inputs(fix_input)
     model_paths = collect_models(models)
     for path in model_paths:
         if not path.exists():
@@ -184,7 +190,8 @@ def optimize_command(
         target = auto_target()
     job_list = [
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis), "cache": cache, "verify": verify, "ort_version": ort_version,
+         "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis),
+         "fixed_inputs": list(fix_input), "cache": cache, "verify": verify, "ort_version": ort_version,
          "partitions": partitions, "check_each": check_each, "simplify": simplify}
         for m, o in zip(model_paths, outputs)
     ]

@@ -53,6 +53,10 @@ def verify_command(
         [], "--batch-axis",
         help="An input's batch axis where its dim names do not tell: NAME=AXIS, or NAME=none (repeatable).",
     ),
+    fix_input: list[str] = typer.Option(
+        [], "--fix-input",
+        help="NAME=VALUE fed to the --reference for an input the model fixed (default: what optimize recorded).",
+    ),
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
     result = verify(
@@ -68,6 +72,7 @@ def verify_command(
         target=target,
         ort_version=ort_version,
         batch_axis=batch_axis,
+        fixed_inputs=fix_input or None,
     )
     if report is not None:
         write_report(result, report)

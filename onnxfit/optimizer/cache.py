@@ -32,11 +32,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
+import xxhash
 from filelock import FileLock
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
+from onnxfit.fixed_inputs import parse_fixed_inputs
 from onnxfit.model import (
     external_data_files,
     file_digest,
@@ -306,6 +309,10 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def _array_digest(value: np.ndarray) -> str:
+    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(value).tobytes())
+
+
 def _write_json_atomic(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
@@ -316,14 +323,17 @@ def prepare(
     input_shapes: dict | None = None,
     dynamic_batch: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    fixed_inputs: dict | None = None,
     simplify: bool = False,
 ) -> Path:
     """The path of the model to load on this machine, building the optimized model on a miss.
 
     Returns the source path itself when no pass changes the model for this target.
+    ``fixed_inputs``: ``{"sr": 16000}``: those inputs become constants (and part of the key).
     ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
     """
-    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, simplify=simplify).path
+    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, fixed_inputs=fixed_inputs,
+                         simplify=simplify).path
 
 
 def prepare_entry(
@@ -333,6 +343,7 @@ def prepare_entry(
     dynamic_batch: bool = False,
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
+    fixed_inputs: dict | list[str] | None = None,
     simplify: bool = False,
 ) -> PrepareResult:
     """``prepare`` with the details: the cache key and whether it was a hit."""
@@ -351,6 +362,9 @@ def prepare_entry(
     cache = Cache(cache_dir)
     cache._ensure()
     shapes = {str(k): list(v) for k, v in (input_shapes or {}).items()}
+    if isinstance(fixed_inputs, list):
+        fixed_inputs = parse_fixed_inputs(fixed_inputs)
+    fixed = {str(k): np.asarray(v) for k, v in (fixed_inputs or {}).items()}
     key_parts = {
         "source_digest": cache.source_digest(model_path),
         "passes": [f"{p.name}@{p.version}" for p in get_passes(names)],
@@ -358,6 +372,7 @@ def prepare_entry(
         "onnxruntime": onnxruntime.__version__,
         "input_shapes": shapes,
         "dynamic_batch": dynamic_batch,
+        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(fixed.items())},
         "onnxfit": __version__,
         "os": platform.system(),
         "machine": platform.machine(),
@@ -373,7 +388,8 @@ def prepare_entry(
         def builder(tmp_dir: Path) -> dict:
             model = load_model(model_path, lazy_weights=True)
             resolved = resolve_input_shapes(model, {(None if k == "None" else k): tuple(v) for k, v in shapes.items()})
-            result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version)
+            result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version,
+                                    fixed_inputs=fixed)
             meta = {"source": str(model_path.resolve()), "key": key_parts, "created": time.time(),
                     "unchanged": not result.changed, "passes": [r.to_dict() for r in result.reports]}
             if result.changed:

@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from onnxfit.batch_axes import parse_batch_axes
+from onnxfit.fixed_inputs import parse_fixed_inputs, resolve_fixed_inputs
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes, save_model
 from onnxfit.optimizer.pipeline import PassContext, PipelineResult, default_opset, get_passes, run_passes
 from onnxfit.targets import get_target
@@ -71,6 +73,7 @@ def optimize_model(
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
     batch_axes: dict[str, int | None] | None = None,
+    fixed_inputs: dict[str, np.ndarray] | None = None,
     simplify: bool = False,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
@@ -83,7 +86,8 @@ def optimize_model(
     chosen = get_passes(names)
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
                       ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
-                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(batch_axes or {}))
+                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(batch_axes or {}),
+                      fixed_inputs=resolve_fixed_inputs(model, fixed_inputs))
     return run_passes(model, chosen, ctx, check_each=check_each)
 
 
@@ -98,6 +102,7 @@ def optimize(
     ort_version: tuple[int, int] | None = None,
     check_each: bool = False,
     batch_axes: dict[str, int | None] | list[str] | None = None,
+    fixed_inputs: dict[str, object] | list[str] | None = None,
     simplify: bool = False,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
@@ -105,6 +110,7 @@ def optimize(
     ``input_shapes``: ``{"images": (1, 3, 640, 640)}``, ``{None: (1, 3, 640, 640)}`` for the only
     input, or CLI-style strings ``["images=1x3x640x640"]``. ``batch_axes``: ``{"state": 1}`` or
     ``["state=1"]`` for inputs whose dim names do not say where the batch is (dynamic-batch).
+    ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``: those inputs become constants.
     """
     model_path = Path(model_path)
     get_target(target)
@@ -113,8 +119,10 @@ def optimize(
     if isinstance(input_shapes, list):
         input_shapes = parse_input_shapes(input_shapes)
     shapes = resolve_input_shapes(model, input_shapes)
+    if isinstance(fixed_inputs, list):
+        fixed_inputs = parse_fixed_inputs(fixed_inputs)
     result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each,
-                            parse_batch_axes(batch_axes), simplify=simplify)
+                            parse_batch_axes(batch_axes), fixed_inputs, simplify=simplify)
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
@@ -53,6 +54,16 @@ class PassContext:
     batch_axes: dict[str, int | None] = field(default_factory=dict)
     # Pad modes the target EP runs itself at ort_version (reflect-pad leaves those alone).
     native_pad_modes: frozenset[str] = frozenset()
+    # --fix-input NAME=VALUE: inputs that become constants before the first pass.
+    fixed_inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # inline-if runs in this pipeline: fold-shapes inlines decided Ifs inside its fixpoint.
+    inline_if: bool = False
+    # Initializers the model lists among its graph inputs (run_passes fills it): from IR 4 on,
+    # defaults the caller may override; before IR 4, every initializer.
+    initializer_inputs: tuple[str, ...] = ()
+    # --keep-input NAME: listed initializers that stay overridable. The pipeline gives passes these
+    # as graph-input Variables (never folded) and writes the initializer back as their default.
+    overridable_inputs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -70,6 +81,9 @@ class PassReport:
     folded: int = 0
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Listed initializers the pass took off the graph inputs (initializer-inputs): the pipeline
+    # lists them no more. A pass that needs a newer IR version for that raises graph.ir_version.
+    unlisted_inputs: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -165,32 +179,89 @@ def run_passes(
     """
     ctx = ctx or PassContext(opset=default_opset(model))
     ops_before = op_histogram(model)
-    graph = _import(model, model)
-    reports = []
+    ctx = replace(ctx, initializer_inputs=_initializer_inputs(model.graph),
+                  inline_if=ctx.inline_if or any(p.name == "inline-if" for p in passes))
+    graph = _import(model, model, ctx.overridable_inputs)
+    reports = [_fix_inputs(graph, ctx.fixed_inputs)] if ctx.fixed_inputs else []
     for p in passes:
         log.info("running pass %s", p.name)
         if isinstance(p, ModelPass):
-            rewritten, report = p.run_model(_export(graph, model), ctx)
+            rewritten, report = p.run_model(_export(graph, model, _unlisted(reports)), ctx)
             if report.changed:
-                graph = _import(rewritten, model)
+                graph = _import(rewritten, model, ctx.overridable_inputs)
         else:
             report = p.run(graph, ctx)
         reports.append(report)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()
         if check_each:
-            _check(_export(graph, model), f"after pass {p.name}", model)
+            _check(_export(graph, model, _unlisted(reports)), f"after pass {p.name}", model)
     if not any(r.changed for r in reports):
         return PipelineResult(model, reports, ops_before, ops_before)
-    new = _export(graph, model)
+    new = _export(graph, model, _unlisted(reports))
+    _record_fixed_inputs(new, ctx.fixed_inputs)
     _check(new, "after the passes", model)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
-def _import(model: onnx.ModelProto, original: onnx.ModelProto) -> gs.Graph:
+def _fix_inputs(graph: gs.Graph, values: dict[str, np.ndarray]) -> PassReport:
+    """Turn the fixed graph inputs into constants (``--fix-input``), before any pass sees them."""
+    report = PassReport("fix-input")
+    for tensor in list(graph.inputs):
+        if tensor.name in values and isinstance(tensor, gs.Variable):
+            tensor.to_constant(values[tensor.name])
+            graph.inputs.remove(tensor)
+            report.folded += 1
+            report.notes.append(f"input '{tensor.name}' fixed to {values[tensor.name].reshape(-1)[:8].tolist()}")
+    return report
+
+
+def _record_fixed_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> None:
+    """Metadata that lets ``verify`` feed the original model what the optimized one fixed."""
+    from onnxfit.fixed_inputs import METADATA_KEY, fixed_inputs_metadata
+
+    recorded = fixed_inputs_metadata(values)
+    if recorded is None:
+        return
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = recorded
+            return
+    model.metadata_props.add(key=METADATA_KEY, value=recorded)
+
+
+def _import(model: onnx.ModelProto, original: onnx.ModelProto, overridable: frozenset[str]) -> gs.Graph:
     graph = gs.import_onnx(model)
     _keep_declared_output_shapes(original.graph, graph)
+    _keep_overridable(graph, overridable, _initializer_inputs(original.graph))
     share_name_registry(graph)
     return graph
+
+
+def _initializer_inputs(graph: onnx.GraphProto) -> tuple[str, ...]:
+    initializers = {t.name for t in graph.initializer}
+    return tuple(vi.name for vi in graph.input if vi.name in initializers)
+
+
+def _keep_overridable(graph: gs.Graph, names: frozenset[str], listed: tuple[str, ...]) -> None:
+    """--keep-input: graph-surgeon imports a listed initializer as a Constant; these stay inputs.
+
+    As Variables no pass folds them; ``_export`` writes their initializer back as the default.
+    """
+    unknown = sorted(names - set(listed) - {t.name for t in graph.inputs})
+    if unknown:
+        raise OnnxfitError(f"--keep-input {', '.join(unknown)}: not an input of the model "
+                           f"(it lists {len(listed)} initializers among its graph inputs)")
+    if not names:
+        return
+    for tensor in graph.tensors().values():
+        if tensor.name in names and isinstance(tensor, gs.Constant):
+            tensor.to_variable(dtype=tensor.dtype, shape=list(tensor.shape))
+            tensor.type = "tensor_type"  # what Variable() sets and to_variable() leaves out
+            graph.inputs.append(tensor)
+
+
+def _unlisted(reports: list[PassReport]) -> frozenset[str]:
+    return frozenset(name for r in reports for name in r.unlisted_inputs)
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -237,11 +308,14 @@ def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None
                            "This is an onnxfit bug: please report it with the model") from None
 
 
-def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
+def _export(graph: gs.Graph, original: onnx.ModelProto, unlisted: frozenset[str] = frozenset()) -> onnx.ModelProto:
     new = gs.export_onnx(graph, do_type_check=False)
     _restore_model_fields(original, new)
+    # A pass may raise the IR version (initializer-inputs: 4), never lower it.
+    new.ir_version = max(original.ir_version, graph.ir_version or 0)
+    _restore_input_defaults(original.graph, new.graph)
     _restore_initializer_order(original.graph, new.graph)
-    _restore_graph_inputs(original.graph, new.graph, lists_initializers=original.ir_version < 4)
+    _restore_graph_inputs(original.graph, new.graph, lists_initializers=new.ir_version < 4, unlisted=unlisted)
     _restore_node_doc_strings(original.graph, new.graph)
     return new
 
@@ -261,17 +335,27 @@ def _restore_model_fields(original: onnx.ModelProto, new: onnx.ModelProto) -> No
     new.metadata_props.extend(original.metadata_props)
 
 
-def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto, lists_initializers: bool) -> None:
+def _restore_input_defaults(original: onnx.GraphProto, new: onnx.GraphProto) -> None:
+    """Inputs kept overridable (``_keep_overridable``) get their initializer back as the default."""
+    missing = {vi.name for vi in new.input} - {t.name for t in new.initializer}
+    new.initializer.extend(t for t in original.initializer if t.name in missing)
+
+
+def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto, lists_initializers: bool,
+                          unlisted: frozenset[str] = frozenset()) -> None:
     """Keep the original input order. IR < 4 requires every initializer to be a graph input too:
     initializers a pass added (folded weights, new shape constants) are listed after the others,
-    and those a pass dropped are no longer listed (ORT would ask the caller to feed them)."""
+    and those a pass dropped are no longer listed (ORT would ask the caller to feed them).
+    Initializers the original listed stay listed unless a pass took them off (``unlisted``)."""
     current = {vi.name: vi for vi in new.input}
     initializers = {t.name: t for t in new.initializer}
+    # An input that only now has an initializer was fixed (--fix-input): it is no input any more.
+    was_initializer = {t.name for t in original.initializer}
     ordered = []
     for vi in original.input:
         if vi.name in current:
             ordered.append(current.pop(vi.name))
-        elif vi.name in initializers:
+        elif vi.name in initializers and vi.name in was_initializer and vi.name not in unlisted:
             ordered.append(vi)
     ordered.extend(current.values())
     if lists_initializers:

@@ -6,7 +6,8 @@ A target is data: the EP it stands for and the passes `optimize --target` runs b
 Why these lists (see ../targets/*.py profiles and EP_RULES.md for the per-op rules):
 - CoreML (MLProgram, NeuralNetwork) and NNAPI reject Pad edge/wrap (and reflect before ORT 1.26 /
   always for NeuralNetwork), scalar Gather indices, Split forms with non-constant sizes, and
-  builders refuse ops whose shape inputs are computed at run time: all passes apply.
+  builders refuse ops whose shape inputs are computed at run time: all passes apply. Neither has
+  an LSTM/GRU builder: a one-step recurrence (streaming VADs) becomes its cell math (rnn-step).
 - OpenVINO, CUDA, TensorRT and CPU take Pad/Split/Gather as they are; folding shape chains still
   removes Shape->Gather round trips (TensorRT and CUDA pay a host sync for each).
 """
@@ -38,7 +39,11 @@ class Target:
 
 
 # fold-shapes first: shape chains it folds need no scalar-gather or Split rewrites of their own.
-_MOBILE = ("fold-shapes", "scalar-gather", "reflect-pad", "split-to-slice", "flatten-to-reshape")
+# inline-if with it: fold-shapes inlines decided Ifs inside its fixpoint when inline-if is listed.
+_KERNEL = ("fold-shapes", "inline-if")
+# rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
+_MOBILE = ("fold-shapes", "inline-if", "rnn-step", "scalar-gather", "reflect-pad", "split-to-slice",
+           "flatten-to-reshape")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {
@@ -49,10 +54,10 @@ TARGETS: dict[str, Target] = {
                native_pad_modes=(("reflect", (1, 26)),)),
         Target("coreml-nn", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, NeuralNetwork format"),
         Target("nnapi", "NnapiExecutionProvider", _MOBILE, "Android NNAPI EP"),
-        Target("openvino", "OpenVINOExecutionProvider", ("fold-shapes",), "OpenVINO EP", _ALL_PAD_MODES),
-        Target("cuda", "CUDAExecutionProvider", ("fold-shapes",), "CUDA EP", _ALL_PAD_MODES),
-        Target("tensorrt", "TensorrtExecutionProvider", ("fold-shapes",), "TensorRT EP", _ALL_PAD_MODES),
-        Target("cpu", "CPUExecutionProvider", ("fold-shapes",), "ONNX Runtime CPU", _ALL_PAD_MODES),
+        Target("openvino", "OpenVINOExecutionProvider", _KERNEL, "OpenVINO EP", _ALL_PAD_MODES),
+        Target("cuda", "CUDAExecutionProvider", _KERNEL, "CUDA EP", _ALL_PAD_MODES),
+        Target("tensorrt", "TensorrtExecutionProvider", _KERNEL, "TensorRT EP", _ALL_PAD_MODES),
+        Target("cpu", "CPUExecutionProvider", _KERNEL, "ONNX Runtime CPU", _ALL_PAD_MODES),
     )
 }
 

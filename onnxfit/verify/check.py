@@ -70,6 +70,24 @@ class VerifyContext:
     provided: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     axes: dict[str, int | None] = field(default_factory=dict)  # input -> batch axis (may hold UNKNOWN)
+    # Reference inputs the model fixed (--fix-input): fed to the reference, never generated.
+    reference_fixed: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def reference_specs(self) -> list[InputSpec]:
+        return [s for s in model_inputs(self.reference) if s.name not in self.reference_fixed]
+
+    def reference_runtime(self) -> Runtime:
+        return _FixedFeeds(make_runtime(REFERENCE, self.reference_source), self.reference_fixed)
+
+
+class _FixedFeeds:
+    """A runtime that adds the inputs the model under test fixed to every feed."""
+
+    def __init__(self, runtime: Runtime, fixed: dict[str, np.ndarray]):
+        self.runtime, self.fixed, self.name = runtime, fixed, runtime.name
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runtime.run({**self.fixed, **inputs})
 
 
 def verify(
@@ -87,6 +105,7 @@ def verify(
     target: str | None = None,
     ort_version: str | None = None,
     batch_axis: BatchAxes | Sequence[str] | None = None,
+    fixed_inputs: dict[str, object] | Sequence[str] | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -96,22 +115,26 @@ def verify(
     or a dict of arrays keyed by input name. ``batch``: the leading symbolic dim for parity and
     the contamination test (default 1 for parity, 4 for contamination). ``batch_axis``:
     ``{"state": 1}`` or ``["state=1"]``, an input's batch axis where its dim names do not tell
-    (``none``: it has no batch axis).
+    (``none``: it has no batch axis). ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``,
+    values the model fixed that the reference still takes as inputs (by default what the model's
+    metadata recorded when onnxfit fixed them).
     """
     if batch is not None and batch < 1:
         raise OnnxfitError(f"--batch {batch}: must be a positive integer")
     proto, source, label = _load(model)
     ref_proto, ref_source, ref_label = _load(reference) if reference is not None else (None, None, None)
     specs = model_inputs(proto)
+    ref_fixed = _reference_fixed(proto, ref_proto, specs, fixed_inputs)
     overrides = parse_batch_axes(batch_axis)
     axes = batch_axes(specs, overrides)
     shapes = _input_shapes(proto, input_shapes)
     provided = _provided(inputs, specs)
     selected = _runtimes(proto, source, runtimes)
 
-    per_frame = ref_proto is not None and _per_frame(specs, model_inputs(ref_proto), axes)
+    ref_specs = [s for s in model_inputs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
+    per_frame = ref_proto is not None and _per_frame(specs, ref_specs, axes)
     if ref_proto is not None:
-        shapes = {**_shapes_from_reference(specs, model_inputs(ref_proto), batch, axes), **shapes}
+        shapes = {**_shapes_from_reference(specs, ref_specs, batch, axes), **shapes}
     # Against a batch-1 reference, the batched model is compared frame by frame: do it at a real batch.
     parity_batch = batch if batch is not None else (DEFAULT_BATCH if per_frame else None)
     feeds, notes = make_inputs(specs, parity_batch, shapes, provided, seed, axes)
@@ -120,7 +143,7 @@ def verify(
 
     ctx = VerifyContext(
         proto, source, label, ref_proto, ref_source, specs, feeds, selected, atol, rtol, seed, batch, shapes, provided,
-        notes, axes,
+        notes, axes, ref_fixed,
     )
     report = VerifyReport(label, ref_label, [r.name for r in selected])
     report.checks.append(parity_check(ctx, per_frame, explicit=runtimes is not None))
@@ -179,9 +202,9 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
 
 
 def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_frame: bool) -> dict:
-    ref_specs = model_inputs(ctx.reference)
+    ref_specs = ctx.reference_specs()
     pairs = [(m, r) for m, r in match_outputs([s.name for s in ctx.specs], [s.name for s in ref_specs]) if m and r]
-    ref_rt = make_runtime(REFERENCE, ctx.reference_source)
+    ref_rt = ctx.reference_runtime()
     ref_feeds = {r: ctx.inputs[m] for m, r in pairs}
     entry = {"label": f"model vs reference model on {ref_rt.name}", "runtime": ref_rt.name, "against": "reference model"}
     if per_frame:
@@ -284,14 +307,14 @@ def _judge_against_reference(
     ctx: VerifyContext, check: Check, shapes: dict[str, tuple[int, ...]], overrides: BatchAxes
 ) -> Check:
     """The model mixes frames: fail only for mixing the reference does not have too."""
-    ref_specs = model_inputs(ctx.reference)
+    ref_specs = ctx.reference_specs()
     pairs = {m: r for m, r in match_outputs([s.name for s in ctx.specs], [s.name for s in ref_specs]) if m and r}
     ref_overrides = {pairs[k]: v for k, v in overrides.items() if k in pairs}
     ref_shapes = {pairs[k]: v for k, v in shapes.items() if k in pairs}
     ref_provided = {pairs[k]: v for k, v in ctx.provided.items() if k in pairs}
     try:
         ref_check = contamination_check(
-            ctx.reference, make_runtime(REFERENCE, ctx.reference_source), ref_specs, ref_shapes, {}, ref_provided,
+            ctx.reference, ctx.reference_runtime(), ref_specs, ref_shapes, {}, ref_provided,
             ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides),
         )
     except OnnxfitError as exc:
@@ -308,6 +331,22 @@ def _judge_against_reference(
         f"frames mix as in the reference (not added by this model): {check.summary}",
     ]
     return Check("contamination", True, "frames mix as they do in the reference: no mixing added", details)
+
+
+def _reference_fixed(model: onnx.ModelProto, reference: onnx.ModelProto | None, specs: list[InputSpec],
+                     given: dict[str, object] | Sequence[str] | None) -> dict[str, np.ndarray]:
+    """Values for the reference inputs the model no longer has: given, else the model's metadata."""
+    from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
+
+    if reference is None:
+        if given:
+            raise OnnxfitError("--fix-input is for the reference model's inputs; give one with --reference")
+        return {}
+    values = parse_fixed_inputs(given) if isinstance(given, (list, tuple)) else dict(given or {})
+    values = resolve_fixed_inputs(reference, values) if values else read_fixed_inputs(model)
+    own = {s.name for s in specs}
+    ref_inputs = {s.name for s in model_inputs(reference)}
+    return {name: v for name, v in values.items() if name in ref_inputs and name not in own}
 
 
 def _failure_key(failure: str) -> str:

@@ -120,7 +120,7 @@ def test_if_with_a_condition_from_static_shapes_is_inlined_and_the_shapes_after_
              n("Shape", ["b"], ["bs"]), n("Reshape", ["x", "bs"], ["y"])]
     model = make_model(nodes, [tensor_info("x", [2, 3, 4])], [tensor_info("y", None)],
                        [helper.make_tensor("three", I64, [], [3])], opset=17)
-    result = run_passes(model, get_passes(["fold-shapes"]), PassContext(opset=17))
+    result = run_passes(model, get_passes(["fold-shapes", "inline-if"]), PassContext(opset=17))
     folded = result.model
     onnx.checker.check_model(folded)
     assert op_count(folded, "If") == 0 and op_count(folded, "Shape") == 0

@@ -37,9 +37,10 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    the symbolic dims an exporter wrote, which no longer hold once input shapes are fixed.
 7. Rewrites reach If branches (nested), which run at most once per run. Loop and Scan bodies are
    left alone: their loop-carried tensors may change shape from one iteration to the next.
-8. An If whose condition has become a constant is replaced by the branch it takes (as ORT's
-   level-1 folding does): its outputs were unknown while the branches disagreed, so the Shape ops
-   after it (silero-vad's LSTM state handling) fold in the next round. Counted in ``rewritten``.
+8. When inline-if runs in the same pipeline (every target's), an If whose condition has become a
+   constant is replaced by the branch it takes inside these rounds (inline_if.py): its outputs
+   were unknown while the branches disagreed, so the Shape ops after it (silero-vad's LSTM state
+   handling) fold in the next round. Counted in ``rewritten``.
 
 Report: ``folded`` tensors turned into constants, ``removed`` nodes that became dead,
 ``rewritten`` Resize nodes moved from sizes to scales, If nodes inlined and graph inputs given
@@ -58,10 +59,11 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
+from onnxfit.optimizer.passes.inline_if import inline_decided_ifs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 
-__all__ = ["FoldShapesPass"]
+__all__ = ["FoldShapesPass", "known_values"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,9 @@ class FoldShapesPass:
         for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
             for node in g.nodes:
                 known.learn(node)
-        changed = _inline_constant_ifs(graph, known)
+        changed, held = inline_decided_ifs(graph, known.value, ctx.opset) if ctx.inline_if else (0, [])
+        for node in held:  # ORT must not see these conditions as constants either (inline-if rule 5)
+            known.forget(node.inputs[0])
         report.rewritten += changed
         if changed:
             graph.toposort()
@@ -139,6 +143,16 @@ class FoldShapesPass:
             changed += folded
         graph.cleanup(remove_unused_graph_inputs=False)
         return bool(changed)
+
+
+def known_values(graph: gs.Graph, opset: int):
+    """Infer shapes, then propagate values (rules 2-3): ``tensor -> ndarray | None`` for inline-if."""
+    _write_inferred_shapes(graph, _infer_shapes(graph))
+    known = _Known(opset)
+    for g in _straight_graphs(graph):
+        for node in g.nodes:
+            known.learn(node)
+    return known.value
 
 
 # ------------------------------------------------------------------------------------ input shapes
@@ -255,6 +269,17 @@ class _Known:
         dims = self._select(node) if node.op in _SELECTING else self._cast(node) if node.op == "Cast" else None
         if dims is not None:
             self._store(out, dims)
+
+    def forget(self, tensor: gs.Tensor) -> None:
+        """Drop what is known of ``tensor`` and of the computed tensors it was derived from."""
+        if isinstance(tensor, gs.Constant) or (tensor.name not in self.values and tensor.name not in self.dims):
+            return
+        self.values.pop(tensor.name, None)
+        self.dims.pop(tensor.name, None)
+        for producer in tensor.inputs:
+            if producer.op != "Constant":
+                for source in producer.inputs:
+                    self.forget(source)
 
     def _store(self, tensor: gs.Tensor, dims: _Dims) -> None:
         value = dims.value()
@@ -383,28 +408,6 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
 
 def _all_known(node: gs.Node, known: _Known) -> bool:
     return all(_empty(t) or t.name in known.values for t in node.outputs)
-
-
-def _inline_constant_ifs(graph: gs.Graph, known: _Known) -> int:
-    """If nodes whose condition is now a constant become the branch they take (rule 8)."""
-    inlined = 0
-    for g in list(_straight_graphs(graph)):
-        for node in [n for n in g.nodes if n.op == "If" and n.domain in _DEFAULT_DOMAINS]:
-            cond = known.value(node.inputs[0])
-            if cond is None or cond.size != 1:
-                continue
-            branch = node.attrs["then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"]
-            outputs = list(node.outputs)
-            node.inputs.clear()
-            node.outputs.clear()
-            g.nodes.remove(node)
-            g.nodes.extend(branch.nodes)
-            # Identity keeps the If's output tensors (names, value_info, consumers) as they were;
-            # a branch output may be an outer tensor or appear twice, so it is never renamed.
-            for inner, outer in zip(branch.outputs, outputs):
-                nodes.add_node(g, "Identity", f"{node_label(node)}_{outer.name}", [inner], outputs=[outer])
-            inlined += 1
-    return inlined
 
 
 def _straight_graphs(graph: gs.Graph):
