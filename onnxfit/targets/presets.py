@@ -8,6 +8,8 @@ Why these lists (see ../targets/*.py profiles and EP_RULES.md for the per-op rul
   always for NeuralNetwork), scalar Gather indices, Split forms with non-constant sizes, and
   builders refuse ops whose shape inputs are computed at run time: all passes apply. Neither has
   an LSTM/GRU builder: a one-step recurrence (streaming VADs) becomes its cell math (rnn-step).
+  Their builders also refuse any input of unknown rank: infer-shapes writes the shapes ONNX
+  Runtime cannot infer itself into the model.
 - OpenVINO, CUDA, TensorRT and CPU take Pad/Split/Gather as they are; folding shape chains still
   removes Shape->Gather round trips (TensorRT and CUDA pay a host sync for each).
 """
@@ -42,8 +44,9 @@ class Target:
 # inline-if with it: fold-shapes inlines decided Ifs inside its fixpoint when inline-if is listed.
 _KERNEL = ("fold-shapes", "inline-if")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
+# infer-shapes last: it writes the shapes of the graph the other passes leave.
 _MOBILE = ("fold-shapes", "inline-if", "rnn-step", "scalar-gather", "reflect-pad", "split-to-slice",
-           "flatten-to-reshape")
+           "flatten-to-reshape", "infer-shapes")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {
