@@ -626,17 +626,21 @@ def contamination_check(
        nothing to test, a note says so;
     2. a symbolic batch: the full frame test at batch N (default 4);
     3. a batch fixed to N > 1: the perturbation test at N (``fixed_batch_test``);
-    4. a batch fixed to 1: only the static analysis, naming what blocks ``--dynamic-batch``.
+    4. a batch fixed to 1: only the static analysis, naming what blocks ``--dynamic-batch``;
+    5. fixed dims that differ across inputs (a frame [1, 257] with a cache [2, 1, 16]): no batch
+       to test, a note names ``--batch-axis``.
     """
     axes = known_batch_axes(specs, batch_axes(specs) if axes is None else axes)
     batched = {s.name: axes[s.name] for s in specs if s.dims and axes.get(s.name) is not None}
     if not batched:
         return _no_batch_axis(specs)
+    dims = {name: next(s.dims[axis] for s in specs if s.name == name) for name, axis in batched.items()}
+    dynamic = {k: v for k, v in batched.items() if not isinstance(dims[k], int)}
+    if not dynamic and len(set(dims.values())) > 1:
+        return _fixed_batch_disagrees(dims, batched)
     flow = batch_flow(model, shapes, batched)
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes), "batch_axes": batched}
     culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
-    dims = {name: next(s.dims[axis] for s in specs if s.name == name) for name, axis in batched.items()}
-    dynamic = {k: v for k, v in batched.items() if not isinstance(dims[k], int)}
     if dynamic:
         batched, n, test_fn = dynamic, batch or DEFAULT_BATCH, frame_test
     else:
@@ -685,6 +689,16 @@ def _no_batch_axis(specs: list[InputSpec]) -> Check:
         summary = "no batch axis"
         note = "no input has a batch axis (--batch-axis NAME=AXIS names one)"
     return Check("contamination", True, summary, {"dynamic": False, "notes": [note], "batch_axes": {}})
+
+
+def _fixed_batch_disagrees(dims: dict[str, int], batched: dict[str, int]) -> Check:
+    """Static inputs whose guessed batch dims differ (data [1, 257], cache [2, 1, 16]): some of
+    those dims are layers or directions, not frames, so there is no batch to test frames on."""
+    listed = ", ".join(f"{name}: {dims[name]} (axis {axis})" for name, axis in batched.items())
+    note = (f"inputs disagree on a fixed batch dim ({listed}): some of these dims are not a batch, so frames "
+            f"are not tested (--batch-axis NAME=AXIS or NAME=none says where each input's batch is)")
+    return Check("contamination", True, "fixed batch dims disagree: frames not tested",
+                 {"dynamic": False, "notes": [note], "batch_axes": batched})
 
 
 def _fixed_batch_one(specs: list[InputSpec], batched: dict[str, int], flow: BatchFlow, details: dict) -> Check:

