@@ -12,7 +12,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 OPENVINO_EP_PRESENT = "OpenVINOExecutionProvider" in ort.get_available_providers()
-REAL_OPENVINO_MODULES = ("test_openvino_fidelity.py", "test_openvino_failures.py")
+REAL_OPENVINO_MODULES = ("test_openvino_fidelity.py", "test_openvino_failures.py", "test_openvino_fix_input.py")
 
 
 def pytest_configure(config):
