@@ -5,8 +5,10 @@ A target is data: the EP it stands for and the passes `optimize --target` runs b
 
 Why these lists (see ../targets/*.py profiles and EP_RULES.md for the per-op rules):
 - CoreML (MLProgram, NeuralNetwork) and NNAPI reject Pad edge/wrap (and reflect before ORT 1.26 /
-  always for NeuralNetwork), scalar Gather indices, Split forms with non-constant sizes, and
-  builders refuse ops whose shape inputs are computed at run time: all passes apply. Neither has
+  always for NeuralNetwork), scalar Gather indices and opset-11 Splits (CoreML before ORT 1.27),
+  Split forms with non-constant sizes, and builders refuse ops whose shape inputs are computed at
+  run time: all passes apply; scalar-gather and split-to-slice leave each node the target's
+  profile says the EP takes at `--ort-version` (docs/ep-rules.md). Neither has
   an LSTM/GRU builder: a one-step recurrence (streaming VADs) becomes its cell math (rnn-step).
   Their builders also refuse any input of unknown rank: infer-shapes writes the shapes ONNX
   Runtime cannot infer itself into the model.
