@@ -35,7 +35,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label
@@ -281,14 +280,26 @@ def _input_value(node: gs.Node, index: int, opset: int) -> Value | None:
     return value if value is not None else tensor
 
 
-def _dtype(node: gs.Node, w: Value):
+def _dtype(node: gs.Node, w: Value) -> np.dtype:
+    """The cell's float type (for GRU's constant 1): W's, else X's; float32 is LSTM/GRU's usual one."""
     if isinstance(w, np.ndarray):
         return w.dtype
-    for tensor in (node.inputs[0], w):
-        if tensor.dtype is not None:
-            return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.dtype)) if isinstance(tensor.dtype, int) \
-                else np.dtype(tensor.dtype)
-    return np.dtype(np.float32)
+    dtype = node.inputs[0].dtype or w.dtype
+    return np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+
+
+def _live_nodes(graph: gs.Graph, first: int, outputs: list[gs.Variable | None]) -> int:
+    """How many of the nodes added from index ``first`` on feed ``outputs``; the rest are dead
+    (a gate whose only use was a zero term) and go at the pipeline's cleanup."""
+    added = {id(n) for n in graph.nodes[first:]}
+    live: set[int] = set()
+    stack = [t for t in outputs if t is not None]
+    while stack:
+        for producer in stack.pop().inputs:
+            if id(producer) in added and id(producer) not in live:
+                live.add(id(producer))
+                stack.extend(producer.inputs)
+    return len(live)
 
 
 def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
@@ -300,11 +311,11 @@ def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
     outputs = list(node.outputs) + [None] * (3 - len(node.outputs))
     read = [o if o is not None and _is_read(o, graph) else None for o in outputs]
     build = _Builder(graph, opset, node.name or plan.op.lower(), _dtype(node, w))
-    before = len(graph.nodes)
     # Detach first, so each output Variable can take its new producer as its only one.
     node.inputs.clear()
     node.outputs.clear()
     graph.nodes.remove(node)
+    first = len(graph.nodes)
 
     x_t = nodes.squeeze(graph, x, [plan.seq_axis], opset, f"{build.base}_x")
     hs, cs = [], []
@@ -325,7 +336,7 @@ def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
         build.stack(hs, [plan.state_axis], plan.state_axis, y_h, "y_h")
     if y_c is not None and plan.op == "LSTM":
         build.stack(cs, [plan.state_axis], plan.state_axis, y_c, "y_c")
-    return len(graph.nodes) - before + 1
+    return _live_nodes(graph, first, read)
 
 
 def _lstm_step(build: _Builder, plan: RnnPlan, d: int, x_t, w, r, b, p, h_prev, c_prev):
