@@ -16,9 +16,14 @@ from onnxfit.inspection import inspect
 def inspect_command(
     model: Path = typer.Argument(..., help="ONNX model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Also count partitions on this target after "
+                                      "optimize, and advise the flags that would cut them (predicted)."),
+    ort_version: str | None = typer.Option(None, "--ort-version", help="Estimate for this onnxruntime release."),
 ) -> None:
     """Describe MODEL and list what the passes would rewrite, by node name."""
     report = inspect(model)
+    if target is not None:
+        report["advice"] = _advice(model, target, ort_version)
     if as_json:
         print_json(report)
         return
@@ -45,6 +50,27 @@ def inspect_command(
             detail = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("node", "pass"))
             findings.add_row(kind, item["node"], detail, item["pass"])
     console.print(findings if findings.row_count else "no findings: nothing for the passes to rewrite")
+    if "advice" in report:
+        parts = report["advice"]
+        console.print(f"partitions on {target} after optimize: {parts['partitions_after_optimize']}", soft_wrap=True)
+        for item in parts["suggestions"]:
+            console.print(f"  advice: {item['text']}", soft_wrap=True)
+
+
+def _advice(model: Path, target: str, ort_version: str | None) -> dict:
+    """Partitions after a plain optimize, and the flags predicted to lower them."""
+    from onnxfit.advice import advise
+    from onnxfit.model import load_model
+    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.targets import get_target
+    from onnxfit.verify.partitions import count_partitions
+
+    get_target(target)
+    proto = load_model(model)
+    after = count_partitions(optimize_model(proto, target).model, target, ort_version).partitions
+    suggestions = advise(proto, target, ort_version, partitions_now=after)
+    return {"target": target, "partitions_after_optimize": after,
+            "suggestions": [s.to_dict() | {"text": str(s)} for s in suggestions]}
 
 
 def _shape_text(shape: list | None) -> str:

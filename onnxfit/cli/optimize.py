@@ -65,9 +65,12 @@ def _optimize_one(job: dict) -> dict:
                               input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
                               batch_axes=job["batch_axes"], fixed_inputs=job["fixed_inputs"],
                               ort_version=_version_tuple(job["ort_version"]),
-                              check_each=job["check_each"], simplify=job["simplify"]).to_dict()
+                              check_each=job["check_each"], simplify=job["simplify"],
+                              keep_inputs=job["keep_inputs"]).to_dict()
         if _count_partitions(job):
             result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
+            if job["advice"] and not job["input_shapes"] and not job["fixed_inputs"]:
+                result["advice"] = _advice(job, result["partitions"])
         elif job["partitions"] is None:
             result["partitions"] = {"note": f"model over {_AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
                                             "into two ONNX Runtime sessions; pass --partitions to count"}
@@ -107,6 +110,18 @@ def _partitions_before_after(job: dict, optimized: Path) -> dict:
     return {"before": before.to_dict(), "after": after.to_dict()}
 
 
+def _advice(job: dict, partitions: dict) -> list[dict]:
+    """Flags predicted to cut the partitions left (see onnxfit.advice); only where some are left."""
+    from onnxfit.advice import advise
+    from onnxfit.model import load_model
+
+    after = partitions.get("after", {}).get("partitions")
+    if after is None or after == 1:
+        return []
+    suggestions = advise(load_model(job["model"]), job["target"], job["ort_version"], partitions_now=after)
+    return [s.to_dict() | {"text": str(s)} for s in suggestions]
+
+
 def _verify_against_source(job: dict, optimized: Path) -> dict:
     """--verify: the optimized model against the original, per frame when the batch became dynamic."""
     from onnxfit.verify import verify
@@ -126,7 +141,7 @@ def _prepare_one(job: dict) -> dict:
 
     entry = prepare_entry(job["model"], job["target"], parse_input_shapes(job["input_shapes"]),
                           job["dynamic_batch"], passes=job["passes"], fixed_inputs=job["fixed_inputs"],
-                          simplify=job["simplify"])
+                          simplify=job["simplify"], keep_inputs=job["keep_inputs"])
     output = None
     if job["output"] is not None:
         tmp = Path(job["output"]).with_name(f".{Path(job['output']).name}.tmp")
@@ -150,6 +165,9 @@ def optimize_command(
                                          "where an input's dim names do not say which axis holds the batch."),
     fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE (sr=16000, scale=0.5,0.5, mask=@mask.npy): "
                                         "the input becomes a constant and leaves the graph inputs (repeatable)."),
+    keep_input: list[str] = typer.Option([], "--keep-input", help="NAME of a weight listed among the graph inputs "
+                                         "that stays overridable; initializer-inputs makes the others constants "
+                                         "(repeatable)."),
     simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
                                   "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
                                   "the simplify extra (onnxsim)."),
@@ -165,6 +183,8 @@ def optimize_command(
     partitions: bool | None = typer.Option(None, "--partitions/--no-partitions", show_default=False,
                                            help="Report partitions on the target before and after (default: for "
                                            "models up to 256 MB)."),
+    advice: bool = typer.Option(True, "--advice/--no-advice", help="Where partitions are left, try the flags that "
+                                "could cut them (--input-shape, --fix-input) in memory and print the predicted result."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
     if target != "auto":
@@ -192,7 +212,8 @@ def optimize_command(
         {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
          "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis),
          "fixed_inputs": list(fix_input), "cache": cache, "verify": verify, "ort_version": ort_version,
-         "partitions": partitions, "check_each": check_each, "simplify": simplify}
+         "partitions": partitions, "check_each": check_each, "simplify": simplify, "keep_inputs": list(keep_input),
+         "advice": advice}
         for m, o in zip(model_paths, outputs)
     ]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
@@ -210,6 +231,8 @@ def optimize_command(
                 _render(result)
             if "partitions" in result:
                 _render_partitions(result)
+            for item in result.get("advice", []):
+                console.print(f"  advice: {item['text']}", soft_wrap=True)
             if "verify" in result:
                 _render_verify(result)
     if errors:
