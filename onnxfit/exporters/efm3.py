@@ -1,7 +1,7 @@
 """EFM3: the FaceX MobileFaceNet weight file. Writer, validating reader, numpy reference engine.
 
 EFM3 is the self-describing fp32 weight file that the FaceX C engine (``facex_mfn.c``) loads;
-its contract (EFM3.md of the FaceX engine; the sample files are described in ``weights/README.md``)
+its contract (``docs/efm3.md``; the sample files are described in ``weights/README.md``)
 gives the byte layout, the architectures and the tensor order. This module is torch-free so that reading, inspecting
 and running a file never imports torch; the torch model lives in
 :mod:`onnxfit.exporters.mobilefacenet` and reuses :class:`Arch` and :func:`plan` from here.

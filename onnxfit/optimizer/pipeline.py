@@ -1,6 +1,6 @@
 """The pass pipeline: import once, run passes on the graph, clean up once, export once.
 
-A pass never does I/O and never checks the whole model (STYLE.md); this module does both, and
+A pass never does I/O and never checks the whole model (docs/architecture.md); this module does both, and
 restores what downstream code relies on that onnx-graphsurgeon's export does not keep: IR version,
 opset imports, metadata_props, producer, doc strings, graph input order and initializer order
 (InsightFace's inswapper reads ``graph.initializer[-1]`` as its emap, so unused initializers stay

@@ -3,7 +3,7 @@
 A target is data: the EP it stands for and the passes `optimize --target` runs by default.
 `--dynamic-batch` adds `dynamic-batch`; `--passes` replaces the list.
 
-Why these lists (see ../targets/*.py profiles and EP_RULES.md for the per-op rules):
+Why these lists (see the profiles in this package and docs/ep-rules.md for the per-op rules):
 - CoreML (MLProgram, NeuralNetwork) and NNAPI reject Pad edge/wrap (and reflect before ORT 1.26 /
   always for NeuralNetwork), scalar Gather indices and opset-11 Splits (CoreML before ORT 1.27),
   Split forms with non-constant sizes, and builders refuse ops whose shape inputs are computed at
@@ -11,7 +11,12 @@ Why these lists (see ../targets/*.py profiles and EP_RULES.md for the per-op rul
   profile says the EP takes at `--ort-version` (docs/ep-rules.md). Neither has
   an LSTM/GRU builder: a one-step recurrence (streaming VADs) becomes its cell math (rnn-step).
   Their builders also refuse any input of unknown rank: infer-shapes writes the shapes ONNX
-  Runtime cannot infer itself into the model.
+  Runtime cannot infer itself into the model. MLProgram has no BatchNormalization builder and ONNX
+  Runtime fuses BN only into a Conv: fold-batchnorm folds the rest (NeuralNetwork and NNAPI have a
+  BN builder, and take the folded form as well).
+- Every target: weights that old exporters list as graph inputs are not constant to ONNX Runtime
+  (IR >= 4), so builders that need constant weights refuse their nodes and no fusion touches
+  them: initializer-inputs makes them constants (exact).
 - OpenVINO, CUDA, TensorRT and CPU take Pad/Split/Gather as they are; folding shape chains still
   removes Shape->Gather round trips (TensorRT and CUDA pay a host sync for each).
 """
@@ -44,11 +49,14 @@ class Target:
 
 # fold-shapes first: shape chains it folds need no scalar-gather or Split rewrites of their own.
 # inline-if with it: fold-shapes inlines decided Ifs inside its fixpoint when inline-if is listed.
-_KERNEL = ("fold-shapes", "inline-if")
+# initializer-inputs before all: weights listed as graph inputs are overridable, so neither the
+# passes nor ONNX Runtime's own folding and fusions would treat them as constants.
+_KERNEL = ("initializer-inputs", "fold-shapes", "inline-if")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # infer-shapes last: it writes the shapes of the graph the other passes leave.
-_MOBILE = ("fold-shapes", "inline-if", "rnn-step", "scalar-gather", "reflect-pad", "split-to-slice",
-           "flatten-to-reshape", "infer-shapes")
+# fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
+_MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", "fold-batchnorm", "rnn-step", "scalar-gather",
+           "reflect-pad", "split-to-slice", "flatten-to-reshape", "infer-shapes")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {
