@@ -23,6 +23,14 @@ onnxsim removes them from the file, so the EP passes and the EP get a smaller gr
    initializers, their bytes never loaded. Below 2 GB onnxsim sees every weight.
 6. onnxsim failing (an exception, or its own check rejecting its result) is one error line naming
    the pass; nothing is written.
+7. Large weights that come back from onnxsim byte for byte (same name, dtype, dims and bytes) point
+   at the source file again, as loaded: the rest of the pipeline streams them to the output
+   instead of holding a copy (on a 552 MB model that halves the time after onnxsim and keeps the
+   save from adding a serialized copy; see reports/SIMPLIFY.md).
+8. Initializers the model lists as graph inputs are defaults the caller may override (IR >= 4);
+   onnxsim folds them as constants, as the other passes do, except those kept with
+   ``--keep-input`` (``ctx.overridable_inputs``): onnxsim gets them without their initializer, and
+   the pipeline writes the default back.
 Not exact: fused Conv weights and folded float constants differ from the original by float
 rounding; ``--verify`` (and the tests) compare outputs within float-noise tolerance. Needs the
 ``simplify`` extra: ``pip install 'onnxfit[simplify]'``.
@@ -63,8 +71,10 @@ class SimplifyPass:
 
     def run_model(self, model: onnx.ModelProto, ctx: PassContext) -> tuple[onnx.ModelProto, PassReport]:
         report = PassReport(self.name)
+        _drop_defaults(model, ctx.overridable_inputs)
         fits = model_data_size(model) + _GRAPH_HEADROOM <= TWO_GB
         if fits:
+            lazy = {t.name: _copy(t) for t in lazy_io.lazy_tensors(model)}
             # The model is the pipeline's own export: reading the lazy weights into it is safe.
             source, stripped, stand_ins = lazy_io.materialize(model), {}, set()
         else:
@@ -77,6 +87,8 @@ class SimplifyPass:
         simplified.ir_version = model.ir_version
         if stripped:
             _restore_weights(simplified, stripped, stand_ins)
+        else:
+            _relink_unchanged_weights(simplified, lazy)
         _count_changes(model, simplified, report)
         return simplified, report
 
@@ -149,6 +161,37 @@ def _restore_weights(model: onnx.ModelProto, stripped: dict[str, onnx.TensorProt
     model.graph.input.extend(inputs)
     used = {name for g in iter_graphs(model.graph) for node in g.node for name in node.input}
     model.graph.initializer.extend(t for name, t in stripped.items() if name in used)
+
+
+def _drop_defaults(model: onnx.ModelProto, names: frozenset[str]) -> None:
+    """Rule 8: --keep-input initializers reach onnxsim as plain inputs, so it cannot fold them."""
+    if not names:
+        return
+    kept = [t for t in model.graph.initializer if t.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+
+
+def _copy(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    copy = onnx.TensorProto()
+    copy.CopyFrom(tensor)  # a lazy tensor: name, dims and where its bytes are, not the bytes
+    return copy
+
+
+def _relink_unchanged_weights(model: onnx.ModelProto, lazy: dict[str, onnx.TensorProto]) -> None:
+    """Rule 7: weights onnxsim returns byte for byte point at the source file again (lazy)."""
+    for tensor in model.graph.initializer:
+        ref = lazy.get(tensor.name)
+        if ref is None or tensor.data_type != ref.data_type or list(tensor.dims) != list(ref.dims):
+            continue
+        location, offset, length = lazy_io.lazy_ref(ref)
+        if len(tensor.raw_data) != length:
+            continue
+        with open(location, "rb") as handle:
+            handle.seek(offset)
+            if handle.read(length) != tensor.raw_data:
+                continue
+        tensor.CopyFrom(ref)
 
 
 def _interface(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
