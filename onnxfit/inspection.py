@@ -2,8 +2,9 @@
 
 Findings name nodes so the user can see *why* an EP will split the graph before optimizing:
 reflect/edge/wrap Pads (reflect-pad), Splits (split-to-slice), scalar-index Gathers
-(scalar-gather), Shape-computing chains (fold-shapes) and Reshapes that hardcode or swallow the
-batch (dynamic-batch).
+(scalar-gather), Shape-computing chains (fold-shapes), Reshapes that hardcode or swallow the
+batch (dynamic-batch), BatchNormalizations (fold-batchnorm) and initializers listed as graph
+inputs (initializer-inputs).
 """
 
 from __future__ import annotations
@@ -62,13 +63,13 @@ def inspect_model(model: onnx.ModelProto) -> dict:
         "initializers": len(model.graph.initializer),
         "nodes": sum(op_histogram(model).values()),
         "ops": dict(sorted(op_histogram(model).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "findings": _findings(graph, opset),
+        "findings": _findings(graph, opset) | {"initializer_inputs": _initializer_inputs(model)},
     }
 
 
 def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {"pads": [], "splits": [], "scalar_gathers": [], "shape_chains": [],
-                                    "batch_reshapes": []}
+                                    "batch_reshapes": [], "batchnorms": []}
     for g in iter_graphs(graph):
         for node in g.nodes:
             if node.op == "Pad":
@@ -83,12 +84,25 @@ def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
             elif node.op == "Shape":
                 found["shape_chains"].append({"node": node_label(node), "feeds": sorted(_shape_consumers(node)),
                                               "pass": "fold-shapes"})
+            elif node.op == "BatchNormalization":
+                producer = node.inputs[0].inputs[0].op if len(node.inputs[0].inputs) == 1 else "graph input"
+                found["batchnorms"].append({"node": node_label(node), "after": producer, "pass": "fold-batchnorm"})
             elif node.op == "Reshape":
                 problem = _batch_problem(node, opset)
                 if problem:
                     found["batch_reshapes"].append({"node": node_label(node), "shape": problem[0], "problem": problem[1],
                                                     "pass": "dynamic-batch"})
     return found
+
+
+def _initializer_inputs(model: onnx.ModelProto) -> list[dict]:
+    """One finding when weights are listed as graph inputs: ORT takes them for overridable (IR >= 4)."""
+    initializers = {t.name for t in model.graph.initializer}
+    listed = sum(1 for vi in model.graph.input if vi.name in initializers)
+    if not listed:
+        return []
+    return [{"node": "graph inputs", "initializers": listed, "ir_version": model.ir_version,
+             "pass": "initializer-inputs"}]
 
 
 def _is_scalar(tensor: gs.Tensor, opset: int) -> bool:

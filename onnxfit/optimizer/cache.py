@@ -325,15 +325,17 @@ def prepare(
     cache_dir: str | os.PathLike | None = None,
     fixed_inputs: dict | None = None,
     simplify: bool = False,
+    keep_inputs: list[str] | None = None,
 ) -> Path:
     """The path of the model to load on this machine, building the optimized model on a miss.
 
     Returns the source path itself when no pass changes the model for this target.
     ``fixed_inputs``: ``{"sr": 16000}``: those inputs become constants (and part of the key).
     ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
+    ``keep_inputs``: initializers listed as graph inputs that stay overridable (part of the key).
     """
     return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, fixed_inputs=fixed_inputs,
-                         simplify=simplify).path
+                         simplify=simplify, keep_inputs=keep_inputs).path
 
 
 def prepare_entry(
@@ -345,6 +347,7 @@ def prepare_entry(
     passes: list[str] | None = None,
     fixed_inputs: dict | list[str] | None = None,
     simplify: bool = False,
+    keep_inputs: list[str] | None = None,
 ) -> PrepareResult:
     """``prepare`` with the details: the cache key and whether it was a hit."""
     from onnxfit import __version__
@@ -373,6 +376,7 @@ def prepare_entry(
         "input_shapes": shapes,
         "dynamic_batch": dynamic_batch,
         "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(fixed.items())},
+        "keep_inputs": sorted(set(keep_inputs or ())),
         "onnxfit": __version__,
         "os": platform.system(),
         "machine": platform.machine(),
@@ -389,7 +393,7 @@ def prepare_entry(
             model = load_model(model_path, lazy_weights=True)
             resolved = resolve_input_shapes(model, {(None if k == "None" else k): tuple(v) for k, v in shapes.items()})
             result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version,
-                                    fixed_inputs=fixed)
+                                    fixed_inputs=fixed, keep_inputs=keep_inputs)
             meta = {"source": str(model_path.resolve()), "key": key_parts, "created": time.time(),
                     "unchanged": not result.changed, "passes": [r.to_dict() for r in result.reports]}
             if result.changed:

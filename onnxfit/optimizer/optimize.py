@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def optimize_model(
     batch_axes: dict[str, int | None] | None = None,
     fixed_inputs: dict[str, np.ndarray] | None = None,
     simplify: bool = False,
+    keep_inputs: Iterable[str] | None = None,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
@@ -87,7 +89,8 @@ def optimize_model(
     ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
                       ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
                       dynamic_batch="dynamic-batch" in names, batch_axes=dict(batch_axes or {}),
-                      fixed_inputs=resolve_fixed_inputs(model, fixed_inputs))
+                      fixed_inputs=resolve_fixed_inputs(model, fixed_inputs),
+                      overridable_inputs=frozenset(keep_inputs or ()))
     return run_passes(model, chosen, ctx, check_each=check_each)
 
 
@@ -104,6 +107,7 @@ def optimize(
     batch_axes: dict[str, int | None] | list[str] | None = None,
     fixed_inputs: dict[str, object] | list[str] | None = None,
     simplify: bool = False,
+    keep_inputs: Iterable[str] | None = None,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -111,6 +115,7 @@ def optimize(
     input, or CLI-style strings ``["images=1x3x640x640"]``. ``batch_axes``: ``{"state": 1}`` or
     ``["state=1"]`` for inputs whose dim names do not say where the batch is (dynamic-batch).
     ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``: those inputs become constants.
+    ``keep_inputs``: initializers listed as graph inputs that stay overridable (initializer-inputs).
     """
     model_path = Path(model_path)
     get_target(target)
@@ -122,7 +127,7 @@ def optimize(
     if isinstance(fixed_inputs, list):
         fixed_inputs = parse_fixed_inputs(fixed_inputs)
     result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each,
-                            parse_batch_axes(batch_axes), fixed_inputs, simplify=simplify)
+                            parse_batch_axes(batch_axes), fixed_inputs, simplify=simplify, keep_inputs=keep_inputs)
     out = None
     if output is not None:
         out = save_model(result.model, output, external_data=external_data)

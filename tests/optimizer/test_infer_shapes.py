@@ -152,4 +152,5 @@ def test_ppocr_v4_rec_coreml_partitions_drop(zoo_model):
     assert after.partitions == 2 and not any("rank unknown" in u.reason for u in after.unsupported)
     assert after.total_nodes - after.nodes_on_ep == 1
     for shape in ([1, 3, 48, 320], [2, 3, 48, 200]):
-        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": shape}))
+        # The coreml list holds fold-batchnorm, which is not bit-exact (its stated tolerance).
+        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": shape}), exact=False)

@@ -17,7 +17,8 @@ the graph. In inference a BN is ``y = x * a + b`` per channel (axis 1), with
    per-channel tensors shaped [C, 1, ...] to broadcast on axis 1 (``spatial=0``: the
    per-activation [C, D1, ...] statistics as they are);
 4. left alone and reported in ``skipped``: training BNs, statistics computed at run time,
-   non-float types and an input rank that is not known.
+   non-float types and an input rank that is not known (neither from shapes nor from a Conv,
+   ConvTranspose or Gemm making the input).
 Not bit-exact: the rounding of ``x * a + b`` differs from ONNX Runtime's BN kernel; float32
 outputs agree within rtol/atol 1e-5 on unit-scale data (the tests' tolerance). The BN output keeps
 its tensor (name and Variable). BNs inside If/Loop/Scan bodies are rewritten too.
@@ -234,12 +235,24 @@ def _bypass(node: gs.Node, producer: gs.Node) -> None:
     producer.outputs[0] = output
 
 
+def _rank(x: gs.Tensor, output: gs.Tensor) -> int | None:
+    """The BN input's rank: from its shape or the output's, else from the op that makes it."""
+    for tensor in (x, output):
+        if tensor.shape is not None:
+            return len(tensor.shape)
+    producer = x.inputs[0] if len(x.inputs) == 1 else None
+    if producer is not None and producer.op in ("Conv", "ConvTranspose") and producer.inputs[1].shape is not None:
+        return len(producer.inputs[1].shape)  # the output has the weight's rank: [N, M, spatial...]
+    if producer is not None and producer.op == "Gemm":
+        return 2
+    return None
+
+
 def _to_mul_add(graph: gs.Graph, node: gs.Node, affine: Affine) -> Skip | None:
     x, output = node.inputs[0], node.outputs[0]
-    shape = x.shape if x.shape is not None else output.shape
-    if shape is None:
+    rank = _rank(x, output)
+    if rank is None:
         return Skip("the input rank is not known, so the per-channel constants cannot be shaped")
-    rank = len(shape)
     if rank < 2:
         return Skip(f"input of rank {rank} has no channel axis")
     if affine.per_channel:
