@@ -42,10 +42,12 @@ import onnx  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 CUDA_EP = "CUDAExecutionProvider"
-REAL_WEIGHTS = ("centerface", "yolov8n_nudenet")  # verify compares their outputs
+REAL_WEIGHTS = ("centerface", "yolov8n_nudenet")  # carried with their weights
 SAMPLES = ("scrfd_like", "gfpgan_like", "inswapper_like", "facex_nano")
 # Detectors exported at a fixed batch: frames/s at batch 16 vs 1 after --dynamic-batch.
 DETECTORS = ("scrfd_like", "centerface", "yolox_ddddocr_det", "picodet_layout_cdla")
+# verify runs these with their real weights, repaired to a dynamic batch (yolov8n with its zoo input shape).
+VERIFIED = ("scrfd_like", "gfpgan_like", "yolov8n_nudenet")
 FRAMES_BATCHES = (1, 16)
 
 
@@ -93,8 +95,14 @@ def unpack(models: Path) -> None:
 def kernel_module(provider: str = CUDA_EP) -> str:
     """The kernel registry of the installed onnxruntime for `provider`, as cuda_kernels.py's text."""
     import onnxruntime as ort
+    from onnx import TensorProto, helper
     from onnxruntime.capi import onnxruntime_pybind11_state as C
 
+    # The provider's library registers its kernels when a session first loads it.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    tiny = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x],
+                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
+    ort.InferenceSession(tiny.SerializeToString(), providers=[provider])
     merged: dict[tuple, dict[str, set[str]]] = {}
     for kernel in C.get_all_opkernel_def():
         if kernel.provider != provider:
@@ -184,6 +192,17 @@ def frames_per_second(path: Path, batch: int, seconds: float = 2.0) -> float:
     return runs * batch / (time.perf_counter() - start)
 
 
+def _cuda_contamination(path: Path, runtime) -> dict:
+    """The frame test of `verify` run on the CUDA EP itself, at batch 16 (verify runs it on the CPU reference)."""
+    from onnxfit.verify.contamination import contamination_check
+    from onnxfit.verify.inputs import model_inputs
+
+    proto = onnx.load(str(path))
+    specs = model_inputs(proto)
+    check = contamination_check(proto, runtime, specs, {}, batch=16)
+    return {"name": "contamination on CUDA", "ok": check.ok, "summary": check.summary}
+
+
 def _verify_summary(report) -> dict:
     document = report.to_dict()
     summary = {"ok": document["ok"], "checks": []}
@@ -220,8 +239,9 @@ def measure(models: Path, out_json: Path, out_md: Path) -> dict:
         raise SystemExit(f"this onnxruntime ({ort.__version__}) has no {CUDA_EP}")
     save = lambda: out_json.write_text(json.dumps(result, indent=1) + "\n")  # noqa: E731 - partial results survive a timeout
     unpack(models)
-    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True).stdout.strip()
+    smi = shutil.which("nvidia-smi")
+    gpu = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip() if smi else "unknown GPU"
     version = parse_version(ort.__version__)
     result: dict = {
         "onnxruntime": ort.__version__, "gpu": gpu, "python": platform.python_version(),
@@ -278,22 +298,27 @@ def measure(models: Path, out_json: Path, out_md: Path) -> dict:
         print("frames", name, result["frames"][name], flush=True)
         save()
 
-    # 4: verify with the CUDA EP as a runtime (real weights only)
-    for name in ("scrfd_like", "gfpgan_like", *REAL_WEIGHTS):
+    # 4: verify with the CUDA EP as a runtime (models with their real weights, exported at batch 1)
+    for name in VERIFIED:
         if name not in sources:
             continue
         entry = {}
         try:
-            repaired = optimize(sources[name], work / f"{name}.vdb.onnx", target="cuda", dynamic_batch=True).output
-            entry["dynamic_batch_b16"] = _verify_summary(
-                verify(repaired, sources[name], batch=16, runtimes=["ort-cpu", "ort-cuda"]))
-            no_tf32 = OrtRuntime(repaired, CUDA_EP, name="ort-cuda-tf32-off", provider_options={"use_tf32": "0"})
-            entry["dynamic_batch_b16_tf32_off"] = _verify_summary(
-                verify(repaired, sources[name], batch=16, runtimes=[no_tf32]))
+            shapes = shapes_of(name)
+            repaired = optimize(sources[name], work / f"{name}.vdb.onnx", target="cuda", dynamic_batch=True,
+                                input_shapes={k: (1, *v[1:]) for k, v in shapes.items()} or None).output
+            reference = sources[name] if not shapes else optimize(
+                sources[name], work / f"{name}.ref.onnx", target="cpu", passes=[], input_shapes=shapes).output
+            for tf32 in ("1", "0"):
+                cuda = OrtRuntime(repaired, CUDA_EP, name=f"ort-cuda-tf32-{'on' if tf32 == '1' else 'off'}",
+                                  provider_options={"use_tf32": tf32})
+                report = verify(repaired, reference, batch=16, runtimes=["ort-cpu", cuda])
+                entry[f"tf32_{'on' if tf32 == '1' else 'off'}"] = _verify_summary(report)
+                entry[f"contamination_cuda_tf32_{'on' if tf32 == '1' else 'off'}"] = _cuda_contamination(repaired, cuda)
         except Exception as exc:  # noqa: BLE001
             entry["error"] = str(exc).splitlines()[0]
         result["verify"][name] = entry
-        print("verify", name, json.dumps(entry)[:2000], flush=True)
+        print("verify", name, json.dumps(entry)[:3000], flush=True)
 
     out_json.write_text(json.dumps(result, indent=1) + "\n")
     out_md.write_text(render(result))
@@ -353,23 +378,29 @@ def render(result: dict) -> str:
             continue
         lines.append(f"| {name} | {f['fps']['1']:.0f} | {f['fps']['16']:.0f} | {f['ratio']:.1f}x | "
                      f"{f['partitions']} | {f['on_cuda']}/{f['nodes']} |")
-    lines += ["", "## `verify` with the CUDA EP as a runtime (batch 16, repaired models)", ""]
-    lines += ["| model | check | ok | largest abs / rel error vs CPU reference | tolerance (atol / rtol) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "", "## `verify` with the CUDA EP as a runtime (batch 16, repaired with `--dynamic-batch`)", "",
+        "Parity: the CUDA EP against the CPU reference (`ort-cpu-noopt`) at `verify`'s default fp32 tolerance, "
+        "with TF32 on (ORT's default, `use_tf32=1`) and off. Contamination: `verify`'s frame test run on the "
+        "CUDA EP itself at batch 16.", "",
+        "| model | TF32 | CUDA vs CPU: largest abs / rel error | within atol / rtol | contamination on CUDA |",
+        "|---|---|---|---|---|",
+    ]
     for name, entry in result["verify"].items():
         if "error" in entry:
-            lines.append(f"| {name} | error | | {entry['error']} | |")
+            lines.append(f"| {name} | | {entry['error']} | | |")
             continue
-        for key, summary in entry.items():
-            for check in summary["checks"]:
-                if check["name"] == "parity":
-                    for c in check.get("comparisons", []):
-                        if "cuda" not in c["label"]:
-                            continue
-                        lines.append(f"| {name} ({key}) | {c['label']} | {c['ok']} | "
-                                     f"{c['max_abs']:.2e} / {c['max_rel']:.2e} | {c['atol']} / {c['rtol']} |")
-                else:
-                    lines.append(f"| {name} ({key}) | {check['name']} | {check['ok']} | {check['summary']} | |")
+        for mode in ("on", "off"):
+            summary = entry.get(f"tf32_{mode}")
+            if summary is None:
+                continue
+            parity = next(c for c in summary["checks"] if c["name"] == "parity")
+            cuda = [c for c in parity.get("comparisons", []) if "cuda" in c["label"]]
+            contamination = entry.get(f"contamination_cuda_tf32_{mode}", {})
+            for c in cuda:
+                lines.append(f"| {name} | {mode} | {c['max_abs']:.2g} / {c['max_rel']:.2g} | "
+                             f"{'yes' if c['ok'] else 'no'} ({c['atol']} / {c['rtol']}) | "
+                             f"{'ok' if contamination.get('ok') else 'FAIL'}: {contamination.get('summary', '')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -222,14 +222,15 @@ def _ep_partitions(graph: GraphFacts, on_ep, placement, ep: str) -> tuple[list, 
     TensorRT, NNAPI) shows one fused node per partition instead.
     """
     index = {node_label(node): i for i, node in enumerate(graph.nodes)}
-    # Subgraph nodes (If/Loop bodies) are partitioned inside their own graph: the If node stands for them.
-    inner = {node_label(node) for node in _walk_order(graph.graph)} - index.keys()
-    placed = [(op, name) for op, name in on_ep if op not in _DEVICE_COPIES and name not in inner]
-    if all(name in index for _, name in placed):
+    placed = [(op, name) for op, name in on_ep if op not in _DEVICE_COPIES]
+    if any(name in index for _, name in placed):
+        # Entries that are no top-level node are nodes of If/Loop bodies (partitioned inside their
+        # own graph: the If node stands for them) or nodes ORT made there.
         supported = [False] * len(graph.nodes)
         for _, name in placed:
-            supported[index[name]] = True
-        groups = ort_partition_groups(graph, supported) if placed else []
+            if name in index:
+                supported[index[name]] = True
+        groups = ort_partition_groups(graph, supported)
         return groups, sum(supported), [len(g) for g in groups]
     others = sum(1 for placed_ep, nodes in placement.items() if placed_ep != ep for _, name in nodes if name in index)
     nodes_on_ep = max(len(graph.nodes) - others, 0) if placed else 0
