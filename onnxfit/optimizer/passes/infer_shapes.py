@@ -21,10 +21,12 @@ Reshape has no rank: on PP-OCRv4's recognizer that is a quarter of the graph on 
    are never replaced, so exporter names and fixed sizes from ``--input-shape`` stay.
 5. When onnx inference fails on the model, the graph is left as it was and the report says why.
 
-Exact: only shape annotations are written; no node changes. ``rewritten`` counts the tensors that
-got a shape onnx inference (so ONNX Runtime) does not find; dtypes and shapes it does find are
-filled too, but do not count as a change on their own. Built on onnx's own inference rather than onnxruntime's symbolic inference,
-which needs sympy (not a dependency of onnxruntime) and merges symbolic dims by guessing.
+Exact: only shape annotations are written; no node changes (ONNX Runtime's own optimizations may
+then do more, e.g. move Transposes once ranks are known). ``rewritten`` counts the tensors that
+got a shape onnx inference, and so ONNX Runtime, does not find; dtypes and shapes it does find are
+filled too but are no change on their own. Built on onnx's inference rather than onnxruntime's
+symbolic shape inference: that one needs sympy (no dependency of onnxruntime), merges symbolic dims
+by assumption, and stops with an assertion on ordinary graphs (ppocr_mobile_v2_cls).
 """
 
 from __future__ import annotations
