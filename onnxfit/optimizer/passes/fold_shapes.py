@@ -6,9 +6,10 @@ Shape -> Gather chain splits the model into partitions with a host sync between 
 SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
 
 1. Fixed input shapes come from the model or from ``ctx.input_shapes`` (``--input-shape``), which
-   overrides the model's input dims and is written onto the graph inputs. An axis-0 dim named
-   ``ctx.batch_dim`` stays symbolic only with ``ctx.dynamic_batch`` (the dynamic-batch pass runs
-   first and named it so); an exporter's own ``batch`` name is fixed like any other dim.
+   overrides the model's input dims and is written onto the graph inputs. With
+   ``ctx.dynamic_batch`` (the dynamic-batch pass ran first) each input's batch axis stays
+   symbolic, whatever the exporter wrote there (a name, Paddle's -1); without it an exporter's
+   own ``batch`` name is fixed like any other dim.
 2. onnx shape inference (with data propagation) runs on a weight-free skeleton of the graph
    (large initializers become graph inputs of the same dtype and shape), and its shapes are
    written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
@@ -161,19 +162,33 @@ def known_values(graph: gs.Graph, opset: int):
 def _set_input_shapes(graph: gs.Graph, ctx: PassContext, report: PassReport) -> int:
     """Write ``ctx.input_shapes`` onto the graph inputs (rule 1); returns how many changed."""
     changed = 0
+    axes = _dynamic_batch_axes(graph, ctx) if ctx.dynamic_batch else {}
     for tensor in graph.inputs:
         shape = ctx.input_shapes.get(tensor.name)
         if shape is None:
             continue
         old = list(tensor.shape) if tensor.shape is not None else [None] * len(shape)
         new = [int(d) for d in shape]
-        if ctx.dynamic_batch and len(old) == len(new) and old and old[0] == ctx.batch_dim:
-            new[0] = ctx.batch_dim
+        axis = axes.get(tensor.name)
+        if axis is not None and len(old) == len(new) and 0 <= axis < len(old):
+            # --dynamic-batch keeps the batch symbolic, whatever the exporter wrote for it (Paddle's -1).
+            new[axis] = old[axis] if isinstance(old[axis], str) and old[axis] else ctx.batch_dim
         if new != old:
             tensor.shape = new
             changed += 1
             report.notes.append(f"input '{tensor.name}' shape {old} -> {new}")
     return changed
+
+
+def _dynamic_batch_axes(graph: gs.Graph, ctx: PassContext) -> dict[str, int | None]:
+    """Input -> batch axis where it is symbolic (the axis dynamic-batch left symbolic)."""
+    from onnxfit.batch_axes import input_batch_axes, is_symbolic
+
+    shapes = {t.name: list(t.shape) if t.shape is not None else None for t in graph.inputs}
+    axes = {**input_batch_axes(shapes), **ctx.batch_axes}
+    return {name: axis for name, axis in axes.items()
+            if axis is not None and axis >= 0 and shapes.get(name) and axis < len(shapes[name])
+            and (shapes[name][axis] is None or is_symbolic(shapes[name][axis]))}
 
 
 # --------------------------------------------------------------------------------- shape inference

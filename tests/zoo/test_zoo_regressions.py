@@ -1,0 +1,37 @@
+"""Regressions of the real-model issue on zoo models, one per symptom that no generic zoo test pins."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from onnxfit.optimizer import optimize
+from tests.conftest import run_ort
+
+
+def test_resize_sizes_from_shape_chains_with_a_dynamic_batch(zoo_model, tmp_path):
+    """SLANet (Paddle2ONNX) upsamples its FPN to another feature's size: Resize ``sizes`` =
+    Concat(Shape(x)[:2], Shape(y)[2:]). ``--dynamic-batch --input-shape`` keeps Paddle's ``-1``
+    batch symbolic, folds each exact upsample to constant scales, names the one it leaves
+    (61/31 is no float32 ratio) and the frames stay independent."""
+    source = zoo_model("slanet_table")
+    result = optimize(source, tmp_path / "slanet.onnx", target="coreml", dynamic_batch=True,
+                      input_shapes={"x": (1, 3, 488, 488)})
+    model = onnx.load(result.output)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 488, 488]
+    initializers = {t.name for t in model.graph.initializer}
+    resizes = [n for n in model.graph.node if n.op_type == "Resize"]
+    with_scales = [n for n in resizes if len(n.input) == 3 and n.input[2] in initializers]
+    assert len(resizes) == 3 and len(with_scales) == 2
+    fold = next(r for r in result.pipeline.reports if r.name == "fold-shapes")
+    assert any("61/31" in s for s in fold.skipped)
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((2, 3, 488, 488)).astype(np.float32)
+    together = run_ort(result.output, {"x": frames})
+    alone = [run_ort(result.output, {"x": frames[j:j + 1]}) for j in range(2)]
+    original = run_ort(source, {"x": frames[:1]})
+    for k, out in enumerate(together):
+        for j in range(2):
+            np.testing.assert_allclose(out[j:j + 1], alone[j][k], atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(alone[0][k], original[k], atol=1e-5, rtol=1e-4)
