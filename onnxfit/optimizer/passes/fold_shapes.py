@@ -91,7 +91,7 @@ _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.IN
 @register_pass
 class FoldShapesPass:
     name = "fold-shapes"
-    version = 2
+    version = 3
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
