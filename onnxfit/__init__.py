@@ -1,8 +1,9 @@
 """onnxfit: make ONNX vision models run whole on their execution provider, and prove it.
 
-Public API (re-exports only; see each subpackage):
+Public API (re-exports, imported on first use so that ``import onnxfit`` stays light):
     optimize, optimize_model      onnxfit.optimizer
     prepare                       onnxfit.optimizer.cache (per-machine cache)
+    session, session_plan         onnxfit.session (a ready onnxruntime session for the machine)
     verify                        onnxfit.verify (parity, contamination, partitions)
     inspect                       onnxfit.inspection
     export_torch                  onnxfit.exporters.torch_onnx (needs the torch extra)
@@ -10,20 +11,50 @@ Public API (re-exports only; see each subpackage):
     OnnxfitError, CheckFailed     onnxfit.errors
 """
 
-import onnx_graphsurgeon as _gs
+import importlib
+import sys
+import types
 
-# graph-surgeon logs to stdout, which would corrupt `--json` output: keep it quiet.
-_gs.logger.G_LOGGER.severity = _gs.logger.G_LOGGER.CRITICAL + 10
-_gs.logger.G_LOGGER.colors = False
-
-from onnxfit.errors import CheckFailed, OnnxfitError  # noqa: E402
-from onnxfit.inspection import inspect  # noqa: E402
-from onnxfit.model import load_model, save_model  # noqa: E402
-from onnxfit.optimizer import optimize, optimize_model  # noqa: E402
-from onnxfit.optimizer.cache import prepare  # noqa: E402
-from onnxfit.verify import verify  # noqa: E402  (the function; submodules stay importable)
-from onnxfit.exporters.torch_onnx import export_torch  # noqa: E402  (imports torch only when called)
+from onnxfit.errors import CheckFailed, OnnxfitError
 
 __version__ = "0.1.0"
 
-__all__ = ["inspect", "prepare", "verify", "export_torch", "optimize", "optimize_model", "load_model", "save_model", "OnnxfitError", "CheckFailed", "__version__"]
+_LAZY = {
+    "inspect": "onnxfit.inspection",
+    "prepare": "onnxfit.optimizer.cache",
+    "session": "onnxfit.session",
+    "session_plan": "onnxfit.session",
+    "verify": "onnxfit.verify",
+    "export_torch": "onnxfit.exporters.torch_onnx",
+    "optimize": "onnxfit.optimizer",
+    "optimize_model": "onnxfit.optimizer",
+    "load_model": "onnxfit.model",
+    "save_model": "onnxfit.model",
+}
+
+__all__ = [*_LAZY, "OnnxfitError", "CheckFailed", "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'onnxfit' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    if name != "verify":
+        globals()[name] = value
+    return value
+
+
+class _Package(types.ModuleType):
+    """``onnxfit.verify`` is the function, also after ``import onnxfit.verify.partitions``
+    (importing a submodule sets the package attribute of the same name to the submodule)."""
+
+    @property
+    def verify(self):
+        return importlib.import_module("onnxfit.verify").verify
+
+    @verify.setter
+    def verify(self, value):  # the import system binding the subpackage: keep the function
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+import onnxfit._graphsurgeon  # noqa: F401  (quiet logger)
+
 from onnxfit.errors import node_label
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
