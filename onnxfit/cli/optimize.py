@@ -6,6 +6,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -239,7 +240,7 @@ def optimize_command(
         if len(results) == 1:
             raise OnnxfitError(errors[0]["error"])
         for err in errors:
-            console.print(f"[red]error:[/red] {err['error']}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(err['error'])}", soft_wrap=True)
         raise typer.Exit(2)
     if failed:
         raise typer.Exit(1)
