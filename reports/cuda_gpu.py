@@ -101,7 +101,8 @@ def kernel_module(provider: str = CUDA_EP) -> str:
     # The provider's library registers its kernels when a session first loads it.
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     tiny = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x],
-                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
+                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]),
+                             ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
     ort.InferenceSession(tiny.SerializeToString(), providers=[provider])
     merged: dict[tuple, dict[str, set[str]]] = {}
     for kernel in C.get_all_opkernel_def():

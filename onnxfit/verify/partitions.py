@@ -224,12 +224,19 @@ def _ep_partitions(graph: GraphFacts, on_ep, placement, ep: str) -> tuple[list, 
     index = {node_label(node): i for i, node in enumerate(graph.nodes)}
     placed = [(op, name) for op, name in on_ep if op not in _DEVICE_COPIES]
     if any(name in index for _, name in placed):
-        # Entries that are no top-level node are nodes of If/Loop bodies (partitioned inside their
-        # own graph: the If node stands for them) or nodes ORT made there.
         supported = [False] * len(graph.nodes)
         for _, name in placed:
             if name in index:
                 supported[index[name]] = True
+        # Other entries are nodes of If/Loop bodies (partitioned inside their own graph: the If
+        # node stands for them) or nodes the session fused for this EP (the CUDA EP's session
+        # fuses HardSigmoid * x into HardSwish): then the top-level nodes no EP lists are the
+        # ones fused into them, on this EP.
+        inner = {node_label(node) for node in _walk_order(graph.graph)}
+        if any(name not in inner for _, name in placed):
+            listed = {name for nodes in placement.values() for _, name in nodes}
+            for label, i in index.items():
+                supported[i] = supported[i] or label not in listed
         groups = ort_partition_groups(graph, supported)
         return groups, sum(supported), [len(g) for g in groups]
     others = sum(1 for placed_ep, nodes in placement.items() if placed_ep != ep for _, name in nodes if name in index)
@@ -391,7 +398,9 @@ def _labelled(placement: dict[str, list[tuple[str, str]]], graph: GraphFacts) ->
     taken: dict[str, int] = {}
     labelled = {}
     for ep, nodes in placement.items():
-        if nodes and set(nodes) == {("", "")} and len(nodes) == len(walk):
+        if nodes and set(nodes) == {("", "")}:
+            # One EP holds every node (its count may differ from the walk's where the session's
+            # own optimizations fused or added nodes).
             labelled[ep] = [(node.op_type, node_label(node)) for node in walk]
             continue
         entries = []
