@@ -39,14 +39,15 @@ def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'onnxfit' has no attribute '{name}'")
     value = getattr(importlib.import_module(_LAZY[name]), name)
-    if name != "verify":
+    if name not in ("verify", "session"):
         globals()[name] = value
     return value
 
 
 class _Package(types.ModuleType):
-    """``onnxfit.verify`` is the function, also after ``import onnxfit.verify.partitions``
-    (importing a submodule sets the package attribute of the same name to the submodule)."""
+    """``onnxfit.verify`` and ``onnxfit.session`` are the functions, also after ``import
+    onnxfit.verify.partitions`` or ``onnxfit.session`` (importing a submodule sets the package
+    attribute of the same name to the submodule)."""
 
     @property
     def verify(self):
@@ -54,6 +55,14 @@ class _Package(types.ModuleType):
 
     @verify.setter
     def verify(self, value):  # the import system binding the subpackage: keep the function
+        pass
+
+    @property
+    def session(self):
+        return importlib.import_module("onnxfit.session").session
+
+    @session.setter
+    def session(self, value):  # the import system binding the module: keep the function
         pass
 
 

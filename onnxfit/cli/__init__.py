@@ -11,7 +11,7 @@ import importlib
 from onnxfit.cli.common import app, main
 
 # Each module registers its commands on `app` (Polygraphy-style: one tool, one module).
-for _verb in ("optimize", "inspect", "verify", "partitions", "cache", "export_torch", "efm3"):
+for _verb in ("optimize", "inspect", "verify", "partitions", "cache", "session", "export_torch", "efm3"):
     try:
         importlib.import_module(f"onnxfit.cli.{_verb}")
     except ModuleNotFoundError as _exc:

@@ -44,7 +44,9 @@ def verify_command(
         None, "--report", help="Write report.json, report.md and report.html into this directory."
     ),
     target: Optional[str] = typer.Option(
-        None, "--target", help="Also check partitions on this target (fails above 1, or above the reference)."
+        None, "--target",
+        help="Also check partitions on this target (fails above 1, or above the reference); where its EP is here, "
+             "parity of the session onnxfit.session() opens (EP options, CUDA graph) too.",
     ),
     ort_version: Optional[str] = typer.Option(
         None, "--ort-version", help="Estimate partitions for this onnxruntime release (e.g. 1.25)."

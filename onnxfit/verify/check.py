@@ -130,6 +130,8 @@ def verify(
     shapes = _input_shapes(proto, input_shapes)
     provided = _provided(inputs, specs)
     selected = _runtimes(proto, source, runtimes)
+    if target is not None:
+        selected += _planned_runtime(target, source, selected)
 
     ref_specs = [s for s in model_inputs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
     per_frame = ref_proto is not None and _per_frame(specs, ref_specs, axes)
@@ -287,6 +289,17 @@ def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str 
             seen.add(runtime.name)
             selected.append(runtime)
     return selected
+
+
+def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime]) -> list[Runtime]:
+    """``--target`` where its EP is here: parity of the session onnxfit.session() opens (EP options,
+    CUDA graph replay). The CPU plan is ONNX Runtime's defaults, which ``ort-cpu`` runs already."""
+    from onnxfit.verify.runtimes import planned_targets
+
+    name = f"planned-{target}"
+    if target == "cpu" or target not in planned_targets() or any(r.name == name for r in selected):
+        return []
+    return [make_runtime(name, source)]
 
 
 def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec], axes: dict[str, int | None]) -> bool:

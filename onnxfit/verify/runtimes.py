@@ -9,6 +9,9 @@ Names a user can pick with ``--runtime``:
   shares no code with ONNX Runtime. Slow, so it is added automatically only for small models.
 - ``openvino``: the OpenVINO EP, when this onnxruntime build has it.
 - ``ort-<ep>``: any other EP of this build (``ort-cuda``, ``ort-coreml``, ...), on request.
+- ``planned-<target>``: the session ``onnxfit.session()`` opens for that target (its EP options, and
+  on CUDA the graph replay on fixed device buffers when the plan captures one); for every target
+  whose EP this build has. ``verify --target`` adds it when the target's EP is here.
 
 ``TorchRuntime(module)`` adapts a torch module (used by the exporters to compare against the
 module they exported). Sessions are created lazily on the first ``run``.
@@ -37,6 +40,7 @@ from onnxfit.model import load_model, model_data_size
 __all__ = [
     "Runtime",
     "OrtRuntime",
+    "PlannedRuntime",
     "ReferenceRuntime",
     "TorchRuntime",
     "REFERENCE",
@@ -115,7 +119,17 @@ def available_runtimes() -> dict[str, str]:
     for provider in ort.get_available_providers():
         if provider not in _NOT_LOCAL and runtime_name(provider) not in names:
             names[runtime_name(provider)] = f"ONNX Runtime {provider}"
+    for target in planned_targets():
+        names[f"planned-{target}"] = f"the session onnxfit.session() opens for target {target}"
     return names
+
+
+def planned_targets() -> list[str]:
+    """Targets whose EP this onnxruntime build has: ``planned-<target>`` runtimes exist for them."""
+    from onnxfit.targets import TARGETS
+
+    providers = ort.get_available_providers()
+    return [name for name, target in TARGETS.items() if target.ep in providers]
 
 
 def default_runtimes(model: onnx.ModelProto) -> list[str]:
@@ -159,6 +173,8 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
         return OrtRuntime(model, name=name, optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     if name == "onnx-reference":
         return ReferenceRuntime(model)
+    if name.startswith("planned-"):
+        return PlannedRuntime(model, name.removeprefix("planned-"))
     provider = next(p for p in ort.get_available_providers() if runtime_name(p) == name)
     return OrtRuntime(model, provider=provider, name=name)
 
@@ -205,6 +221,35 @@ class OrtRuntime:
         run_options.log_severity_level = _QUIET
         try:
             results = self.session.run(names, {k: v for k, v in inputs.items() if k in wanted}, run_options)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types; keep the innermost reason only
+            raise RuntimeError(concise_ort_error(str(exc))) from None
+        return dict(zip(names, (np.asarray(r) for r in results)))
+
+
+class PlannedRuntime:
+    """The session ``onnxfit.session()`` would open for ``target``, on the model as it is (no prepare)."""
+
+    def __init__(self, model: ModelSource, target: str) -> None:
+        self.name = f"planned-{target}"
+        self.model = model
+        self.target = target
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            from onnxfit.session import open_session, plan_session
+
+            self._session = open_session(plan_session(self.model, self.target), model=self.model)
+        return self._session
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        wanted = {i.name for i in self.session.get_inputs()}
+        try:
+            results = self.session.run(names, {k: v for k, v in inputs.items() if k in wanted})
+        except OnnxfitError:
+            raise
         except Exception as exc:  # noqa: BLE001 - ORT raises several types; keep the innermost reason only
             raise RuntimeError(concise_ort_error(str(exc))) from None
         return dict(zip(names, (np.asarray(r) for r in results)))

@@ -1,0 +1,68 @@
+"""`onnxfit session-plan MODEL`: the providers, EP options and CUDA graph choice `onnxfit.session()` makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.errors import OnnxfitError
+
+__all__ = ["session_plan_command"]
+
+
+@app.command("session-plan")
+@handle_errors
+def session_plan_command(
+    model: Path = typer.Argument(..., help="The model (.onnx); it is prepared through the cache first."),
+    target: str = typer.Option("auto", "--target", "-t",
+                               help="auto (this machine's best EP), coreml, coreml-nn, nnapi, openvino, cuda, "
+                                    "tensorrt, cpu."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Fix an input's shape: NAME=1x3x64x96 (repeatable)."),
+    fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE: the input becomes a constant (repeatable)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Prepare with a symbolic batch dim."),
+    option: list[str] = typer.Option([], "--option", help="KEY=VALUE for the target's EP; wins over the plan "
+                                                          "(repeatable), e.g. --option MLComputeUnits=CPUOnly."),
+    provider: list[str] = typer.Option([], "--provider", help="Plan as if onnxruntime had these providers "
+                                                              "(repeatable), e.g. CUDAExecutionProvider."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache directory (default: the user cache)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Plan the session `onnxfit.session()` would open, and say why; exit 2 for bad input."""
+    from onnxfit.model import parse_input_shapes
+    from onnxfit.session import session_plan
+
+    plan = session_plan(model, target, input_shapes=parse_input_shapes(input_shape) or None,
+                        fixed_inputs=fix_input or None, dynamic_batch=dynamic_batch,
+                        provider_options=_options(option), available_providers=provider or None, cache_dir=cache_dir)
+    if as_json:
+        print_json(plan.to_dict())
+        return
+    console.print(f"{plan.source} on {plan.target} [{plan.ep}], onnxruntime {plan.onnxruntime}", markup=False,
+                  soft_wrap=True)
+    console.print(f"loads: {plan.model}" + (" (rewritten)" if plan.prepared and plan.prepared["rewritten"] else ""),
+                  markup=False, soft_wrap=True)
+    for name, options in zip(plan.providers, plan.provider_options):
+        shown = ", ".join(f"{k}={v}" for k, v in options.items())
+        console.print(f"  {name}" + (f": {shown}" if shown else ""), markup=False, soft_wrap=True)
+    console.print(f"cuda graph: {'yes' if plan.cuda_graph else 'no'}   static inputs: "
+                  f"{'yes' if plan.static_inputs else 'no'}", markup=False)
+    if plan.placement:
+        p = plan.placement
+        console.print(f"CUDA placement ({p['source']}): {p['nodes'] - len(p['on_cpu'])}/{p['nodes']} nodes on CUDA, "
+                      f"{len(p['device_copies'])} device copies", markup=False)
+    for reason in plan.reasons:
+        console.print(f"  - {escape(reason)}", soft_wrap=True)
+
+
+def _options(specs: list[str]) -> dict[str, str]:
+    options = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise OnnxfitError(f"--option '{spec}': expected KEY=VALUE, e.g. --option enable_cuda_graph=0")
+        options[key] = value
+    return options
