@@ -293,20 +293,29 @@ def open_session(plan: SessionPlan, session_options: ort.SessionOptions | None =
         raise OnnxfitError(f"target '{plan.target}' needs {', '.join(missing)}, which this onnxruntime "
                            f"({ort.__version__}) lacks (available: {', '.join(ort.get_available_providers())})")
     try:
-        opened = PlannedSession(plan, session_options, model)
+        opened = _open(plan, session_options, model)
     except Exception as exc:  # noqa: BLE001 - ORT raises several types; one line says why
         reason = first_line(exc)
-        if not (plan.cuda_graph and "graph capture" in reason and "enable_cuda_graph" not in plan.caller_options):
+        if not plan.cuda_graph or "enable_cuda_graph" in plan.caller_options:
             raise OnnxfitError(f"{plan.model}: ONNX Runtime cannot open the session: {reason}") from None
         plan.cuda_graph = False
         plan.options().pop("enable_cuda_graph")
-        plan.reasons.append(f"enable_cuda_graph dropped: ONNX Runtime refused capture ({reason})")
-        opened = PlannedSession(plan, session_options, model)
+        plan.reasons.append(f"enable_cuda_graph dropped: ONNX Runtime refused it ({reason})")
+        opened = _open(plan, session_options, model)
     if plan.cuda_graph:
         from onnxfit.cuda_graph import BoundRunner
 
         opened.runner = BoundRunner(opened, plan.output_shapes, device="cuda",
                                     device_id=int(plan.options().get("device_id", 0)))
+    return opened
+
+
+def _open(plan: SessionPlan, session_options: ort.SessionOptions | None, model: ModelSource | None) -> PlannedSession:
+    opened = PlannedSession(plan, session_options, model)
+    opened.disable_fallback()  # a failing run raises instead of switching this session to the CPU
+    if plan.ep not in opened.get_providers():
+        # Releases that ignore enable_fallback=0 fall back at creation and only print why.
+        raise RuntimeError(f"{plan.ep} was dropped at creation (providers: {', '.join(opened.get_providers())})")
     return opened
 
 
