@@ -1,7 +1,7 @@
 """CUDA EP figures, measured on a machine whose onnxruntime has the CUDA EP.
 
     python reports/cuda_gpu.py pack                 # any machine: zoo models for the run -> build/gpu-zoo/
-    python reports/cuda_gpu.py kernels > onnxfit/targets/cuda_kernels.py   # CUDA kernel registry as data
+    python reports/cuda_gpu.py kernels --provider CPUExecutionProvider > onnxfit/targets/cuda_kernels.py
     python reports/cuda_gpu.py measure --models build/gpu-zoo           # writes reports/CUDA.md, reports/cuda.json
 
 `measure` runs, in one process:
@@ -92,7 +92,7 @@ def unpack(models: Path) -> None:
 # ---------------------------------------------------------------------------------- kernels
 
 
-def kernel_module(provider: str = CUDA_EP) -> str:
+def kernel_module(provider: str = "CPUExecutionProvider") -> str:
     """The kernel registry of the installed onnxruntime for `provider`, as cuda_kernels.py's text."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -120,8 +120,8 @@ def kernel_module(provider: str = CUDA_EP) -> str:
         lines.append(f"{domain + ':' if domain else ''}{op} {versions} {types}".rstrip())
     version = ".".join(ort.__version__.split(".")[:2])
     return (
-        f'"""{provider} kernel registry of onnxruntime-gpu {ort.__version__}, as data for targets/cuda.py.\n\n'
-        f"Generated with `python reports/cuda_gpu.py kernels` where that onnxruntime runs; do not edit.\n"
+        f'"""{provider} kernel registry of onnxruntime {ort.__version__}, as data for targets/cuda.py.\n\n'
+        f"Generated with `python reports/cuda_gpu.py kernels --provider {provider}`; do not edit.\n"
         f"One kernel per line: [domain:]Op start[-end] Constraint=dtype,... (no end: and later).\n"
         f'"""\n\nORT_VERSION = "{version}"\n\nKERNELS = """\n' + "\n".join(lines) + '\n"""\n'
     )
@@ -366,6 +366,22 @@ def render(result: dict) -> str:
             )
     lines += [
         "",
+        "## Real CUDA partitions before and after `optimize --target cuda`",
+        "",
+        "Models the CUDA EP does not run whole as published (real placement; `+shape` adds the zoo's "
+        "`--input-shape`, which lets fold-shapes remove the shape math the CUDA EP leaves to the CPU).",
+        "",
+        "| model | published | optimized | optimized + `--input-shape` |",
+        "|---|---|---|---|",
+    ]
+    for name, variants in result["partitions"].items():
+        if all(v["partitions"] <= 1 for v in variants.values()):
+            continue
+        cells = [f"{v['partitions']} ({v['on_cuda']}/{v['nodes']} nodes)" if (v := variants.get(k)) else "-"
+                 for k in ("published", "optimized", "optimized+shape")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "## Batch 16 vs batch 1 after `optimize --target cuda --dynamic-batch`",
         "",
         "Detectors exported at a fixed batch, repaired by onnxfit; frames/s with inputs fed from host memory.",
@@ -411,7 +427,8 @@ def main() -> None:
     p = sub.add_parser("pack")
     p.add_argument("--dest", type=Path, default=ROOT / "build" / "gpu-zoo")
     k = sub.add_parser("kernels")
-    k.add_argument("--provider", default=CUDA_EP)
+    k.add_argument("--provider", default="CPUExecutionProvider",
+                   help="onnxruntime-gpu 1.30 crashes listing the CUDA EP's kernels where TensorRT is absent")
     m = sub.add_parser("measure")
     m.add_argument("--models", type=Path, default=ROOT / "build" / "gpu-zoo")
     m.add_argument("--json", type=Path, default=ROOT / "reports" / "cuda.json")

@@ -4,9 +4,11 @@ The CUDA EP is a kernel EP: it takes node by node, and ORT groups what it took. 
 nodes on the CPU (microsoft/onnxruntime):
 
 1. No CUDA kernel: `CUDAExecutionProvider::GetCapability` (providers/cuda/cuda_execution_provider.cc)
-   looks each node up in the CUDA kernel registry by domain, op, opset and input/output types
-   (cuda_kernels.py holds that registry as data), and drops LSTM/GRU/RNN with attributes cuDNN
-   lacks, ConvTranspose with asymmetric or SAME_* padding, and Cast to string.
+   looks each node up in the CUDA kernel registry by domain, op, opset and input/output types,
+   and drops LSTM/GRU/RNN with attributes cuDNN lacks, ConvTranspose with asymmetric or SAME_*
+   padding, and Cast to string. The registry here is ONNX Runtime's CPU registry (cuda_kernels.py)
+   with the CUDA EP's differences on top (`_NO_CUDA_KERNEL`, `_CUDA_TYPES`, float16): dtypes of
+   rarely used ops may differ from the real CUDA registry.
 2. CPU-preferred nodes: `GetCpuPreferredNodes` (framework/fallback_cpu_capability.cc). A CUDA
    Shape or Size kernel writes its output to CPU memory. Starting from the consumers of such CPU
    tensors, in topological order, a node moves to the CPU when every input is a CPU tensor, a
@@ -72,6 +74,25 @@ for _reduce in ("ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd", "ReduceL1"
                 "ReduceLogSumExp", "ReduceSumSquare"):
     _CPU_INPUTS[_reduce] = ((18, frozenset({1})),)
 
+# The registry in cuda_kernels.py is the CPU EP's (onnxruntime's Python listing of kernel defs
+# crashes in onnxruntime-gpu builds whose TensorRT library is absent, so the CUDA EP's own list
+# cannot be dumped). What the CUDA EP registers differently, from cuda_execution_provider.cc's
+# registration list and the GPU run of reports/cuda_gpu.py:
+# - no kernel at all for these ops (the quantized ops of dynamic quantization among them);
+_NO_CUDA_KERNEL = frozenset({
+    "DynamicQuantizeLinear", "ConvInteger", "QLinearConv", "QLinearMatMul", "Unique", "Det", "MaxRoiPool",
+    "GlobalLpPool", "LpNormalization", "MaxUnpool", "ImageDecoder", "StringNormalizer", "TfIdfVectorizer",
+    "RegexFullMatch", "StringConcat", "StringSplit", "com.microsoft:DynamicQuantizeLSTM",
+    "com.microsoft:DynamicQuantizeMatMul", "com.microsoft:MatMulIntegerToFloat", "com.microsoft:QLinearAdd",
+    "com.microsoft:QLinearMul", "com.microsoft:QLinearConcat", "com.microsoft:QLinearSigmoid",
+    "com.microsoft:QLinearLeakyRelu", "com.microsoft:QLinearAveragePool", "com.microsoft:QLinearGlobalAveragePool",
+    "com.microsoft:NhwcMaxPool", "com.microsoft:FusedGemm",
+})
+_NO_CUDA_DOMAINS = frozenset({"ai.onnx.ml"})
+# - narrower types: MatMulInteger on int8 only;
+_CUDA_TYPES = {("", "MatMulInteger"): {"T1": frozenset({TensorProto.INT8}), "T2": frozenset({TensorProto.INT8})}}
+# - float16 wherever float is taken (the CUDA EP registers float, double and MLFloat16 together).
+
 # Kernels that write an output to CPU memory (OutputMemoryType(OrtMemTypeCPUOutput, 0)).
 _CPU_OUTPUT_OPS = frozenset({"Shape", "Size"})
 
@@ -114,6 +135,8 @@ class KernelTable:
     def lookup(self, facts: NodeFacts) -> str | None:
         """None when a kernel matches the node, else why none does (ORT's `KernelRegistry::TryFindKernel`)."""
         kernels = self.kernels.get((facts.domain, facts.op))
+        if facts.domain in _NO_CUDA_DOMAINS or _qualified(facts) in _NO_CUDA_KERNEL:
+            kernels = None
         if not kernels:
             return f"the CUDA EP has no kernel for {_qualified(facts)}"
         since = facts.since_version()
@@ -124,10 +147,12 @@ class KernelTable:
             spans = ", ".join(f"{k.start}-{k.end}" if k.end < 10**6 else f"{k.start}+" for k in kernels)
             return f"the CUDA EP has no kernel for {_qualified(facts)} opset {since} (kernels for {spans})"
         bound = _bound_types(facts)
+        limits = _CUDA_TYPES.get((facts.domain, facts.op), {})
         reasons = []
         for kernel in in_range:
             reason = None
             for name, allowed in kernel.types.items():
+                allowed = limits.get(name, allowed | ({TensorProto.FLOAT16} if TensorProto.FLOAT in allowed else set()))
                 dtype = bound.get(name)
                 if dtype is not None and dtype not in allowed:
                     names = ", ".join(sorted(_dtype_name(t) for t in allowed))
@@ -319,7 +344,7 @@ CUDA = KernelProfile(
     name="CUDA",
     ep=EP,
     rules=(),
-    description=f"CUDA EP (kernel registry of onnxruntime-gpu {ORT_VERSION})",
+    description=f"CUDA EP (onnxruntime {ORT_VERSION} kernel registry with the CUDA EP's gaps)",
     table=KernelTable(KERNELS),
     table_version=ORT_VERSION,
 )

@@ -1,6 +1,6 @@
-"""CPUExecutionProvider kernel registry of onnxruntime-gpu 1.32.0, as data for targets/cuda.py.
+"""CPUExecutionProvider kernel registry of onnxruntime 1.32.0, as data for targets/cuda.py.
 
-Generated with `python reports/cuda_gpu.py kernels` where that onnxruntime runs; do not edit.
+Generated with `python reports/cuda_gpu.py kernels --provider CPUExecutionProvider`; do not edit.
 One kernel per line: [domain:]Op start[-end] Constraint=dtype,... (no end: and later).
 """
 
