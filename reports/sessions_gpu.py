@@ -4,6 +4,7 @@
     python reports/sessions_gpu.py measure --models build/sessions-gpu --out reports
                                                            # where onnxruntime has the CUDA EP
     python reports/sessions_gpu.py measure --dry-run --out /tmp/sessions   # any machine: CPU EP, few runs
+    python reports/sessions_gpu.py render reports/sessions.json            # SESSIONS.md again from the figures
 
 Models: `ssm_head`, a fragmented state-space/recurrent head built here (110 steps of MatMul, Add,
 Sigmoid, Tanh, Mul, Add on [1, 64]: 660 nodes); `ssm_head_exported`, the same with a symbolic batch
@@ -342,14 +343,48 @@ def render(result: dict) -> str:
                 else f"; planned-cuda: {planned['error']}"
         lines.append(f"| {name} | {par['planned vs plain']['max_abs']:.2g} | {par['planned vs CPU']['max_abs']:.2g} / "
                      f"{par['planned vs CPU']['max_rel']:.2g} | {par['plain vs CPU']['max_abs']:.2g} | {checks} |")
-    lines += ["", "Full figures, reasons and placements: `reports/sessions.json`.", ""]
+    lines += ["", *_findings(result), "", "Full figures, reasons and placements: `reports/sessions.json`.", ""]
     return "\n".join(lines)
+
+
+def _findings(result: dict) -> list[str]:
+    """What the tables say about ORT's capture rule and about parity, in sentences."""
+    ok = {n: m for n, m in result["models"].items() if "error" not in m}
+    created = [n for n, m in ok.items() if m["capture"]["published"].get("created")]
+    refused = [n for n, m in ok.items() if not m["capture"]["published"].get("created")]
+    with_cpu = [f"{n} ({len(m['published_plan']['placement']['on_cpu'])} nodes on the CPU)" for n, m in ok.items()
+                if n in created and (m["published_plan"]["placement"] or {}).get("on_cpu")]
+    predicted = all(bool((m["published_plan"]["placement"] or {}).get("device_copies")) == (n in refused)
+                    for n, m in ok.items())
+    captured = [n for n, m in ok.items() if m["plan"]["cuda_graph"]]
+    identical = all(m["parity"]["planned vs plain"]["max_abs"] == 0 for n, m in ok.items() if n in captured)
+    cpu_gap = [n for n, m in ok.items() if not m["parity"]["plain vs CPU"]["ok"]]
+    lines = ["## Findings", ""]
+    lines.append(
+        f"- ORT created a session with `enable_cuda_graph=1` for {', '.join(created) or 'no model'} and refused "
+        f"{', '.join(refused) or 'none'}. Nodes on the CPU do not stop a capture: "
+        f"{', '.join(with_cpu) or 'no model here had any'} was captured, its shape math on host tensors; what stops "
+        f"it is a device copy (a Memcpy node). The plan's device-copy count "
+        f"{'predicted every outcome' if predicted else 'missed some outcomes'}.")
+    lines.append(
+        "- A model with symbolic input dims is created too, but a replay is of one set of launches: the plan turns "
+        "the graph on only for fixed shapes (`input_shapes`), and its runner binds buffers of those shapes.")
+    lines.append(
+        f"- Where a graph was captured, the planned session's outputs are "
+        f"{'identical to' if identical else 'NOT identical to'} the plain CUDA session's (max abs 0)."
+        + (f" Against ORT CPU, {', '.join(cpu_gap)} differs beyond verify's fp32 default tolerance in the plain "
+           "CUDA session as much as in the planned one: the CUDA kernels' arithmetic (ORT allows TF32 by default), "
+           "not the graph." if cpu_gap else ""))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("pack").add_argument("--dest", type=Path, default=ROOT / "build" / "sessions-gpu")
+    again = sub.add_parser("render", help="rewrite SESSIONS.md from a sessions.json")
+    again.add_argument("json", type=Path)
+    again.add_argument("--out", type=Path, default=ROOT / "reports")
     run = sub.add_parser("measure")
     run.add_argument("--models", type=Path, default=None, help="folder with the packed zoo models")
     run.add_argument("--out", type=Path, default=ROOT / "reports")
@@ -357,6 +392,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "pack":
         pack(args.dest)
+    elif args.command == "render":
+        (args.out / "SESSIONS.md").write_text(render(json.loads(args.json.read_text())))
     else:
         measure(args.models, args.out, args.dry_run)
 
