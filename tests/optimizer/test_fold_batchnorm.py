@@ -297,3 +297,41 @@ def test_onnxfit_verify_accepts_the_folded_model(tmp_path):
     onnx.save(_run(model, 14).model, folded)
     report = verify(folded, reference=source)
     assert report.ok, [c.summary for c in report.checks]
+
+
+# -------------------------------------------------------------------------------------- zoo
+
+def test_ppocr_v4_det_bn_after_add_leaves_coreml_mlprogram_whole(zoo_model):
+    """PP-OCRv4's detector (Paddle2ONNX, opset 12): ONNX Runtime fuses its two BNs after Conv, the
+    one after an Add stays and MLProgram has no builder for it. Measured: 2 CoreML partitions
+    (327/328 nodes on the EP) before; 1 partition, every node, after the coreml target's passes."""
+    from onnxfit.optimizer import optimize_model
+    from onnxfit.verify.partitions import estimate_partitions, installed_ort_version
+
+    model = onnx.load(zoo_model("ppocr_v4_det"))
+    version = installed_ort_version()
+    before = estimate_partitions(model, "coreml", version)
+    result = optimize_model(model, "coreml")
+    after = estimate_partitions(result.model, "coreml", version)
+    report = next(r for r in result.reports if r.name == "fold-batchnorm")
+    assert report.rewritten == 3 and report.skipped == []
+    assert any(u.op == "BatchNormalization" for u in before.unsupported)
+    assert before.partitions == 2 and after.partitions == 1 and after.nodes_on_ep == after.total_nodes
+    for shape in ([1, 3, 64, 96], [2, 3, 96, 64]):
+        feeds = random_feeds(model, shapes={"x": shape})
+        assert_same_outputs(model, result.model, feeds, exact=False, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["shufflenet_ir3", "pplcnet_orientation", "ppocr_mobile_v2_cls", "picodet_layout_cdla"])
+def test_zoo_bns_all_fold_within_tolerance(zoo_model, name):
+    """Paddle2ONNX writes weights as Constant nodes, Caffe2's light models make them with
+    ConstantOfShape (folded by fold-shapes first, as in the mobile targets' order)."""
+    from onnxfit.optimizer import optimize_model
+
+    model = onnx.load(zoo_model(name))
+    result = optimize_model(model, "cpu", ["initializer-inputs", "fold-shapes", "fold-batchnorm"])
+    assert op_count(model, "BatchNormalization") > 0 and op_count(result.model, "BatchNormalization") == 0
+    shapes = {vi.name: [d.dim_value if d.dim_value > 0 else 64 for d in vi.type.tensor_type.shape.dim]
+              for vi in model.graph.input}
+    feeds = random_feeds(model, shapes=shapes)
+    assert_same_outputs(model, result.model, feeds, exact=False, atol=1e-4, rtol=1e-4)

@@ -9,7 +9,7 @@ the graph. In inference a BN is ``y = x * a + b`` per channel (axis 1), with
    opset form from 7 on (``spatial``, ``momentum``, ``epsilon``; opset 15's scale/bias and
    mean/var dtypes that differ from the input's); scale, bias, mean and var must be constant;
 2. folded into a preceding Conv, ConvTranspose or Gemm whose output feeds only this BN and whose
-   weights (and bias) are constant: weights and bias are rescaled once, in float64, and cast back
+   weights (and bias) are constant (initializers, Constant nodes, folded constants): weights and bias are rescaled once, in float64, and cast back
    to the weight dtype. Conv scales W's axis 0; ConvTranspose the output channels of W's axis 1
    within each of its ``group`` blocks; Gemm the output-feature axis of B (axis 1, or 0 under
    ``transB``), and its C becomes ``beta * C * a + b`` with beta 1;
@@ -75,7 +75,7 @@ class Skip:
 @register_pass
 class FoldBatchNormPass:
     name = "fold-batchnorm"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -89,12 +89,12 @@ class FoldBatchNormPass:
                     log.debug("fold-batchnorm skips '%s': %s", node_label(node), affine.reason)
                     continue
                 producer = _foldable_producer(node, affine, graph_outputs, own)
-                if producer is not None and _fold_into(g, producer, affine):
+                if producer is not None and _fold_into(g, producer, affine, ctx.opset):
                     _bypass(node, producer)
                     g.nodes.remove(node)
                     report.removed += 1
                 else:
-                    skip = _to_mul_add(g, node, affine)
+                    skip = _to_mul_add(g, node, affine, ctx.opset)
                     if skip is not None:
                         report.skipped.append(f"BatchNormalization '{node_label(node)}': {skip.reason}")
                         continue
@@ -188,12 +188,12 @@ def _foldable_producer(node: gs.Node, affine: Affine, graph_outputs: set[int], o
     return producer
 
 
-def _fold_into(graph: gs.Graph, producer: gs.Node, affine: Affine) -> bool:
+def _fold_into(graph: gs.Graph, producer: gs.Node, affine: Affine, opset: int) -> bool:
     """Rescale the producer's weights and bias; False (graph untouched) when they do not allow it."""
     weight = producer.inputs[1]
-    w = _values(weight, None) if isinstance(weight, gs.Constant) else None
+    w = _values(weight, opset)  # initializer or Constant node (Paddle2ONNX writes weights as those)
     has_bias = len(producer.inputs) > 2 and producer.inputs[2].name
-    bias = _values(producer.inputs[2], None) if has_bias else None
+    bias = _values(producer.inputs[2], opset) if has_bias else None
     if w is None or not _is_float(w.dtype) or (has_bias and bias is None):
         return False
     a, b = affine.scale, affine.shift
@@ -235,22 +235,26 @@ def _bypass(node: gs.Node, producer: gs.Node) -> None:
     producer.outputs[0] = output
 
 
-def _rank(x: gs.Tensor, output: gs.Tensor) -> int | None:
+def _rank(x: gs.Tensor, output: gs.Tensor, opset: int) -> int | None:
     """The BN input's rank: from its shape or the output's, else from the op that makes it."""
     for tensor in (x, output):
         if tensor.shape is not None:
             return len(tensor.shape)
     producer = x.inputs[0] if len(x.inputs) == 1 else None
-    if producer is not None and producer.op in ("Conv", "ConvTranspose") and producer.inputs[1].shape is not None:
-        return len(producer.inputs[1].shape)  # the output has the weight's rank: [N, M, spatial...]
+    if producer is not None and producer.op in ("Conv", "ConvTranspose"):
+        weight = producer.inputs[1]  # the output has the weight's rank: [N, M, spatial...]
+        if weight.shape is not None:
+            return len(weight.shape)
+        value = _values(weight, opset)
+        return None if value is None else value.ndim
     if producer is not None and producer.op == "Gemm":
         return 2
     return None
 
 
-def _to_mul_add(graph: gs.Graph, node: gs.Node, affine: Affine) -> Skip | None:
+def _to_mul_add(graph: gs.Graph, node: gs.Node, affine: Affine, opset: int) -> Skip | None:
     x, output = node.inputs[0], node.outputs[0]
-    rank = _rank(x, output)
+    rank = _rank(x, output, opset)
     if rank is None:
         return Skip("the input rank is not known, so the per-channel constants cannot be shaped")
     if rank < 2:
