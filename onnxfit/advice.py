@@ -25,7 +25,7 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.model import iter_graphs
 from onnxfit.shapes import proto_shape
 
-__all__ = ["Advice", "advise"]
+__all__ = ["Advice", "advise", "setting_inputs_deciding_ifs"]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def advise(model: onnx.ModelProto, target: str, ort_version: str | None = None,
             advice.append(Advice(f"--input-shape {name}={flag}",
                                  f"input '{name}' has symbolic dims ({', '.join(symbolic)}) whose sizes onnxfit cannot "
                                  "guess; your sizes let fold-shapes and inline-if decide more"))
-    for name, count in _setting_inputs_deciding_ifs(model).items():
+    for name, count in setting_inputs_deciding_ifs(model).items():
         advice.append(Advice(f"--fix-input {name}=VALUE",
                              f"input '{name}' decides {count} If node(s) (the {target} EP has none): fixing the value "
                              "you always feed inlines the branch it takes"))
@@ -174,7 +174,7 @@ def _shape_ops_on_symbolic_dims(model: onnx.ModelProto) -> int:
     return count
 
 
-def _setting_inputs_deciding_ifs(model: onnx.ModelProto) -> dict[str, int]:
+def setting_inputs_deciding_ifs(model: onnx.ModelProto) -> dict[str, int]:
     """Small inputs (scalars, tiny vectors) from which an If condition is computed: name -> Ifs."""
     initializers = {t.name for t in model.graph.initializer}
     settings = []

@@ -10,6 +10,7 @@ and the original last initializer stays last).
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -200,6 +201,7 @@ def run_passes(
     new = _export(graph, model, _unlisted(reports))
     _record_fixed_inputs(new, ctx.fixed_inputs)
     _check(new, "after the passes", model)
+    _check_inference(new, model, ctx)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
@@ -306,6 +308,38 @@ def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None
             return
         raise OnnxfitError(f"onnx checker rejects the result {when} ({first_line(exc)}); nothing was written. "
                            "This is an onnxfit bug: please report it with the model") from None
+
+
+def _check_inference(model: onnx.ModelProto, original: onnx.ModelProto, ctx: PassContext) -> None:
+    """ONNX Runtime runs onnx shape inference through every If branch when it loads a model: a
+    result that fails it (where the original did not) would not load. Fixed input shapes can do
+    that on their own: silero-vad's 8 kHz branch cannot take the 576-sample chunks of 16 kHz, so
+    with ``--input-shape input=1x576`` it only loads once ``--fix-input sr=16000`` removes it."""
+    from onnxfit.errors import first_line
+    from onnxfit.shapes import weightless_copy
+
+    def fails(m: onnx.ModelProto) -> str | None:
+        try:
+            onnx.shape_inference.infer_shapes(weightless_copy(m), strict_mode=True)
+        except (onnx.shape_inference.InferenceError, ValueError) as exc:
+            return first_line(exc)
+        return None
+
+    reason = fails(model)
+    if reason is None or fails(original) is not None:
+        return
+    reason = re.sub(r"\s+", " ", reason)[:300]
+    if ctx.input_shapes:
+        from onnxfit.advice import setting_inputs_deciding_ifs
+
+        deciding = [n for n in setting_inputs_deciding_ifs(original) if n not in ctx.fixed_inputs]
+        hint = ("a branch of the model cannot take the input shapes given"
+                + (f"; fix the input that picks the branch: {', '.join(f'--fix-input {n}=VALUE' for n in deciding)}"
+                   if deciding else ""))
+        raise OnnxfitError(f"the result would not load in ONNX Runtime: shape inference fails ({reason}): {hint}; "
+                           "nothing was written")
+    raise OnnxfitError(f"the result would not load in ONNX Runtime: shape inference fails ({reason}); nothing was "
+                       "written. This is an onnxfit bug: please report it with the model")
 
 
 def _export(graph: gs.Graph, original: onnx.ModelProto, unlisted: frozenset[str] = frozenset()) -> onnx.ModelProto:

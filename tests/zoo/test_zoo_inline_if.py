@@ -69,3 +69,15 @@ def test_shape_decided_ifs_do_not_add_coreml_partitions(zoo_model, tmp_path):
     for out in (held.output, fixed.output):
         for expected, actual in zip(_stream(source, 3, 16000), _stream(out, 3, 16000)):
             np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_shapes_a_branch_cannot_take_are_refused_with_the_input_to_fix(zoo_model, tmp_path):
+    """silero_vad's 8 kHz branch cannot take 576-sample chunks: with the shapes fixed, ONNX Runtime
+    would refuse to load the result (the original fails the same way), so nothing is written and
+    the error names the input that picks the branch."""
+    from onnxfit.errors import OnnxfitError
+
+    out = tmp_path / "vad.onnx"
+    with pytest.raises(OnnxfitError, match=r"--fix-input sr=VALUE; nothing was written"):
+        optimize(zoo_model("silero_vad"), out, target="coreml", input_shapes=SHAPES)
+    assert not out.exists()
