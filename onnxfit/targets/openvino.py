@@ -22,12 +22,16 @@ This profile is validated against the real OpenVINO EP (onnxruntime-openvino 1.2
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import onnx
 from onnx import TensorProto
+
+from onnxfit.errors import node_label
 
 from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Rule, format_shape
 
-__all__ = ["OPENVINO", "openvino_partition_groups", "ort_topological_order"]
+__all__ = ["OPENVINO", "OpenVinoProfile", "dynamic_rank_if", "openvino_partition_groups", "ort_topological_order"]
 
 EP = "OpenVINOExecutionProvider"
 
@@ -249,7 +253,67 @@ def openvino_partition_groups(graph: GraphFacts, supported: Sequence[bool]) -> l
     return groups
 
 
-OPENVINO = Profile(
+# ------------------------------------------------------------------------- compile failures
+
+DYNAMIC_RANK_IF = "onnxruntime#23757: the OpenVINO EP cannot compile If nodes whose outputs have a dynamic rank"
+
+
+def dynamic_rank_if(graph: GraphFacts, groups: Sequence[Sequence[int]]) -> tuple[onnx.NodeProto, str] | None:
+    """(If node, output) where the real EP would fail to compile a claimed partition, or None.
+
+    The EP claims If nodes (data_ops.cc lists If for every device) and converts each branch into
+    an OpenVINO body; the CPU plug-in then refuses a body Parameter of dynamic rank and the
+    session throws (onnxruntime#23757). An If output whose rank shape inference cannot tell is
+    such a Parameter. The If nodes of a claimed partition are visited in node order, each
+    before its branches, the else branch before the then branch: the order in which OpenVINO
+    2025.4 reports the first failing one.
+    """
+    types = _all_types(graph.graph)
+    for index in sorted(i for group in groups for i in group):
+        found = _first_dynamic_rank_if(graph.nodes[index], types)
+        if found is not None:
+            return found
+    return None
+
+
+def _all_types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
+    types = {vi.name: vi.type for vi in (*graph.input, *graph.value_info, *graph.output)}
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                types.update(_all_types(attribute.g))
+    return types
+
+
+def _first_dynamic_rank_if(node: onnx.NodeProto, types: dict[str, onnx.TypeProto]):
+    if node.op_type == "If" and not node.domain:
+        for output in node.output:
+            known = types.get(output)
+            if known is None or not known.HasField("tensor_type") or not known.tensor_type.HasField("shape"):
+                return node, output
+    branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    for name in sorted(branches, key=lambda n: n != "else_branch"):
+        for inner in branches[name].node:
+            found = _first_dynamic_rank_if(inner, types)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass(frozen=True)
+class OpenVinoProfile(Profile):
+    """The OpenVINO EP profile, which also predicts the EP's known compile failures."""
+
+    def compile_failure(self, graph: GraphFacts, groups: Sequence[Sequence[int]]) -> str | None:
+        found = dynamic_rank_if(graph, groups)
+        if found is None:
+            return None
+        node, output = found
+        return (f"{EP} would fail to compile the model at node '{node_label(node)}' (If, output '{output}'): "
+                f"the output has a dynamic rank ({DYNAMIC_RANK_IF})")
+
+
+OPENVINO = OpenVinoProfile(
     name="OpenVINO",
     ep=EP,
     rules=_rules(),

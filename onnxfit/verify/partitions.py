@@ -21,7 +21,8 @@ number before and after `optimize`, on any machine.
 An EP that claims nodes and then fails to compile them (the OpenVINO EP on If nodes whose outputs
 have a dynamic rank, onnxruntime#23757) is a finding about the EP, not bad input: the CPU EP
 loaded the same model a moment before. The report then carries `compile_error`, one line naming
-the node, and `partitions` 0 (no session runs on the EP).
+the node, and `partitions` 0 (no session runs on the EP). The estimate predicts the failures a
+profile knows (`compile_failure`: OpenVINO's dynamic-rank If) and reports them the same way.
 """
 
 from __future__ import annotations
@@ -146,6 +147,15 @@ def estimate_partitions(model_or_path, target: str, version: Version) -> Partiti
     verdicts = profile.judge_graph(graph, version)
     supported = [v.supported for v in verdicts]
     groups = profile.partitions(graph, supported) if graph.nodes else []
+    # An EP bug the profile knows: the EP claims the nodes and the session then throws.
+    predict = getattr(profile, "compile_failure", None)
+    failure = predict(graph, groups) if predict is not None else None
+    if failure is not None:
+        return PartitionReport(
+            model=_model_label(model_or_path), target=target, ep=preset.ep, source="estimated",
+            ort_version=f"{version[0]}.{version[1]}", partitions=0, nodes_on_ep=0, total_nodes=len(graph.nodes),
+            profile=profile.name, compile_error=failure,
+        )
     placed = {i for g in groups for i in g}
     unsupported = [
         UnsupportedNode(v.node, v.op, v.reason or "supported, but its partition is dropped by the EP")

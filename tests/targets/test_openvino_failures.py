@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from onnxfit.verify.partitions import count_partitions, partitions_check
+from onnxfit.verify.partitions import count_partitions, estimate_partitions, installed_ort_version, partitions_check
 from tests.targets.corpus import unsupported_in_chain
 
 pytestmark = pytest.mark.openvino_ep
@@ -80,3 +80,31 @@ def test_real_and_estimate_name_a_nameless_cpu_node_alike():
     real = count_partitions(model, "openvino")
     assert real.is_real
     assert [(u.name, u.op) for u in real.unsupported] == [("Det -> d", "Det")]
+
+
+@pytest.mark.parametrize("name", sorted(IF_FAILURES))
+def test_estimate_predicts_the_compile_failure_at_the_node_the_real_ep_names(zoo_model, name):
+    real = count_partitions(zoo_model(name), "openvino")
+    estimate = estimate_partitions(zoo_model(name), "openvino", installed_ort_version())
+    assert not real.compiled and not estimate.compiled
+    assert (estimate.partitions, estimate.nodes_on_ep) == (real.partitions, real.nodes_on_ep) == (0, 0)
+    where = real.compile_error.split(": ")[0].replace("failed to compile", "would fail to compile")
+    assert estimate.compile_error.startswith(where + ": the output has a dynamic rank")
+
+
+@pytest.mark.parametrize("name", ["silero_vad_op18_ifless", "silero_vad_openvino_16k", "silero_vad_16k_sequence"])
+def test_estimate_predicts_no_failure_where_the_real_ep_compiles(zoo_model, name):
+    real = count_partitions(zoo_model(name), "openvino")
+    estimate = estimate_partitions(zoo_model(name), "openvino", installed_ort_version())
+    assert real.compiled and estimate.compiled
+    assert estimate.partitions == real.partitions
+
+
+@pytest.mark.parametrize("rank_known", [False, True])
+def test_estimate_and_real_ep_agree_on_a_built_if(rank_known):
+    from tests.targets.test_openvino_compile_prediction import _if_model
+
+    real = count_partitions(_if_model(rank_known), "openvino")
+    estimate = estimate_partitions(_if_model(rank_known), "openvino", installed_ort_version())
+    assert real.is_real and real.compiled == estimate.compiled == rank_known
+    assert real.partitions == estimate.partitions

@@ -1,0 +1,60 @@
+"""The `openvino` estimate predicts the EP's compile failure on dynamic-rank If outputs (any machine).
+
+The real EP claims such If nodes and throws while compiling (onnxruntime#23757); the estimate
+reports it as the real path does: `compile_error` naming the node, 0 partitions, exit 1.
+tests/targets/test_openvino_failures.py checks the same models against the real EP.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
+
+from onnxfit.cli import app
+from onnxfit.verify.partitions import estimate_partitions, installed_ort_version
+from tests.conftest import make_model, tensor_info
+
+
+def _if_model(rank_known: bool):
+    """Relu -> If whose branches reshape to a shape input: of known length (rank known) or not."""
+    shape = helper.make_tensor_value_info("r", TensorProto.FLOAT, [None, None] if rank_known else None)
+
+    def branch(name, target):
+        return helper.make_graph([helper.make_node("Reshape", ["a", target], ["r"], name=f"{name}_reshape")], name, [],
+                                 [shape])
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("If", ["cond"], ["y"], name="the_if", then_branch=branch("then", "s"),
+                         else_branch=branch("else", "s")),
+    ]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None] if rank_known else None)
+    return make_model(nodes, [tensor_info("x", [2, 3]), tensor_info("cond", [], TensorProto.BOOL),
+                              tensor_info("s", [2] if rank_known else ["k"], TensorProto.INT64)], [out])
+
+
+def test_if_with_a_dynamic_rank_output_is_a_predicted_compile_failure():
+    report = estimate_partitions(_if_model(rank_known=False), "openvino", installed_ort_version())
+    assert report.source == "estimated" and not report.compiled
+    assert (report.partitions, report.nodes_on_ep) == (0, 0)
+    assert report.compile_error.startswith(
+        "OpenVINOExecutionProvider would fail to compile the model at node 'the_if' (If, output 'y'): "
+        "the output has a dynamic rank (onnxruntime#23757")
+
+
+def test_if_with_a_known_rank_compiles():
+    report = estimate_partitions(_if_model(rank_known=True), "openvino", installed_ort_version())
+    assert report.compiled and report.partitions == 1
+
+
+def test_silero_estimate_names_the_failing_if_and_exits_1(zoo_model):
+    result = CliRunner().invoke(app, ["partitions", str(zoo_model("silero_vad_half")), "--target", "openvino",
+                                      "--ort-version", "1.24"])
+    assert result.exit_code == 1
+    assert "would fail to compile the model at node '/decoder/If' (If, output '/decoder/If_output_0')" in result.output
+
+
+def test_a_model_without_if_has_no_predicted_failure(zoo_model):
+    report = estimate_partitions(zoo_model("silero_vad_op18_ifless"), "openvino", installed_ort_version())
+    assert report.compiled and report.partitions == 1
