@@ -19,6 +19,7 @@ from onnxfit.targets.coreml import MLPROGRAM, NEURALNETWORK
 from onnxfit.targets.cuda import CUDA
 from onnxfit.targets.nnapi import NNAPI
 from onnxfit.targets.openvino import OPENVINO
+from onnxfit.targets.tensorrt import TENSORRT
 from onnxfit.targets.support import GraphFacts, Profile, Version
 
 __all__ = ["PROFILES", "PROVIDER_OPTIONS", "ep_acceptor", "profile_for"]
@@ -31,6 +32,7 @@ PROFILES: dict[str, Profile] = {
     "nnapi": NNAPI,
     "openvino": OPENVINO,
     "cuda": CUDA,
+    "tensorrt": TENSORRT,
 }
 
 # Options a real session passes to the target's EP, so the real figure is for the same configuration.

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from onnxfit.cli import app
 from onnxfit.errors import OnnxfitError
+from onnxfit.targets.presets import get_target
 from onnxfit.verify.partitions import count_partitions, parse_placement_log
 from tests.targets import corpus
 
@@ -61,14 +62,15 @@ def test_unavailable_ep_is_a_user_error():
         count_partitions(corpus.conv_chain(), "coreml", ep="NoSuchExecutionProvider")
 
 
-def test_target_without_profile_and_without_its_ep_is_a_user_error():
+def test_every_target_but_cpu_has_an_estimate_and_cpu_is_real():
     import onnxruntime as ort
 
-    if "TensorrtExecutionProvider" in ort.get_available_providers():
-        assert count_partitions(corpus.conv_chain(), "tensorrt").is_real
-    else:
-        with pytest.raises(OnnxfitError, match="estimates exist for: coreml, .*cuda"):
-            count_partitions(corpus.conv_chain(), "tensorrt")
+    from onnxfit.targets.presets import target_names
+
+    for target in target_names():
+        report = count_partitions(corpus.conv_chain(), target)
+        real = target == "cpu" or get_target(target).ep in ort.get_available_providers()
+        assert report.is_real == real and report.partitions == 1, target
 
 
 def test_missing_model_file_is_a_user_error(tmp_path):
