@@ -309,9 +309,16 @@ def _resize_rule(neural_network: bool) -> Check:
 
 
 def _reshape_shape_constant(facts: NodeFacts) -> str | None:
+    """reshape_op_builder.cc: a constant, non-empty target of rank <= 5, and the data's shape fully
+    static (`GetStaticShape`): a symbolic batch keeps a Reshape on the CPU even with a constant target."""
     if not facts.is_const(1):
         return "input 'shape' must be a constant initializer"
+    data = facts.shape(0)
+    if data is None or any(not isinstance(d, int) or d < 0 for d in data):
+        return f"input 'data' must have a static shape, got {format_shape(data)}"
     shape = facts.value(1)
+    if shape is not None and (shape.size == 0 or shape.size > 5):
+        return f"the target shape must have 1 to 5 dims, got {shape.size}"
     if shape is not None and facts.attr("allowzero", 0) and 0 in shape.tolist():
         return "allowzero with a 0 in 'shape' is not supported"
     return None

@@ -10,8 +10,10 @@ Why these lists (see the profiles in this package and docs/ep-rules.md for the p
   run time: all passes apply; scalar-gather and split-to-slice leave each node the target's
   profile says the EP takes at `--ort-version` (docs/ep-rules.md). Neither has
   an LSTM/GRU builder: a one-step recurrence (streaming VADs) becomes its cell math (rnn-step).
-  Their builders also refuse any input of unknown rank: infer-shapes writes the shapes ONNX
-  Runtime cannot infer itself into the model. MLProgram has no BatchNormalization builder and ONNX
+  Their builders also refuse any input of unknown rank, but infer-shapes is not in their lists:
+  the shapes it adds are symbolic, the Reshape builder still refuses data of a symbolic shape, so
+  more nodes on the EP came with more partitions on the zoo (ppocr_v4_rec 4 -> 7, SLANet 4 -> 5),
+  and with `--input-shape` fold-shapes already infers everything. `--passes` adds it. MLProgram has no BatchNormalization builder and ONNX
   Runtime fuses BN only into a Conv: fold-batchnorm folds the rest (NeuralNetwork and NNAPI have a
   BN builder, and take the folded form as well).
 - Every target: weights that old exporters list as graph inputs are not constant to ONNX Runtime
@@ -53,10 +55,9 @@ class Target:
 # passes nor ONNX Runtime's own folding and fusions would treat them as constants.
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
-# infer-shapes last: it writes the shapes of the graph the other passes leave.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", "fold-batchnorm", "rnn-step", "scalar-gather",
-           "reflect-pad", "split-to-slice", "flatten-to-reshape", "infer-shapes")
+           "reflect-pad", "split-to-slice", "flatten-to-reshape")
 _ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {

@@ -136,21 +136,21 @@ def test_coreml_estimate_sees_the_written_shapes_and_the_original_stays_truthful
     assert after.nodes_on_ep > before.nodes_on_ep
 
 
-def test_ppocr_v4_rec_coreml_partitions_drop(zoo_model):
+def test_ppocr_v4_rec_nodes_reach_the_coreml_ep(zoo_model):
     """PP-OCRv4's recognizer (Paddle2ONNX, opset 12, symbolic batch and width): its transformer
-    neck sits after a computed flatten(2). Measured: 4 partitions, 301/407 nodes on the EP before;
-    2 partitions, 395/396 after (the flatten itself stays: its target shape is computed)."""
+    neck sits after a computed flatten(2), whose outputs ONNX Runtime knows no rank of. With
+    infer-shapes they all get one and 'rank unknown' is gone; with symbolic dims the Reshapes stay
+    on the CPU (the builder needs static data), which is why no target lists the pass by default."""
     path = zoo_model("ppocr_v4_rec")
     model = onnx.load(path)
     version = installed_ort_version()
     before = estimate_partitions(model, "coreml", version)
-    passes = get_target("coreml").passes
-    assert "infer-shapes" in passes
+    passes = [*get_target("coreml").passes, "infer-shapes"]
     result = run_passes(model, get_passes(passes), PassContext(opset=12, target="coreml"))
     after = estimate_partitions(result.model, "coreml", version)
-    assert before.partitions == 4 and any("rank unknown" in u.reason for u in before.unsupported)
-    assert after.partitions == 2 and not any("rank unknown" in u.reason for u in after.unsupported)
-    assert after.total_nodes - after.nodes_on_ep == 1
+    assert any("rank unknown" in u.reason for u in before.unsupported)
+    assert not any("rank unknown" in u.reason for u in after.unsupported)
+    assert after.nodes_on_ep > before.nodes_on_ep
     for shape in ([1, 3, 48, 320], [2, 3, 48, 200]):
         # The coreml list holds fold-batchnorm, which is not bit-exact (its stated tolerance).
         assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": shape}), exact=False)
