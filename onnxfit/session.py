@@ -11,7 +11,8 @@ machine and the prepared model, and opens the session:
   shapes, no control flow, no device copies; placement real where the CUDA EP is installed, else
   estimated by the cuda profile); ``run`` then goes through a ``BoundRunner``. ORT has the last
   word: when it refuses capture, the session opens plain CUDA and the plan says why.
-- TensorRT: TensorRT, then CUDA for what it leaves. OpenVINO: ``device_type`` CPU (the devices
+- TensorRT (asked for by name; ``auto`` takes CUDA where both are listed): TensorRT, then CUDA for
+  what it leaves. OpenVINO: ``device_type`` CPU (the devices
   found are named; pass GPU or NPU to use one). CPU: ONNX Runtime's defaults, threads included.
 
 Every choice is kept with its reason in a ``SessionPlan`` (``session.plan``, ``session_plan()``,
@@ -34,7 +35,7 @@ from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.model import load_model
 from onnxfit.shapes import proto_shape
 
-__all__ = ["SessionPlan", "PlannedSession", "session", "session_plan", "plan_session", "open_session"]
+__all__ = ["PlannedSession", "SessionPlan", "auto_session_target", "open_session", "plan_session", "session", "session_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,10 @@ def plan_session(
     ``available_providers`` simulates another machine's EP list (default: this onnxruntime's).
     ``provider_options`` for the target's EP win over the planned ones.
     """
-    from onnxfit.optimizer.cache import auto_target
     from onnxfit.targets import get_target
 
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
-    target = auto_target(available) if target == "auto" else target
+    target = auto_session_target(available) if target == "auto" else target
     preset = get_target(target)
     skeleton = model if isinstance(model, onnx.ModelProto) else load_model(Path(model), lazy_weights=True)
     shapes = _input_shapes(skeleton)
@@ -138,6 +138,17 @@ def plan_session(
     plan.providers = chain + ([CPU_EP] if preset.ep != CPU_EP else [])
     plan.provider_options = [options if p == preset.ep else {} for p in plan.providers]
     return plan
+
+
+def auto_session_target(available: Sequence[str]) -> str:
+    """``prepare``'s auto target, except that CUDA goes before TensorRT: onnxruntime-gpu lists the
+    TensorRT EP without shipping TensorRT, whose engines also take minutes to build on first use
+    (``target="tensorrt"`` asks for it)."""
+    from onnxfit.optimizer.cache import auto_target
+
+    if CUDA_EP in available:
+        available = [p for p in available if p != "TensorrtExecutionProvider"]
+    return auto_target(list(available))
 
 
 def _input_shapes(model: onnx.ModelProto) -> dict[str, list]:
@@ -265,10 +276,10 @@ def session_plan(
     simplify: bool = False,
 ) -> SessionPlan:
     """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``)."""
-    from onnxfit.optimizer.cache import auto_target, prepare_entry
+    from onnxfit.optimizer.cache import prepare_entry
 
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
-    target = auto_target(available) if target == "auto" else target
+    target = auto_session_target(available) if target == "auto" else target
     entry = prepare_entry(model, target, dict(input_shapes or {}) or None, dynamic_batch, cache_dir, passes=passes,
                           fixed_inputs=list(fixed_inputs) if isinstance(fixed_inputs, (list, tuple)) else fixed_inputs,
                           simplify=simplify)

@@ -251,7 +251,7 @@ def measure(zoo_dir: Path | None, out: Path, dry_run: bool) -> dict:
     ort.set_default_logger_severity(3)  # ORT's placement warnings would bury the figures in the log
     smi = shutil.which("nvidia-smi")
     gpu = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True,
-                         text=True).stdout.strip() if smi else "no GPU"
+                         text=True, check=False).stdout.strip() if smi else "no GPU"
     result = {"onnxruntime": ort.__version__, "gpu": gpu, "python": platform.python_version(), "ep": ep,
               "dry_run": dry_run, "models": {}}
     out.mkdir(parents=True, exist_ok=True)
