@@ -41,7 +41,7 @@ from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
 
-__all__ = ["FoldBatchNormPass", "Affine", "Skip"]
+__all__ = ["Affine", "FoldBatchNormPass", "Skip"]
 
 log = logging.getLogger(__name__)
 
