@@ -90,7 +90,10 @@ class GraphFacts:
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         graph_input_names = {i.name for i in graph.input}
         self.initializers = {t.name: t for t in graph.initializer}
-        self.constants = {name: t for name, t in self.initializers.items() if name not in graph_input_names}
+        # An initializer listed as a graph input can be overridden by a feed, so ORT does not treat
+        # it as a constant, but only from IR 4 on: IR < 4 lists every initializer as an input.
+        overridable = graph_input_names if model.ir_version >= 4 else set()
+        self.constants = {name: t for name, t in self.initializers.items() if name not in overridable}
         self.graph_inputs = [i.name for i in graph.input if i.name not in self.initializers]
         self.graph_outputs = [o.name for o in graph.output]
         self._types: dict[str, onnx.TypeProto] = {}

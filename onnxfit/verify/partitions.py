@@ -286,10 +286,15 @@ def prepare_graph(model_or_path) -> GraphFacts:
             if isinstance(model_or_path, onnx.ModelProto):
                 raise OnnxfitError(f"ONNX Runtime cannot load the model: {reason}") from None
             raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {reason}") from None
+    ir_version = skeleton.ir_version
+    # ORT saves the initializers it made (folded weights) without listing them as inputs, which
+    # onnx's inference ignores below IR 4: infer as IR 4, judge as the IR the model has.
+    skeleton.ir_version = max(ir_version, 4)
     try:
         skeleton = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
         log.warning("shape inference failed (%s); using the shapes ONNX Runtime recorded", first_line(exc))
+    skeleton.ir_version = ir_version
     return GraphFacts(skeleton)
 
 
