@@ -113,12 +113,20 @@ def test_inspect(entry, paths):
     assert info["inputs"] and info["outputs"]
 
 
+# The OpenVINO EP claims If nodes with outputs of dynamic rank and then fails to compile them
+# (onnxruntime#23757): the estimate predicts that as a finding, exit 1 (checked against the real EP).
+OPENVINO_COMPILE_FAILURES = {"silero_vad", "silero_vad_16k_op15", "silero_vad_half"}
+
+
 @pytest.mark.parametrize("target", ESTIMATED)
 @pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
 def test_partitions(entry, target, paths):
     code, out = onnxfit("partitions", paths[entry.name], "--target", target, "--json")
-    assert code == 0, out
     result = json.loads(out)
+    if target == "openvino" and entry.name in OPENVINO_COMPILE_FAILURES:
+        assert code == 1 and "If" in result["compile_error"] and result["partitions"] == 0, out
+        return
+    assert code == 0, out
     assert 0 <= result["nodes_on_ep"] <= result["total_nodes"]
     assert (result["partitions"] == 0) == (result["nodes_on_ep"] == 0)  # no EP nodes, no partition
 
