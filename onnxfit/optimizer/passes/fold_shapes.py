@@ -60,7 +60,7 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
-from onnxfit.optimizer.passes.inline_if import inline_decided_ifs
+from onnxfit.optimizer.passes.inline_if import inline_decided_ifs, straight_graphs as _straight_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 
@@ -423,16 +423,6 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
 
 def _all_known(node: gs.Node, known: _Known) -> bool:
     return all(_empty(t) or t.name in known.values for t in node.outputs)
-
-
-def _straight_graphs(graph: gs.Graph):
-    """The graph and its If branches, nested (rule 7): each runs at most once per inference."""
-    yield graph
-    for node in graph.nodes:
-        if node.op == "If":
-            for attr in node.attrs.values():
-                if isinstance(attr, gs.Graph):
-                    yield from _straight_graphs(attr)
 
 
 def _node_count(graph: gs.Graph) -> int:

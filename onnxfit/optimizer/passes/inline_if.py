@@ -40,7 +40,7 @@ from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
 
-__all__ = ["InlineIfPass", "inline_decided_ifs", "inline_branch"]
+__all__ = ["InlineIfPass", "inline_decided_ifs", "inline_branch", "straight_graphs"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def inline_decided_ifs(graph: gs.Graph, value_of: Callable[[gs.Tensor], np.ndarr
     """
     undecided = set()
     decided = []
-    for g in _straight_graphs(graph):
+    for g in straight_graphs(graph):
         for node in [n for n in g.nodes if n.op == "If" and n.domain in _DEFAULT_DOMAINS]:
             cond = value_of(node.inputs[0])
             if cond is None or cond.size != 1:
@@ -96,7 +96,7 @@ def inline_decided_ifs(graph: gs.Graph, value_of: Callable[[gs.Tensor], np.ndarr
         if node not in g.nodes:  # moved with an enclosing branch inlined this round: next round
             continue
         branch = node.attrs["then_branch" if take_then else "else_branch"]
-        exposes_undecided = any(id(n) in undecided for b in _straight_graphs(branch) for n in b.nodes)
+        exposes_undecided = any(id(n) in undecided for b in straight_graphs(branch) for n in b.nodes)
         if exposes_undecided and constant_value(node.inputs[0], opset) is None:
             held.append(node)
             continue
@@ -151,11 +151,11 @@ def _graphs_except(root: gs.Graph, skipped: gs.Graph):
                 yield from _graphs_except(attr, skipped)
 
 
-def _straight_graphs(graph: gs.Graph):
+def straight_graphs(graph: gs.Graph):
     """The graph and its If branches, nested: each runs at most once per inference."""
     yield graph
     for node in graph.nodes:
         if node.op == "If":
             for attr in node.attrs.values():
                 if isinstance(attr, gs.Graph):
-                    yield from _straight_graphs(attr)
+                    yield from straight_graphs(attr)
