@@ -1,11 +1,13 @@
 """MobileFaceNet in torch, built from the EFM3 layer plan so that its state_dict is the file.
 
 The architecture (``ARCHS``, ``Arch``, the layer list) is defined once, torch-free, in
-:mod:`onnxfit.exporters.efm3` and re-exported here: the numpy engine must run without torch,
-and the torch model must not drift from the file layout. Every layer is a :class:`ConvBN`
-(conv without bias, BatchNorm eps 1e-5, optional per-channel PReLU) whose module path is the
-layer name of the plan, so ``state_dict()`` keys equal the EFM3 tensor names (plus BatchNorm's
-``num_batches_tracked``, which EFM3 does not store).
+:mod:`onnxfit.exporters.mobilefacenet_arch` and re-exported here: the EFM3 numpy engine must run
+without torch, and the torch model must not drift from the file layout. Nothing here imports
+:mod:`onnxfit.exporters.efm3` (that package calls into this module only for torch work).
+
+Every layer is a :class:`ConvBN` (conv without bias, BatchNorm eps 1e-5, optional per-channel
+PReLU) whose module path is the layer name of the plan, so ``state_dict()`` keys equal the EFM3
+tensor names (plus BatchNorm's ``num_batches_tracked``, which EFM3 does not store).
 
 ``forward`` returns the L2-normalised embedding, as the FaceX engine does before similarity:
 the model, its ONNX export and the numpy engine are then compared on the same unit vectors.
@@ -17,6 +19,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,8 +27,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from onnxfit.errors import OnnxfitError, first_line
-from onnxfit.exporters.efm3 import ARCHS, BN_EPS, INPUT_SIZE, L2_EPS, Arch, Efm3File, Layer, Stage, plan
+from onnxfit.exporters.mobilefacenet_arch import (
+    ARCHS,
+    BN_EPS,
+    INPUT_SIZE,
+    L2_EPS,
+    Arch,
+    Layer,
+    Stage,
+    plan,
+)
 from onnxfit.model import save_model
+
+if TYPE_CHECKING:
+    from onnxfit.exporters.efm3 import Efm3File
 
 __all__ = [
     "ARCHS",
@@ -33,11 +48,11 @@ __all__ = [
     "ConvBN",
     "InvertedResidual",
     "MobileFaceNet",
-    "randomize_",
-    "from_efm3",
     "embed_with_torch",
     "export_onnx",
+    "from_efm3",
     "load_checkpoint",
+    "randomize_",
 ]
 
 
