@@ -22,7 +22,7 @@ import onnx
 
 from onnxfit.batch_axes import input_batch_axes
 from onnxfit.errors import OnnxfitError
-from onnxfit.model import iter_graphs
+from onnxfit.graphs import iter_graphs
 from onnxfit.shapes import proto_shape
 
 __all__ = ["Advice", "advise", "setting_inputs_deciding_ifs"]

@@ -20,9 +20,9 @@ import onnx_graphsurgeon as gs
 import onnxfit._graphsurgeon  # noqa: F401  (quiet logger)
 
 from onnxfit.errors import node_label
+from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.pipeline import default_opset, iter_graphs, op_histogram
 from onnxfit.shapes import proto_shape
 
 __all__ = ["inspect_model", "inspect"]

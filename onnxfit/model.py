@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.graphs import attribute_graphs, iter_graphs
 
 __all__ = [
     "load_model",
@@ -27,7 +28,6 @@ __all__ = [
     "parse_shape",
     "parse_input_shapes",
     "resolve_input_shapes",
-    "iter_graphs",
     "iter_all_tensors",
     "model_data_size",
     "external_data_files",
@@ -147,7 +147,7 @@ def node_inputs_with_subgraphs(node: onnx.NodeProto) -> Iterator[str]:
     Runtime treats them as implicit inputs)."""
     yield from (name for name in node.input if name)
     for attr in node.attribute:
-        for sub in _attribute_graphs(attr):
+        for sub in attribute_graphs(attr):
             local = {i.name for i in sub.input} | {t.name for t in sub.initializer}
             for sub_node in sub.node:
                 local.update(sub_node.output)
@@ -155,23 +155,6 @@ def node_inputs_with_subgraphs(node: onnx.NodeProto) -> Iterator[str]:
                 for name in node_inputs_with_subgraphs(sub_node):
                     if name not in local:
                         yield name
-
-
-def _attribute_graphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
-    if attr.type == onnx.AttributeProto.GRAPH:
-        return [attr.g]
-    if attr.type == onnx.AttributeProto.GRAPHS:
-        return list(attr.graphs)
-    return []
-
-
-def iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """The graph and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in _attribute_graphs(attr):
-                yield from iter_graphs(sub)
 
 
 def iter_all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:

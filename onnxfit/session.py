@@ -190,7 +190,8 @@ def _cuda_graph_problems(p: SessionPlan, model: ModelSource) -> list[str]:
     """Why ORT would refuse or a replay would be wrong (cuda_graph.py's rules); [] when eligible."""
     from onnxfit.cuda_graph import control_flow_nodes, device_copies
     from onnxfit.targets.cuda import CUDA
-    from onnxfit.verify.partitions import installed_ort_version, prepare_graph, real_partitions
+    from onnxfit.verify.partitions import prepare_graph, real_partitions
+    from onnxfit.versions import installed_ort_version
 
     problems = []
     symbolic = [name for name, dims in p.input_shapes.items() if not all(isinstance(d, int) for d in dims)]

@@ -17,8 +17,8 @@ import onnx
 from onnx import helper
 
 from onnxfit.errors import first_line
+from onnxfit.graphs import iter_graphs
 from onnxfit.lazy_io import is_lazy
-from onnxfit.model import iter_graphs
 
 __all__ = ["Dim", "dims_text", "infer_shapes", "proto_dim", "proto_shape", "weightless_copy"]
 

@@ -56,7 +56,7 @@ FRAMES_BATCHES = (1, 16)
 
 
 def pack(dest: Path) -> None:
-    from onnxfit.model import iter_graphs
+    from onnxfit.graphs import iter_graphs
     from tests.zoo.fetch import fetch
     from tests.zoo.manifest import MODELS
 
@@ -99,6 +99,8 @@ def kernel_module(provider: str = "CPUExecutionProvider") -> str:
     from onnx import TensorProto, helper
     from onnxruntime.capi import onnxruntime_pybind11_state as C
 
+    from onnxfit.versions import format_version, parse_version
+
     # The provider's library registers its kernels when a session first loads it.
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     tiny = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x],
@@ -119,7 +121,7 @@ def kernel_module(provider: str = "CPUExecutionProvider") -> str:
         versions = f"{start}" if end >= 2**31 - 1 else f"{start}-{end}"
         types = " ".join(f"{name}={','.join(sorted(t))}" for name, t in sorted(constraints.items()))
         lines.append(f"{domain + ':' if domain else ''}{op} {versions} {types}".rstrip())
-    version = ".".join(ort.__version__.split(".")[:2])
+    version = format_version(parse_version(ort.__version__))
     return (
         f'"""{provider} kernel registry of onnxruntime {ort.__version__}, as data for targets/cuda.py.\n\n'
         f"Generated with `python reports/cuda_gpu.py kernels --provider {provider}`; do not edit.\n"
@@ -231,7 +233,7 @@ def measure(models: Path, out_json: Path, out_md: Path) -> dict:
 
     from onnxfit.optimizer.optimize import optimize
     from onnxfit.targets.cuda_kernels import ORT_VERSION
-    from onnxfit.targets.support import parse_version
+    from onnxfit.versions import parse_version
     from onnxfit.verify import verify
     from onnxfit.verify.partitions import real_partitions
     from onnxfit.verify.runtimes import OrtRuntime

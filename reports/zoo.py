@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
+from onnxfit.text import markdown_table  # noqa: E402
 from onnxfit.verify.partitions import count_partitions  # noqa: E402
+from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
 from tests.conftest import run_ort  # noqa: E402
 from tests.zoo.fetch import fetch  # noqa: E402
 from tests.zoo.manifest import MODELS  # noqa: E402
@@ -81,18 +83,16 @@ def _cell(cell: dict) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| model | from (PyPI) | exporter, opset/IR | onnxfit changed (coreml) | "
-            + " | ".join(TARGETS.values()) + " | max abs diff (ORT CPU) |")
-    lines = [head, "|" + "---|" * (5 + len(TARGETS))]
+    header = ["model", "from (PyPI)", "exporter, opset/IR", "onnxfit changed (coreml)", *TARGETS.values(),
+              "max abs diff (ORT CPU)"]
+    cells = []
     for row in rows:
         shape = " ".join(f"`--input-shape {k}={'x'.join(map(str, v))}`" for k, v in row["input_shape"].items())
-        coreml = row["targets"]["coreml"]
         diffs = [c.get("max_abs_diff", 0.0) for c in row["targets"].values()]
-        lines.append(
-            f"| {row['model']} ({row['task']}) {shape} | {row['package']} | {row['exporter']}, {row['opset']}/{row['ir']} | "
-            f"{coreml.get('changed', '')} | " + " | ".join(_cell(c) for c in row["targets"].values())
-            + f" | {max(diffs):.1e} |")
-    return "\n".join(lines)
+        cells.append([f"{row['model']} ({row['task']}) {shape}", row["package"], f"{row['exporter']}, {row['opset']}/{row['ir']}",
+                      row["targets"]["coreml"].get("changed", ""), *(_cell(c) for c in row["targets"].values()),
+                      f"{max(diffs):.1e}"])
+    return "\n".join(markdown_table(header, cells))
 
 
 def main() -> None:
@@ -108,7 +108,7 @@ def main() -> None:
     table = markdown(rows)
     estimates = ("Cells: partitions before → after `optimize --target T` (nodes on the EP / all nodes); "
                  "0 partitions means nothing runs on the EP. ")
-    estimates += f"Partitions estimated by onnxfit's EP profiles for onnxruntime {'.'.join(ort.__version__.split('.')[:2])}."
+    estimates += f"Partitions estimated by onnxfit's EP profiles for onnxruntime {format_version(installed_ort_version())}."
     (ROOT / "reports" / "ZOO.md").write_text(f"# Real-model zoo\n\n{estimates} Made by `python reports/zoo.py`.\n\n{table}\n")
     readme = (ROOT / "README.md").read_text()
     if START in readme and END in readme:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.text import json_default
 
 __all__ = ["app", "export_app", "main", "console", "err_console", "handle_errors", "print_json", "fail_usage"]
 
@@ -55,19 +56,7 @@ def fail_usage(message: str) -> None:
 
 def print_json(document: Any) -> None:
     """Machine output: exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
+    sys.stdout.write(json.dumps(document, indent=2, default=json_default) + "\n")
 
 
 def _print_version(value: bool) -> None:

@@ -50,9 +50,10 @@ import onnx
 import onnx.version_converter
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.graphs import default_opset
 from onnxfit.model import save_model
 from onnxfit.optimizer.optimize import optimize_model
-from onnxfit.optimizer.pipeline import PassReport, default_opset
+from onnxfit.optimizer.pipeline import PassReport
 from onnxfit.shapes import Dim, proto_shape
 from onnxfit.verify.contamination import contamination_check
 from onnxfit.verify.inputs import generate_inputs, model_inputs

@@ -48,6 +48,7 @@ from onnxfit.model import (
     save_model,
     write_atomic,
 )
+from onnxfit.versions import installed_ort_version
 
 __all__ = ["Cache", "CacheEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
 
@@ -78,11 +79,6 @@ def auto_target(providers: list[str] | None = None) -> str:
         if provider in providers:
             return target
     return "cpu"
-
-
-def ort_version() -> tuple[int, int]:
-    major, minor = onnxruntime.__version__.split(".")[:2]
-    return int(major), int(minor)
 
 
 @dataclass
@@ -360,7 +356,7 @@ def prepare_entry(
         raise OnnxfitError(f"{model_path}: no such file")
     target = auto_target() if target == "auto" else target
     get_target(target)
-    version = ort_version()
+    version = installed_ort_version()
     names = select_passes(target, passes, dynamic_batch, ort_version=version, simplify=simplify)
     cache = Cache(cache_dir)
     cache._ensure()

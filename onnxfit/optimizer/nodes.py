@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from onnxfit.graphs import iter_graphs
+
 __all__ = ["share_name_registry", "int64_constant", "add_node", "slice_", "concat", "squeeze", "unsqueeze", "unique_name"]
 
 
@@ -39,7 +41,7 @@ def _names(graph: gs.Graph) -> set[str]:
 
 def share_name_registry(root: gs.Graph) -> set[str]:
     """Collect the names of ``root`` and all subgraphs into one set that they all share."""
-    graphs = [root, *root.subgraphs(recursive=True)]
+    graphs = list(iter_graphs(root))
     names: set[str] = set()
     for g in graphs:
         names.update(n.name for n in g.nodes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.graphs import default_opset, iter_graphs, op_histogram  # noqa: F401 (passes import them from here too)
 from onnxfit.optimizer.nodes import share_name_registry
 
 __all__ = [
@@ -142,19 +143,6 @@ def get_passes(names: Iterable[str]) -> list[Pass]:
     return [_REGISTRY[n]() for n in names]
 
 
-def iter_graphs(graph: gs.Graph) -> Iterator[gs.Graph]:
-    """The graph and all its subgraphs (If/Loop/Scan bodies, nested): passes rewrite them all."""
-    yield graph
-    yield from graph.subgraphs(recursive=True)
-
-
-def op_histogram(model: onnx.ModelProto) -> Counter:
-    """op_type -> count over the graph and all subgraphs."""
-    from onnxfit.model import iter_graphs as iter_proto_graphs
-
-    return Counter(node.op_type for g in iter_proto_graphs(model.graph) for node in g.node)
-
-
 @dataclass
 class PipelineResult:
     model: onnx.ModelProto
@@ -264,13 +252,6 @@ def _keep_overridable(graph: gs.Graph, names: frozenset[str], listed: tuple[str,
 
 def _unlisted(reports: list[PassReport]) -> frozenset[str]:
     return frozenset(name for r in reports for name in r.unlisted_inputs)
-
-
-def default_opset(model: onnx.ModelProto) -> int:
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            return opset.version
-    raise OnnxfitError("the model imports no default-domain opset")
 
 
 def _keep_declared_output_shapes(original: onnx.GraphProto, graph: gs.Graph) -> None:
@@ -403,10 +384,8 @@ def _restore_graph_inputs(original: onnx.GraphProto, new: onnx.GraphProto, lists
 
 
 def _used_names(graph: onnx.GraphProto) -> set[str]:
-    from onnxfit.model import iter_graphs as iter_proto_graphs
-
     used = {o.name for o in graph.output}
-    for g in iter_proto_graphs(graph):
+    for g in iter_graphs(graph):
         for node in g.node:
             used.update(node.input)
         used.update(o.name for o in g.output)

@@ -70,8 +70,8 @@ from onnxfit.targets.support import (
     input_rank,
     optional_const_input,
     ort_partition_groups,
-    parse_version,
 )
+from onnxfit.versions import parse_version
 
 __all__ = ["MLPROGRAM", "NEURALNETWORK", "MAX_DIM", "pad_facts"]
 

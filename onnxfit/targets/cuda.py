@@ -35,7 +35,8 @@ from onnx import TensorProto
 
 from onnxfit.targets.cuda_kernels import KERNELS, ORT_VERSION
 from onnxfit.targets.openvino import ort_topological_order
-from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Verdict, Version
+from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Verdict
+from onnxfit.versions import Version
 
 __all__ = ["CUDA", "KernelTable", "cpu_preferred_nodes"]
 

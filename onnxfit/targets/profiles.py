@@ -20,7 +20,8 @@ from onnxfit.targets.cuda import CUDA
 from onnxfit.targets.nnapi import NNAPI
 from onnxfit.targets.openvino import OPENVINO
 from onnxfit.targets.tensorrt import TENSORRT
-from onnxfit.targets.support import GraphFacts, Profile, Version
+from onnxfit.targets.support import GraphFacts, Profile
+from onnxfit.versions import Version
 
 __all__ = ["PROFILES", "PROVIDER_OPTIONS", "ep_acceptor", "profile_for"]
 
@@ -78,7 +79,7 @@ def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None) -> 
 def _inferred_types(graph) -> dict[str, onnx.TypeProto]:
     import onnx_graphsurgeon as gs
 
-    from onnxfit.model import iter_graphs
+    from onnxfit.graphs import iter_graphs
     from onnxfit.shapes import weightless_copy
 
     try:

@@ -15,7 +15,6 @@ EP's own algorithm for the counts to match:
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +26,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.model import node_inputs_with_subgraphs
+from onnxfit.versions import Version, parse_version
 
 __all__ = [
-    "Version",
-    "parse_version",
     "GraphFacts",
     "NodeFacts",
     "Check",
@@ -51,7 +49,6 @@ __all__ = [
     "BOOL",
 ]
 
-Version = tuple[int, int]
 
 FLOAT = TensorProto.FLOAT
 FLOAT16 = TensorProto.FLOAT16
@@ -62,14 +59,6 @@ BOOL = TensorProto.BOOL
 # Inline initializers up to this size are decoded for rules (pads, axes, scales, shapes are tiny);
 # larger ones are known by name, dtype and dims only.
 _MAX_DECODED_BYTES = 64 * 1024
-
-
-def parse_version(text: str) -> Version:
-    """``"1.26"`` or ``"1.26.0"`` -> ``(1, 26)``; a clear error for anything else."""
-    match = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?\S*\s*", str(text))
-    if not match:
-        raise OnnxfitError(f"bad ONNX Runtime version '{text}': expected X.Y, e.g. 1.26")
-    return int(match.group(1)), int(match.group(2))
 
 
 # ------------------------------------------------------------------------------ graph facts

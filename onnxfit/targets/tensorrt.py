@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from onnx import TensorProto
 
-from onnxfit.targets.support import NodeFacts, Profile, Verdict, Version
+from onnxfit.targets.support import NodeFacts, Profile, Verdict
+from onnxfit.versions import Version
 
 __all__ = ["TENSORRT"]
 

@@ -38,10 +38,12 @@ from pathlib import Path
 import onnx
 
 from onnxfit.errors import OnnxfitError, first_line, node_label
+from onnxfit.graphs import attribute_graphs
 from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROFILES, PROVIDER_OPTIONS, profile_for
-from onnxfit.targets.support import GraphFacts, Version, ort_partition_groups, parse_version
+from onnxfit.targets.support import GraphFacts, ort_partition_groups
+from onnxfit.versions import Version, installed_ort_version, parse_version
 
 __all__ = [
     "PartitionReport",
@@ -52,7 +54,6 @@ __all__ = [
     "prepare_graph",
     "parse_placement_log",
     "compile_failure",
-    "installed_ort_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,6 @@ class PartitionReport:
 
 
 # ------------------------------------------------------------------------------- public API
-
-
-def installed_ort_version() -> Version:
-    import onnxruntime
-
-    return parse_version(onnxruntime.__version__)
 
 
 def count_partitions(
@@ -436,11 +431,8 @@ def _walk_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     for node in graph.node:
         order.append(node)
         for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                order.extend(_walk_order(attribute.g))
-            elif attribute.type == onnx.AttributeProto.GRAPHS:
-                for subgraph in attribute.graphs:
-                    order.extend(_walk_order(subgraph))
+            for subgraph in attribute_graphs(attribute):
+                order.extend(_walk_order(subgraph))
     return order
 
 
@@ -507,10 +499,7 @@ def _find_node(model: onnx.ModelProto, name: str) -> onnx.NodeProto | None:
             if node.name == name or name in node.output:
                 return node
             for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.GRAPH:
-                    graphs.append(attribute.g)
-                elif attribute.type == onnx.AttributeProto.GRAPHS:
-                    graphs.extend(attribute.graphs)
+                graphs.extend(attribute_graphs(attribute))
     return None
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from onnxfit.errors import CheckFailed, OnnxfitError
 from onnxfit.model import write_atomic
+from onnxfit.text import json_default, markdown_table
 from onnxfit.verify.parity import ERROR_DECADES
 
 __all__ = ["Check", "VerifyReport", "to_markdown", "to_html", "write_report", "SECTIONS"]
@@ -87,19 +88,11 @@ def write_report(report: VerifyReport, directory: str | os.PathLike) -> list[Pat
     except OSError as exc:
         raise OnnxfitError(f"{directory}: cannot create the report directory ({exc.strerror or exc})") from None
     documents = {
-        "report.json": json.dumps(report.to_dict(), indent=2, default=_json_default) + "\n",
+        "report.json": json.dumps(report.to_dict(), indent=2, default=json_default) + "\n",
         "report.md": to_markdown(report),
         "report.html": to_html(report),
     }
     return [write_atomic(directory / name, text) for name, text in documents.items()]
-
-
-def _json_default(value: Any):
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 # --------------------------------------------------------------------------------- markdown
@@ -132,15 +125,11 @@ def _parity_md(check: Check) -> list[str]:
         if comparison.get("error") or comparison.get("skipped"):
             lines.append(comparison.get("error") or comparison.get("skipped"))
             continue
-        lines += [
-            "| output | shape | dtype | max abs | max rel | cosine | mismatches | atol / rtol | ok |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for o in comparison["outputs"]:
-            lines.append(
-                f"| {o['name']} | {_shape(o['shape'])} | {o['dtype']} | {_num(o['max_abs'])} | {_num(o['max_rel'])} | "
-                f"{_cos(o['cosine'])} | {_mismatches(o)} | {o['atol']:g} / {o['rtol']:g} | {'yes' if o['ok'] else 'NO'} |"
-            )
+        lines += markdown_table(
+            ["output", "shape", "dtype", "max abs", "max rel", "cosine", "mismatches", "atol / rtol", "ok"],
+            [[o["name"], _shape(o["shape"]), o["dtype"], _num(o["max_abs"]), _num(o["max_rel"]), _cos(o["cosine"]),
+              _mismatches(o), f"{o['atol']:g} / {o['rtol']:g}", "yes" if o["ok"] else "NO"]
+             for o in comparison["outputs"]])
         lines += [f"- {o['name']}: {o['note']}" for o in comparison["outputs"] if o.get("note")]
     return lines
 
@@ -151,21 +140,22 @@ def _contamination_md(check: Check) -> list[str]:
     lines += [f"- failure: {f}" for f in details.get("failures", [])]
     static = details.get("static", {})
     if static.get("findings"):
-        lines += ["", "### batch flow (static)", "", "| node | op | kind | what |", "|---|---|---|---|"]
-        lines += [f"| {f['node']} | {f['op']} | {f['kind']} | {f['message']} |" for f in static["findings"]]
+        lines += ["", "### batch flow (static)", ""]
+        lines += markdown_table(["node", "op", "kind", "what"],
+                                [[f["node"], f["op"], f["kind"], f["message"]] for f in static["findings"]])
     if static.get("outputs"):
-        lines += ["", "| output | batch |", "|---|---|"] + [f"| {k} | {v} |" for k, v in static["outputs"].items()]
+        lines += [""] + markdown_table(["output", "batch"], static["outputs"].items())
     frames = details.get("frames") or {}
     if frames.get("influence"):
         n = frames["batch"]
         lines += ["", f"### frame influence at batch {n} (row: changed frame, column: max abs change per frame)", ""]
-        lines += ["| changed | " + " | ".join(f"frame {i}" for i in range(n)) + " |", "|---" * (n + 1) + "|"]
-        lines += [f"| {j} | " + " | ".join(_num(v) for v in row) + " |" for j, row in enumerate(frames["influence"])]
+        lines += markdown_table(["changed", *(f"frame {i}" for i in range(n))],
+                                [[j, *(_num(v) for v in row)] for j, row in enumerate(frames["influence"])])
     return lines
 
 
 def _generic_md(check: Check) -> list[str]:
-    return ["```json", json.dumps(check.details, indent=2, default=_json_default), "```"]
+    return ["```json", json.dumps(check.details, indent=2, default=json_default), "```"]
 
 
 # ------------------------------------------------------------------------------------- html
@@ -292,7 +282,7 @@ def _contamination_html(check: Check) -> str:
 
 
 def _generic_html(check: Check) -> str:
-    return _notes_html(check.details) + f"<pre>{html.escape(json.dumps(check.details, indent=2, default=_json_default))}</pre>"
+    return _notes_html(check.details) + f"<pre>{html.escape(json.dumps(check.details, indent=2, default=json_default))}</pre>"
 
 
 SECTIONS: dict[str, tuple[Callable[[Check], list[str]], Callable[[Check], str]]] = {

@@ -99,10 +99,11 @@ def test_prepare_uses_the_installed_onnxruntime_release(tmp_path):
     the model comes back as it is; naming 1.26 in optimize rewrites them."""
     import onnxruntime
 
-    from onnxfit.optimizer.cache import ort_version, prepare_entry
+    from onnxfit.optimizer.cache import prepare_entry
+    from onnxfit.versions import installed_ort_version
     from tests.targets.corpus import split11_scalar_gather
 
-    if ort_version() < (1, 27):
+    if installed_ort_version() < (1, 27):
         pytest.skip(f"installed onnxruntime {onnxruntime.__version__} predates the CoreML rules under test")
     path = tmp_path / "m.onnx"
     onnx.save(split11_scalar_gather(), path)

@@ -63,6 +63,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.batch_axes import UNKNOWN, input_batch_axes
 from onnxfit.errors import OnnxfitError, node_label
+from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
@@ -364,7 +365,7 @@ def _check_subgraphs(walk: _Walk, node: gs.Node) -> None:
     for value in node.attrs.values():
         if not isinstance(value, gs.Graph):
             continue
-        for sub in [value, *value.subgraphs(recursive=True)]:
+        for sub in iter_graphs(value):
             for inner in sub.nodes:
                 batched = next((t for t in inner.inputs if walk.b(t) is not None), None)
                 if batched is not None:

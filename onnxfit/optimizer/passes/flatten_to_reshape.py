@@ -20,7 +20,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
 __all__ = ["FlattenToReshapePass"]
 

@@ -39,7 +39,8 @@ from onnxfit.errors import node_label
 from onnxfit.lazy_io import is_lazy, lazy_ref
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
 __all__ = ["Affine", "FoldBatchNormPass", "Skip"]
 

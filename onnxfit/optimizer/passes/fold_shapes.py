@@ -61,7 +61,8 @@ from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.passes.inline_if import inline_decided_ifs, straight_graphs as _straight_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 
 __all__ = ["FoldShapesPass", "known_values"]

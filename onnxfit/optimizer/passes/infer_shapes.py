@@ -41,8 +41,8 @@ from onnx import helper, numpy_helper
 from onnx_graphsurgeon.importers.onnx_importer import get_numpy_type
 
 from onnxfit.errors import first_line
-from onnxfit.model import iter_graphs as iter_proto_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, proto_dim, weightless_copy
 
 __all__ = ["InferShapesPass"]
@@ -94,7 +94,7 @@ def _infer(model: onnx.ModelProto) -> tuple[dict[str, _TypeInfo], int, set[str]]
             onnx_only = types
         found = 0
         # Both models hold the same graphs in the same order: seeds go to the graph of their node.
-        for seed_graph, graph in zip(iter_proto_graphs(light.graph), iter_proto_graphs(inferred.graph)):
+        for seed_graph, graph in zip(iter_graphs(light.graph), iter_graphs(inferred.graph)):
             for node, elem_type, dims in _stuck_reshapes(graph, types):
                 if node.output[0] in seeded:
                     continue  # onnx dropped it: one seed per tensor, so the rounds always end
@@ -117,7 +117,7 @@ def _knows_more(old: tuple[Dim, ...] | None, new: tuple[Dim, ...] | None) -> boo
 
 def _types(model: onnx.ModelProto) -> dict[str, _TypeInfo]:
     table: dict[str, _TypeInfo] = {}
-    for g in iter_proto_graphs(model.graph):
+    for g in iter_graphs(model.graph):
         for init in g.initializer:
             table[init.name] = (init.data_type, tuple(int(d) for d in init.dims))
         for vi in [*g.input, *g.value_info, *g.output]:

@@ -38,7 +38,8 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
 __all__ = ["InlineIfPass", "inline_decided_ifs", "inline_branch", "straight_graphs"]
 

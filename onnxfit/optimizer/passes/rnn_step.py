@@ -40,7 +40,8 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs, register_pass
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, dims_text, infer_shapes
 
 __all__ = ["RnnPlan", "RnnStepPass", "Skip"]

@@ -46,8 +46,9 @@ import onnx
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError, first_line
-from onnxfit.model import TWO_GB, iter_graphs, model_data_size
-from onnxfit.optimizer.pipeline import PassContext, PassReport, op_histogram, register_pass
+from onnxfit.graphs import iter_graphs, op_histogram
+from onnxfit.model import TWO_GB, model_data_size
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import proto_shape
 
 __all__ = ["SimplifyPass", "INSTALL_HINT"]
