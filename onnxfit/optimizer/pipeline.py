@@ -30,6 +30,9 @@ __all__ = [
     "PassContext",
     "PassReport",
     "PipelineResult",
+    "AfterPass",
+    "PostCondition",
+    "checker_post_condition",
     "register_pass",
     "pass_names",
     "get_passes",
@@ -70,10 +73,12 @@ class PassContext:
 
 @dataclass
 class PassReport:
-    """What one pass changed, in numbers the CLI and reports print.
+    """What one pass did, in numbers the CLI and reports print.
 
-    ``rewritten``: nodes matched and replaced; ``added`` / ``removed``: node counts;
-    ``folded``: tensors turned into constants; ``skipped``: one line per node left alone and why.
+    The pass's own words: ``changed`` (it edited the graph: the pipeline keeps the result),
+    ``rewritten`` (nodes matched and replaced), ``folded`` (tensors turned into constants),
+    ``skipped`` (one line per node left alone and why) and ``notes``. ``added`` / ``removed`` are
+    the pipeline's: nodes per op type before and after the pass (and cleanup), graph and subgraphs.
     """
 
     name: str
@@ -86,13 +91,11 @@ class PassReport:
     # Listed initializers the pass took off the graph inputs (initializer-inputs): the pipeline
     # lists them no more. A pass that needs a newer IR version for that raises graph.ir_version.
     unlisted_inputs: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.rewritten or self.added or self.removed or self.folded)
+    # None: the pass did not say; the pipeline then reads its counters (passes not yet saying it).
+    changed: bool | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"changed": self.changed}
+        return asdict(self)
 
 
 @runtime_checkable
@@ -155,35 +158,63 @@ class PipelineResult:
         return any(r.changed for r in self.reports)
 
 
+@dataclass
+class AfterPass:
+    """What a post-condition sees after each pass: the graph (cleaned up) and the pass's report."""
+
+    graph: gs.Graph
+    report: PassReport
+    original: onnx.ModelProto
+    unlisted: frozenset[str]
+
+    def model(self) -> onnx.ModelProto:
+        """The graph exported as the pipeline would save it."""
+        return _export(self.graph, self.original, self.unlisted)
+
+
+PostCondition = Callable[[AfterPass], None]
+
+
+def checker_post_condition(after: AfterPass) -> None:
+    """``--check-each``: the onnx checker after every pass, to find the pass that broke a model."""
+    _check(after.model(), f"after pass {after.report.name}", after.original)
+
+
 def run_passes(
     model: onnx.ModelProto,
     passes: list[Pass],
     ctx: PassContext | None = None,
     check_each: bool = False,
+    post_conditions: Iterable[PostCondition] = (),
 ) -> PipelineResult:
     """Run ``passes`` in order on ``model`` (not modified) and return the rewritten model.
 
-    The onnx checker runs once on the result (on a weightless copy: cheap for any model size);
-    with ``check_each`` also after every pass, to find the pass that broke a model.
+    Each pass says whether it changed the graph; the pipeline counts the nodes it added and removed
+    and runs ``post_conditions`` after it (``check_each`` adds the onnx checker to them). The
+    checker runs once on the result (on a weightless copy: cheap for any model size).
     """
     ctx = ctx or PassContext(opset=default_opset(model))
+    hooks = [*post_conditions, *([checker_post_condition] if check_each else [])]
     ops_before = op_histogram(model)
     ctx = replace(ctx, initializer_inputs=_initializer_inputs(model.graph),
                   inline_if=ctx.inline_if or any(p.name == "inline-if" for p in passes))
     graph = _import(model, model, ctx.overridable_inputs)
     reports = [_fix_inputs(graph, ctx.fixed_inputs)] if ctx.fixed_inputs else []
+    # Dead nodes the model brings are cleanup's, not the first pass's to count as removed.
+    ops = _graph_ops(graph.copy().cleanup(remove_unused_graph_inputs=False)) if passes else Counter()
     for p in passes:
         log.info("running pass %s", p.name)
         if isinstance(p, ModelPass):
             rewritten, report = p.run_model(_export(graph, model, _unlisted(reports)), ctx)
-            if report.changed:
+            if _says_changed(report):
                 graph = _import(rewritten, model, ctx.overridable_inputs)
         else:
             report = p.run(graph, ctx)
         reports.append(report)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()
-        if check_each:
-            _check(_export(graph, model, _unlisted(reports)), f"after pass {p.name}", model)
+        ops = _settle(report, ops, _graph_ops(graph))
+        for hook in hooks:
+            hook(AfterPass(graph, report, model, _unlisted(reports)))
     if not any(r.changed for r in reports):
         return PipelineResult(model, reports, ops_before, ops_before)
     new = _export(graph, model, _unlisted(reports))
@@ -193,14 +224,39 @@ def run_passes(
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
+def _graph_ops(graph: gs.Graph) -> Counter:
+    """op -> count over the graph-surgeon graph and its subgraphs."""
+    return Counter(node.op for g in iter_graphs(graph) for node in g.nodes)
+
+
+def _says_changed(report: PassReport) -> bool:
+    """The pass's word; a pass that does not say is judged by its own counters, as before."""
+    if report.changed is None:
+        return bool(report.rewritten or report.added or report.removed or report.folded)
+    return report.changed
+
+
+def _settle(report: PassReport, before: Counter, after: Counter) -> Counter:
+    """Fill in what the pipeline knows of a pass: nodes added and removed, per op type.
+
+    A pass whose node counts moved changed the graph, whatever it said: that edit is kept.
+    """
+    said = _says_changed(report)
+    report.added = sum((after - before).values())
+    report.removed = sum((before - after).values())
+    report.changed = said or bool(report.added or report.removed)
+    return after
+
+
 def _fix_inputs(graph: gs.Graph, values: dict[str, np.ndarray]) -> PassReport:
     """Turn the fixed graph inputs into constants (``--fix-input``), before any pass sees them."""
-    report = PassReport("fix-input")
+    report = PassReport("fix-input", changed=False)
     for tensor in list(graph.inputs):
         if tensor.name in values and isinstance(tensor, gs.Variable):
             tensor.to_constant(values[tensor.name])
             graph.inputs.remove(tensor)
             report.folded += 1
+            report.changed = True
             report.notes.append(f"input '{tensor.name}' fixed to {values[tensor.name].reshape(-1)[:8].tolist()}")
     return report
 

@@ -8,7 +8,7 @@ Reshape with a constant shape is taken by every EP. Rules:
 2. when ``dims[a:]`` are static the shape is ``[-1, prod(dims[a:])]``, so a symbolic batch stays
    symbolic; else when ``dims[:a]`` are static it is ``[prod(dims[:a]), -1]``; else the node is
    left alone and reported (no 0-copy dims: CoreML rejects ``allowzero`` forms);
-3. exact: Reshape and Flatten move no data.
+3. exact: Reshape and Flatten move no data. Opsets from 5 (Reshape's shape input).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.optimizer.pipeline import register_pass
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
 __all__ = ["FlattenToReshapePass"]
 
@@ -29,24 +29,24 @@ log = logging.getLogger(__name__)
 
 
 @register_pass
-class FlattenToReshapePass:
+class FlattenToReshapePass(RewriteRule):
     name = "flatten-to-reshape"
     version = 1
+    op = "Flatten"
+    min_opset = 5  # Reshape takes its shape as an input from opset 5
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
-        for g in iter_graphs(graph):
-            for node in [n for n in g.nodes if n.op == "Flatten"]:
-                shape = _target_shape(node)
-                if isinstance(shape, str):
-                    report.skipped.append(f"{node.name or 'Flatten'}: {shape}")
-                    continue
-                # Reuse the node in place: its output and consumers stay as they are.
-                node.op = "Reshape"
-                node.attrs = {}
-                node.inputs.append(nodes.int64_constant(g, f"{node.name or 'flatten'}_shape", shape))
-                report.rewritten += 1
-        return report
+    def match(self, node: gs.Node, ctx: MatchContext) -> list[int] | Skip:
+        shape = _target_shape(node)
+        return Skip(shape) if isinstance(shape, str) else shape
+
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: list[int], ctx: MatchContext) -> None:
+        # Reuse the node in place: its output and consumers stay as they are.
+        node.op = "Reshape"
+        node.attrs = {}
+        node.inputs.append(nodes.int64_constant(graph, f"{node.name or 'flatten'}_shape", plan))
+
+    def label(self, node: gs.Node) -> str:
+        return node.name or "Flatten"
 
 
 def _target_shape(node: gs.Node) -> list[int] | str:

@@ -107,7 +107,7 @@ class FoldShapesPass:
             if not self._round(graph, ctx, report, skipped):
                 break
         report.skipped = list(skipped.values())
-        report.removed = before - _node_count(graph)
+        report.changed = bool(report.rewritten or report.folded or _node_count(graph) != before)
         left = sum(1 for g in _straight_graphs(graph) for n in g.nodes if n.op == "Shape")
         if left:
             report.notes.append(f"{left} Shape op(s) stay: they read dims not known before run time")

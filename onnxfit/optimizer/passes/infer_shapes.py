@@ -66,10 +66,12 @@ class InferShapesPass:
             types, resolved, beyond = _infer(gs.export_onnx(graph, do_type_check=False))
         except (onnx.shape_inference.InferenceError, ValueError) as exc:
             report.skipped.append(f"onnx shape inference failed ({first_line(exc)}); shapes left as they were")
+            report.changed = False
             return report
         # Only shapes ONNX Runtime cannot infer itself count as a change: a model that needs none
         # is left as it was (with no other pass changing it, the pipeline returns it untouched).
         report.rewritten = len(_write_types(graph, types) & beyond)
+        report.changed = bool(report.rewritten)
         if report.rewritten:
             report.notes.append(f"{report.rewritten} tensor(s) got a shape onnx inference cannot find, past "
                                 f"{resolved} Reshape(s) with a computed shape")

@@ -45,6 +45,7 @@ class InitializerInputsPass:
         # the constants they add there, which would make those overridable under IR 4.
         graph.inputs = [t for t in graph.inputs if not isinstance(t, gs.Constant)]
         report.folded = len(report.unlisted_inputs)
+        report.changed = bool(report.folded)
         if not report.folded:
             return report
         report.notes.append(f"{report.folded} initializers are no longer graph inputs")

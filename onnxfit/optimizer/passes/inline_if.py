@@ -59,13 +59,14 @@ class InlineIfPass:
         # because fold-shapes imports this module for rule 4.
         from onnxfit.optimizer.passes.fold_shapes import known_values
 
-        report = PassReport(self.name)
+        report = PassReport(self.name, changed=False)
         held = []
         for _ in range(_MAX_ROUNDS):
             inlined, held = inline_decided_ifs(graph, known_values(graph, ctx.opset), ctx.opset)
             if not inlined:
                 break
             report.rewritten += inlined
+            report.changed = True
             graph.cleanup(remove_unused_graph_inputs=False).toposort()
         for node in held:
             report.skipped.append(f"If '{node_label(node)}': decided by shapes, but its branch holds Ifs decided "

@@ -36,13 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.optimizer.pipeline import PassContext, register_pass
+from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
-__all__ = ["ReflectPadPass", "Pads", "Skip"]
+__all__ = ["ReflectPadPass", "Pads", "Skip", "pad_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -66,38 +65,21 @@ class Pads:
     sizes: tuple[int | None, ...]
 
 
-@dataclass(frozen=True)
-class Skip:
-    """A Pad this pass is responsible for but cannot rewrite exactly, and why."""
-
-    reason: str
-
-
 @register_pass
-class ReflectPadPass:
+class ReflectPadPass(RewriteRule):
     name = "reflect-pad"
     version = 2
+    op = "Pad"
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
-        for g in iter_graphs(graph):
-            for node in [n for n in g.nodes if n.op == "Pad"]:
-                match = _matches(node, ctx.opset)
-                if match is None:
-                    continue
-                if isinstance(match, Skip):
-                    report.skipped.append(f"{node_label(node)}: {match.reason}")
-                    log.info("reflect-pad: skipping %s: %s", node_label(node), match.reason)
-                    continue
-                if _native_on_target(match, node, ctx):
-                    report.notes.append(f"{node_label(node)}: {match.mode} pad left as is, the target EP runs it")
-                    continue
-                before = len(g.nodes)
-                _rewrite(g, node, match, ctx.opset)
-                report.rewritten += 1
-                report.removed += 1
-                report.added += len(g.nodes) - before
-        return report
+    def match(self, node: gs.Node, ctx: MatchContext) -> Pads | Skip | None:
+        return _matches(node, ctx.opset)
+
+    def keep(self, node: gs.Node, plan: Pads, ctx: MatchContext) -> str | None:
+        native = _native_on_target(plan, node, ctx.pass_ctx)
+        return f"{plan.mode} pad left as is, the target EP runs it" if native else None
+
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Pads, ctx: MatchContext) -> None:
+        _rewrite(graph, node, plan, ctx.opset)
 
 
 def _native_on_target(pads: Pads, node: gs.Node, ctx: PassContext) -> bool:
@@ -115,10 +97,9 @@ def _native_on_target(pads: Pads, node: gs.Node, ctx: PassContext) -> bool:
 
 def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
     """Decode every opset form of Pad. None: not this pass's job (mode constant, other domain)."""
-    if node.op != "Pad" or node.domain not in (None, "", "ai.onnx"):
+    if node.op != "Pad" or node.domain not in DEFAULT_DOMAINS:
         return None
-    mode = node.attrs.get("mode", "constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = pad_mode(node)
     if mode not in _MODES:
         return None
     if opset < 4:
@@ -160,6 +141,11 @@ def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
     return Skip(problem) if problem else decoded
 
 
+def pad_mode(node: gs.Node) -> str:
+    mode = node.attrs.get("mode", "constant")
+    return mode.decode() if isinstance(mode, bytes) else mode
+
+
 def _pads_value(node: gs.Node, opset: int) -> np.ndarray | None:
     if opset < 11:
         value = node.attrs.get("pads")
@@ -171,16 +157,12 @@ def _pads_value(node: gs.Node, opset: int) -> np.ndarray | None:
 
 def _axes_value(node: gs.Node, opset: int) -> list[int] | Skip | None:
     """The ``axes`` input (opset >= 18) as a list, None when absent."""
-    if opset < 18 or len(node.inputs) < 4 or _is_omitted(node.inputs[3]):
+    if opset < 18 or len(node.inputs) < 4 or is_omitted(node.inputs[3]):
         return None
     value = constant_value(node.inputs[3], opset)
     if value is None:
         return Skip("axes are computed at run time")
     return [int(a) for a in value.ravel()]
-
-
-def _is_omitted(tensor: gs.Tensor | None) -> bool:
-    return tensor is None or (isinstance(tensor, gs.Variable) and tensor.name == "")
 
 
 def _dim(shape, axis: int) -> int | None:

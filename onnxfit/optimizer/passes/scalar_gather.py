@@ -16,56 +16,58 @@ Unsqueeze of the indices replaces the constant).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
-from onnxfit.targets.profiles import ep_acceptor
+from onnxfit.optimizer.pipeline import register_pass
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
-__all__ = ["ScalarGatherPass"]
+__all__ = ["ScalarGatherPass", "ScalarIndex"]
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ScalarIndex:
+    """A Gather whose indices are rank 0: their value when known before run time, else None."""
+
+    value: np.ndarray | None
+
+
 @register_pass
-class ScalarGatherPass:
+class ScalarGatherPass(RewriteRule):
     name = "scalar-gather"
     version = 2
+    op = "Gather"
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
-        takes = ep_acceptor(graph, ctx.target, ctx.opset, ctx.ort_version)
-        for g in iter_graphs(graph):
-            for node in [n for n in g.nodes if n.op == "Gather"]:
-                if _matches(node, ctx.opset):
-                    if takes(node):
-                        report.notes.append(f"{node_label(node)}: scalar Gather left as is, the target EP takes it")
-                        continue
-                    _rewrite(g, node, ctx.opset)
-                    report.rewritten += 1
-                    report.added += 1
-        return report
+    def match(self, node: gs.Node, ctx: MatchContext) -> ScalarIndex | None:
+        return _matches(node, ctx.opset)
+
+    def keep(self, node: gs.Node, plan: ScalarIndex, ctx: MatchContext) -> str | None:
+        return "scalar Gather left as is, the target EP takes it" if ctx.target_takes(node) else None
+
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: ScalarIndex, ctx: MatchContext) -> None:
+        _rewrite(graph, node, plan, ctx.opset)
 
 
-def _matches(node: gs.Node, opset: int) -> bool:
-    """True when the indices are known to be rank 0."""
+def _matches(node: gs.Node, opset: int) -> ScalarIndex | None:
+    """The indices when they are known to be rank 0; None otherwise (not this pass's job)."""
     indices = node.inputs[1]
     value = constant_value(indices, opset)
     if value is not None:
-        return value.ndim == 0
-    return indices.shape is not None and len(indices.shape) == 0
+        return ScalarIndex(value) if value.ndim == 0 else None
+    return ScalarIndex(None) if indices.shape is not None and len(indices.shape) == 0 else None
 
 
-def _rewrite(graph: gs.Graph, node: gs.Node, opset: int) -> None:
+def _rewrite(graph: gs.Graph, node: gs.Node, plan: ScalarIndex, opset: int) -> None:
     indices = node.inputs[1]
-    value = constant_value(indices, opset)
     base = node.name or "gather"
-    if value is not None:
-        node.inputs[1] = gs.Constant(nodes.unique_name(graph, f"{base}_indices_1d"), value.reshape(1))
+    if plan.value is not None:
+        node.inputs[1] = gs.Constant(nodes.unique_name(graph, f"{base}_indices_1d"), plan.value.reshape(1))
     else:
         node.inputs[1] = nodes.unsqueeze(graph, indices, [0], opset, f"{base}_indices_1d")
     output = node.outputs[0]

@@ -32,12 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
-from onnxfit.targets.profiles import ep_acceptor
+from onnxfit.optimizer.pipeline import register_pass
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
 __all__ = ["SplitToSlicePass", "SplitPlan", "Skip"]
 
@@ -52,35 +50,23 @@ class SplitPlan:
     sizes: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Skip:
-    """Why a Split is left alone; one line of the pass report."""
-
-    reason: str
-
-
 @register_pass
-class SplitToSlicePass:
+class SplitToSlicePass(RewriteRule):
     name = "split-to-slice"
     version = 2
+    op = "Split"
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
-        takes = ep_acceptor(graph, ctx.target, ctx.opset, ctx.ort_version)
-        for g in iter_graphs(graph):
-            for node in [n for n in g.nodes if n.op == "Split" and n.domain in (None, "", "ai.onnx")]:
-                plan = _matches(node, ctx.opset)
-                if isinstance(plan, Skip):
-                    report.skipped.append(f"Split '{node.name}': {plan.reason}")
-                    log.debug("split-to-slice skips '%s': %s", node.name, plan.reason)
-                    continue
-                if takes(node):
-                    report.notes.append(f"{node_label(node)}: Split left as is, the target EP takes it")
-                    continue
-                report.added += _rewrite(g, node, plan, ctx.opset)
-                report.rewritten += 1
-                report.removed += 1
-        return report
+    def match(self, node: gs.Node, ctx: MatchContext) -> SplitPlan | Skip:
+        return _matches(node, ctx.opset)
+
+    def keep(self, node: gs.Node, plan: SplitPlan, ctx: MatchContext) -> str | None:
+        return "Split left as is, the target EP takes it" if ctx.target_takes(node) else None
+
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: SplitPlan, ctx: MatchContext) -> None:
+        _rewrite(graph, node, plan, ctx.opset)
+
+    def label(self, node: gs.Node) -> str:
+        return f"Split '{node.name}'"
 
 
 def _matches(node: gs.Node, opset: int) -> SplitPlan | Skip:
@@ -99,7 +85,7 @@ def _matches(node: gs.Node, opset: int) -> SplitPlan | Skip:
     length = _axis_length(data, axis)
     n = len(node.outputs)
 
-    split_input = node.inputs[1] if len(node.inputs) > 1 and node.inputs[1].name else None
+    split_input = node.inputs[1] if len(node.inputs) > 1 and not is_omitted(node.inputs[1]) else None
     if split_input is not None:
         value = constant_value(split_input, opset)
         if value is None:
@@ -143,8 +129,8 @@ def _axis_length(data: gs.Tensor, axis: int) -> int | None:
     return int(dim) if isinstance(dim, (int, np.integer)) and dim >= 0 else None
 
 
-def _rewrite(graph: gs.Graph, node: gs.Node, plan: SplitPlan, opset: int) -> int:
-    """Replace ``node`` by one Slice per named output; returns the number of Slices added."""
+def _rewrite(graph: gs.Graph, node: gs.Node, plan: SplitPlan, opset: int) -> None:
+    """Replace ``node`` by one Slice per named output."""
     data = node.inputs[0]
     outputs = list(node.outputs)
     base = node.name or "split"
@@ -152,12 +138,9 @@ def _rewrite(graph: gs.Graph, node: gs.Node, plan: SplitPlan, opset: int) -> int
     node.inputs.clear()
     node.outputs.clear()
     graph.nodes.remove(node)
-    added = 0
     start = 0
     for i, (output, size) in enumerate(zip(outputs, plan.sizes)):
         # An output with an empty name is not produced at all; the offsets still count its size.
         if output.name:
             nodes.slice_(graph, data, [start], [start + size], [plan.axis], opset, f"{base}_slice{i}", output=output)
-            added += 1
         start += size
-    return added

@@ -1,0 +1,127 @@
+"""The match/rewrite driver that node-local passes share.
+
+A rule is a pass that rewrites one op, node by node. It declares the op, its domain (the default
+one unless it says otherwise) and the opsets it handles, and implements two steps:
+
+- ``match(node, ctx)``: decode the node into a plan, ``Skip(reason)`` when the node is this rule's
+  job but cannot be rewritten exactly, or None when it is not this rule's job (a constant-mode Pad);
+- ``rewrite(graph, node, plan, ctx)``: apply the plan.
+
+The driver owns the rest: the walk over the graph and every subgraph (If/Loop/Scan bodies), the
+op/domain/opset test, the ``skipped`` lines, the notes for nodes the target EP runs itself
+(``keep``), the ``rewritten`` count and the pass's explicit ``changed``. ``match`` never edits the
+graph, so ``inspect`` lists a rule's findings with the same code (``find``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import onnx_graphsurgeon as gs
+
+from onnxfit.errors import node_label
+from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs
+
+__all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "find", "is_omitted"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOMAINS = (None, "", "ai.onnx")
+
+
+def is_omitted(tensor: gs.Tensor | None) -> bool:
+    """An optional input left out: absent, or given as the empty name ONNX uses for "none"."""
+    return tensor is None or (isinstance(tensor, gs.Variable) and tensor.name == "")
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why a rule leaves a node of its op alone; one line of the pass report."""
+
+    reason: str
+
+
+@dataclass
+class MatchContext:
+    """What ``match``, ``keep`` and ``rewrite`` may read: the pass context and the whole graph."""
+
+    pass_ctx: PassContext
+    root: gs.Graph
+    _takes: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
+
+    @property
+    def opset(self) -> int:
+        return self.pass_ctx.opset
+
+    def target_takes(self, node: gs.Node) -> bool:
+        """True when the target EP runs ``node`` as it is at ``--ort-version`` (its support profile)."""
+        if self._takes is None:
+            from onnxfit.targets.profiles import ep_acceptor
+
+            ctx = self.pass_ctx
+            self._takes = ep_acceptor(self.root, ctx.target, ctx.opset, ctx.ort_version)
+        return self._takes(node)
+
+
+class RewriteRule:
+    """Base class of node-local passes: subclasses set the class attributes and implement
+    ``match`` and ``rewrite``; ``run`` (the pass contract) is the driver."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    op: ClassVar[str]
+    domain: ClassVar[str] = ""  # "" is the default domain ("ai.onnx" and None name it too)
+    min_opset: ClassVar[int] = 1
+    max_opset: ClassVar[int | None] = None
+
+    def applies(self, node: gs.Node, opset: int) -> bool:
+        """The op, domain and opset this rule was declared for."""
+        domain_ok = node.domain in DEFAULT_DOMAINS if self.domain in DEFAULT_DOMAINS else node.domain == self.domain
+        in_range = self.min_opset <= opset and (self.max_opset is None or opset <= self.max_opset)
+        return node.op == self.op and domain_ok and in_range
+
+    def match(self, node: gs.Node, ctx: MatchContext) -> Any | Skip | None:
+        raise NotImplementedError
+
+    def keep(self, node: gs.Node, plan: Any, ctx: MatchContext) -> str | None:
+        """A note when the target EP runs this matched node itself (left as is); None to rewrite."""
+        return None
+
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Any, ctx: MatchContext) -> None:
+        raise NotImplementedError
+
+    def label(self, node: gs.Node) -> str:
+        """How ``skipped`` lines name a node."""
+        return node_label(node)
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
+        report = PassReport(self.name, changed=False)
+        mctx = MatchContext(ctx, graph)
+        for g, node, plan in find(self, graph, mctx):
+            if isinstance(plan, Skip):
+                report.skipped.append(f"{self.label(node)}: {plan.reason}")
+                log.debug("%s skips %s: %s", self.name, node_label(node), plan.reason)
+                continue
+            note = self.keep(node, plan, mctx)
+            if note is not None:
+                report.notes.append(f"{node_label(node)}: {note}")
+                continue
+            self.rewrite(g, node, plan, mctx)
+            report.rewritten += 1
+            report.changed = True
+        return report
+
+
+def find(rule: RewriteRule, graph: gs.Graph, ctx: MatchContext | PassContext) -> Iterator[tuple[gs.Graph, gs.Node, Any]]:
+    """(graph, node, plan or Skip) for every node of ``graph`` and its subgraphs that is ``rule``'s
+    job. Each graph's nodes are listed before the first of them is rewritten."""
+    if isinstance(ctx, PassContext):
+        ctx = MatchContext(ctx, graph)
+    for g in iter_graphs(graph):
+        for node in [n for n in g.nodes if rule.applies(n, ctx.opset)]:
+            plan = rule.match(node, ctx)
+            if plan is not None:
+                yield g, node, plan
