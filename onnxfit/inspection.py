@@ -23,6 +23,11 @@ from onnxfit.errors import node_label
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
+from onnxfit.optimizer.passes.reflect_pad import ReflectPadPass, pad_mode
+from onnxfit.optimizer.passes.scalar_gather import ScalarGatherPass
+from onnxfit.optimizer.passes.split_to_slice import SplitToSlicePass
+from onnxfit.optimizer.pipeline import PassContext
+from onnxfit.optimizer.rewrite import find
 from onnxfit.shapes import proto_shape
 
 __all__ = ["inspect_model", "inspect"]
@@ -72,18 +77,10 @@ def inspect_model(model: onnx.ModelProto) -> dict:
 def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {"pads": [], "splits": [], "scalar_gathers": [], "shape_chains": [],
                                     "batch_reshapes": [], "batchnorms": []}
+    _rule_findings(graph, opset, found)
     for g in iter_graphs(graph):
         for node in g.nodes:
-            if node.op == "Pad":
-                mode = node.attrs.get("mode", "constant")
-                mode = mode.decode() if isinstance(mode, bytes) else mode
-                if mode != "constant":
-                    found["pads"].append({"node": node_label(node), "mode": mode, "pass": "reflect-pad"})
-            elif node.op == "Split":
-                found["splits"].append({"node": node_label(node), "outputs": len(node.outputs), "pass": "split-to-slice"})
-            elif node.op == "Gather" and _is_scalar(node.inputs[1], opset):
-                found["scalar_gathers"].append({"node": node_label(node), "pass": "scalar-gather"})
-            elif node.op == "Shape":
+            if node.op == "Shape":
                 found["shape_chains"].append({"node": node_label(node), "feeds": sorted(_shape_consumers(node)),
                                               "pass": "fold-shapes"})
             elif node.op == "BatchNormalization":
@@ -107,11 +104,15 @@ def _initializer_inputs(model: onnx.ModelProto) -> list[dict]:
              "pass": "initializer-inputs"}]
 
 
-def _is_scalar(tensor: gs.Tensor, opset: int) -> bool:
-    value = constant_value(tensor, opset)
-    if value is not None:
-        return value.ndim == 0
-    return tensor.shape is not None and len(tensor.shape) == 0
+def _rule_findings(graph: gs.Graph, opset: int, found: dict[str, list[dict]]) -> None:
+    """What the node-local passes would take up, found by their own ``match`` (rewritten or skipped)."""
+    ctx = PassContext(opset=opset)
+    for _, node, _ in find(ReflectPadPass(), graph, ctx):
+        found["pads"].append({"node": node_label(node), "mode": pad_mode(node), "pass": "reflect-pad"})
+    for _, node, _ in find(SplitToSlicePass(), graph, ctx):
+        found["splits"].append({"node": node_label(node), "outputs": len(node.outputs), "pass": "split-to-slice"})
+    for _, node, _ in find(ScalarGatherPass(), graph, ctx):
+        found["scalar_gathers"].append({"node": node_label(node), "pass": "scalar-gather"})
 
 
 def _shape_consumers(node: gs.Node) -> set[str]:
