@@ -87,11 +87,107 @@ def test_checker_failure_after_the_passes_is_one_line_error_not_a_traceback():
             from onnxfit.optimizer import PassReport
 
             graph.nodes[0].op = "NoSuchOp"
-            return PassReport(self.name, rewritten=1)
+            return PassReport(self.name, rewritten=1, changed=True)
 
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 3])], [tensor_info("y", [1, 3])])
     with pytest.raises(OnnxfitError, match=r"onnx checker rejects the result after the passes .*NoSuchOp.*onnxfit bug"):
         run_passes(model, [_Breaks()], PassContext(opset=17))
+
+
+# ------------------------------------------------- explicit results, counted nodes, post-conditions
+
+
+class _ReluToSigmoidTanh:
+    """Replaces every Relu by Sigmoid -> Tanh and says it changed the graph, counting nothing."""
+
+    name, version = "relu-to-sigmoid-tanh", 1
+
+    def run(self, graph, ctx):
+        from onnxfit.optimizer import PassReport
+        from onnxfit.optimizer.nodes import add_node
+
+        relus = [n for n in graph.nodes if n.op == "Relu"]
+        for node in relus:
+            x, y = node.inputs[0], node.outputs[0]
+            node.inputs.clear()
+            node.outputs.clear()
+            mid = add_node(graph, "Sigmoid", "sig", [x]).outputs[0]
+            add_node(graph, "Tanh", "tanh", [mid], outputs=[y])
+        return PassReport(self.name, changed=bool(relus))
+
+
+class _Renames:
+    """Renames a node: a change no op count shows, which the pass's own word keeps."""
+
+    name, version = "renames", 1
+
+    def run(self, graph, ctx):
+        from onnxfit.optimizer import PassReport
+
+        graph.nodes[0].name = "renamed"
+        return PassReport(self.name, changed=True)
+
+
+def _relu_model():
+    return make_model([helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Neg", ["r"], ["y"])],
+                      [tensor_info("x", [1, 3])], [tensor_info("y", [1, 3])])
+
+
+def test_pipeline_counts_added_and_removed_nodes_per_op_and_keeps_what_the_pass_says_it_changed():
+    model = _relu_model()
+    result = run_passes(model, [_ReluToSigmoidTanh(), _Renames()], PassContext(opset=17))
+    edit, rename = result.reports
+    assert (edit.changed, edit.added, edit.removed, edit.rewritten) == (True, 2, 1, 0)
+    assert (rename.changed, rename.added, rename.removed) == (True, 0, 0)
+    assert result.changed and result.model.graph.node[0].name == "renamed"
+    assert [n.op_type for n in result.model.graph.node] == ["Sigmoid", "Tanh", "Neg"]
+    feeds = random_feeds(model)
+    expected = np.negative(np.tanh(1 / (1 + np.exp(-feeds["x"]))))
+    from tests.conftest import run_ort
+
+    np.testing.assert_allclose(run_ort(result.model, feeds)[0], expected, rtol=1e-6)
+
+
+def test_an_edit_the_pass_does_not_report_is_kept_when_node_counts_show_it():
+    class _Silent(_ReluToSigmoidTanh):
+        def run(self, graph, ctx):
+            report = super().run(graph, ctx)
+            report.changed = False
+            return report
+
+    result = run_passes(_relu_model(), [_Silent()], PassContext(opset=17))
+    assert result.reports[0].changed and (result.reports[0].added, result.reports[0].removed) == (2, 1)
+    assert "Relu" not in {n.op_type for n in result.model.graph.node}
+
+
+def test_dead_nodes_of_the_original_are_not_counted_as_the_first_pass_removing_them():
+    model = _relu_model()
+    model.graph.node.append(helper.make_node("Abs", ["x"], ["dead"]))
+    result = run_passes(model, [_Renames()], PassContext(opset=17))
+    assert (result.reports[0].added, result.reports[0].removed) == (0, 0)
+
+
+def test_post_conditions_run_after_every_pass_and_check_each_names_the_pass_that_broke_the_model():
+    from onnxfit.optimizer.pipeline import AfterPass
+
+    class _Breaks:
+        name, version = "breaks", 1
+
+        def run(self, graph, ctx):
+            from onnxfit.optimizer import PassReport
+
+            graph.nodes[-1].op = "NoSuchOp"
+            return PassReport(self.name, changed=True)
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def record(after: AfterPass) -> None:
+        seen.append((after.report.name, [n.op_type for n in after.model().graph.node]))
+
+    run_passes(_relu_model(), [_Renames(), _ReluToSigmoidTanh()], PassContext(opset=17), post_conditions=[record])
+    assert seen == [("renames", ["Relu", "Neg"]), ("relu-to-sigmoid-tanh", ["Sigmoid", "Tanh", "Neg"])]
+    with pytest.raises(OnnxfitError, match=r"onnx checker rejects the result after pass breaks .*NoSuchOp"):
+        run_passes(_relu_model(), [_Breaks(), _Renames()], PassContext(opset=17), check_each=True)
 
 
 @pytest.mark.parametrize("target", ["coreml", "coreml-nn", "nnapi", "openvino", "cpu"])

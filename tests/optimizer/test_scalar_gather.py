@@ -32,9 +32,30 @@ def test_scalar_gather_becomes_1d_gather_and_squeeze_bit_exact(opset, axis, inde
     onnx.checker.check_model(rewritten)
     assert op_count(rewritten, "Squeeze") == 1
     gather = next(n for n in rewritten.graph.node if n.op_type == "Gather")
+    # Constant indices (initializer or Constant node) become a [1] initializer; no Unsqueeze.
     shapes = {t.name: list(t.dims) for t in rewritten.graph.initializer}
-    assert shapes.get(gather.input[1]) == [1] or gather.input[1] not in shapes
+    assert shapes[gather.input[1]] == [1]
+    assert op_count(rewritten, "Unsqueeze") == 0 and op_count(rewritten, "Constant") == 0
     assert_same_outputs(model, rewritten, random_feeds(model), exact=True)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_dynamic_scalar_index_is_unsqueezed_and_bit_exact_for_every_index(opset, axis):
+    data_shape = (2, 5, 4)
+    out_shape = list(data_shape)
+    del out_shape[axis]
+    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)],
+                       [tensor_info("x", list(data_shape)), tensor_info("i", [], TensorProto.INT64)],
+                       [tensor_info("y", out_shape)], opset=opset)
+    result = run_passes(model, get_passes(["scalar-gather"]), PassContext(opset=opset))
+    report = result.reports[0]
+    assert (report.changed, report.rewritten, report.added, report.removed) == (True, 1, 2, 0)  # Unsqueeze, Squeeze
+    assert op_count(result.model, "Unsqueeze") == 1 and op_count(result.model, "Squeeze") == 1
+    x = np.random.default_rng(0).standard_normal(data_shape).astype(np.float32)
+    length = data_shape[axis]
+    for index in range(-length, length):
+        assert_same_outputs(model, result.model, {"x": x, "i": np.array(index, np.int64)}, exact=True)
 
 
 def test_gather_with_1d_indices_is_left_alone():
