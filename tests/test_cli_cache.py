@@ -71,3 +71,24 @@ def test_prune_bad_size_and_unknown_entry_exit_2(env):
 def test_optimize_without_output_or_cache_is_a_usage_error(env, model):
     result = onnxfit(env, "optimize", model)
     assert result.returncode == 2 and "-o OUT" in result.stderr
+
+
+def test_verify_removes_an_entry_damaged_in_place_and_exits_1(env, model):
+    import os
+
+    first = json.loads(onnxfit(env, "optimize", model, "--cache", "--target", "coreml", "--json",
+                               "--no-partitions").stdout)["models"][0]
+    artefact = first["cached"]
+    stat = os.stat(artefact)
+    data = bytearray(open(artefact, "rb").read())
+    data[-8:] = bytes(8)
+    with open(artefact, "r+b") as handle:  # same size, same inode, and the mtime put back
+        handle.write(bytes(data))
+    os.utime(artefact, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    found = onnxfit(env, "cache", "verify", "--json")
+    assert found.returncode == 1, found.stderr
+    assert json.loads(found.stdout) == {"checked": 1, "removed": [
+        {"key": first["key"], "source": str(model.resolve()), "reason": "model.onnx does not match its recorded digest"}]}
+    clean = onnxfit(env, "cache", "verify")
+    assert clean.returncode == 0 and clean.stdout.strip() == "checked 0 entries: 0 damaged"

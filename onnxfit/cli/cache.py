@@ -1,4 +1,4 @@
-"""`onnxfit cache list|info|clear|prune|path`: the per-machine cache of rewritten models."""
+"""`onnxfit cache list|info|verify|clear|prune|path`: the per-machine cache of rewritten models."""
 
 from __future__ import annotations
 
@@ -80,6 +80,24 @@ def info_command(
         raise OnnxfitError(f"{'no' if not matches else 'several'} cache entries match '{key}'; see `onnxfit cache list`")
     doc = _entry_dict(matches[0]) | {"meta": matches[0].meta}
     print_json(doc) if as_json else console.print_json(data=doc)
+
+
+@cache_app.command("verify")
+@handle_errors
+def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Re-hash every entry; remove the damaged ones. Exit 1 if any was damaged.
+
+    A hit only re-hashes a file whose size, mtime or inode changed: this is the full check.
+    """
+    checked, damaged = Cache(cache_dir).verify()
+    if as_json:
+        print_json({"checked": checked, "removed": [d.__dict__ for d in damaged]})
+    else:
+        for d in damaged:
+            console.print(f"removed {d.key[:12]} ({d.source or 'unknown source'}): {d.reason}", markup=False)
+        console.print(f"checked {checked} entries: {len(damaged)} damaged")
+    if damaged:
+        raise typer.Exit(1)
 
 
 @cache_app.command("clear")

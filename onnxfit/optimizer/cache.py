@@ -13,9 +13,12 @@ directories, on concurrent start-ups and on half-written files; this cache does 
 3. Atomic: an entry is built in ``tmp/`` inside the cache and renamed into place; a killed
    build leaves no entry. Concurrent processes take an inter-process lock per key: one builds,
    the others wait and return the same path.
-4. Integrity: on a hit the artefact is checked against its recorded digest (a full hash on
-   first use per process, the stat memo after); a corrupted or partial entry is discarded
-   and rebuilt, never served.
+4. Integrity: on a hit the artefact is re-hashed and checked against its recorded digest only
+   when its (size, mtime_ns, inode) differs from the stat recorded with that digest, so a hit
+   in a fresh process costs a few ``stat`` calls, not a read of the whole model; a corrupted or
+   partial entry found that way is discarded and rebuilt, never served. ``onnxfit cache verify``
+   (:meth:`Cache.verify`) re-hashes every entry and removes the damaged ones, for damage that
+   keeps a file's size and times (a disk error, a tool that restores mtimes).
 5. When no pass changes the model, the entry records that and ``prepare`` returns the source.
 """
 
@@ -50,16 +53,14 @@ from onnxfit.model import (
 )
 from onnxfit.versions import installed_ort_version
 
-__all__ = ["Cache", "CacheEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
+__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
 
 log = logging.getLogger(__name__)
 
 _ARTEFACT = "model.onnx"
 _META = "meta.json"
 _LAST_USED = "last_used"
-# artefact path -> (size, mtime_ns, inode) when it was last fully hashed: the full integrity
-# check runs on first use per process, the stat comparison after that.
-_VERIFIED_IN_THIS_PROCESS: dict[Path, tuple] = {}
+_DIGESTS = "digests.json"
 
 
 def default_cache_dir() -> Path:
@@ -97,6 +98,15 @@ class CacheEntry:
     meta: dict
     size: int
     last_used: float
+
+
+@dataclass
+class DamagedEntry:
+    """An entry ``onnxfit cache verify`` removed, and why."""
+
+    key: str
+    source: str | None
+    reason: str
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -142,15 +152,14 @@ class Cache:
         for a model file, to the external data files it names: an unchanged model costs a few
         ``stat`` calls, not a read of hundreds of MB.
         """
-        memo_path = self.directory / "digests.json"
-        memo = _read_json(memo_path) or {}
-        size_before = len(memo)
+        memo = _read_json(self.directory / _DIGESTS) or {}
+        added: dict[str, dict] = {}
 
         def remembered(path: Path, compute) -> dict:
             st = path.stat()
             memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
             if memo_key not in memo:
-                memo[memo_key] = compute(path)
+                memo[memo_key] = added[memo_key] = compute(path)
             return memo[memo_key]
 
         model = remembered(model_path, lambda p: {"digest": file_digest(p), "external": _external_files(p)})
@@ -158,9 +167,23 @@ class Cache:
             remembered(model_path.parent / name, lambda p: {"digest": file_digest(p)})["digest"]
             for name in model["external"]
         ]
-        if len(memo) != size_before:
-            _write_json_atomic(memo_path, memo)
+        if added:
+            self._remember_digests(added)
         return parts[0] if len(parts) == 1 else file_digest_of_strings(parts)
+
+    def _remember_digests(self, added: dict[str, dict]) -> None:
+        """Merge new digests into the memo under its lock: concurrent writers each keep theirs.
+
+        Records of an earlier state of the same files are dropped, so the memo holds one record
+        per file rather than one per edit.
+        """
+        self._ensure()
+        memo_path = self.directory / _DIGESTS
+        changed = {key.rsplit("|", 3)[0] for key in added}
+        with FileLock(str(self.directory / "locks" / f"{_DIGESTS}.lock")):
+            memo = {key: value for key, value in (_read_json(memo_path) or {}).items()
+                    if key.rsplit("|", 3)[0] not in changed}
+            _write_json_atomic(memo_path, memo | added)
 
     # --------------------------------------------------------------- entries
     def entries(self) -> list[CacheEntry]:
@@ -219,29 +242,66 @@ class Cache:
         if not directory.exists():
             return None
         meta = _read_json(directory / _META)
-        if meta is not None and (meta.get("unchanged") or self._artefact_intact(directory, meta)):
+        damage = "no readable meta.json" if meta is None else self._damage(directory, meta, rehash=False)
+        if damage is None:
             return meta
-        log.warning("cache entry %s is damaged; rebuilding it", key)
+        log.warning("cache entry %s is damaged (%s); rebuilding it", key, damage)
         self._remove(directory)
         return None
 
-    def _artefact_intact(self, directory: Path, meta: dict) -> bool:
+    def verify(self) -> tuple[int, list[DamagedEntry]]:
+        """Re-hash every entry's files whatever their stat; remove the damaged entries.
+
+        Returns how many entries were checked and the damaged ones.
+        """
+        directories = sorted(self.entries_dir.iterdir()) if self.entries_dir.is_dir() else []
+        if directories:
+            self._ensure()
+        damaged = []
+        for directory in directories:
+            # The key's lock: a build of the same key neither races the check nor is removed by it.
+            with FileLock(str(self.directory / "locks" / f"{directory.name}.lock")):
+                meta = _read_json(directory / _META)
+                damage = "no readable meta.json" if meta is None else self._damage(directory, meta, rehash=True)
+                if damage is not None:
+                    self._remove(directory)
+                    damaged.append(DamagedEntry(directory.name, (meta or {}).get("source"), damage))
+        return len(directories), damaged
+
+    def _damage(self, directory: Path, meta: dict, rehash: bool) -> str | None:
+        """Why an entry must not be served, or None.
+
+        A file whose (size, mtime_ns, inode) equals the stat recorded with its digest is trusted
+        without reading it, unless ``rehash``. A file re-hashed and found intact under a new stat
+        (a copied or restored cache) gets that stat recorded, so the next hit skips the hash.
+        """
+        if meta.get("unchanged"):
+            return None
         recorded = meta.get("artefact", {})
+        if not recorded:
+            return "no artefact recorded"
+        new_stats = {}
         for name, expected in recorded.items():
-            path = directory / name
             try:
-                st = path.stat()
+                stat = _stat_key(directory / name)
             except OSError:
-                return False
-            stat_key = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if st.st_size != expected["size"]:
-                return False
-            if _VERIFIED_IN_THIS_PROCESS.get(path) == stat_key:
+                return f"{name} is missing"
+            if stat[0] != expected["size"]:
+                return f"{name} is {stat[0]} bytes, {expected['size']} recorded"
+            if stat == expected.get("stat") and not rehash:
                 continue
-            if file_digest(path) != expected["digest"]:
-                return False
-            _VERIFIED_IN_THIS_PROCESS[path] = stat_key
-        return bool(recorded)
+            if file_digest(directory / name) != expected["digest"]:
+                return f"{name} does not match its recorded digest"
+            if stat != expected.get("stat"):
+                new_stats[name] = stat
+        if new_stats:
+            for name, stat in new_stats.items():
+                recorded[name]["stat"] = stat
+            try:
+                _write_json_atomic(directory / _META, meta)
+            except OSError:
+                pass  # a read-only cache re-hashes on the next hit instead
+        return None
 
     def touch(self, key: str) -> None:
         try:
@@ -259,21 +319,24 @@ class Cache:
             tmp_dir = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=self.directory / "tmp"))
             try:
                 meta = builder(tmp_dir)
+                # The stat stays valid after the rename below: a hit compares it instead of hashing.
                 meta["artefact"] = {
-                    p.name: {"size": p.stat().st_size, "digest": file_digest(p)}
+                    p.name: {"size": p.stat().st_size, "digest": file_digest(p), "stat": _stat_key(p)}
                     for p in sorted(tmp_dir.iterdir()) if p.name not in (_META, _LAST_USED)
                 }
                 _write_json_atomic(tmp_dir / _META, meta)
                 (tmp_dir / _LAST_USED).touch()
                 os.replace(tmp_dir, self.entries_dir / key)
-                # Just hashed while building: that was this process's full check of the artefact.
-                for name in meta["artefact"]:
-                    st = (self.entries_dir / key / name).stat()
-                    _VERIFIED_IN_THIS_PROCESS[self.entries_dir / key / name] = (st.st_size, st.st_mtime_ns, st.st_ino)
             finally:
                 if tmp_dir.exists():
                     shutil.rmtree(tmp_dir, ignore_errors=True)
             return meta | {"_hit": False}
+
+
+def _stat_key(path: Path) -> list[int]:
+    """(size, mtime_ns, inode): what a rewrite or a copy of the file changes (a list, as in JSON)."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _external_files(model_path: Path) -> list[str]:

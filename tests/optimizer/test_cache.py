@@ -1,5 +1,6 @@
 """The per-machine cache: hits, misses, invalidation, concurrency, integrity, prune."""
 
+import json
 import multiprocessing
 import os
 import time
@@ -157,8 +158,12 @@ def test_prepare_env_cache_dir_and_auto_target(source, cache_dir, monkeypatch):
     assert auto_target(["CPUExecutionProvider"]) == "cpu"
     assert auto_target(["CoreMLExecutionProvider", "CPUExecutionProvider"]) == "coreml"
     assert auto_target(["CUDAExecutionProvider", "TensorrtExecutionProvider"]) == "tensorrt"
-    # CPU runs the model as it is: nothing to rewrite for a scalar Gather, so the source comes back.
-    assert path == source or path.is_relative_to(cache_dir)
+    # "auto" is the target of this onnxruntime's EPs, and the entry went to $ONNXFIT_CACHE_DIR:
+    # the same request with both spelled out is a hit on that one entry, with that one path.
+    entry = prepare_entry(source, target=auto_target(), cache_dir=cache_dir)
+    assert entry.hit and entry.path == path
+    assert [e.key for e in Cache(cache_dir).entries()] == [entry.key]
+    assert entry.path == (cache_dir / "entries" / entry.key / "model.onnx" if entry.rewritten else source)
 
 
 def test_parse_size():
@@ -191,3 +196,66 @@ def test_external_data_is_part_of_the_key(tmp_path, cache_dir):
     from onnxfit.model import load_model
 
     assert_same_outputs(load_model(source), load_model(second.path), feeds)
+
+
+def _no_hashing(monkeypatch):
+    def refuse(path):
+        raise AssertionError(f"{path} was hashed")
+
+    monkeypatch.setattr("onnxfit.optimizer.cache.file_digest", refuse)
+
+
+def test_hit_with_unchanged_stats_reads_neither_source_nor_artefact(source, cache_dir, monkeypatch):
+    first = _prepare(source, cache_dir)
+    # What a fresh process has: the digest memo and the entry's recorded stat, nothing in memory.
+    _no_hashing(monkeypatch)
+    second = _prepare(source, cache_dir)
+    assert second.hit and second.path == first.path
+
+
+def test_artefact_with_a_new_stat_is_rehashed_once_then_trusted(source, cache_dir, monkeypatch):
+    import onnxfit.optimizer.cache as cache_module
+
+    first = _prepare(source, cache_dir)
+    stat = first.path.stat()
+    os.utime(first.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes, as after a copy
+    hashed = []
+    digest = cache_module.file_digest
+    monkeypatch.setattr(cache_module, "file_digest", lambda path: hashed.append(path) or digest(path))
+    assert _prepare(source, cache_dir).hit and hashed == [first.path]
+    _no_hashing(monkeypatch)
+    assert _prepare(source, cache_dir).hit
+
+
+def test_verify_finds_damage_that_keeps_size_and_mtime_and_removes_the_entry(source, cache_dir):
+    first = _prepare(source, cache_dir)
+    other = _prepare(source, cache_dir, target="nnapi")
+    stat = first.path.stat()
+    data = bytearray(first.path.read_bytes())
+    data[-20:] = b"\x00" * 20
+    first.path.write_bytes(bytes(data))  # in place: the inode stays
+    os.utime(first.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    checked, damaged = Cache(cache_dir).verify()
+    assert checked == 2
+    assert [(d.key, d.source, d.reason) for d in damaged] == [
+        (first.key, str(source.resolve()), "model.onnx does not match its recorded digest")]
+    assert [e.key for e in Cache(cache_dir).entries()] == [other.key]
+    again = _prepare(source, cache_dir)
+    assert not again.hit
+    assert_same_outputs(onnx.load(source), onnx.load(again.path), random_feeds(onnx.load(source)))
+    assert Cache(cache_dir).verify() == (2, [])
+
+
+def test_digest_memo_keeps_other_files_and_one_record_per_file(tmp_path, cache_dir):
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"m{i}.onnx")
+        onnx.save(_gather_model(width=3 + i), paths[-1])
+    cache = Cache(cache_dir)
+    before = [cache.source_digest(p) for p in paths]
+    onnx.save(_gather_model(index=2, width=3), paths[0])
+    after = cache.source_digest(paths[0])
+    memo = json.loads((cache_dir / "digests.json").read_text())
+    assert after != before[0]
+    assert sorted(key.rsplit("|", 3)[0] for key in memo) == sorted(str(p.resolve()) for p in paths)
+    assert {v["digest"] for v in memo.values()} == {after, before[1]}
