@@ -1,0 +1,117 @@
+"""dynamic-batch: make the batch axis symbolic and repair what hardcodes or swallows it.
+
+Batch exports are usually broken: exporters trace at batch 1 and write that 1 into Reshape,
+Expand, ConstantOfShape and Resize constants, or write Reshapes that flatten the batch into
+another axis (SCRFD heads: ``Transpose(0,2,3,1)`` then ``Reshape([-1, 2])``), so at batch N the
+model fails or, worse, lets frames leak into each other. A correct batch-16 detector runs about 6x
+the frames/s of batch 1, so this is worth repairing. The pass first follows the batch through the
+graph (which axis of each tensor holds the frames), op by op as the batch-op table
+(``onnxfit.batch_ops``, shared with ``verify``'s contamination proof) says, then:
+
+1. each input's batch axis comes from its dim names (``onnxfit.batch_axes``: ``state: [2, batch,
+   128]`` is batched on axis 1, scalars are not batched; an input whose axis cannot be known is
+   an error naming it); a fixed batch there (1, or any export batch B such as centerface's 10,
+   the same for every input) gets the symbolic dim ``ctx.batch_dim`` ("batch"); shapes are
+   inferred at B, with ``--input-shape`` dims where given, and Shape chains that onnx data
+   propagation misses (a Cast in a Resize ``sizes`` chain) are evaluated and inference rerun;
+2. a Reshape (or Flatten) that keeps the batch in an axis gets a constant shape with -1 in that
+   slot and the static per-frame dims elsewhere (``[1, 512, 20, 20]`` or ``[10, ...]`` at batch 10
+   -> ``[-1, 512, 20, 20]``); a Reshape whose shape already takes the batch at run time
+   (``Concat(Shape(x)[0], 4, -1)``, or 0 in a leading batch slot) needs no repair and no static
+   per-frame shape; an Expand holding B in the batch slot gets 1 there;
+3. a Reshape or Flatten that merges a leading batch into another axis, or a Squeeze that drops it,
+   keeps it as a new leading axis instead (export batch 1 only; at B > 1 an error):
+   ``[N*H*W, 2]`` becomes ``[N, H*W, 2]``. Such a graph
+   output changes rank (at batch 1 its value is the old output with a leading 1 added), and ops
+   after it that name axes (Softmax, Concat, Transpose, Reduce*, Slice, ...) have their
+   non-negative axes moved up by one, so they still work within a frame;
+4. a fixed tensor concatenated with batched ones (ConstantOfShape, Expand, Tile or an initializer
+   with batch 1) gets its batch from ``Shape(x)[b]`` of a batched input: the ConstantOfShape or
+   Expand shape is rewritten, anything else is wrapped in an Expand;
+5. Resize ``sizes`` with batch 1 become ``Concat(Shape(x)[b], sizes[1:])`` (not scales: a float
+   scale can round to a different output size); Expand, Tile, Pad and Resize scales that leave
+   the batch alone at batch 1 (broadcast 1, repeat 1, pad 0, scale 1) are batch-safe as they are;
+6. an op that mixes frames (Softmax or a reduction over the batch axis, MatMul/Gemm contracting
+   it, Concat/Split/Gather/Slice along it, Conv or BatchNormalization on a tensor whose batch is
+   not axis 0, a Reshape merging a batch that is not leading) or an op without a rule raises
+   OnnxfitError naming the node: such a model cannot be made dynamic by rewriting constants;
+7. value_info of intermediate tensors gets the symbolic batch dim (or loses its shape when it
+   depends on the batch in another way), so ONNX Runtime does not check it against batch 1.
+
+``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
+batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
+Only the main graph is followed; an If/Loop/Scan whose subgraph uses a batched tensor is an
+error naming the node and the tensor. LSTM/GRU/RNN keep frames apart when X and the initial states carry the batch on the op's
+batch axis (axis 1 at layout 0). Each input's batch axis comes from its dim names
+(``onnxfit.batch_axes``) or from ``--batch-axis NAME=AXIS`` (``ctx.batch_axes``) where the names
+do not tell (silero-vad's ``state: [2, ?, 128]``). When every input's batch is already symbolic, anything the
+walk cannot follow leaves the graph exactly as exported (with a note) instead of failing: the
+exporter made the batch dynamic, and ``verify`` proves frame independence on the running model. Errors name nameless nodes by their first output
+(``node_label``). In IR 3 models (initializers are graph inputs) the constants the pass adds are
+listed as graph inputs too, and a Reshape's own shape initializer is rewritten in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from onnxfit.errors import OnnxfitError
+from onnxfit.optimizer.passes.dynamic_batch.export_shapes import (
+    batch_seeds,
+    export_batch,
+    shapes_at_export_batch,
+)
+from onnxfit.optimizer.passes.dynamic_batch.reshape_rules import (
+    batch_slot as _batch_slot,  # noqa: F401 (tests)
+)
+from onnxfit.optimizer.passes.dynamic_batch.rules import visit
+from onnxfit.optimizer.passes.dynamic_batch.symbolic import (
+    list_constants_as_inputs,
+    make_symbolic,
+)
+from onnxfit.optimizer.passes.dynamic_batch.walk import Walk
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+
+__all__ = ["DynamicBatchPass"]
+
+
+@register_pass
+class DynamicBatchPass:
+    name = "dynamic-batch"
+    version = 4  # 4: the batch-op table (LpNormalization, CumSum, GatherElements, ... followed)
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
+        report = PassReport(self.name, changed=False)
+        seeds = batch_seeds(graph, ctx.batch_axes)
+        if not seeds:
+            report.notes.append("no graph input has a batch axis; nothing to do")
+            return report
+        batch = export_batch(graph, seeds)
+        graph.toposort()
+        already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in seeds)
+        snapshot = graph.copy() if already_dynamic else None
+        walk = Walk(graph, ctx, shapes_at_export_batch(graph, seeds, batch, ctx), batch, report)
+        walk.axis.update({x.name: b for x, b in seeds})
+        try:
+            for node in list(graph.nodes):
+                visit(walk, node)
+        except OnnxfitError as exc:
+            if snapshot is None:
+                raise
+            # The exporter already made the batch symbolic: a batch we cannot follow is no reason
+            # to refuse the model, only a reason not to touch it.
+            graph.nodes, graph.inputs, graph.outputs = snapshot.nodes, snapshot.inputs, snapshot.outputs
+            report.notes.append(f"batch already symbolic; left as exported ({exc}); `onnxfit verify` "
+                                "checks frame independence at run time")
+            return report
+        symbolic = make_symbolic(walk, seeds, ctx.batch_dim)
+        report.rewritten += symbolic
+        list_constants_as_inputs(walk)
+        report.changed = bool(report.rewritten or report.added)
+        if report.changed:
+            report.notes.append(f"batch axis '{ctx.batch_dim}' is dynamic ({symbolic} inputs, outputs and "
+                                "value_info entries made symbolic)")
+        else:
+            report.notes.append("batch already symbolic and nothing hardcodes it; nothing to do")
+        return report
