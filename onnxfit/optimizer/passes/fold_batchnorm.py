@@ -41,6 +41,7 @@ from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, Skip, is_omitted
 
 __all__ = ["Affine", "FoldBatchNormPass", "Skip"]
 
@@ -66,24 +67,17 @@ class Affine:
         return self.scale.ndim == 1
 
 
-@dataclass(frozen=True)
-class Skip:
-    """Why a node is left alone; one line of the pass report."""
-
-    reason: str
-
-
 @register_pass
 class FoldBatchNormPass:
     name = "fold-batchnorm"
     version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
+        report = PassReport(self.name, changed=False)
         graph_outputs = {id(t) for g in iter_graphs(graph) for t in g.outputs}
         for g in iter_graphs(graph):
             own = {id(n) for n in g.nodes}
-            for node in [n for n in g.nodes if n.op == "BatchNormalization" and n.domain in (None, "", "ai.onnx")]:
+            for node in [n for n in g.nodes if n.op == "BatchNormalization" and n.domain in DEFAULT_DOMAINS]:
                 affine = _matches(node, ctx.opset, graph_outputs)
                 if isinstance(affine, Skip):
                     report.skipped.append(f"BatchNormalization '{node_label(node)}': {affine.reason}")
@@ -93,15 +87,13 @@ class FoldBatchNormPass:
                 if producer is not None and _fold_into(g, producer, affine, ctx.opset):
                     _bypass(node, producer)
                     g.nodes.remove(node)
-                    report.removed += 1
                 else:
                     skip = _to_mul_add(g, node, affine, ctx.opset)
                     if skip is not None:
                         report.skipped.append(f"BatchNormalization '{node_label(node)}': {skip.reason}")
                         continue
-                    report.added += 2
-                    report.removed += 1
                 report.rewritten += 1
+                report.changed = True
         return report
 
 
@@ -184,7 +176,7 @@ def _foldable_producer(node: gs.Node, affine: Affine, graph_outputs: set[int], o
     if not affine.per_channel or len(x.inputs) != 1 or len(x.outputs) != 1 or id(x) in graph_outputs:
         return None
     producer = x.inputs[0]
-    if producer.op not in _PRODUCERS or producer.domain not in (None, "", "ai.onnx") or id(producer) not in own:
+    if producer.op not in _PRODUCERS or producer.domain not in DEFAULT_DOMAINS or id(producer) not in own:
         return None
     return producer
 
@@ -193,7 +185,7 @@ def _fold_into(graph: gs.Graph, producer: gs.Node, affine: Affine, opset: int) -
     """Rescale the producer's weights and bias; False (graph untouched) when they do not allow it."""
     weight = producer.inputs[1]
     w = _values(weight, opset)  # initializer or Constant node (Paddle2ONNX writes weights as those)
-    has_bias = len(producer.inputs) > 2 and producer.inputs[2].name
+    has_bias = len(producer.inputs) > 2 and not is_omitted(producer.inputs[2])
     bias = _values(producer.inputs[2], opset) if has_bias else None
     if w is None or not _is_float(w.dtype) or (has_bias and bias is None):
         return False

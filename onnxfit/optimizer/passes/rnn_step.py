@@ -42,13 +42,13 @@ from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, Skip, is_omitted
 from onnxfit.shapes import Dim, dims_text, infer_shapes
 
 __all__ = ["RnnPlan", "RnnStepPass", "Skip"]
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_DOMAINS = (None, "", "ai.onnx")
 # Default activations of one direction (f, g, h): the only ones rewritten.
 _ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh")}
 _GATES = {"LSTM": 4, "GRU": 3}
@@ -76,22 +76,15 @@ class RnnPlan:
         return self.layout
 
 
-@dataclass(frozen=True)
-class Skip:
-    """Why a recurrent node is left alone; one line of the pass report."""
-
-    reason: str
-
-
 @register_pass
 class RnnStepPass:
     name = "rnn-step"
     version = 1
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
-        report = PassReport(self.name)
+        report = PassReport(self.name, changed=False)
         found = [(g, n) for g in iter_graphs(graph) for n in g.nodes
-                 if n.op in ("LSTM", "GRU", "RNN") and n.domain in _DEFAULT_DOMAINS]
+                 if n.op in ("LSTM", "GRU", "RNN") and n.domain in DEFAULT_DOMAINS]
         if not found:
             return report
         lengths = _sequence_lengths(graph, [n for _, n in found], ctx)
@@ -101,9 +94,9 @@ class RnnStepPass:
                 report.skipped.append(f"{node.op} '{node_label(node)}': {plan.reason}")
                 log.debug("rnn-step skips '%s': %s", node_label(node), plan.reason)
                 continue
-            report.added += _rewrite(g, node, plan, ctx.opset)
+            _rewrite(g, node, plan, ctx.opset)
             report.rewritten += 1
-            report.removed += 1
+            report.changed = True
         return report
 
 
@@ -178,7 +171,7 @@ def _text(value) -> str:
 
 
 def _present(node: gs.Node, index: int) -> bool:
-    return len(node.inputs) > index and node.inputs[index] is not None and node.inputs[index].name != ""
+    return len(node.inputs) > index and not is_omitted(node.inputs[index])
 
 
 def _hidden_size(node: gs.Node) -> int | None:
@@ -289,22 +282,9 @@ def _dtype(node: gs.Node, w: Value) -> np.dtype:
     return np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
 
 
-def _live_nodes(graph: gs.Graph, first: int, outputs: list[gs.Variable | None]) -> int:
-    """How many of the nodes added from index ``first`` on feed ``outputs``; the rest are dead
-    (a gate whose only use was a zero term) and go at the pipeline's cleanup."""
-    added = {id(n) for n in graph.nodes[first:]}
-    live: set[int] = set()
-    stack = [t for t in outputs if t is not None]
-    while stack:
-        for producer in stack.pop().inputs:
-            if id(producer) in added and id(producer) not in live:
-                live.add(id(producer))
-                stack.extend(producer.inputs)
-    return len(live)
-
-
-def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
-    """Replace ``node`` by one time step of its cell; returns the number of nodes added."""
+def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> None:
+    """Replace ``node`` by one time step of its cell. Gates whose only use was a zero term are
+    left dead and go at the pipeline's cleanup."""
     x = node.inputs[0]
     w, r, b = (_input_value(node, i, opset) for i in (1, 2, 3))
     initial = [node.inputs[i] if _present(node, i) else None for i in (5, 6)]
@@ -316,7 +296,6 @@ def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
     node.inputs.clear()
     node.outputs.clear()
     graph.nodes.remove(node)
-    first = len(graph.nodes)
 
     x_t = nodes.squeeze(graph, x, [plan.seq_axis], opset, f"{build.base}_x")
     hs, cs = [], []
@@ -337,7 +316,6 @@ def _rewrite(graph: gs.Graph, node: gs.Node, plan: RnnPlan, opset: int) -> int:
         build.stack(hs, [plan.state_axis], plan.state_axis, y_h, "y_h")
     if y_c is not None and plan.op == "LSTM":
         build.stack(cs, [plan.state_axis], plan.state_axis, y_c, "y_c")
-    return _live_nodes(graph, first, read)
 
 
 def _lstm_step(build: _Builder, plan: RnnPlan, d: int, x_t, w, r, b, p, h_prev, c_prev):
