@@ -100,6 +100,9 @@ class PassReport:
 
 @runtime_checkable
 class Pass(Protocol):
+    """A pass edits the graph in place and returns its report, ``changed`` said explicitly.
+    Node-local passes are ``optimizer.rewrite.RewriteRule`` subclasses (match, then rewrite)."""
+
     name: str  # kebab-case, part of the CLI and the cache key
     version: int  # bump on any behaviour change: it is part of the cache key
 
@@ -109,7 +112,8 @@ class Pass(Protocol):
 @runtime_checkable
 class ModelPass(Protocol):
     """A pass backed by a tool that works on protobuf (onnxsim): it gets the model exported as the
-    pipeline would save it, and returns a new model that the pipeline imports for the next pass."""
+    pipeline would save it, and returns a new model that the pipeline imports for the next pass
+    when its report says ``changed``."""
 
     name: str
     version: int
