@@ -58,8 +58,18 @@ def test_unknown_pass_lists_valid_ones():
         get_passes(["no-such-pass"])
 
 
-def test_builtin_passes_are_registered():
-    assert {"scalar-gather", "reflect-pad", "split-to-slice", "fold-shapes", "dynamic-batch"} <= set(pass_names())
+def test_every_pass_module_registers_one_pass_named_after_it_and_every_preset_pass_exists():
+    import pkgutil
+
+    import onnxfit.optimizer.passes as passes
+    from onnxfit.targets.presets import TARGETS
+
+    modules = {m.name for m in pkgutil.iter_modules(passes.__path__)}
+    assert {name: type(p).__module__ for name, p in zip(pass_names(), get_passes(pass_names()))} == {
+        name.replace("_", "-"): f"onnxfit.optimizer.passes.{name}" for name in modules}
+    assert "flatten-to-reshape" in pass_names()
+    for target in TARGETS.values():
+        assert set(target.passes) <= set(pass_names()), target.name
 
 
 def test_output_shape_survives_a_shapeless_value_info_entry_and_the_checker_passes():
