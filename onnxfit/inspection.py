@@ -13,12 +13,12 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
 import onnxfit._graphsurgeon  # noqa: F401  (quiet logger)
 
+from onnxfit.batch_ops import reshape_target_problem
 from onnxfit.errors import node_label
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
@@ -141,11 +141,9 @@ def _batch_problem(node: gs.Node, opset: int) -> tuple[list[int], str] | None:
         return None
     target = [int(v) for v in shape]
     data_rank = len(node.inputs[0].shape) if node.inputs[0].shape is not None else None
-    if target[0] == -1 and data_rank is not None and len(target) < data_rank:
-        return target, "leading -1 merges the batch into other axes"
-    if target[0] == 1 and np.count_nonzero(np.asarray(target) == -1) == 0:
-        return target, "hardcodes batch 1"
-    return None
+    # The batch-op table says what a Reshape target does to the batch; dynamic-batch repairs the same.
+    problem = reshape_target_problem(target, data_rank)
+    return None if problem is None else (target, problem)
 
 
 def summary_counts(report: dict) -> Counter:
