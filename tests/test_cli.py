@@ -155,14 +155,16 @@ def test_python_dash_m_and_usage_error_exit_2():
 
 
 def test_partition_report_is_automatic_below_the_size_limit_and_forced_by_flag(gather_model, monkeypatch):
-    from onnxfit.cli import optimize as optimize_cli
+    from dataclasses import replace
 
-    job = {"model": gather_model, "partitions": None}
-    assert optimize_cli._count_partitions(job)
-    monkeypatch.setattr(optimize_cli, "_AUTO_PARTITIONS_MAX_BYTES", 10)
-    assert not optimize_cli._count_partitions(job)
-    assert optimize_cli._count_partitions(job | {"partitions": True})
-    assert not optimize_cli._count_partitions(job | {"partitions": False})
+    from onnxfit.optimizer import job as job_module
+
+    job = job_module.OptimizeJob.create(gather_model, target="coreml", partitions=None)
+    assert job.counts_partitions()
+    monkeypatch.setattr(job_module, "_AUTO_PARTITIONS_MAX_BYTES", 10)
+    assert not job.counts_partitions()
+    assert replace(job, partitions=True).counts_partitions()
+    assert not replace(job, partitions=False).counts_partitions()
 
 
 def test_optimize_prints_partitions_before_and_after(gather_model, tmp_path):

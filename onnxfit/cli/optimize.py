@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -12,21 +13,8 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.batch_axes import parse_batch_axes
-from onnxfit.fixed_inputs import parse_fixed_inputs
-from onnxfit.model import parse_input_shapes
-from onnxfit.optimizer import get_passes, optimize, select_passes
-from onnxfit.targets import get_target, target_names
-
-
-def _version_tuple(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        major, minor = text.split(".")[:2]
-        return int(major), int(minor)
-    except ValueError:
-        raise OnnxfitError(f"bad --ort-version '{text}': expected MAJOR.MINOR such as 1.25") from None
+from onnxfit.optimizer.job import OptimizeJob, run_job
+from onnxfit.targets import target_names
 
 
 def collect_models(paths: list[Path]) -> list[Path]:
@@ -56,101 +44,12 @@ def output_paths(models: list[Path], output: Path) -> list[Path]:
     return [output / m.name for m in models]
 
 
-def _optimize_one(job: dict) -> dict:
+def _optimize_one(job: OptimizeJob) -> dict:
     """Worker entry (also used in-process): returns the JSON-able result or the error line."""
     try:
-        if job["cache"]:
-            result = _prepare_one(job)
-        else:
-            result = optimize(job["model"], job["output"], target=job["target"], passes=job["passes"],
-                              input_shapes=job["input_shapes"], dynamic_batch=job["dynamic_batch"],
-                              batch_axes=job["batch_axes"], fixed_inputs=job["fixed_inputs"],
-                              ort_version=_version_tuple(job["ort_version"]),
-                              check_each=job["check_each"], simplify=job["simplify"],
-                              keep_inputs=job["keep_inputs"]).to_dict()
-        if _count_partitions(job):
-            result["partitions"] = _partitions_before_after(job, Path(result.get("cached") or result["output"]))
-            if job["advice"] and not job["input_shapes"] and not job["fixed_inputs"]:
-                result["advice"] = _advice(job, result["partitions"])
-        elif job["partitions"] is None:
-            result["partitions"] = {"note": f"model over {_AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
-                                            "into two ONNX Runtime sessions; pass --partitions to count"}
-        if job["verify"]:
-            result["verify"] = _verify_against_source(job, Path(result.get("cached") or result["output"]))
-        return result
+        return run_job(job).to_dict()
     except OnnxfitError as exc:
-        return {"model": str(job["model"]), "error": str(exc)}
-
-
-# Counting partitions opens an ONNX Runtime session on the model before and after (seconds and
-# the model's size in memory for a 500 MB generator, more than the rewrite itself): by default
-# only below this size; --partitions / --no-partitions decide explicitly.
-_AUTO_PARTITIONS_MAX_BYTES = 256 * 10**6
-
-
-def _count_partitions(job: dict) -> bool:
-    if job["partitions"] is not None:
-        return job["partitions"]
-    return model_bytes(Path(job["model"])) <= _AUTO_PARTITIONS_MAX_BYTES
-
-
-def model_bytes(path: Path) -> int:
-    """The model file plus external data files next to it named after it (model.onnx.data, ...)."""
-    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}.*") if p.is_file())
-
-
-def _partitions_before_after(job: dict, optimized: Path) -> dict:
-    """Partition counts on the target for the original and the result (real or estimated)."""
-    from onnxfit.verify.partitions import count_partitions
-
-    try:
-        before = count_partitions(job["model"], job["target"], job["ort_version"])
-        after = before if optimized == Path(job["model"]) else count_partitions(optimized, job["target"], job["ort_version"])
-    except OnnxfitError as exc:  # e.g. cuda without the CUDA EP: no profile to estimate with
-        return {"note": str(exc)}
-    return {"before": before.to_dict(), "after": after.to_dict()}
-
-
-def _advice(job: dict, partitions: dict) -> list[dict]:
-    """Flags predicted to cut the partitions left (see onnxfit.advice); only where some are left."""
-    from onnxfit.advice import advise
-    from onnxfit.model import load_model
-
-    after = partitions.get("after", {}).get("partitions")
-    if after is None or after == 1:
-        return []
-    suggestions = advise(load_model(job["model"]), job["target"], job["ort_version"], partitions_now=after)
-    return [s.to_dict() | {"text": str(s)} for s in suggestions]
-
-
-def _verify_against_source(job: dict, optimized: Path) -> dict:
-    """--verify: the optimized model against the original, per frame when the batch became dynamic."""
-    from onnxfit.verify import verify
-
-    if optimized == Path(job["model"]):
-        return {"ok": True, "checks": [], "note": "nothing was rewritten: the original is used"}
-    return verify(optimized, reference=job["model"], input_shapes=job["input_shapes"] or None,
-                  fixed_inputs=job["fixed_inputs"] or None).to_dict()
-
-
-def _prepare_one(job: dict) -> dict:
-    """--cache: build or reuse the cached model; copy it to the output when one was given."""
-    import shutil
-
-    from onnxfit.model import parse_input_shapes
-    from onnxfit.optimizer.cache import prepare_entry
-
-    entry = prepare_entry(job["model"], job["target"], parse_input_shapes(job["input_shapes"]),
-                          job["dynamic_batch"], passes=job["passes"], fixed_inputs=job["fixed_inputs"],
-                          simplify=job["simplify"], keep_inputs=job["keep_inputs"])
-    output = None
-    if job["output"] is not None:
-        tmp = Path(job["output"]).with_name(f".{Path(job['output']).name}.tmp")
-        shutil.copyfile(entry.path, tmp)
-        tmp.replace(job["output"])
-        output = str(job["output"])
-    return {"model": str(job["model"]), "output": output, "target": job["target"], "cached": str(entry.path),
-            "hit": entry.hit, "changed": entry.rewritten, "key": entry.key, "passes": entry.meta.get("passes", [])}
+        return {"model": str(job.model), "error": str(exc)}
 
 
 @app.command("optimize")
@@ -188,16 +87,12 @@ def optimize_command(
                                 "could cut them (--input-shape, --fix-input) in memory and print the predicted result."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
-    if target != "auto":
-        get_target(target)
-    elif not cache:
-        raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
-    pass_list = [p for p in passes.split(",")] if passes else None
-    _version_tuple(ort_version)
-    get_passes(select_passes(target if target != "auto" else "cpu", pass_list, dynamic_batch, simplify=simplify))
-    parse_input_shapes(input_shape)
-    parse_batch_axes(batch_axis)
-    parse_fixed_inputs(fix_input)
+    # Every option parsed and checked once, before any model is read; one job per model from it.
+    options = OptimizeJob.create(None, target=target, passes=passes.split(",") if passes else None,
+                                 input_shapes=input_shape, fixed_inputs=fix_input, dynamic_batch=dynamic_batch,
+                                 batch_axes=batch_axis, keep_inputs=keep_input, simplify=simplify,
+                                 ort_version=ort_version, check_each=check_each, cache=cache,
+                                 partitions=partitions, advice=advice, verify=verify)
     model_paths = collect_models(models)
     for path in model_paths:
         if not path.exists():
@@ -205,23 +100,12 @@ def optimize_command(
     if output is None and not cache:
         raise OnnxfitError("give an output with -o OUT (a file, or a directory for several models), or use --cache")
     outputs = output_paths(model_paths, output) if output is not None else [None] * len(model_paths)
-    if cache and target == "auto":
-        from onnxfit.optimizer.cache import auto_target
-
-        target = auto_target()
-    job_list = [
-        {"model": m, "output": o, "target": target, "passes": pass_list, "input_shapes": list(input_shape),
-         "dynamic_batch": dynamic_batch, "batch_axes": list(batch_axis),
-         "fixed_inputs": list(fix_input), "cache": cache, "verify": verify, "ort_version": ort_version,
-         "partitions": partitions, "check_each": check_each, "simplify": simplify, "keep_inputs": list(keep_input),
-         "advice": advice}
-        for m, o in zip(model_paths, outputs)
-    ]
+    job_list = [replace(options, model=m, output=o) for m, o in zip(model_paths, outputs)]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
     errors = [r for r in results if "error" in r]
     failed = [r for r in results if not r.get("verify", {"ok": True})["ok"]]
     if as_json:
-        print_json({"ok": not errors and not failed, "target": target, "models": results})
+        print_json({"ok": not errors and not failed, "target": options.target, "models": results})
     else:
         for result in results:
             if "cached" in result:
@@ -246,13 +130,13 @@ def optimize_command(
         raise typer.Exit(1)
 
 
-def _run_jobs(job_list: list[dict], jobs: int, show_progress: bool) -> list[dict]:
+def _run_jobs(job_list: list[OptimizeJob], jobs: int, show_progress: bool) -> list[dict]:
     with Progress(console=console, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("optimizing", total=len(job_list))
         if jobs == 1 or len(job_list) == 1:
             results = []
             for job in job_list:
-                progress.update(task, description=f"optimizing {Path(job['model']).name}")
+                progress.update(task, description=f"optimizing {job.model.name}")
                 results.append(_optimize_one(job))
                 progress.advance(task)
             return results

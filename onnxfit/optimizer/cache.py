@@ -34,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime
@@ -42,16 +43,16 @@ from filelock import FileLock
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
-from onnxfit.fixed_inputs import parse_fixed_inputs
 from onnxfit.model import (
     external_data_files,
     file_digest,
     load_model,
-    resolve_input_shapes,
     save_model,
     write_atomic,
 )
-from onnxfit.versions import installed_ort_version
+
+if TYPE_CHECKING:
+    from onnxfit.optimizer.job import OptimizeJob
 
 __all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
 
@@ -409,37 +410,40 @@ def prepare_entry(
     keep_inputs: list[str] | None = None,
 ) -> PrepareResult:
     """``prepare`` with the details: the cache key and whether it was a hit."""
-    from onnxfit import __version__
-    from onnxfit.optimizer.optimize import optimize_model, select_passes
-    from onnxfit.optimizer.pipeline import get_passes
-    from onnxfit.targets import get_target
+    from onnxfit.optimizer.job import OptimizeJob, run_job
 
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise OnnxfitError(f"{model_path}: no such file")
-    target = auto_target() if target == "auto" else target
-    get_target(target)
-    version = installed_ort_version()
-    names = select_passes(target, passes, dynamic_batch, ort_version=version, simplify=simplify)
-    cache = Cache(cache_dir)
+    job = OptimizeJob.create(model_path, target=target, passes=passes, input_shapes=input_shapes,
+                             fixed_inputs=fixed_inputs, dynamic_batch=dynamic_batch, simplify=simplify,
+                             keep_inputs=keep_inputs, cache=True, cache_dir=cache_dir)
+    return run_job(job).prepared
+
+
+def prepare_job(job: OptimizeJob) -> PrepareResult:
+    """The cache step of ``run_job``: the entry for the job's key, built with its rewrite on a miss."""
+    from onnxfit import __version__
+    from onnxfit.optimizer.optimize import rewrite_model
+    from onnxfit.optimizer.pipeline import get_passes
+
+    if not job.model.is_file():
+        raise OnnxfitError(f"{job.model}: no such file")
+    names = job.pass_names()
+    cache = Cache(job.cache_dir)
     cache._ensure()
-    shapes = {str(k): list(v) for k, v in (input_shapes or {}).items()}
-    if isinstance(fixed_inputs, list):
-        fixed_inputs = parse_fixed_inputs(fixed_inputs)
-    fixed = {str(k): np.asarray(v) for k, v in (fixed_inputs or {}).items()}
     key_parts = {
-        "source_digest": cache.source_digest(model_path),
+        "source_digest": cache.source_digest(job.model),
         "passes": [f"{p.name}@{p.version}" for p in get_passes(names)],
-        "target": target,
+        "target": job.target,
         "onnxruntime": onnxruntime.__version__,
-        "input_shapes": shapes,
-        "dynamic_batch": dynamic_batch,
-        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(fixed.items())},
-        "keep_inputs": sorted(set(keep_inputs or ())),
+        "input_shapes": {str(k): list(v) for k, v in job.input_shapes.items()},
+        "dynamic_batch": job.dynamic_batch,
+        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(job.fixed_inputs.items())},
+        "keep_inputs": sorted(set(job.keep_inputs)),
         "onnxfit": __version__,
         "os": platform.system(),
         "machine": platform.machine(),
     }
+    if job.batch_axes:  # only when given: the keys of every other entry stay as they were
+        key_parts["batch_axes"] = dict(sorted(job.batch_axes.items()))
     if "simplify" in names:
         # onnxsim's rewrites change between its releases: a new one builds a new entry.
         key_parts["onnxsim"] = importlib.metadata.version("onnxsim")
@@ -449,11 +453,8 @@ def prepare_entry(
     hit = meta is not None
     if meta is None:
         def builder(tmp_dir: Path) -> dict:
-            model = load_model(model_path, lazy_weights=True)
-            resolved = resolve_input_shapes(model, {(None if k == "None" else k): tuple(v) for k, v in shapes.items()})
-            result = optimize_model(model, target, names, resolved, dynamic_batch=False, ort_version=version,
-                                    fixed_inputs=fixed, keep_inputs=keep_inputs)
-            meta = {"source": str(model_path.resolve()), "key": key_parts, "created": time.time(),
+            result = rewrite_model(load_model(job.model, lazy_weights=True), job)
+            meta = {"source": str(job.model.resolve()), "key": key_parts, "created": time.time(),
                     "unchanged": not result.changed, "passes": [r.to_dict() for r in result.reports]}
             if result.changed:
                 save_model(result.model, tmp_dir / _ARTEFACT)
@@ -463,5 +464,5 @@ def prepare_entry(
         hit = meta.pop("_hit")
     cache.touch(key)
     if meta.get("unchanged"):
-        return PrepareResult(model_path, hit, key, rewritten=False, meta=meta)
+        return PrepareResult(job.model, hit, key, rewritten=False, meta=meta)
     return PrepareResult(cache.entries_dir / key / _ARTEFACT, hit, key, rewritten=True, meta=meta)

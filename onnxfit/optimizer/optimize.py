@@ -1,4 +1,4 @@
-"""`onnxfit.optimize`: load a model, run the target's passes, save atomically."""
+"""`onnxfit.optimize`: load a model, run the target's passes, save atomically (the rewrite step of a job)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onnxfit.batch_axes import parse_batch_axes
-from onnxfit.fixed_inputs import parse_fixed_inputs, resolve_fixed_inputs
-from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes, save_model
-from onnxfit.optimizer.pipeline import PassContext, PipelineResult, default_opset, get_passes, run_passes
+from onnxfit.fixed_inputs import resolve_fixed_inputs
+from onnxfit.graphs import default_opset
+from onnxfit.model import resolve_input_shapes
+from onnxfit.optimizer.job import OptimizeJob, run_job
+from onnxfit.optimizer.pipeline import PassContext, PipelineResult, get_passes, run_passes
 from onnxfit.targets import get_target
 
-__all__ = ["optimize", "optimize_model", "OptimizeResult", "select_passes"]
+__all__ = ["optimize", "optimize_model", "rewrite_model", "OptimizeResult", "select_passes"]
 
 
 @dataclass
@@ -83,15 +84,24 @@ def optimize_model(
     ``ort_version``: the onnxruntime the model will run on, when known (``prepare`` passes the
     installed one). Unknown means "any version": every Pad the oldest EP release rejects is rewritten.
     """
-    preset = get_target(target)
-    names = select_passes(target, passes, dynamic_batch, ort_version, simplify=simplify)
-    chosen = get_passes(names)
-    ctx = PassContext(opset=default_opset(model), input_shapes=dict(input_shapes or {}), target=target,
-                      ort_version=ort_version, native_pad_modes=preset.pad_modes_native_at(ort_version),
-                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(batch_axes or {}),
-                      fixed_inputs=resolve_fixed_inputs(model, fixed_inputs),
-                      overridable_inputs=frozenset(keep_inputs or ()))
-    return run_passes(model, chosen, ctx, check_each=check_each)
+    job = OptimizeJob.create(None, target=target, passes=passes, input_shapes=input_shapes,
+                             dynamic_batch=dynamic_batch, ort_version=ort_version, check_each=check_each,
+                             batch_axes=batch_axes, fixed_inputs=fixed_inputs, simplify=simplify,
+                             keep_inputs=keep_inputs)
+    return rewrite_model(model, job)
+
+
+def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
+    """The rewrite step of every job: its passes on ``model`` (not modified), with its context."""
+    names = job.pass_names()
+    version = job.rewrite_ort_version
+    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, job.input_shapes),
+                      target=job.target, ort_version=version,
+                      native_pad_modes=get_target(job.target).pad_modes_native_at(version),
+                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(job.batch_axes),
+                      fixed_inputs=resolve_fixed_inputs(model, job.fixed_inputs),
+                      overridable_inputs=frozenset(job.keep_inputs))
+    return run_passes(model, get_passes(names), ctx, check_each=job.check_each)
 
 
 def optimize(
@@ -117,18 +127,8 @@ def optimize(
     ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``: those inputs become constants.
     ``keep_inputs``: initializers listed as graph inputs that stay overridable (initializer-inputs).
     """
-    model_path = Path(model_path)
-    get_target(target)
-    get_passes(select_passes(target, passes, dynamic_batch, simplify=simplify))  # fail before loading
-    model = load_model(model_path, lazy_weights=True)
-    if isinstance(input_shapes, list):
-        input_shapes = parse_input_shapes(input_shapes)
-    shapes = resolve_input_shapes(model, input_shapes)
-    if isinstance(fixed_inputs, list):
-        fixed_inputs = parse_fixed_inputs(fixed_inputs)
-    result = optimize_model(model, target, passes, shapes, dynamic_batch, ort_version, check_each,
-                            parse_batch_axes(batch_axes), fixed_inputs, simplify=simplify, keep_inputs=keep_inputs)
-    out = None
-    if output is not None:
-        out = save_model(result.model, output, external_data=external_data)
-    return OptimizeResult(model_path, out, target, result)
+    job = OptimizeJob.create(model_path, output, target=target, passes=passes, input_shapes=input_shapes,
+                             dynamic_batch=dynamic_batch, external_data=external_data, ort_version=ort_version,
+                             check_each=check_each, batch_axes=batch_axes, fixed_inputs=fixed_inputs,
+                             simplify=simplify, keep_inputs=keep_inputs)
+    return run_job(job).optimized
