@@ -6,9 +6,8 @@ import sys
 
 import onnx
 import pytest
-from onnx import TensorProto, helper
 
-from tests.conftest import make_model, tensor_info
+from tests.models import scalar_gather_model
 
 
 @pytest.fixture
@@ -24,12 +23,8 @@ def onnxfit(env, *args):
 
 @pytest.fixture
 def model(tmp_path):
-    idx = helper.make_tensor("idx", TensorProto.INT64, [], [1])
     path = tmp_path / "gather.onnx"
-    # A symbolic batch: the CoreML EP of every release refuses this scalar Gather, so the cache
-    # holds a rewritten model (with static data, onnxruntime >= 1.27 takes the Gather as it is).
-    onnx.save(make_model([helper.make_node("Gather", ["x", "idx"], ["y"], axis=1)], [tensor_info("x", ["N", 3])],
-                         [tensor_info("y", ["N"])], [idx]), path)
+    onnx.save(scalar_gather_model(batch="N"), path)  # the CoreML EP refuses it: the cache holds a rewrite
     return path
 
 
@@ -80,10 +75,9 @@ def test_verify_removes_an_entry_damaged_in_place_and_exits_1(env, model):
                                "--no-partitions").stdout)["models"][0]
     artefact = first["cached"]
     stat = os.stat(artefact)
-    data = bytearray(open(artefact, "rb").read())
-    data[-8:] = bytes(8)
     with open(artefact, "r+b") as handle:  # same size, same inode, and the mtime put back
-        handle.write(bytes(data))
+        handle.seek(-8, os.SEEK_END)
+        handle.write(bytes(8))
     os.utime(artefact, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     found = onnxfit(env, "cache", "verify", "--json")

@@ -9,10 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes, save_model
 from tests.conftest import make_model, run_ort, tensor_info
-
-
-def _relu_model():
-    return make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 4])], [tensor_info("y", [1, 4])])
+from tests.models import relu_model
 
 
 def test_load_missing_file_names_the_file(tmp_path):
@@ -56,7 +53,7 @@ def test_load_cycle_is_refused(tmp_path):
 
 
 def test_load_unknown_opset(tmp_path):
-    model = _relu_model()
+    model = relu_model()
     model.opset_import[0].version = 999
     path = tmp_path / "future.onnx"
     path.write_bytes(model.SerializeToString())
@@ -95,14 +92,14 @@ def test_external_data_round_trip(tmp_path):
 
 def test_save_into_missing_directory_writes_nothing(tmp_path):
     with pytest.raises(OnnxfitError, match="does not exist"):
-        save_model(_relu_model(), tmp_path / "nope" / "out.onnx")
+        save_model(relu_model(), tmp_path / "nope" / "out.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_save_is_atomic_and_leaves_no_temporaries(tmp_path):
     target = tmp_path / "out.onnx"
     target.write_bytes(b"previous")
-    save_model(_relu_model(), target)
+    save_model(relu_model(), target)
     assert [p.name for p in tmp_path.iterdir()] == ["out.onnx"]
     assert onnx.load(target).graph.node[0].op_type == "Relu"
 
@@ -114,7 +111,7 @@ def test_parse_input_shapes_named_and_unnamed():
 
 
 def test_resolve_input_shapes_checks_names_and_fixed_dims():
-    model = _relu_model()
+    model = relu_model()
     assert resolve_input_shapes(model, {None: (1, 4)}) == {"x": (1, 4)}
     with pytest.raises(OnnxfitError, match="not a model input"):
         resolve_input_shapes(model, {"nope": (1, 4)})

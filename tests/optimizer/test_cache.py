@@ -13,22 +13,14 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer.cache import Cache, auto_target, parse_size, prepare, prepare_entry
 from tests.conftest import assert_same_outputs, make_model, random_feeds, tensor_info
-
-
-def _gather_model(index=1, width=3):
-    idx = helper.make_tensor("idx", TensorProto.INT64, [], [index])
-    weight = numpy_helper.from_array(np.linspace(0, 1, width, dtype=np.float32), "w")
-    nodes = [helper.make_node("Add", ["x", "w"], ["s"]), helper.make_node("Gather", ["s", "idx"], ["y"], axis=1)]
-    # A symbolic batch: the CoreML EP of every release refuses this scalar Gather, so prepare()
-    # (which names the installed onnxruntime) always rewrites it.
-    return make_model(nodes, [tensor_info("x", ["n", width])], [tensor_info("y", ["n"])], [idx, weight])
+from tests.models import relu_model, scalar_gather_model
 
 
 @pytest.fixture
 def source(tmp_path):
     path = tmp_path / "models" / "m.onnx"
     path.parent.mkdir()
-    onnx.save(_gather_model(), path)
+    onnx.save(scalar_gather_model(), path)
     return path
 
 
@@ -54,7 +46,7 @@ def test_miss_then_hit_returns_same_equivalent_model(source, cache_dir):
 
 def test_changed_source_invalidates(source, cache_dir):
     first = _prepare(source, cache_dir)
-    onnx.save(_gather_model(index=2), source)
+    onnx.save(scalar_gather_model(index=2), source)
     second = _prepare(source, cache_dir)
     assert not second.hit and second.key != first.key
     feeds = random_feeds(onnx.load(source))
@@ -71,8 +63,7 @@ def test_targets_and_shapes_give_different_entries(source, cache_dir):
 
 def test_unchanged_model_returns_the_source_path(tmp_path, cache_dir):
     path = tmp_path / "relu.onnx"
-    onnx.save(make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 4])], [tensor_info("y", [1, 4])]),
-              path)
+    onnx.save(relu_model(), path)
     first = _prepare(path, cache_dir)
     second = _prepare(path, cache_dir)
     assert first.path == path and second.path == path and second.hit and not second.rewritten
@@ -139,7 +130,7 @@ def test_prune_evicts_least_recently_used(tmp_path, cache_dir):
     paths = []
     for i in range(3):
         path = tmp_path / f"m{i}.onnx"
-        onnx.save(_gather_model(width=200 + i), path)
+        onnx.save(scalar_gather_model(width=200 + i), path)
         paths.append(path)
     entries = [_prepare(p, cache_dir) for p in paths]
     now = time.time()
@@ -250,10 +241,10 @@ def test_digest_memo_keeps_other_files_and_one_record_per_file(tmp_path, cache_d
     paths = []
     for i in range(2):
         paths.append(tmp_path / f"m{i}.onnx")
-        onnx.save(_gather_model(width=3 + i), paths[-1])
+        onnx.save(scalar_gather_model(width=3 + i), paths[-1])
     cache = Cache(cache_dir)
     before = [cache.source_digest(p) for p in paths]
-    onnx.save(_gather_model(index=2, width=3), paths[0])
+    onnx.save(scalar_gather_model(index=2, width=3), paths[0])
     after = cache.source_digest(paths[0])
     memo = json.loads((cache_dir / "digests.json").read_text())
     assert after != before[0]

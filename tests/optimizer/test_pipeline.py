@@ -61,7 +61,7 @@ def test_unknown_pass_lists_valid_ones():
 def test_every_pass_module_registers_one_pass_named_after_it_and_every_preset_pass_exists():
     import pkgutil
 
-    import onnxfit.optimizer.passes as passes
+    from onnxfit.optimizer import passes
     from onnxfit.targets.presets import TARGETS
 
     modules = {m.name for m in pkgutil.iter_modules(passes.__path__)}

@@ -3,62 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from onnxfit.verify import verify
 from onnxfit.verify.contamination import BATCH_RULES, batch_flow
 from tests.conftest import make_model, tensor_info
+from tests.models import B, W, const, conv_net, naive_rows_net, softmax_mixing_net
 
 RNG = np.random.default_rng(0)
-W = (RNG.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
-B = RNG.standard_normal(4).astype(np.float32)
-G = RNG.standard_normal((2, 4)).astype(np.float32)
-
-
-def const(name, value):
-    return numpy_helper.from_array(np.asarray(value), name)
-
-
-def conv_net(batch="N", weight=W):
-    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm: frames never meet."""
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
-        helper.make_node("Flatten", ["p"], ["f"], axis=1, name="flat"),
-        helper.make_node("Gemm", ["f", "g"], ["y"], transB=1, name="fc"),
-    ]
-    return make_model(
-        nodes, [tensor_info("x", [batch, 3, 16, 16])], [tensor_info("y", [batch, 2])],
-        [const("w", weight), const("b", B), const("g", G)],
-    )
-
-
-def naive_rows_net():
-    """A naive batch re-export: Reshape(-1, 2) folds the batch into the rows ([N*128, 2])."""
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Reshape", ["c", "shape"], ["y"], name="flatten_rows"),
-    ]
-    return make_model(
-        nodes, [tensor_info("x", ["N", 3, 8, 8])], [tensor_info("y", [None, 2])],
-        [const("w", W), const("b", B), const("shape", np.array([-1, 2], np.int64))],
-    )
-
-
-def softmax_mixing_net():
-    """Rows of all frames merged, a Softmax over the merged axis, then split back to [N, 128, 2]."""
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Reshape", ["c", "rows_shape"], ["rows"], name="to_rows"),
-        helper.make_node("Softmax", ["rows"], ["sm"], axis=0, name="softmax"),
-        helper.make_node("Reshape", ["sm", "frames_shape"], ["y"], name="to_frames"),
-    ]
-    return make_model(
-        nodes, [tensor_info("x", ["N", 3, 8, 8])], [tensor_info("y", ["N", 128, 2])],
-        [const("w", W), const("b", B), const("rows_shape", np.array([-1, 2], np.int64)),
-         const("frames_shape", np.array([-1, 128, 2], np.int64))],
-    )
 
 
 def test_clean_conv_net_with_symbolic_batch_passes_with_diagonal_influence():

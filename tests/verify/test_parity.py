@@ -10,7 +10,7 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.verify import verify
 from onnxfit.verify.parity import compare_arrays, compare_outputs, match_outputs, stack_frames, tolerance_for
 from tests.conftest import make_model, tensor_info
-from tests.verify.test_contamination import B, W, const, conv_net
+from tests.models import B, W, const, conv_net
 
 
 def test_identical_arrays_match_exactly_with_cosine_one():

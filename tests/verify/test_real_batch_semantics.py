@@ -18,7 +18,7 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.verify import verify, write_report
 from onnxfit.verify.runtimes import concise_ort_error
 from tests.conftest import make_model, run_ort, tensor_info
-from tests.verify.test_contamination import B, W, const, conv_net
+from tests.models import B, W, const, conv_net
 from tests.zoo.manifest import by_name
 
 

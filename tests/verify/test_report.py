@@ -12,7 +12,7 @@ import pytest
 from onnxfit.errors import CheckFailed
 from onnxfit.verify import Check, VerifyReport, verify, write_report
 from onnxfit.verify.report import to_html, to_markdown
-from tests.verify.test_contamination import conv_net, softmax_mixing_net
+from tests.models import conv_net, softmax_mixing_net
 
 
 class Page(HTMLParser):

@@ -21,7 +21,7 @@ from onnxfit.verify.runtimes import (
     runtime_name,
 )
 from tests.conftest import make_model, tensor_info
-from tests.verify.test_contamination import B, W, const, conv_net
+from tests.models import B, W, const, conv_net
 
 
 def test_runtime_names_derive_from_the_provider():

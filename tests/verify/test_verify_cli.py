@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from tests.verify.test_contamination import W, conv_net, naive_rows_net
+from tests.models import W, conv_net, naive_rows_net
 
 
 @pytest.fixture
