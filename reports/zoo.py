@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
+from onnxfit.optimizer.job import OptimizeJob, run_job  # noqa: E402
 from onnxfit.text import markdown_table  # noqa: E402
-from onnxfit.verify.partitions import count_partitions  # noqa: E402
 from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
 from tests.conftest import run_ort  # noqa: E402
 from tests.zoo.fetch import fetch  # noqa: E402
@@ -60,13 +60,15 @@ def measure(entry, path: Path, workdir: Path) -> dict:
         out = workdir / f"{entry.name}.{target}.onnx"
         cell = {}
         try:
-            before = count_partitions(path, target)
-            result = onnxfit.optimize(path, out, target=target, input_shapes=dict(entry.input_shape) or None)
-            after = count_partitions(out, target)
+            job = OptimizeJob.create(path, out, target=target, input_shapes=dict(entry.input_shape), partitions=True)
+            result = run_job(job)
+            if result.partitions is None:
+                raise OnnxfitError(result.partitions_note)
+            before, after = result.partitions
             cell["before"], cell["after"] = before.partitions, after.partitions
             cell["nodes_before"] = f"{before.nodes_on_ep}/{before.total_nodes}"
             cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
-            cell["changed"] = _changes(result)
+            cell["changed"] = _changes(result.optimized)
             actual = run_ort(out, feeds)
             cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
                                        for e, a in zip(expected, actual))
