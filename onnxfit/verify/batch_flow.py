@@ -179,12 +179,13 @@ def batch_flow(
             continue
         outs = [states.get(t) for t in node.output]
         view = _NodeView(node, _attributes(node), ins, [_rank(probe_a.get(t)) for t in node.input], constants, opset)
-        if any(o is None for o, t in zip(outs, node.output) if t):
+        # The table judges from the inputs alone: it holds even where the probes broke inference.
+        verdict = _table_verdict(view)
+        if verdict is None and any(o is None for o, t in zip(outs, node.output) if t):
             finding = _unknown_output(view, batched_ins, flow, stopped)
             if finding:
                 flow.findings.append(finding)
             continue
-        verdict = _table_verdict(view)
         if verdict is None:
             verdict = _shape_rule(view, outs)
         finding = None
@@ -298,6 +299,11 @@ def _unknown_output(view: _NodeView, batched_ins: list[int], flow: BatchFlow, st
             node_label(node), node.op_type, "fixes",
             f"{view.label} hard-codes the batch size ({shown} cannot hold another batch size)", True,
         )
+    if node.op_type == "Squeeze":
+        # Inference fails only where an axis it drops grew with the probe batch: it was the batch.
+        return Finding(node_label(node), node.op_type, "fixes",
+                       f"{view.label} drops the batch axis of '{node.input[0]}' (an axis of size 1 only at batch 1)",
+                       True)
     if node.output[0] not in stopped:
         stopped.add(node.output[0])
         flow.notes.append(f"{view.label}: output shape unknown to shape inference, the analysis stops on this path")
