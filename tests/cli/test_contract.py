@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.conftest import make_model, tensor_info
+from tests.models import scalar_gather_model
 
 
 def onnxfit(*args, cwd=None):
@@ -17,11 +18,8 @@ def onnxfit(*args, cwd=None):
 
 @pytest.fixture
 def gather_model(tmp_path):
-    idx = helper.make_tensor("idx", TensorProto.INT64, [], [1])
-    model = make_model([helper.make_node("Gather", ["x", "idx"], ["y"], axis=1, name="pick")],
-                       [tensor_info("x", [2, 3])], [tensor_info("y", [2])], [idx])
     path = tmp_path / "gather.onnx"
-    onnx.save(model, path)
+    onnx.save(scalar_gather_model(batch=2), path)
     return path
 
 
