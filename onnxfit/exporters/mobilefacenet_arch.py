@@ -84,7 +84,10 @@ BASE_STAGES = (Stage(2, 5, 2), Stage(4, 1, 2), Stage(2, 6, 1), Stage(4, 1, 2), S
 
 
 def scale_channels(base: int, width: float) -> int:
-    """``max(8, round(base * width / 8) * 8)`` with half away from zero (C ``roundf``), see choice 1."""
+    """``max(8, round(base * width / 8) * 8)``, half away from zero like C ``roundf``.
+
+    Choice 1 of :mod:`onnxfit.exporters.efm3`.
+    """
     return max(8, math.floor(base * width / 8 + 0.5) * 8)
 
 

@@ -243,7 +243,7 @@ def _match_plan(layers: list[_SourceLayer], arch: Arch, source: str) -> dict[str
 
 
 def _batchnorm(found: _SourceLayer, channels: int) -> tuple[np.ndarray, ...]:
-    """gamma, beta, mean, var for the file (choice 5 of the module docstring)."""
+    """gamma, beta, mean, var for the file (choice 5 of :mod:`onnxfit.exporters.efm3`)."""
     bias = found.bias if found.bias is not None else np.zeros(channels, np.float32)
     if found.bn is None:
         return (np.ones(channels, np.float32), bias.astype(np.float32), np.zeros(channels, np.float32),
