@@ -31,10 +31,11 @@ graph (which axis of each tensor holds the frames), op by op as the batch-op tab
 5. Resize ``sizes`` with batch 1 become ``Concat(Shape(x)[b], sizes[1:])`` (not scales: a float
    scale can round to a different output size); Expand, Tile, Pad and Resize scales that leave
    the batch alone at batch 1 (broadcast 1, repeat 1, pad 0, scale 1) are batch-safe as they are;
-6. an op that mixes frames (Softmax or a reduction over the batch axis, MatMul/Gemm contracting
-   it, Concat/Split/Gather/Slice along it, Conv or BatchNormalization on a tensor whose batch is
-   not axis 0, a Reshape merging a batch that is not leading) or an op without a rule raises
-   OnnxfitError naming the node: such a model cannot be made dynamic by rewriting constants;
+6. an op that the table says mixes frames (Softmax or a reduction over the batch axis, MatMul/Gemm
+   contracting it, Concat/Split/Gather/Slice along it, Conv or BatchNormalization on a tensor
+   whose batch is not axis 0, training-mode BatchNormalization, a Reshape merging a batch that is
+   not leading) or an op outside the table raises OnnxfitError naming the node: such a model
+   cannot be made dynamic by rewriting constants;
 7. value_info of intermediate tensors gets the symbolic batch dim (or loses its shape when it
    depends on the batch in another way), so ONNX Runtime does not check it against batch 1.
 
@@ -49,6 +50,11 @@ walk cannot follow leaves the graph exactly as exported (with a note) instead of
 exporter made the batch dynamic, and ``verify`` proves frame independence on the running model. Errors name nameless nodes by their first output
 (``node_label``). In IR 3 models (initializers are graph inputs) the constants the pass adds are
 listed as graph inputs too, and a Reshape's own shape initializer is rewritten in place.
+
+The package, along the walk's seams: ``export_shapes`` (where the batch starts, shapes at the
+export batch), ``walk`` (the walk's state and the axis forms ops name), ``rules`` (the visit, and
+one rule per table op from ``frame_rules``, ``axis_rules`` and ``reshape_rules``), ``symbolic``
+(rules 1 and 7, after the walk).
 """
 
 from __future__ import annotations
