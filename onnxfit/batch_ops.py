@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "BATCH_OPS",
+    "FULL_END",
     "REDUCE_OPS",
     "Flow",
     "OpBatch",
@@ -43,7 +44,11 @@ __all__ = [
     "op_axis",
     "per_frame_problem",
     "reshape_target_problem",
+    "slice_keeps_axis",
+    "slice_params",
 ]
+
+FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
 
 
 class Flow(enum.Enum):
@@ -198,6 +203,40 @@ def contracted_axes(op: str, attrs: dict, ranks: list[int | None]) -> list[int |
         return [0 if attrs.get("transA", 0) else 1, 1 if attrs.get("transB", 0) else 0]
     a, b = (ranks + [None, None])[:2]
     return [None if a is None else a - 1, None if b is None else max(b - 2, 0)]
+
+
+def slice_params(facts: OpFacts) -> tuple[list[int], list[int], list[int]] | None:
+    """starts, ends, steps of a Slice when known before run time (attributes before opset 10)."""
+    if facts.opset < 10:
+        starts, ends = facts.attrs["starts"], facts.attrs["ends"]
+        return [int(v) for v in starts], [int(v) for v in ends], [1] * len(starts)
+    starts, ends, steps = (facts.constant(i) for i in (1, 2, 4))
+    if starts is None or ends is None or (steps is None and facts.has_input(4)):
+        return None
+    steps = np.ones(np.size(starts), np.int64) if steps is None else steps
+    return [int(v) for v in np.ravel(starts)], [int(v) for v in np.ravel(ends)], [int(v) for v in np.ravel(steps)]
+
+
+def slice_keeps_axis(facts: OpFacts, rank: int, axis: int) -> bool | None:
+    """Whether a Slice keeps all of ``axis``, in order (the batch slot of a PER_AXIS op must stay
+    the identity); None when only the run time knows."""
+    if facts.opset < 10:
+        axes = facts.attrs.get("axes")
+    elif facts.has_input(3):
+        axes = facts.constant(3)
+        if axes is None:
+            return None
+    else:
+        axes = None
+    params = slice_params(facts)
+    if params is None:
+        return True if axes is not None and axis not in [int(a) % rank for a in np.ravel(axes)] else None
+    starts, ends, steps = params
+    axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in np.ravel(axes)]
+    if axis not in axes:
+        return True
+    j = axes.index(axis)
+    return starts[j] == 0 and ends[j] >= FULL_END and steps[j] == 1
 
 
 def reshape_target_problem(target: list[int], data_rank: int | None) -> str | None:

@@ -181,6 +181,8 @@ CASES = [
          mixes=True),
     Case("Slice", "Slice", [_x(4)], {}, {"starts": _i(1), "ends": _i(3), "axes": _i(1)}),
     Case("Slice-batch-axis", "Slice", [_x(4)], {}, {"starts": _i(0), "ends": _i(1), "axes": _i(0)}, mixes=True),
+    Case("Slice-reverses-frames", "Slice", [_x(4)], {},
+         {"starts": _i(-1), "ends": _i(-(2**31)), "axes": _i(0), "steps": _i(-1)}, mixes=True),
     # Shape ops describe the tensor: they depend on the batch by design and never carry frames.
     Case("Shape", "Shape", [_x(4)]),
     Case("Size", "Size", [_x(4)]),

@@ -25,6 +25,7 @@ from onnxfit.batch_ops import (
     contracted_axes,
     frame_axes,
     per_frame_problem,
+    slice_keeps_axis,
 )
 from onnxfit.errors import first_line, node_label
 from onnxfit.shapes import infer_shapes
@@ -229,6 +230,8 @@ def _table_verdict(view: _NodeView) -> tuple[str, str] | None:
         return _per_frame(view, rule)
     if rule.flow is Flow.CONTRACTS:
         return _contracts(view)
+    if view.node.op_type == "Slice":
+        return _slice(view)
     return None
 
 
@@ -275,6 +278,17 @@ def _per_frame(view: _NodeView, rule: OpBatch) -> tuple[str, str] | None:
                              f"but the batch is on axis {where}")
     problem = per_frame_problem(view.node.op_type, view.attrs)
     return ("mixes", f"{view.label} {problem}") if problem else None
+
+
+def _slice(view: _NodeView) -> tuple[str, str] | None:
+    """A Slice must take all of the batch axis in order; reversed or cut, frames trade places."""
+    data, rank = view.inputs[0], view.ranks[0]
+    if not _batched(data) or rank is None:
+        return None
+    for axis in data.axes:
+        if slice_keeps_axis(view, rank, axis.index) is False:
+            return "mixes", f"{view.label} selects frames on the batch axis {axis.index} of '{view.node.input[0]}'"
+    return None
 
 
 def _contracts(view: _NodeView) -> tuple[str, str] | None:

@@ -8,17 +8,21 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.batch_ops import BATCH_OPS, Flow, frame_axes, per_frame_problem
+from onnxfit.batch_ops import (
+    BATCH_OPS,
+    Flow,
+    frame_axes,
+    per_frame_problem,
+    slice_keeps_axis,
+)
 from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.optimizer.passes.dynamic_batch.reshape_rules import batch_slots
 from onnxfit.optimizer.passes.dynamic_batch.walk import (
-    FULL_END,
+    NodeFacts,
     Walk,
     absent,
     mixes,
     norm,
-    read_axes,
-    slice_params,
 )
 
 __all__ = ["FRAME_RULES"]
@@ -101,20 +105,12 @@ def _slice(walk: Walk, node: gs.Node) -> list[int | None]:
     if any(walk.b(t) is not None for t in node.inputs[1:]):
         raise mixes(node, "with batched starts/ends")
     x, b = node.inputs[0], walk.b(node.inputs[0])
-    params = slice_params(walk, node)
-    axes = read_axes(walk, node)
-    if params is None:
-        if axes is None or b in [norm(a, walk.rank(x, node)) for a in axes]:
-            raise OnnxfitError(f"node '{node_label(node)}' (Slice): starts/ends are computed at run time; "
-                               "cannot tell whether it selects frames")
-        return [b]
-    starts, ends, steps = params
-    axes = axes if axes is not None else list(range(len(starts)))
-    axes = [norm(a, walk.rank(x, node)) for a in axes]
-    if b in axes:
-        j = axes.index(b)
-        if not (starts[j] == 0 and ends[j] >= FULL_END and steps[j] == 1):
-            raise mixes(node, f"selecting frames on the batch axis {b}")
+    keeps = slice_keeps_axis(NodeFacts(walk, node), walk.rank(x, node), b)
+    if keeps is None:
+        raise OnnxfitError(f"node '{node_label(node)}' (Slice): starts/ends are computed at run time; "
+                           "cannot tell whether it selects frames")
+    if not keeps:
+        raise mixes(node, f"selecting frames on the batch axis {b}")
     return [b]
 
 

@@ -10,17 +10,15 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.batch_ops import BATCH_OPS, REDUCE_OPS, Flow, op_axis
+from onnxfit.batch_ops import slice_params as shared_slice_params
 from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport
 
-__all__ = ["AXIS_FORMS", "FULL_END", "NodeFacts", "Walk", "absent", "axis_of", "check_subgraphs", "mixes", "norm", "read_axes", "shift_axes",
+__all__ = ["AXIS_FORMS", "NodeFacts", "Walk", "absent", "axis_of", "check_subgraphs", "mixes", "norm", "read_axes", "shift_axes",
            "slice_params", "write_axes"]
-
-FULL_END = 2**31 - 1  # Slice ends at or above this reach the end of any axis
-
 
 class Walk:
     """Follows the batch through the graph in topological order, repairing as it goes.
@@ -190,16 +188,8 @@ def write_axes(walk: Walk, node: gs.Node, axes: list[int]) -> None:
 
 
 def slice_params(walk: Walk, node: gs.Node) -> tuple[list[int], list[int], list[int]] | None:
-    """starts, ends, steps of a Slice when known before run time."""
-    if walk.opset < 10:
-        starts, ends = node.attrs["starts"], node.attrs["ends"]
-        return list(starts), list(ends), [1] * len(starts)
-    values = [walk.fixed(node.inputs[i]) if len(node.inputs) > i and not absent(node.inputs[i]) else None
-              for i in (1, 2, 4)]
-    if values[0] is None or values[1] is None:
-        return None
-    steps = values[2] if values[2] is not None else np.ones(len(values[0]), dtype=np.int64)
-    return [int(v) for v in values[0]], [int(v) for v in values[1]], [int(v) for v in steps]
+    """starts, ends, steps of a Slice when known before run time (and not from the batch)."""
+    return shared_slice_params(NodeFacts(walk, node))
 
 
 def shift_axes(walk: Walk, node: gs.Node) -> None:
