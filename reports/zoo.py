@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
+from onnxfit.graphs import default_opset  # noqa: E402
 from onnxfit.optimizer.job import OptimizeJob, run_job  # noqa: E402
 from onnxfit.text import markdown_table  # noqa: E402
 from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
@@ -51,7 +52,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
     model = onnx.load(path, load_external_data=False)
     row = {"model": entry.name, "package": f"{entry.archive.package} {entry.archive.version}",
            "file": entry.filename, "exporter": entry.exporter, "task": entry.task,
-           "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+           "opset": default_opset(model),
            "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
            "targets": {}}
     feeds = feeds_for(entry, model)

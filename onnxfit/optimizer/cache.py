@@ -54,7 +54,7 @@ from onnxfit.model import (
 if TYPE_CHECKING:
     from onnxfit.optimizer.job import OptimizeJob
 
-__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "auto_target", "parse_size"]
+__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "prepare_job", "auto_target", "parse_size"]
 
 log = logging.getLogger(__name__)
 
