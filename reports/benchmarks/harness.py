@@ -52,8 +52,11 @@ def run_child(argv: list[str], timeout: float = 900, cwd: Path | None = None, en
     """Run ``argv`` in a subprocess; wall time from spawn to exit, peak RSS from os.wait4."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                cwd=cwd, env=env)
+        try:
+            proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    cwd=cwd, env=env)
+        except FileNotFoundError:  # a peer tool that is not installed: a failed row, not a failed section
+            return Run(0.0, 0, 127, "", f"error: {argv[0]} is not installed")
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
