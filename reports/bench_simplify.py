@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPORTS))
 from bench import PY, machine_info, median, onnxfit_cmd, rm, run_child, tool_cmd, warm_page_cache  # noqa: E402
 from build_large_models import build  # noqa: E402
 
+from onnxfit.graphs import iter_graphs  # noqa: E402
 from onnxfit.lazy_io import load_skeleton  # noqa: E402
-from onnxfit.model import iter_graphs  # noqa: E402
 from tests.conftest import random_feeds, run_ort  # noqa: E402
 
 JSON_PATH = REPORTS / "simplify.json"

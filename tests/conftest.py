@@ -72,7 +72,7 @@ def assert_same_outputs(original, rewritten, feeds, exact=True, atol=1e-5, rtol=
 
 
 def op_count(model: onnx.ModelProto, op_type: str) -> int:
-    from onnxfit.model import iter_graphs
+    from onnxfit.graphs import iter_graphs
 
     return sum(1 for g in iter_graphs(model.graph) for n in g.node if n.op_type == op_type)
 

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label
-from onnxfit.optimizer.pipeline import PassContext, PassReport, iter_graphs
+from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.pipeline import PassContext, PassReport
 
 __all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "find", "is_omitted"]
 

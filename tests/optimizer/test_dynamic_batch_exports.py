@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer import PassContext, get_passes, run_passes
-from onnxfit.optimizer.pipeline import default_opset
+from onnxfit.graphs import default_opset
 from tests.conftest import make_model, run_ort, tensor_info
 
 BATCH = 4
