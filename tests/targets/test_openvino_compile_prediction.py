@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify.partitions import estimate_partitions, installed_ort_version
+from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.versions import installed_ort_version
 from tests.conftest import make_model, tensor_info
 
 

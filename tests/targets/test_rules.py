@@ -11,7 +11,8 @@ from onnxfit.errors import OnnxfitError
 from onnxfit.targets.coreml import MLPROGRAM, NEURALNETWORK
 from onnxfit.targets.nnapi import NNAPI
 from onnxfit.targets.openvino import OPENVINO
-from onnxfit.targets.support import GraphFacts, ort_partition_groups, parse_version
+from onnxfit.targets.support import GraphFacts, ort_partition_groups
+from onnxfit.versions import parse_version
 from tests.conftest import make_model, tensor_info
 
 

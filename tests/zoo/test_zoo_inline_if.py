@@ -8,7 +8,7 @@ import pytest
 
 from onnxfit.optimizer import optimize
 from onnxfit.verify.partitions import estimate_partitions
-from onnxfit.targets.support import parse_version
+from onnxfit.versions import parse_version
 from tests.conftest import op_count, run_ort
 
 SHAPES = {"input": (1, 576), "state": (2, 1, 128)}
