@@ -21,7 +21,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.graphs import default_opset, iter_graphs, op_histogram  # noqa: F401 (passes import them from here too)
+from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.optimizer.nodes import share_name_registry
 
 __all__ = [
