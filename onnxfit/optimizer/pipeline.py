@@ -37,8 +37,6 @@ __all__ = [
     "pass_names",
     "get_passes",
     "run_passes",
-    "iter_graphs",
-    "op_histogram",
 ]
 
 log = logging.getLogger(__name__)
