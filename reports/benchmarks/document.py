@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import batch, cache, inference, optimize, verify
 from .harness import package_changed, table
+
+# Figures measured on the GPU machine (reports/cuda_gpu.py, reports/sessions_gpu.py), not by this
+# run: kept in a file of their own so that re-rendering does not drop them.
+GPU_SECTION = Path(__file__).with_name("gpu_section.md")
 
 # name -> module with TITLE, run(ctx), render(sec), headline(sec); the order of the document and of a run
 SECTIONS = {"optimize": optimize, "cache": cache, "inference": inference, "batch": batch, "verify": verify}
@@ -71,4 +77,5 @@ def render_md(doc: dict) -> str:
             continue
         out += SECTIONS[name].render(sec)
         out.append("")
+    out.append(GPU_SECTION.read_text())
     return "\n".join(out).rstrip() + "\n"
