@@ -8,7 +8,6 @@ whatever reads only its results and constants (If/Loop/Scan bodies included).
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper
 
 from onnxfit.model import load_model

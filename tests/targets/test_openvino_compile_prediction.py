@@ -7,8 +7,7 @@ tests/targets/test_openvino_failures.py checks the same models against the real 
 
 from __future__ import annotations
 
-import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app

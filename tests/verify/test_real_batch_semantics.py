@@ -10,7 +10,7 @@ import stat
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
