@@ -44,26 +44,16 @@ def __getattr__(name: str):
     return value
 
 
+def _function_over_submodule(module: str) -> property:
+    """The function ``module`` is named after, even once the submodule of that name is imported
+    (importing it sets the package attribute to the submodule: the setter ignores that)."""
+    return property(lambda self: getattr(importlib.import_module(module), module.rsplit(".", 1)[1]),
+                    lambda self, value: None)
+
+
 class _Package(types.ModuleType):
-    """``onnxfit.verify`` and ``onnxfit.session`` are the functions, also after ``import
-    onnxfit.verify.partitions`` or ``onnxfit.session`` (importing a submodule sets the package
-    attribute of the same name to the submodule)."""
-
-    @property
-    def verify(self):
-        return importlib.import_module("onnxfit.verify").verify
-
-    @verify.setter
-    def verify(self, value):  # the import system binding the subpackage: keep the function
-        pass
-
-    @property
-    def session(self):
-        return importlib.import_module("onnxfit.session").session
-
-    @session.setter
-    def session(self, value):  # the import system binding the module: keep the function
-        pass
+    verify = _function_over_submodule("onnxfit.verify")
+    session = _function_over_submodule("onnxfit.session")
 
 
 sys.modules[__name__].__class__ = _Package
