@@ -35,7 +35,7 @@ from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.model import load_model
 from onnxfit.shapes import proto_shape
 
-__all__ = ["PlannedSession", "SessionPlan", "auto_session_target", "open_session", "plan_session", "session", "session_plan"]
+__all__ = ["PlannedSession", "SessionPlan", "open_session", "plan_session", "session", "session_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,11 @@ def plan_session(
     ``available_providers`` simulates another machine's EP list (default: this onnxruntime's).
     ``provider_options`` for the target's EP win over the planned ones.
     """
+    from onnxfit.optimizer.cache import auto_target
     from onnxfit.targets import get_target
 
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
-    target = auto_session_target(available) if target == "auto" else target
+    target = auto_target(list(available)) if target == "auto" else target
     preset = get_target(target)
     skeleton = model if isinstance(model, onnx.ModelProto) else load_model(Path(model), lazy_weights=True)
     shapes = _input_shapes(skeleton)
@@ -138,17 +139,6 @@ def plan_session(
     plan.providers = chain + ([CPU_EP] if preset.ep != CPU_EP else [])
     plan.provider_options = [options if p == preset.ep else {} for p in plan.providers]
     return plan
-
-
-def auto_session_target(available: Sequence[str]) -> str:
-    """``prepare``'s auto target, except that CUDA goes before TensorRT: onnxruntime-gpu lists the
-    TensorRT EP without shipping TensorRT, whose engines also take minutes to build on first use
-    (``target="tensorrt"`` asks for it)."""
-    from onnxfit.optimizer.cache import auto_target
-
-    if CUDA_EP in available:
-        available = [p for p in available if p != "TensorrtExecutionProvider"]
-    return auto_target(list(available))
 
 
 def _input_shapes(model: onnx.ModelProto) -> dict[str, list]:
@@ -277,10 +267,10 @@ def session_plan(
     simplify: bool = False,
 ) -> SessionPlan:
     """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``)."""
-    from onnxfit.optimizer.cache import prepare_entry
+    from onnxfit.optimizer.cache import auto_target, prepare_entry
 
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
-    target = auto_session_target(available) if target == "auto" else target
+    target = auto_target(list(available)) if target == "auto" else target
     entry = prepare_entry(model, target, dict(input_shapes or {}) or None, dynamic_batch, cache_dir, passes=passes,
                           fixed_inputs=list(fixed_inputs) if isinstance(fixed_inputs, (list, tuple)) else fixed_inputs,
                           simplify=simplify)

@@ -74,10 +74,14 @@ def default_cache_dir() -> Path:
 
 
 def auto_target(providers: list[str] | None = None) -> str:
-    """The target for the EPs this onnxruntime has: CoreML, TensorRT, CUDA, OpenVINO, else CPU."""
+    """The target for the EPs this onnxruntime has: CoreML, CUDA, TensorRT, OpenVINO, else CPU.
+
+    CUDA goes before TensorRT: onnxruntime-gpu lists the TensorRT EP without shipping TensorRT,
+    and TensorRT engines take minutes to build on first use; ``target="tensorrt"`` asks for it.
+    """
     providers = providers if providers is not None else onnxruntime.get_available_providers()
-    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("TensorrtExecutionProvider", "tensorrt"),
-                             ("CUDAExecutionProvider", "cuda"), ("OpenVINOExecutionProvider", "openvino")):
+    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("CUDAExecutionProvider", "cuda"),
+                             ("TensorrtExecutionProvider", "tensorrt"), ("OpenVINOExecutionProvider", "openvino")):
         if provider in providers:
             return target
     return "cpu"

@@ -148,7 +148,8 @@ def test_prepare_env_cache_dir_and_auto_target(source, cache_dir, monkeypatch):
     path = prepare(source, target="auto")
     assert auto_target(["CPUExecutionProvider"]) == "cpu"
     assert auto_target(["CoreMLExecutionProvider", "CPUExecutionProvider"]) == "coreml"
-    assert auto_target(["CUDAExecutionProvider", "TensorrtExecutionProvider"]) == "tensorrt"
+    assert auto_target(["TensorrtExecutionProvider", "CUDAExecutionProvider"]) == "cuda"  # TensorRT is asked for by name
+    assert auto_target(["TensorrtExecutionProvider", "CPUExecutionProvider"]) == "tensorrt"
     # "auto" is the target of this onnxruntime's EPs, and the entry went to $ONNXFIT_CACHE_DIR:
     # the same request with both spelled out is a hit on that one entry, with that one path.
     entry = prepare_entry(source, target=auto_target(), cache_dir=cache_dir)
