@@ -53,17 +53,17 @@ def device_copies(graph: GraphFacts, on_cpu: set[int]) -> list[str]:
     A tensor lives where its producer ran, except the outputs of CUDA Shape/Size, which are host
     tensors. Graph inputs and initializers are placed by ORT where they are consumed: no copy node.
     """
-    # The CUDA profile's own tables: which kernels write host memory, which inputs they read from it.
-    from onnxfit.targets.cuda import _CPU_OUTPUT_OPS, _cpu_inputs
+    # The CUDA profile's tables: which kernels write host memory, which inputs they read from it.
+    from onnxfit.targets.cuda import HOST_OUTPUT_OPS, host_memory_inputs
 
     on_host: dict[str, bool] = {}
     for index, node in enumerate(graph.nodes):
-        host = index in on_cpu or (node.op_type in _CPU_OUTPUT_OPS and node.domain in ("", "ai.onnx"))
+        host = index in on_cpu or (node.op_type in HOST_OUTPUT_OPS and node.domain in ("", "ai.onnx"))
         on_host.update((name, host) for name in node.output if name)
     copies = []
     for index, node in enumerate(graph.nodes):
         cuda = index not in on_cpu
-        host_inputs = _cpu_inputs(graph.node_facts(index)) if cuda else frozenset()
+        host_inputs = host_memory_inputs(graph.node_facts(index)) if cuda else frozenset()
         for position, name in enumerate(node.input):
             if name not in on_host:
                 continue

@@ -38,7 +38,7 @@ from onnxfit.targets.openvino import ort_topological_order
 from onnxfit.targets.support import GraphFacts, NodeFacts, Profile, Verdict
 from onnxfit.versions import Version
 
-__all__ = ["CUDA", "KernelTable", "cpu_preferred_nodes"]
+__all__ = ["CUDA", "HOST_OUTPUT_OPS", "KernelTable", "cpu_preferred_nodes", "host_memory_inputs"]
 
 EP = "CUDAExecutionProvider"
 
@@ -95,7 +95,7 @@ _CUDA_TYPES = {("", "MatMulInteger"): {"T1": frozenset({TensorProto.INT8}), "T2"
 # - float16 wherever float is taken (the CUDA EP registers float, double and MLFloat16 together).
 
 # Kernels that write an output to CPU memory (OutputMemoryType(OrtMemTypeCPUOutput, 0)).
-_CPU_OUTPUT_OPS = frozenset({"Shape", "Size"})
+HOST_OUTPUT_OPS = frozenset({"Shape", "Size"})
 
 _SMALL_INITIALIZER = 100  # elements; fallback_cpu_capability.cc kSmallInitializerThreshold
 _HALF_TYPES = frozenset({
@@ -243,7 +243,8 @@ _SPECIAL = {"LSTM": _rnn_reason, "GRU": _rnn_reason, "RNN": _rnn_reason,
 # ---------------------------------------------------------------------------- CPU-preferred
 
 
-def _cpu_inputs(facts: NodeFacts) -> frozenset[int]:
+def host_memory_inputs(facts: NodeFacts) -> frozenset[int]:
+    """Input positions the node's CUDA kernel reads from host memory (Reshape's shape, ...)."""
     forms = _CPU_INPUTS.get(facts.op) if not facts.domain else None
     if not forms:
         return frozenset()
@@ -276,7 +277,7 @@ def cpu_preferred_nodes(graph: GraphFacts, on_cuda: Sequence[bool]) -> set[int]:
             heapq.heappush(candidates, (order[consumer], consumer))
 
     for index, node in enumerate(graph.nodes):
-        if on_cuda[index] and node.op_type in _CPU_OUTPUT_OPS and not node.domain:
+        if on_cuda[index] and node.op_type in HOST_OUTPUT_OPS and not node.domain:
             cpu_tensors.update(name for name in node.output if name)
             push_consumers(index)
     graph_inputs = set(graph.graph_inputs)
@@ -294,7 +295,7 @@ def cpu_preferred_nodes(graph: GraphFacts, on_cuda: Sequence[bool]) -> set[int]:
             push_consumers(index)
             continue
         facts = graph.node_facts(index)
-        cpu_inputs = _cpu_inputs(facts)
+        cpu_inputs = host_memory_inputs(facts)
         place_on_cpu = True
         for position, name in enumerate(node.input):
             if not name:
