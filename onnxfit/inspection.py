@@ -23,6 +23,7 @@ from onnxfit.errors import node_label
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
+from onnxfit.optimizer.passes.flatten_to_reshape import FlattenToReshapePass
 from onnxfit.optimizer.passes.reflect_pad import ReflectPadPass, pad_mode
 from onnxfit.optimizer.passes.scalar_gather import ScalarGatherPass
 from onnxfit.optimizer.passes.split_to_slice import SplitToSlicePass
@@ -75,7 +76,7 @@ def inspect_model(model: onnx.ModelProto) -> dict:
 
 
 def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {"pads": [], "splits": [], "scalar_gathers": [], "shape_chains": [],
+    found: dict[str, list[dict]] = {"pads": [], "splits": [], "scalar_gathers": [], "flattens": [], "shape_chains": [],
                                     "batch_reshapes": [], "batchnorms": []}
     _rule_findings(graph, opset, found)
     for g in iter_graphs(graph):
@@ -113,6 +114,9 @@ def _rule_findings(graph: gs.Graph, opset: int, found: dict[str, list[dict]]) ->
         found["splits"].append({"node": node_label(node), "outputs": len(node.outputs), "pass": "split-to-slice"})
     for _, node, _ in find(ScalarGatherPass(), graph, ctx):
         found["scalar_gathers"].append({"node": node_label(node), "pass": "scalar-gather"})
+    for _, node, _ in find(FlattenToReshapePass(), graph, ctx):
+        found["flattens"].append({"node": node_label(node), "axis": node.attrs.get("axis", 1),
+                                  "pass": "flatten-to-reshape"})
 
 
 def _shape_consumers(node: gs.Node) -> set[str]:
