@@ -22,9 +22,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 
-__all__ = ["LAZY_THRESHOLD", "load_skeleton", "is_lazy", "lazy_ref", "write_model_streaming", "materialize",
+__all__ = ["LAZY_THRESHOLD", "load_skeleton", "is_lazy", "lazy_ref", "read_lazy", "write_model_streaming", "materialize",
            "lazy_tensors"]
 
 # Above what any pass reads: constant_value() reads at most 65,536 elements (512 KiB at 8 bytes),
@@ -216,6 +218,19 @@ def is_lazy(tensor: onnx.TensorProto) -> bool:
 def lazy_ref(tensor: onnx.TensorProto) -> tuple[str, int, int]:
     info = {e.key: e.value for e in tensor.external_data}
     return info["location"], int(info["offset"]), int(info["length"])
+
+
+def read_lazy(tensor: onnx.TensorProto) -> np.ndarray:
+    """The values of a lazy tensor, read from its file; the tensor itself stays lazy."""
+    location, offset, length = lazy_ref(tensor)
+    proto = onnx.TensorProto()
+    proto.CopyFrom(tensor)
+    del proto.external_data[:]
+    proto.ClearField("data_location")
+    with open(location, "rb") as handle:
+        handle.seek(offset)
+        proto.raw_data = handle.read(length)
+    return onnx.numpy_helper.to_array(proto)
 
 
 def lazy_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:

@@ -30,13 +30,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
-from onnx import numpy_helper
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxfit.errors import node_label
-from onnxfit.lazy_io import is_lazy, lazy_ref
+from onnxfit.lazy_io import is_lazy, read_lazy
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.graphs import iter_graphs
@@ -149,23 +147,13 @@ def _is_float(dtype) -> bool:
 def _values(tensor: gs.Tensor, opset: int) -> np.ndarray | None:
     """A constant's values, weights too (constant_value stops at shape-sized tensors)."""
     if isinstance(tensor, gs.Constant):
-        lazy = tensor._values  # a LazyValues until first read: lazy_io may have left the bytes on disk
+        # graph-surgeon keeps an unread initializer as LazyValues (its private ``_values``); the
+        # bytes of one that lazy_io left on disk are read here without materializing the graph's copy.
+        lazy = tensor._values
         if isinstance(lazy, LazyValues) and is_lazy(lazy.tensor):
-            return _read_lazy(lazy.tensor)
+            return read_lazy(lazy.tensor)
         return np.asarray(tensor.values)
     return constant_value(tensor, opset)
-
-
-def _read_lazy(tensor: onnx.TensorProto) -> np.ndarray:
-    location, offset, length = lazy_ref(tensor)
-    proto = onnx.TensorProto()
-    proto.CopyFrom(tensor)
-    del proto.external_data[:]
-    proto.ClearField("data_location")
-    with open(location, "rb") as handle:
-        handle.seek(offset)
-        proto.raw_data = handle.read(length)
-    return numpy_helper.to_array(proto)
 
 
 # -------------------------------------------------------------------------------------- folding
