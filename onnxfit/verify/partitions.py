@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,11 +36,22 @@ from pathlib import Path
 import onnx
 
 from onnxfit.errors import OnnxfitError, first_line, node_label
-from onnxfit.graphs import attribute_graphs
 from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROFILES, PROVIDER_OPTIONS, profile_for
 from onnxfit.targets.support import GraphFacts, ort_partition_groups
+from onnxfit.verify.placement import (
+    CPU_EP,
+    SessionFailed,
+    captured_stderr,
+    compile_failure,
+    labelled,
+    parse_placement_log,
+    session_placement,
+    session_source,
+    walk_order,
+    without_cpp_frames,
+)
 from onnxfit.versions import Version, installed_ort_version, parse_version
 
 __all__ = [
@@ -58,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CPU_EP = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -183,8 +191,8 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
     about = {"model": _model_label(model_or_path), "target": target, "ep": ep, "source": "real",
              "ort_version": f"{version[0]}.{version[1]}"}
     try:
-        placement = _session_placement(model_or_path, ep, options)
-    except _SessionFailed as failed:
+        placement = session_placement(model_or_path, ep, options)
+    except SessionFailed as failed:
         # The CPU EP loaded this model in prepare_graph: the EP, not the model, is at fault.
         return PartitionReport(
             **about,
@@ -193,7 +201,7 @@ def real_partitions(model_or_path, target: str, ep: str) -> PartitionReport:
             total_nodes=len(graph.nodes),
             compile_error=compile_failure(ep, failed.message, graph.model),
         )
-    placement = _labelled(placement, graph)
+    placement = labelled(placement, graph)
     groups, nodes_on_ep, sizes = _ep_partitions(graph, placement.get(ep, []), placement, ep)
     labels = {node_label(node) for node in graph.nodes}
     unsupported = [
@@ -237,7 +245,7 @@ def _ep_partitions(graph: GraphFacts, on_ep, placement, ep: str) -> tuple[list, 
         # node stands for them) or nodes the session fused for this EP (the CUDA EP's session
         # fuses HardSigmoid * x into HardSwish): then the top-level nodes no EP lists are the
         # ones fused into them, on this EP.
-        inner = {node_label(node) for node in _walk_order(graph.graph)}
+        inner = {node_label(node) for node in walk_order(graph.graph)}
         if any(name not in inner for _, name in placed):
             listed = {name for nodes in placement.values() for _, name in nodes}
             for label, i in index.items():
@@ -272,12 +280,12 @@ def prepare_graph(model_or_path) -> GraphFacts:
         try:
             # ORT's default logger (warnings, colored, several lines) writes to fd 2 regardless
             # of the session's level; keep it off the user's terminal.
-            with _captured_stderr() as captured:
-                ort.InferenceSession(_session_source(model_or_path, tmp), options, providers=[CPU_EP])
+            with captured_stderr() as captured:
+                ort.InferenceSession(session_source(model_or_path, tmp), options, providers=[CPU_EP])
             captured.read()
             skeleton = onnx.load(str(optimized), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            reason = _without_cpp_frames(first_line(exc))
+            reason = without_cpp_frames(first_line(exc))
             if isinstance(model_or_path, onnx.ModelProto):
                 raise OnnxfitError(f"ONNX Runtime cannot load the model: {reason}") from None
             raise OnnxfitError(f"{model_or_path}: ONNX Runtime cannot load the model: {reason}") from None
@@ -293,19 +301,6 @@ def prepare_graph(model_or_path) -> GraphFacts:
     return GraphFacts(skeleton)
 
 
-def _session_source(model_or_path, tmp: str) -> str | bytes:
-    if isinstance(model_or_path, onnx.ModelProto):
-        if model_or_path.ByteSize() < 2**31 - 1:
-            return model_or_path.SerializeToString()
-        path = Path(tmp) / "input.onnx"
-        onnx.save_model(model_or_path, str(path), save_as_external_data=True, location="input.data")
-        return str(path)
-    path = Path(model_or_path)
-    if not path.is_file():
-        raise OnnxfitError(f"{path}: no such file")
-    return str(path)
-
-
 def _model_label(model_or_path) -> str:
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path.graph.name or "<model>"
@@ -316,214 +311,6 @@ def _available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
-
-
-# ---------------------------------------------------------------------------- real placement
-
-_PLACED = re.compile(r"(?:All nodes|Node\(s\)) placed on \[(?P<ep>[^\]]+)\]\. Number of nodes: (?P<n>\d+)")
-_NODE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s{2,}(?P<op>\S+) \((?P<name>.*)\)\s*$")
-
-
-def parse_placement_log(text: str) -> dict[str, list[tuple[str, str]]]:
-    """{ep: [(op_type, node_name), ...]} from ORT's verbose session log.
-
-    Lines look like (session_state.cc, VerifyEachNodeIsAssignedToAnEp):
-        ... VerifyEachNodeIsAssignedToAnEp]  Node(s) placed on [OpenVINOExecutionProvider]. Number of nodes: 2
-        ... VerifyEachNodeIsAssignedToAnEp]   OpenVINO-EP-subgraph_1 (OpenVINOExecutionProvider_OpenVINO-EP-subgraph_1_0)
-    "All nodes placed on [X]" appears when one EP took everything. The count line is checked
-    against the listed names so that a changed log format fails loudly instead of miscounting.
-    """
-    placement: dict[str, list[tuple[str, str]]] = {}
-    counts: dict[str, int] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        placed = _PLACED.search(line)
-        if placed:
-            ep, n = placed.group("ep"), int(placed.group("n"))
-            if line[placed.start() :].startswith("All nodes"):
-                # One EP took everything and ORT lists no names: n (fused) nodes, unnamed.
-                placement[ep] = [("", "")] * n
-                current = None
-            else:
-                current = ep
-                counts[ep] = n
-                placement.setdefault(ep, [])
-            continue
-        node = _NODE.search(line)
-        if node and current is not None:
-            placement[current].append((node.group("op"), node.group("name")))
-        elif "VerifyEachNodeIsAssignedToAnEp" not in line:
-            current = None
-    if not placement:
-        raise OnnxfitError("ONNX Runtime's session log has no node placement lines; cannot read the real placement")
-    for ep, n in counts.items():
-        if len(placement[ep]) != n:
-            raise OnnxfitError(f"ONNX Runtime's placement log lists {len(placement[ep])} nodes for {ep}, expected {n}")
-    return placement
-
-
-def _session_placement(model_or_path, ep: str, ep_options: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 0  # VERBOSE: the placement lines are logged at this level only
-    # Level 1 only: the graph the EPs partition; later levels rewrite CPU nodes after partitioning.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    providers = [(ep, ep_options)] if ep == CPU_EP else [(ep, ep_options), CPU_EP]
-    with tempfile.TemporaryDirectory(prefix="onnxfit-placement-") as tmp:
-        source = _session_source(model_or_path, tmp)
-        with _captured_stderr() as captured:
-            try:
-                ort.InferenceSession(source, options, providers=providers)
-            except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-                failed = _SessionFailed(str(exc))
-            else:
-                failed = None
-        text = captured.read()  # the log of a failed session is dropped: the exception says it all
-    if failed is not None:
-        raise failed
-    return parse_placement_log(text)
-
-
-class _SessionFailed(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-def _labelled(placement: dict[str, list[tuple[str, str]]], graph: GraphFacts) -> dict[str, list[tuple[str, str]]]:
-    """Name the nameless nodes of ORT's placement log as reports do (``node_label``).
-
-    ORT lists every node of the model, subgraph nodes included, in its own walk: a graph's nodes
-    in index order, each followed by the nodes of its subgraphs (`_walk_order`). It logs a
-    nameless node as "Relu ()"; nameless nodes of one op are matched to that walk's nameless
-    nodes of that op in order. "All nodes placed on [X]" lists no nodes at all; when X holds as
-    many nodes as the walk, they are the walk's nodes.
-    """
-    walk = _walk_order(graph.graph)
-    nameless: dict[str, list[str]] = {}
-    for node in walk:
-        if not node.name:
-            nameless.setdefault(node.op_type, []).append(node_label(node))
-    taken: dict[str, int] = {}
-    labelled = {}
-    for ep, nodes in placement.items():
-        if nodes and set(nodes) == {("", "")}:
-            # One EP holds every node (its count may differ from the walk's where the session's
-            # own optimizations fused or added nodes).
-            labelled[ep] = [(node.op_type, node_label(node)) for node in walk]
-            continue
-        entries = []
-        for op, name in nodes:
-            if not name and op and nameless.get(op):
-                position = taken.get(op, 0)
-                taken[op] = position + 1
-                labels = nameless[op]
-                name = labels[position] if position < len(labels) else f"{op} (unnamed)"
-            entries.append((op, name))
-        labelled[ep] = entries
-    return labelled
-
-
-def _walk_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Nodes in the order ORT's placement log lists them: each node, then its subgraphs' nodes."""
-    order = []
-    for node in graph.node:
-        order.append(node)
-        for attribute in node.attribute:
-            for subgraph in attribute_graphs(attribute):
-                order.extend(_walk_order(subgraph))
-    return order
-
-
-# ------------------------------------------------------------------------ compile failures
-
-# "Operation name: X" (OpenVINO) names the tensor or node where compilation stopped.
-_OPERATION = re.compile(r"\s*Operation name:\s*(?P<name>\S+)\s*$")
-_EP_TAG = re.compile(r"\[[\w-]+-EP\] ")
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
-# "/src/x.h:370 ns::Type ns::Class::Method(const std::string&) ": where ORT threw, not why.
-_CPP_FRAME = re.compile(r"/\S+\.(?:h|cc|cpp):\d+ (?:[^()]*\([^()]*\)\S*\s)?")
-
-
-def _without_cpp_frames(text: str) -> str:
-    return _CPP_FRAME.sub("", text)
-
-
-# C++ frames and checks that precede the cause: "Exception from src/...:53:", "Check '...' failed at ...".
-_NOISE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:)$")
-
-# Known EP bugs, as data: (EP, op of the failing node, text in the cause) -> what to add.
-_KNOWN_FAILURES = (
-    ("OpenVINOExecutionProvider", "If", "dynamic rank",
-     "onnxruntime#23757: the OpenVINO EP cannot compile If nodes whose outputs have a dynamic rank"),
-)
-
-
-def compile_failure(ep: str, message: str, model: onnx.ModelProto | None = None) -> str:
-    """One line from the multi-line C++ exception of a failed EP session, naming the node.
-
-    The cause is the last line that is not a C++ location; "Operation name: X" is resolved to
-    the node that produces (or is named) X in `model`, subgraphs included.
-    """
-    lines = [_ORT_PREFIX.sub("", line.strip()) for line in message.splitlines()]
-    lines = [line for line in lines if line and not _NOISE.match(line)]
-    cause = lines[-1] if lines else "no reason given"
-    # A one-line message still carries C++ frames ("file.cc:136 Signature(...)"): keep what the
-    # EP itself said, after its tag.
-    cause = _EP_TAG.split(cause)[-1].removeprefix("Unexpected: ").strip()
-    where = ""
-    operation = _OPERATION.search(cause)
-    if operation:
-        name = operation.group("name")
-        cause = cause[: operation.start()].rstrip().rstrip(".")
-        node = _find_node(model, name) if model is not None else None
-        if node is None:
-            where = f" at '{name}'"
-        elif node.name == name or name not in node.output:
-            where = f" at node '{node_label(node)}' ({node.op_type})"
-        else:
-            where = f" at node '{node_label(node)}' ({node.op_type}, output '{name}')"
-        for known_ep, op, text, note in _KNOWN_FAILURES:
-            if node is not None and ep == known_ep and node.op_type == op and text in cause:
-                cause += f" ({note})"
-    return f"{ep} failed to compile the model{where}: {cause}"
-
-
-def _find_node(model: onnx.ModelProto, name: str) -> onnx.NodeProto | None:
-    """The node named `name` or producing a tensor named `name`, searching subgraphs too."""
-    graphs = [model.graph]
-    while graphs:
-        graph = graphs.pop(0)
-        for node in graph.node:
-            if node.name == name or name in node.output:
-                return node
-            for attribute in node.attribute:
-                graphs.extend(attribute_graphs(attribute))
-    return None
-
-
-class _captured_stderr:
-    """Redirect file descriptor 2 (where ORT's C++ logger writes) into a temporary file."""
-
-    def __enter__(self):
-        sys.stderr.flush()
-        self._file = tempfile.TemporaryFile(mode="w+b")
-        self._saved = os.dup(2)
-        os.dup2(self._file.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc_info):
-        sys.stderr.flush()
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        return False
-
-    def read(self) -> str:
-        self._file.seek(0)
-        text = self._file.read().decode("utf-8", errors="replace")
-        self._file.close()
-        return text
 
 
 # ------------------------------------------------------------------------ verify integration

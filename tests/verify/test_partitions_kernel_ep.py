@@ -14,7 +14,8 @@ from onnx import TensorProto, helper
 
 from onnxfit.errors import node_label
 from onnxfit.targets.support import ort_partition_groups
-from onnxfit.verify.partitions import _ep_partitions, _labelled, count_partitions, parse_placement_log, prepare_graph
+from onnxfit.verify.partitions import _ep_partitions, count_partitions, parse_placement_log, prepare_graph
+from onnxfit.verify.placement import labelled as label_placement
 from tests.conftest import make_model, tensor_info
 from tests.targets import corpus
 
@@ -89,7 +90,7 @@ def _log(placement: dict[str, list[tuple[str, str]]]) -> str:
 
 def _cuda_report(model, placement):
     graph = prepare_graph(model)
-    labelled = _labelled(parse_placement_log(_log(placement)), graph)
+    labelled = label_placement(parse_placement_log(_log(placement)), graph)
     return graph, _ep_partitions(graph, labelled.get(CUDA, []), labelled, CUDA)
 
 
@@ -138,6 +139,6 @@ def test_all_nodes_placed_on_cuda_is_one_partition_even_when_the_session_added_n
     text = ("2026-11-29 13:02:50.3 [V:onnxruntime:, session_state.cc:1380 VerifyEachNodeIsAssignedToAnEp]  "
             "All nodes placed on [CUDAExecutionProvider]. Number of nodes: 9\n")
     graph = prepare_graph(model)
-    labelled = _labelled(parse_placement_log(text), graph)
+    labelled = label_placement(parse_placement_log(text), graph)
     groups, on_ep, sizes = _ep_partitions(graph, labelled[CUDA], labelled, CUDA)
     assert (len(groups), on_ep, sizes) == (1, 3, [3])
