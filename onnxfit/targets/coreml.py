@@ -407,7 +407,9 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         rule("Pow", _both_fp32, src="binary_op_builder.cc"),
         *(rule(op, f, input_rank(0, (4,)), src="pool_op_builder.cc")
           for op in ("AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool")),
-        rule("ReduceSum", f, src="reduction_op_builder.cc"),
+        # reduction_op_builder.cc: Sum and Mean in both formats (NeuralNetwork refuses Max/Min/Prod),
+        # `axes` given as an input must be a constant initializer.
+        *(rule(op, f, optional_const_input(1, "axes"), src="reduction_op_builder.cc") for op in ("ReduceSum", "ReduceMean")),
         rule("ArgMax", f, src="argmax_op_builder.cc"),
         rule("Cast", src="cast_op_builder.cc"),
         rule("Clip", f, optional_const_input(1, "min"), optional_const_input(2, "max"), src="clip_op_builder.cc"),
@@ -451,8 +453,7 @@ def _rules(neural_network: bool) -> tuple[Rule, ...]:
         *(rule(op, f, src="activation_op_builder.cc") for op in ("Gelu", "Elu", "HardSigmoid", "Softplus")),
         *(rule(op, f, src="unary_op_builder.cc") for op in ("Erf", "Round", "Exp", "Cos", "Sin", "Ceil")),
         rule("Max", f, src="binary_op_builder.cc"),
-        rule("ReduceMean", f, src="reduction_op_builder.cc"),
-        rule("ReduceMax", f, src="reduction_op_builder.cc"),
+        rule("ReduceMax", f, optional_const_input(1, "axes"), src="reduction_op_builder.cc"),
         rule("Conv", f, input_rank(0, (3, 4)), optional_const_input(2, "B"), src="conv_op_builder.cc"),
         rule("ConvTranspose", f, const_input(1, "W"), optional_const_input(2, "B"), _conv_transpose_rule,
              src="convtranspose_op_builder.cc"),
