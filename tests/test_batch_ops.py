@@ -156,6 +156,9 @@ CASES = [
     Case("MatMul-batch-contracted", "MatMul", [_x(4)], {}, {"w": _w(2, 1)}, order=["w", "x"], mixes=True),
     Case("Gemm", "Gemm", [_x(4)], {}, {"w": _w(4, 3)}),
     Case("Gemm-batch-contracted", "Gemm", [_x(4)], {"transA": 1}, {"w": _w(1, 3)}, mixes=True),
+    Case("Gemm-batched-bias", "Gemm", [_x(4), ("c", [1, 3], F)], {}, {"w": _w(4, 3)}, order=["x", "w", "c"]),
+    Case("Gemm-bias-batched-across", "Gemm", [_x(3), ("c", [1], F)], {}, {"w": _w(3, 3)}, order=["x", "w", "c"],
+         mixes=True),
     # Reshapes: a kept or leading batch is followed (and repaired); one merged from inside is refused.
     Case("Reshape", "Reshape", [_x(4, 5)], {}, {"shape": _i(1, 20)}),
     Case("Reshape-merges-inner-batch", "Reshape", [("x", [2, 1, 3], F)], {}, {"shape": _i(6)}, mixes=True,

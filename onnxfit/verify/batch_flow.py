@@ -292,7 +292,9 @@ def _slice(view: _NodeView) -> tuple[str, str] | None:
 
 
 def _contracts(view: _NodeView) -> tuple[str, str] | None:
-    """MatMul/Gemm sum over one axis of each operand; the batch must not be that axis."""
+    """MatMul/Gemm sum over one axis of each operand; the batch must not be that axis. Gemm's bias
+    C broadcasts to the output [M, N]: batched, it must carry the batch on the output's batch axis
+    (rows for a batched A, columns for a batched B)."""
     contracted = contracted_axes(view.node.op_type, view.attrs, view.ranks)
     for index in (0, 1):
         state = view.inputs[index] if index < len(view.inputs) else None
@@ -301,6 +303,12 @@ def _contracts(view: _NodeView) -> tuple[str, str] | None:
                 f"{view.label} sums over the batch axis {contracted[index]} of '{view.node.input[index]}' "
                 f"(its contracted axis)"
             )
+    bias = view.inputs[2] if view.node.op_type == "Gemm" and len(view.inputs) > 2 else None
+    if _batched(bias) and view.ranks[2] is not None:
+        output_axis = 0 if _batched(view.inputs[0]) else 1 if _batched(view.inputs[1]) else None
+        on_output = {a.index + 2 - view.ranks[2] for a in bias.axes}
+        if output_axis is not None and on_output != {output_axis}:
+            return "mixes", f"{view.label} adds a bias batched on another axis than its output's batch axis"
     return None
 
 

@@ -148,19 +148,28 @@ def _matmul(walk: Walk, node: gs.Node) -> list[int | None]:
 
 
 def _gemm(walk: Walk, node: gs.Node) -> list[int | None]:
+    """A batched A puts the batch on the output's rows, a batched B on its columns; a batched bias C
+    (broadcast to the output) is per frame when it carries the batch on that same output axis."""
     a, bm = node.inputs[:2]
-    if len(node.inputs) > 2 and walk.b(node.inputs[2]) is not None:
-        raise mixes(node, "with a batched bias")
     summed = contracted_axes(node.op, node.attrs, [2, 2])
     if walk.b(a) is not None and walk.b(bm) is not None:
         raise mixes(node, "with both operands batched")
+    out = None
     if walk.b(a) is not None:
         if walk.b(a) == summed[0]:
             raise mixes(node, "contracting the batch axis")
-        return [0]
-    if walk.b(bm) == summed[1]:
-        raise mixes(node, "contracting the batch axis")
-    return [1]
+        out = 0
+    elif walk.b(bm) is not None:
+        if walk.b(bm) == summed[1]:
+            raise mixes(node, "contracting the batch axis")
+        out = 1
+    if len(node.inputs) > 2 and walk.b(node.inputs[2]) is not None:
+        c = node.inputs[2]
+        on_output = walk.b(c) + 2 - walk.rank(c, node)  # C broadcasts to [M, N] from the right
+        if out is not None and on_output != out:
+            raise mixes(node, "with a bias batched on another axis than its output")
+        out = on_output
+    return [out]
 
 
 def _combined(walk: Walk, node: gs.Node, data: gs.Tensor) -> set[int]:
