@@ -85,7 +85,7 @@ __all__ = ["DynamicBatchPass"]
 @register_pass
 class DynamicBatchPass:
     name = "dynamic-batch"
-    version = 4  # 4: the batch-op table (LpNormalization, CumSum, GatherElements, ... followed)
+    version = 5  # 4: the batch-op table (LpNormalization, CumSum, GatherElements, ... followed); 5: Gemm bias
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name, changed=False)
