@@ -16,6 +16,7 @@ graph, so ``inspect`` lists a rule's findings with the same code (``find``).
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -67,7 +68,7 @@ class MatchContext:
         return self._takes(node)
 
 
-class RewriteRule:
+class RewriteRule(ABC):
     """Base class of node-local passes: subclasses set the class attributes and implement
     ``match`` and ``rewrite``; ``run`` (the pass contract) is the driver."""
 
@@ -84,15 +85,18 @@ class RewriteRule:
         in_range = self.min_opset <= opset and (self.max_opset is None or opset <= self.max_opset)
         return node.op == self.op and domain_ok and in_range
 
+    @abstractmethod
     def match(self, node: gs.Node, ctx: MatchContext) -> Any | Skip | None:
-        raise NotImplementedError
+        """A plan to rewrite ``node``, ``Skip(reason)`` when it is this rule's job but not exactly
+        rewritable, or None when it is not this rule's job. Never edits the graph."""
 
     def keep(self, node: gs.Node, plan: Any, ctx: MatchContext) -> str | None:
         """A note when the target EP runs this matched node itself (left as is); None to rewrite."""
         return None
 
+    @abstractmethod
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Any, ctx: MatchContext) -> None:
-        raise NotImplementedError
+        """Replace ``node`` in ``graph`` as ``plan`` (from ``match``) says."""
 
     def label(self, node: gs.Node) -> str:
         """How ``skipped`` lines name a node."""

@@ -115,20 +115,18 @@ def test_nnapi_takes_constant_scalar_gather_and_cpu_target_rewrites_everything()
     assert op_count(_optimize(model, (1, 32), target="cpu").model, "Squeeze") == 1
 
 
-def test_prepare_uses_the_installed_onnxruntime_release(tmp_path):
-    """prepare() names the installed onnxruntime (1.32 here): the CoreML EP takes both nodes, so
-    the model comes back as it is; naming 1.26 in optimize rewrites them."""
-    import onnxruntime
-
+@pytest.mark.parametrize("installed, rewritten", [((1, 32), [0, 0]), ((1, 26), [1, 1])])
+def test_prepare_uses_the_installed_onnxruntime_release(tmp_path, monkeypatch, installed, rewritten):
+    """prepare() names the installed onnxruntime: at 1.32 the CoreML EP takes the opset-11 Split
+    and the scalar Gather, so both stay; at 1.26 it takes neither, so both are rewritten."""
+    from onnxfit.optimizer import job
     from onnxfit.optimizer.cache import prepare_entry
-    from onnxfit.versions import installed_ort_version
     from tests.targets.corpus import split11_scalar_gather
 
-    if installed_ort_version() < (1, 27):
-        pytest.skip(f"installed onnxruntime {onnxruntime.__version__} predates the CoreML rules under test")
+    monkeypatch.setattr(job, "installed_ort_version", lambda: installed)
     path = tmp_path / "m.onnx"
     onnx.save(split11_scalar_gather(), path)
     entry = prepare_entry(path, target="coreml", cache_dir=tmp_path / "cache")
-    kept = [r for r in entry.meta["passes"] if r["name"] in ("scalar-gather", "split-to-slice")]
-    assert [r["rewritten"] for r in kept] == [0, 0]
-    assert all(any("target EP takes it" in n for n in r["notes"]) for r in kept)
+    chosen = [r for r in entry.meta["passes"] if r["name"] in ("scalar-gather", "split-to-slice")]
+    assert [r["rewritten"] for r in chosen] == rewritten
+    assert all(any("target EP takes it" in n for n in r["notes"]) == (not r["rewritten"]) for r in chosen)
