@@ -49,13 +49,11 @@ def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: b
                   ort_version: tuple[int, int] | None = None, simplify: bool = False) -> list[str]:
     """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch and simplify.
 
-    With ``ort_version`` (the onnxruntime the model will run on), reflect-pad is dropped for
-    targets whose EP runs every Pad mode natively at that version.
+    ``ort_version`` (the onnxruntime the model will run on) does not change the list: passes ask
+    the target's profile about each node they would rewrite (``MatchContext.target_takes``).
     """
     preset = get_target(target)
     names = list(passes) if passes else list(preset.passes)
-    if not passes and ort_version is not None and preset.pad_modes_native_at(ort_version) >= {"reflect", "edge", "wrap"}:
-        names = [n for n in names if n != "reflect-pad"]
     if simplify and "simplify" not in names:
         # simplify before the EP passes, after dynamic-batch (inserted next): onnxsim then keeps
         # the batch symbolic instead of folding batch 1 into constants dynamic-batch must repair.
@@ -97,7 +95,6 @@ def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
     version = job.rewrite_ort_version
     ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, job.input_shapes),
                       target=job.target, ort_version=version,
-                      native_pad_modes=get_target(job.target).pad_modes_native_at(version),
                       dynamic_batch="dynamic-batch" in names, batch_axes=dict(job.batch_axes),
                       fixed_inputs=resolve_fixed_inputs(model, job.fixed_inputs),
                       overridable_inputs=frozenset(job.keep_inputs))

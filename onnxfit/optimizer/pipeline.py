@@ -55,8 +55,6 @@ class PassContext:
     dynamic_batch: bool = False
     # --batch-axis NAME=AXIS: where an input's dim names do not say which axis holds the batch.
     batch_axes: dict[str, int | None] = field(default_factory=dict)
-    # Pad modes the target EP runs itself at ort_version (reflect-pad leaves those alone).
-    native_pad_modes: frozenset[str] = frozenset()
     # --fix-input NAME=VALUE: inputs that become constants before the first pass.
     fixed_inputs: dict[str, np.ndarray] = field(default_factory=dict)
     # inline-if runs in this pipeline: fold-shapes inlines decided Ifs inside its fixpoint.

@@ -38,15 +38,6 @@ class Target:
     ep: str  # ONNX Runtime provider name
     passes: tuple[str, ...]
     description: str
-    # Pad modes the EP runs itself from an onnxruntime (major, minor) on, on the last two axes;
-    # reflect-pad leaves those Pads alone when the caller names that onnxruntime version.
-    native_pad_modes: tuple[tuple[str, tuple[int, int]], ...] = ()
-
-    def pad_modes_native_at(self, ort_version: tuple[int, int] | None) -> frozenset[str]:
-        """Modes this EP accepts at ``ort_version``; none when the version is unknown (rewrite all)."""
-        if ort_version is None:
-            return frozenset()
-        return frozenset(mode for mode, since in self.native_pad_modes if tuple(ort_version) >= since)
 
 
 # fold-shapes first: shape chains it folds need no scalar-gather or Split rewrites of their own.
@@ -58,20 +49,18 @@ _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if")
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", "fold-batchnorm", "rnn-step", "scalar-gather",
            "reflect-pad", "split-to-slice", "flatten-to-reshape")
-_ALL_PAD_MODES = (("reflect", (1, 0)), ("edge", (1, 0)), ("wrap", (1, 0)))
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         # MLProgram's Pad builder takes reflect from onnxruntime 1.26 (PR #28073).
-        Target("coreml", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, MLProgram format (macOS/iOS)",
-               native_pad_modes=(("reflect", (1, 26)),)),
+        Target("coreml", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, MLProgram format (macOS/iOS)"),
         Target("coreml-nn", "CoreMLExecutionProvider", _MOBILE, "CoreML EP, NeuralNetwork format"),
         Target("nnapi", "NnapiExecutionProvider", _MOBILE, "Android NNAPI EP"),
-        Target("openvino", "OpenVINOExecutionProvider", _KERNEL, "OpenVINO EP", _ALL_PAD_MODES),
-        Target("cuda", "CUDAExecutionProvider", _KERNEL, "CUDA EP", _ALL_PAD_MODES),
-        Target("tensorrt", "TensorrtExecutionProvider", _KERNEL, "TensorRT EP", _ALL_PAD_MODES),
-        Target("cpu", "CPUExecutionProvider", _KERNEL, "ONNX Runtime CPU", _ALL_PAD_MODES),
+        Target("openvino", "OpenVINOExecutionProvider", _KERNEL, "OpenVINO EP"),
+        Target("cuda", "CUDAExecutionProvider", _KERNEL, "CUDA EP"),
+        Target("tensorrt", "TensorrtExecutionProvider", _KERNEL, "TensorRT EP"),
+        Target("cpu", "CPUExecutionProvider", _KERNEL, "ONNX Runtime CPU"),
     )
 }
 

@@ -25,6 +25,10 @@ and split the graph. Slice and Concat run everywhere. Rules:
    ``pad < size`` (ONNX Runtime rejects larger ones), edge needs a non-empty axis, and wrap larger
    than the axis repeats the whole axis, which needs the size to be known (wrap of one row does not).
 
+8. a Pad the target EP runs itself at ``--ort-version`` is left as it is: the target's support
+   profile decides, as for the partition estimate (CoreML MLProgram takes reflect on the last two
+   axes from 1.26, PR #28073).
+
 Exact: every output element is a copy of the input element the Pad would read.
 """
 
@@ -38,7 +42,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.pipeline import PassContext, register_pass
+from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
 __all__ = ["ReflectPadPass", "Pads", "Skip", "pad_mode"]
@@ -68,31 +72,17 @@ class Pads:
 @register_pass
 class ReflectPadPass(RewriteRule):
     name = "reflect-pad"
-    version = 2
+    version = 3
     op = "Pad"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> Pads | Skip | None:
         return _matches(node, ctx.opset)
 
     def keep(self, node: gs.Node, plan: Pads, ctx: MatchContext) -> str | None:
-        native = _native_on_target(plan, node, ctx.pass_ctx)
-        return f"{plan.mode} pad left as is, the target EP runs it" if native else None
+        return f"{plan.mode} pad left as is, the target EP runs it" if ctx.target_takes(node) else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Pads, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)
-
-
-def _native_on_target(pads: Pads, node: gs.Node, ctx: PassContext) -> bool:
-    """True when the target EP runs this Pad itself at ctx.ort_version (e.g. CoreML reflect >= 1.26).
-
-    EPs that gained a mode take it only on the last two axes, with no crop (negative pad).
-    """
-    if pads.mode not in ctx.native_pad_modes:
-        return False
-    rank = len(node.inputs[0].shape) if node.inputs[0].shape is not None else None
-    padded = [a for a, b, e in zip(pads.axes, pads.begin, pads.end) if b or e]
-    last_two = rank is not None and all(a >= rank - 2 for a in padded)
-    return last_two and all(v >= 0 for v in pads.begin + pads.end)
 
 
 def _matches(node: gs.Node, opset: int) -> Pads | Skip | None:
