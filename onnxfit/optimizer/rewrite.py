@@ -90,9 +90,15 @@ class RewriteRule(ABC):
         """A plan to rewrite ``node``, ``Skip(reason)`` when it is this rule's job but not exactly
         rewritable, or None when it is not this rule's job. Never edits the graph."""
 
+    # What the note calls a matched node the target EP runs itself at --ort-version (its support
+    # profile is asked); None: the rule rewrites every match.
+    kept_when_target_takes: ClassVar[str | None] = None
+
     def keep(self, node: gs.Node, plan: Any, ctx: MatchContext) -> str | None:
         """A note when the target EP runs this matched node itself (left as is); None to rewrite."""
-        return None
+        if self.kept_when_target_takes is None or not ctx.target_takes(node):
+            return None
+        return f"{self.kept_when_target_takes} left as is, the target EP takes it"
 
     @abstractmethod
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Any, ctx: MatchContext) -> None:

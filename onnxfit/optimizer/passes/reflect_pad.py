@@ -74,12 +74,10 @@ class ReflectPadPass(RewriteRule):
     name = "reflect-pad"
     version = 3
     op = "Pad"
+    kept_when_target_takes = "Pad"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> Pads | Skip | None:
         return _matches(node, ctx.opset)
-
-    def keep(self, node: gs.Node, plan: Pads, ctx: MatchContext) -> str | None:
-        return f"{plan.mode} pad left as is, the target EP runs it" if ctx.target_takes(node) else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Pads, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)

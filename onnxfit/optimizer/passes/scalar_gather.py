@@ -43,12 +43,10 @@ class ScalarGatherPass(RewriteRule):
     name = "scalar-gather"
     version = 2
     op = "Gather"
+    kept_when_target_takes = "scalar Gather"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> ScalarIndex | None:
         return _matches(node, ctx.opset)
-
-    def keep(self, node: gs.Node, plan: ScalarIndex, ctx: MatchContext) -> str | None:
-        return "scalar Gather left as is, the target EP takes it" if ctx.target_takes(node) else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: ScalarIndex, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)

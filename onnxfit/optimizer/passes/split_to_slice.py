@@ -55,12 +55,10 @@ class SplitToSlicePass(RewriteRule):
     name = "split-to-slice"
     version = 2
     op = "Split"
+    kept_when_target_takes = "Split"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> SplitPlan | Skip:
         return _matches(node, ctx.opset)
-
-    def keep(self, node: gs.Node, plan: SplitPlan, ctx: MatchContext) -> str | None:
-        return "Split left as is, the target EP takes it" if ctx.target_takes(node) else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: SplitPlan, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)
