@@ -23,6 +23,7 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.optimizer.nodes import share_name_registry
+from onnxfit.shapes import weightless_copy
 
 __all__ = [
     "Pass",
@@ -177,7 +178,7 @@ PostCondition = Callable[[AfterPass], None]
 
 def checker_post_condition(after: AfterPass) -> None:
     """``--check-each``: the onnx checker after every pass, to find the pass that broke a model."""
-    _check(after.model(), f"after pass {after.report.name}", after.original)
+    _check(weightless_copy(after.model()), f"after pass {after.report.name}", after.original)
 
 
 def run_passes(
@@ -219,8 +220,9 @@ def run_passes(
         return PipelineResult(model, reports, ops_before, ops_before)
     new = _export(graph, model, _unlisted(reports))
     _record_fixed_inputs(new, ctx.fixed_inputs)
-    _check(new, "after the passes", model)
-    _check_inference(new, model, ctx)
+    light = weightless_copy(new)  # the checks run on the graph, not the weights
+    _check(light, "after the passes", model)
+    _check_inference(light, model, ctx)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
@@ -325,18 +327,18 @@ def _keep_declared_output_shapes(original: onnx.GraphProto, graph: gs.Graph) -> 
             tensor.shape = list(declared[tensor.name])
 
 
-def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None:
+def _check(light: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None:
     """A pass that produced an invalid graph is a bug in onnxfit: fail loudly, never save it.
+    ``light`` is the result without its weights (``weightless_copy``).
 
     Exporters write models the checker rejects but ONNX Runtime runs (outputs without a shape,
     for one); when the original already fails the checker, a failing result is only logged.
     The failure is an ``OnnxfitError`` (one line, no traceback) that names the model's state.
     """
     from onnxfit.errors import first_line
-    from onnxfit.shapes import weightless_copy
 
     try:
-        onnx.checker.check_model(weightless_copy(model))
+        onnx.checker.check_model(light)
     except onnx.checker.ValidationError as exc:
         try:
             onnx.checker.check_model(weightless_copy(original))
@@ -347,23 +349,22 @@ def _check(model: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None
                            "This is an onnxfit bug: please report it with the model") from None
 
 
-def _check_inference(model: onnx.ModelProto, original: onnx.ModelProto, ctx: PassContext) -> None:
+def _check_inference(light: onnx.ModelProto, original: onnx.ModelProto, ctx: PassContext) -> None:
     """ONNX Runtime runs onnx shape inference through every If branch when it loads a model: a
     result that fails it (where the original did not) would not load. Fixed input shapes can do
     that on their own: silero-vad's 8 kHz branch cannot take the 576-sample chunks of 16 kHz, so
     with ``--input-shape input=1x576`` it only loads once ``--fix-input sr=16000`` removes it."""
     from onnxfit.errors import first_line
-    from onnxfit.shapes import weightless_copy
 
     def fails(m: onnx.ModelProto) -> str | None:
         try:
-            onnx.shape_inference.infer_shapes(weightless_copy(m), strict_mode=True)
+            onnx.shape_inference.infer_shapes(m, strict_mode=True)
         except (onnx.shape_inference.InferenceError, ValueError) as exc:
             return first_line(exc)
         return None
 
-    reason = fails(model)
-    if reason is None or fails(original) is not None:
+    reason = fails(light)
+    if reason is None or fails(weightless_copy(original)) is not None:
         return
     reason = re.sub(r"\s+", " ", reason)[:300]
     if ctx.input_shapes:
