@@ -23,7 +23,7 @@ import onnx
 from onnxfit.batch_axes import input_batch_axes
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import iter_graphs
-from onnxfit.shapes import proto_shape
+from onnxfit.shapes import proto_shape, weightless_copy
 
 __all__ = ["Advice", "advise", "setting_inputs_deciding_ifs"]
 
@@ -161,7 +161,7 @@ def _metadata_image_size(model: onnx.ModelProto) -> tuple[int, int]:
 
 def _shape_ops_on_symbolic_dims(model: onnx.ModelProto) -> int:
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(weightless_copy(model), strict_mode=False)
     except Exception:  # noqa: BLE001 - advice only counts; a model onnx cannot infer just counts 0
         return 0
     known = {vi.name: proto_shape(vi) for vi in [*inferred.graph.value_info, *inferred.graph.input]}
