@@ -71,6 +71,9 @@ def optimize_command(
     simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
                                   "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
                                   "the simplify extra (onnxsim)."),
+    exact: bool = typer.Option(False, "--exact", help="Only bit-exact rewrites: leave out those that change "
+                               "float rounding within a stated tolerance (folds into Conv/Gemm weights, "
+                               "constant chains, native exp/sin for hand-written approximations)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
@@ -91,7 +94,7 @@ def optimize_command(
     options = OptimizeJob.create(None, target=target, passes=passes.split(",") if passes else None,
                                  input_shapes=input_shape, fixed_inputs=fix_input, dynamic_batch=dynamic_batch,
                                  batch_axes=batch_axis, keep_inputs=keep_input, simplify=simplify,
-                                 ort_version=ort_version, check_each=check_each, cache=cache,
+                                 exact=exact, ort_version=ort_version, check_each=check_each, cache=cache,
                                  partitions=partitions, advice=advice, verify=verify)
     model_paths = collect_models(models)
     for path in model_paths:

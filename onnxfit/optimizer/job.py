@@ -58,6 +58,7 @@ class OptimizeJob:
     batch_axes: dict[str, int | None] = field(default_factory=dict)  # for dynamic-batch
     keep_inputs: tuple[str, ...] = ()  # initializer-inputs keeps these overridable
     simplify: bool = False  # onnxsim first
+    exact: bool = False  # only bit-exact passes (select_passes drops those that change rounding)
     # The onnxruntime the model will run on: passes skip what its EP does natively, partitions are
     # estimated for it. None: any release. Through the cache the rewrite is for the installed one
     # (it is part of the cache key); this then only picks the release partitions are counted for.
@@ -84,6 +85,7 @@ class OptimizeJob:
         batch_axes: Mapping[str, int | None] | Iterable[str] | None = None,
         keep_inputs: Iterable[str] | None = None,
         simplify: bool = False,
+        exact: bool = False,
         ort_version: str | Version | None = None,
         check_each: bool = False,
         external_data: bool | None = None,
@@ -109,7 +111,8 @@ class OptimizeJob:
         if isinstance(ort_version, str):
             ort_version = parse_version(ort_version, "--ort-version")
         passes = tuple(passes) if passes else None
-        get_passes(select_passes(target, list(passes) if passes else None, dynamic_batch, simplify=simplify))
+        get_passes(select_passes(target, list(passes) if passes else None, dynamic_batch, simplify=simplify,
+                                 exact=exact))
         return cls(
             model=Path(model) if model is not None else None,
             output=Path(output) if output is not None else None,
@@ -121,6 +124,7 @@ class OptimizeJob:
             batch_axes=parse_batch_axes(list(batch_axes) if _is_list(batch_axes) else batch_axes),
             keep_inputs=tuple(keep_inputs or ()),
             simplify=simplify,
+            exact=exact,
             ort_version=tuple(ort_version) if ort_version is not None else None,
             check_each=check_each,
             external_data=external_data,
@@ -141,7 +145,7 @@ class OptimizeJob:
         from onnxfit.optimizer.optimize import select_passes
 
         return select_passes(self.target, list(self.passes) if self.passes else None, self.dynamic_batch,
-                             self.rewrite_ort_version, simplify=self.simplify)
+                             self.rewrite_ort_version, simplify=self.simplify, exact=self.exact)
 
     def counts_partitions(self) -> bool:
         if self.partitions is not None:

@@ -46,14 +46,22 @@ class OptimizeResult:
 
 
 def select_passes(target: str, passes: list[str] | None = None, dynamic_batch: bool = False,
-                  ort_version: tuple[int, int] | None = None, simplify: bool = False) -> list[str]:
+                  ort_version: tuple[int, int] | None = None, simplify: bool = False,
+                  exact: bool = False) -> list[str]:
     """The pass names a run uses: ``passes`` if given, else the target's, plus dynamic-batch and simplify.
+
+    ``exact``: the target's passes that change float rounding (``exact = False``: folds into
+    weights, native functions) are left out; passes named in ``passes`` are run as asked.
 
     ``ort_version`` (the onnxruntime the model will run on) does not change the list: passes ask
     the target's profile about each node they would rewrite (``MatchContext.target_takes``).
     """
     preset = get_target(target)
     names = list(passes) if passes else list(preset.passes)
+    if exact and not passes:
+        from onnxfit.optimizer.pipeline import is_exact
+
+        names = [n for n in names if is_exact(n)]
     if simplify and "simplify" not in names:
         # simplify before the EP passes, after dynamic-batch (inserted next): onnxsim then keeps
         # the batch symbolic instead of folding batch 1 into constants dynamic-batch must repair.
@@ -76,6 +84,7 @@ def optimize_model(
     fixed_inputs: dict[str, np.ndarray] | None = None,
     simplify: bool = False,
     keep_inputs: Iterable[str] | None = None,
+    exact: bool = False,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
@@ -85,7 +94,7 @@ def optimize_model(
     job = OptimizeJob.create(None, target=target, passes=passes, input_shapes=input_shapes,
                              dynamic_batch=dynamic_batch, ort_version=ort_version, check_each=check_each,
                              batch_axes=batch_axes, fixed_inputs=fixed_inputs, simplify=simplify,
-                             keep_inputs=keep_inputs)
+                             keep_inputs=keep_inputs, exact=exact)
     return rewrite_model(model, job)
 
 
@@ -115,6 +124,7 @@ def optimize(
     fixed_inputs: dict[str, object] | list[str] | None = None,
     simplify: bool = False,
     keep_inputs: Iterable[str] | None = None,
+    exact: bool = False,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -123,9 +133,10 @@ def optimize(
     ``["state=1"]`` for inputs whose dim names do not say where the batch is (dynamic-batch).
     ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``: those inputs become constants.
     ``keep_inputs``: initializers listed as graph inputs that stay overridable (initializer-inputs).
+    ``exact``: only bit-exact rewrites (no folds into weights, no native functions).
     """
     job = OptimizeJob.create(model_path, output, target=target, passes=passes, input_shapes=input_shapes,
                              dynamic_batch=dynamic_batch, external_data=external_data, ort_version=ort_version,
                              check_each=check_each, batch_axes=batch_axes, fixed_inputs=fixed_inputs,
-                             simplify=simplify, keep_inputs=keep_inputs)
+                             simplify=simplify, keep_inputs=keep_inputs, exact=exact)
     return run_job(job).optimized

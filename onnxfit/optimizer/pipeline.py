@@ -35,6 +35,7 @@ __all__ = [
     "PostCondition",
     "checker_post_condition",
     "register_pass",
+    "is_exact",
     "pass_names",
     "get_passes",
     "run_passes",
@@ -137,6 +138,12 @@ def pass_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_exact(name: str) -> bool:
+    """Whether the pass keeps every value bit for bit (a pass that does not say is taken as exact)."""
+    _load_builtin_passes()
+    return bool(getattr(_REGISTRY[name], "exact", True)) if name in _REGISTRY else True
+
+
 def get_passes(names: Iterable[str]) -> list[Pass]:
     """Instantiate passes by name; unknown names are a usage error listing the valid ones."""
     _load_builtin_passes()
@@ -203,19 +210,30 @@ def run_passes(
     reports = [_fix_inputs(graph, ctx.fixed_inputs)] if ctx.fixed_inputs else []
     # Dead nodes the model brings are cleanup's, not the first pass's to count as removed.
     ops = _graph_ops(graph.copy().cleanup(remove_unused_graph_inputs=False)) if passes else Counter()
-    for p in passes:
-        log.info("running pass %s", p.name)
-        if isinstance(p, ModelPass):
-            rewritten, report = p.run_model(_export(graph, model, _unlisted(reports)), ctx)
-            if _says_changed(report):
-                graph = _import(rewritten, model, ctx.overridable_inputs)
-        else:
-            report = p.run(graph, ctx)
-        reports.append(report)
-        graph.cleanup(remove_unused_graph_inputs=False).toposort()
-        ops = _settle(report, ops, _graph_ops(graph))
-        for hook in hooks:
-            hook(AfterPass(graph, report, model, _unlisted(reports)))
+    for group in _rounds(passes):
+        by_name: dict[str, PassReport] = {}
+        for _ in range(_MAX_ROUNDS if getattr(group[0], "fixpoint", False) else 1):
+            changed = False
+            for p in group:
+                log.info("running pass %s", p.name)
+                if isinstance(p, ModelPass):
+                    rewritten, report = p.run_model(_export(graph, model, _unlisted(reports)), ctx)
+                    if _says_changed(report):
+                        graph = _import(rewritten, model, ctx.overridable_inputs)
+                else:
+                    report = p.run(graph, ctx)
+                graph.cleanup(remove_unused_graph_inputs=False).toposort()
+                ops = _settle(report, ops, _graph_ops(graph))
+                changed |= bool(report.changed)
+                if p.name in by_name:
+                    _merge(by_name[p.name], report)
+                else:
+                    by_name[p.name] = report
+                    reports.append(report)
+                for hook in hooks:
+                    hook(AfterPass(graph, report, model, _unlisted(reports)))
+            if not changed:
+                break
     if not any(r.changed for r in reports):
         return PipelineResult(model, reports, ops_before, ops_before)
     new = _export(graph, model, _unlisted(reports))
@@ -224,6 +242,34 @@ def run_passes(
     _check(light, "after the passes", model)
     _check_inference(light, model, ctx)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
+
+
+_MAX_ROUNDS = 8  # fixpoint rounds of the simplification rules; real models settle in 2-4
+
+
+def _rounds(passes: list[Pass]) -> list[list[Pass]]:
+    """Passes in run order, consecutive simplification rules (``fixpoint = True``) grouped: a
+    group runs again while any of its rules changed the graph, since one rule's rewrite (a folded
+    constant, a bypassed Cast) makes another's pattern appear."""
+    groups: list[list[Pass]] = []
+    for p in passes:
+        if getattr(p, "fixpoint", False) and groups and getattr(groups[-1][0], "fixpoint", False):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def _merge(total: PassReport, more: PassReport) -> None:
+    """One report per pass over all fixpoint rounds."""
+    total.rewritten += more.rewritten
+    total.folded += more.folded
+    total.added += more.added
+    total.removed += more.removed
+    total.changed = bool(total.changed or more.changed)
+    total.skipped = list(dict.fromkeys(total.skipped + more.skipped))
+    total.notes = list(dict.fromkeys(total.notes + more.notes))
+    total.unlisted_inputs += [n for n in more.unlisted_inputs if n not in total.unlisted_inputs]
 
 
 def _graph_ops(graph: gs.Graph) -> Counter:

@@ -53,6 +53,16 @@ class MatchContext:
     pass_ctx: PassContext
     root: gs.Graph
     _takes: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
+    # The graph (root or subgraph) of the node being matched; ``find`` sets it.
+    graph: gs.Graph | None = None
+    _outputs: set[int] | None = field(default=None, repr=False)
+
+    @property
+    def graph_outputs(self) -> set[int]:
+        """ids of the tensors any graph of the model returns (their names must stay)."""
+        if self._outputs is None:
+            self._outputs = {id(t) for g in iter_graphs(self.root) for t in g.outputs}
+        return self._outputs
 
     @property
     def opset(self) -> int:
@@ -74,16 +84,22 @@ class RewriteRule(ABC):
 
     name: ClassVar[str]
     version: ClassVar[int]
-    op: ClassVar[str]
+    op: ClassVar[str | tuple[str, ...]]  # the op, or the ops, the rule matches
     domain: ClassVar[str] = ""  # "" is the default domain ("ai.onnx" and None name it too)
     min_opset: ClassVar[int] = 1
     max_opset: ClassVar[int | None] = None
+    # Simplification rules run in the pipeline's fixpoint rounds with the rules next to them.
+    fixpoint: ClassVar[bool] = False
+    # False: the rewrite changes float rounding within a stated tolerance; --exact leaves it out
+    # (select_passes).
+    exact: ClassVar[bool] = True
 
     def applies(self, node: gs.Node, opset: int) -> bool:
         """The op, domain and opset this rule was declared for."""
         domain_ok = node.domain in DEFAULT_DOMAINS if self.domain in DEFAULT_DOMAINS else node.domain == self.domain
         in_range = self.min_opset <= opset and (self.max_opset is None or opset <= self.max_opset)
-        return node.op == self.op and domain_ok and in_range
+        ops = (self.op,) if isinstance(self.op, str) else self.op
+        return node.op in ops and domain_ok and in_range
 
     @abstractmethod
     def match(self, node: gs.Node, ctx: MatchContext) -> Any | Skip | None:
@@ -132,7 +148,10 @@ def find(rule: RewriteRule, graph: gs.Graph, ctx: MatchContext | PassContext) ->
     if isinstance(ctx, PassContext):
         ctx = MatchContext(ctx, graph)
     for g in iter_graphs(graph):
+        ctx.graph = g
         for node in [n for n in g.nodes if rule.applies(n, ctx.opset)]:
+            if not node.outputs:
+                continue  # removed by an earlier rewrite of this walk
             plan = rule.match(node, ctx)
             if plan is not None:
                 yield g, node, plan

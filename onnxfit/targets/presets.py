@@ -44,10 +44,13 @@ class Target:
 # inline-if with it: fold-shapes inlines decided Ifs inside its fixpoint when inline-if is listed.
 # initializer-inputs before all: weights listed as graph inputs are overridable, so neither the
 # passes nor ONNX Runtime's own folding and fusions would treat them as constants.
-_KERNEL = ("initializer-inputs", "fold-shapes", "inline-if")
+# The simplification rules (docs/passes.md): they run in the pipeline's fixpoint rounds, after the
+# shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
+_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "select-to-where", "native-functions")
+_KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
-_MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", "fold-batchnorm", "rnn-step", "scalar-gather",
+_MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm", "rnn-step", "scalar-gather",
            "reflect-pad", "split-to-slice", "flatten-to-reshape")
 
 TARGETS: dict[str, Target] = {

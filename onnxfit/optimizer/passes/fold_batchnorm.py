@@ -31,10 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
-from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxfit.errors import node_label
-from onnxfit.lazy_io import is_lazy, read_lazy
+from onnxfit.optimizer.edits import constant_array
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.graphs import iter_graphs
@@ -69,6 +68,7 @@ class Affine:
 class FoldBatchNormPass:
     name = "fold-batchnorm"
     version = 2
+    exact = False  # float32 within 1e-5 relative (rule above); --exact leaves it out
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name, changed=False)
@@ -147,12 +147,7 @@ def _is_float(dtype) -> bool:
 def _values(tensor: gs.Tensor, opset: int) -> np.ndarray | None:
     """A constant's values, weights too (constant_value stops at shape-sized tensors)."""
     if isinstance(tensor, gs.Constant):
-        # graph-surgeon keeps an unread initializer as LazyValues (its private ``_values``); the
-        # bytes of one that lazy_io left on disk are read here without materializing the graph's copy.
-        lazy = tensor._values
-        if isinstance(lazy, LazyValues) and is_lazy(lazy.tensor):
-            return read_lazy(lazy.tensor)
-        return np.asarray(tensor.values)
+        return constant_array(tensor)
     return constant_value(tensor, opset)
 
 

@@ -1,0 +1,126 @@
+"""Graph edits the simplification rules share: bypass a node, reuse a value, read a constant.
+
+A node that computes what one of its inputs already holds (Identity, a Cast to the same type, a
+chain collapsed into one node) is removed by pointing its consumers at that value. Graph outputs
+keep their names: when the node writes one, the value's producer is made to write it instead, so
+callers still read the output by its name; when that is not possible (the value is a graph input or
+a weight, or lives in an outer graph) the node stays and the rule says why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+from onnx_graphsurgeon.ir.tensor import LazyValues
+
+from onnxfit.graphs import iter_graphs
+from onnxfit.lazy_io import is_lazy, read_lazy
+from onnxfit.optimizer.rewrite import Skip, is_omitted
+
+__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "graph_outputs", "only_consumer", "producer", "replace_uses", "scalar_of",
+           "small_constant", "uniform_value"]
+
+# Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
+_SMALL = 1 << 20
+
+
+def producer(tensor: gs.Tensor) -> gs.Node | None:
+    return tensor.inputs[0] if len(tensor.inputs) == 1 else None
+
+
+def consumers(tensor: gs.Tensor) -> list[gs.Node]:
+    return list(tensor.outputs)
+
+
+def graph_outputs(root: gs.Graph) -> set[int]:
+    """ids of the tensors any graph of the model (root or subgraph) returns."""
+    return {id(t) for g in iter_graphs(root) for t in g.outputs}
+
+
+def only_consumer(tensor: gs.Tensor, node: gs.Node, outputs: set[int]) -> bool:
+    """``node`` is the one reader of ``tensor``, which no graph returns: the producer of ``tensor``
+    can go once ``node`` no longer reads it."""
+    return id(tensor) not in outputs and len(tensor.outputs) == 1 and tensor.outputs[0] is node
+
+
+def constant_array(tensor: gs.Constant) -> np.ndarray:
+    """A constant's values, weights too; a weight lazy_io left on disk is read from there without
+    materializing graph-surgeon's copy (its private ``_values``)."""
+    lazy = tensor._values
+    if isinstance(lazy, LazyValues) and is_lazy(lazy.tensor):
+        return read_lazy(lazy.tensor)
+    return np.asarray(tensor.values)
+
+
+def small_constant(tensor: gs.Tensor | None) -> np.ndarray | None:
+    """The value of a constant tensor that is small enough to read, else None."""
+    if is_omitted(tensor) or not isinstance(tensor, gs.Constant):
+        return None
+    if int(np.prod(tensor.shape, dtype=np.int64)) > _SMALL:
+        return None
+    return np.asarray(tensor.values)
+
+
+def uniform_value(tensor: gs.Tensor | None):
+    """The one value every element of a constant holds (a scalar, or [1, 32] of zeros), else None."""
+    value = small_constant(tensor)
+    if value is None or value.size == 0:
+        return None
+    flat = value.reshape(-1)
+    first = flat[0]
+    if value.dtype.kind == "f":
+        same = np.array_equal(flat, np.full_like(flat, first), equal_nan=True)
+        # -0.0 and 0.0 compare equal: both signs count as different values here.
+        same = same and bool(np.all(np.signbit(flat) == np.signbit(first)))
+    else:
+        same = bool(np.all(flat == first))
+    return first if same else None
+
+
+def scalar_of(value: np.ndarray | None):
+    """The element of a one-element array, else None."""
+    if value is None or value.size != 1:
+        return None
+    return value.reshape(-1)[0]
+
+
+def replace_uses(old: gs.Tensor, new: gs.Tensor) -> None:
+    """Every node that reads ``old`` (in this graph or a subgraph) reads ``new`` instead."""
+    for node in consumers(old):
+        for i, tensor in enumerate(node.inputs):
+            if tensor is old:
+                node.inputs[i] = new
+
+
+def bypass_blocked(graph: gs.Graph, node: gs.Node, value: gs.Tensor, outputs: set[int]) -> Skip | None:
+    """Why ``node`` cannot be bypassed to ``value`` (see ``bypass``), or None when it can."""
+    out = node.outputs[0]
+    if len(node.outputs) > 1 and any(t.outputs or id(t) in outputs for t in node.outputs[1:]):
+        return Skip("another of its outputs is read")
+    if id(out) not in outputs:
+        return None
+    source = producer(value)
+    if (source is None or source not in graph.nodes or id(value) in outputs or isinstance(value, gs.Constant)
+            or value in graph.inputs or len(source.outputs) == 0):
+        return Skip("its output is a graph output that cannot take another name")
+    return None
+
+
+def bypass(graph: gs.Graph, node: gs.Node, value: gs.Tensor, outputs: set[int]) -> None:
+    """Remove ``node``, whose first output holds ``value``: its readers read ``value`` instead.
+
+    When the output is a graph output, ``value``'s producer writes it under the output's name
+    instead (the name callers read). ``bypass_blocked`` said it can be done.
+    """
+    out = node.outputs[0]
+    node.outputs.clear()
+    if id(out) not in outputs:
+        replace_uses(out, value)
+        return
+    source = producer(value)
+    replace_uses(value, out)
+    source.outputs[source.outputs.index(value)] = out
+    if out.dtype is None:
+        out.dtype = value.dtype
+    if out.shape is None:
+        out.shape = value.shape

@@ -1,0 +1,276 @@
+"""The simplification rules (fold-constants, eliminate-noops, dedupe-nodes, select-to-where,
+native-functions): each removes what it says, keeps the interface, and is checked against ONNX
+Runtime: bit-exact for exact rules, within the stated tolerance otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxfit.optimizer.optimize import optimize_model, select_passes
+from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
+
+LEAN = ["fold-constants", "eliminate-noops", "dedupe-nodes", "select-to-where", "native-functions"]
+
+
+def const(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def constant_node(out, value):
+    return helper.make_node("Constant", [], [out], value=numpy_helper.from_array(np.asarray(value)))
+
+
+def lean(model, passes=LEAN, target="cpu"):
+    return optimize_model(model, target=target, passes=passes)
+
+
+def nodes(model):
+    return sum(op_count(model, op) for op in {n.op_type for n in model.graph.node})
+
+
+# ------------------------------------------------------------------------------ fold-constants
+
+def test_constant_nodes_become_initializers_and_weight_arithmetic_is_folded_bit_exact():
+    w = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    model = make_model([
+        constant_node("scale", np.float32(0.37)),
+        helper.make_node("Mul", ["w", "scale"], ["ws"]),
+        helper.make_node("Transpose", ["ws"], ["wt"], perm=[1, 0]),
+        helper.make_node("MatMul", ["x", "wt"], ["y"]),
+    ], [tensor_info("x", [2, 4])], [tensor_info("y", [2, 4])], [const("w", w)])
+    result = lean(model, ["fold-constants"])
+    assert [n.op_type for n in result.model.graph.node] == ["MatMul"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_a_small_generator_of_a_huge_tensor_stays_a_generator():
+    model = make_model([
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node("Add", ["x", "big"], ["y"]),
+    ], [tensor_info("x", [512, 1024])], [tensor_info("y", [512, 1024])], [const("shape", np.array([512, 1024], np.int64))])
+    result = lean(model, ["fold-constants"])
+    assert op_count(result.model, "ConstantOfShape") == 1
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_dequantize_linear_of_constant_weights_is_kept_for_the_qdq_kernels():
+    model = make_model([
+        helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ], [tensor_info("x", [2, 4])], [tensor_info("y", [2, 4])],
+        [const("wq", np.arange(16, dtype=np.int8).reshape(4, 4)), const("s", np.float32(0.1)), const("z", np.int8(0))])
+    result = lean(model, ["fold-constants"])
+    assert op_count(result.model, "DequantizeLinear") == 1
+
+
+def test_a_constant_graph_output_keeps_its_node():
+    model = make_model([constant_node("c", np.float32([1, 2])), helper.make_node("Relu", ["x"], ["y"])],
+                       [tensor_info("x", [2])], [tensor_info("y", [2]), tensor_info("c", [2])])
+    result = lean(model, ["fold-constants"])
+    assert [o.name for o in result.model.graph.output] == ["y", "c"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+# ------------------------------------------------------------------------------ eliminate-noops
+
+def test_noops_are_removed_bit_exact():
+    model = make_model([
+        helper.make_node("Identity", ["x"], ["a"]),
+        helper.make_node("Cast", ["a"], ["b"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["b"], ["c"], perm=[0, 1, 2]),
+        helper.make_node("Mul", ["c", "one"], ["d"]),
+        helper.make_node("Sub", ["d", "zero"], ["e"]),
+        helper.make_node("Dropout", ["e"], ["f"]),
+        helper.make_node("Reshape", ["f", "same"], ["g"]),
+        helper.make_node("Relu", ["g"], ["y"]),
+    ], [tensor_info("x", [2, 3, 4])], [tensor_info("y", [2, 3, 4])],
+        [const("one", np.float32(1)), const("zero", np.zeros((1, 4), np.float32)),
+         const("same", np.array([2, 3, -1], np.int64))])
+    result = lean(model, ["eliminate-noops"])
+    assert [n.op_type for n in result.model.graph.node] == ["Relu"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_a_noop_that_writes_a_graph_output_keeps_the_output_name():
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["r"], ["y"])],
+                       [tensor_info("x", [3])], [tensor_info("y", [3])])
+    result = lean(model, ["eliminate-noops"])
+    assert [n.op_type for n in result.model.graph.node] == ["Relu"]
+    assert result.model.graph.node[0].output[0] == "y"
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_identity_from_a_graph_input_to_an_output_stays():
+    model = make_model([helper.make_node("Identity", ["x"], ["y"])], [tensor_info("x", [3])], [tensor_info("y", [3])])
+    result = lean(model, ["eliminate-noops"])
+    assert op_count(result.model, "Identity") == 1
+
+
+def test_broadcasting_neutral_elements_that_widen_the_shape_stay():
+    model = make_model([helper.make_node("Mul", ["x", "ones"], ["y"])], [tensor_info("x", [3])],
+                       [tensor_info("y", [2, 3])], [const("ones", np.ones((2, 3), np.float32))])
+    assert op_count(lean(model, ["eliminate-noops"]).model, "Mul") == 1
+
+
+# ------------------------------------------------------------------------------ dedupe-nodes
+
+def test_duplicate_nodes_and_constants_are_computed_once_bit_exact():
+    model = make_model([
+        helper.make_node("Mul", ["x", "s1"], ["a"]),
+        helper.make_node("Mul", ["x", "s2"], ["b"]),  # s2 == s1: the same node once constants merge
+        helper.make_node("Exp", ["a"], ["ea"]),
+        helper.make_node("Exp", ["b"], ["eb"]),
+        helper.make_node("Add", ["ea", "eb"], ["y"]),
+    ], [tensor_info("x", [4])], [tensor_info("y", [4])],
+        [const("s1", np.float32(0.5)), const("s2", np.float32(0.5))])
+    result = lean(model, ["dedupe-nodes"])
+    assert [n.op_type for n in result.model.graph.node] == ["Mul", "Exp", "Add"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_duplicates_inside_an_if_branch_are_merged():
+    def branch(name):
+        return helper.make_graph([helper.make_node("Neg", ["x"], [f"{name}a"]), helper.make_node("Neg", ["x"], [f"{name}b"]),
+                                  helper.make_node("Add", [f"{name}a", f"{name}b"], [f"{name}o"])],
+                                 name, [], [tensor_info(f"{name}o", [3])])
+    model = make_model([helper.make_node("If", ["c"], ["y"], then_branch=branch("t"), else_branch=branch("e"))],
+                       [tensor_info("c", [], TensorProto.BOOL), tensor_info("x", [3])], [tensor_info("y", [3])])
+    result = lean(model, ["dedupe-nodes"])
+    assert op_count(result.model, "Neg") == 2
+    for cond in (True, False):
+        feeds = {"c": np.array(cond), "x": np.float32([1, -2, 3])}
+        assert_same_outputs(model, result.model, feeds)
+
+
+# ------------------------------------------------------------------------------ select-to-where
+
+def lowered_select(dtype=TensorProto.INT64):
+    """tf2onnx's select(c, a, b) on integers: Cast(c) * a + Cast(Not(c)) * b."""
+    return make_model([
+        helper.make_node("Less", ["f", "zero"], ["c"]),
+        helper.make_node("Not", ["c"], ["nc"]),
+        helper.make_node("Cast", ["c"], ["ci"], to=dtype),
+        helper.make_node("Cast", ["nc"], ["nci"], to=dtype),
+        helper.make_node("Mul", ["ci", "a"], ["ta"]),
+        helper.make_node("Mul", ["b", "nci"], ["tb"]),
+        helper.make_node("Add", ["tb", "ta"], ["y"]),
+    ], [tensor_info("f", [2, 5]), tensor_info("a", [2, 5], dtype), tensor_info("b", [1, 5], dtype)],
+        [tensor_info("y", [2, 5], dtype)], [const("zero", np.float32(0))])
+
+
+def test_integer_select_arithmetic_becomes_one_where_bit_exact():
+    model = lowered_select()
+    result = lean(model, ["select-to-where"])
+    assert op_count(result.model, "Where") == 1 and op_count(result.model, "Mul") == 0
+    assert op_count(result.model, "Not") == 0 and op_count(result.model, "Cast") == 0
+    for seed in range(3):
+        assert_same_outputs(model, result.model, random_feeds(model, seed))
+
+
+def test_a_float_select_stays_because_zero_times_inf_is_nan():
+    model = lowered_select(TensorProto.FLOAT)
+    assert op_count(lean(model, ["select-to-where"]).model, "Where") == 0
+
+
+# ------------------------------------------------------------------------------ native-functions
+
+def exp_by_hand(x="x", y="y"):
+    """exp(x) as NPU exports write it: k = floor(x*log2e + 0.5), r = x - k*ln2, 2^k * poly(r)."""
+    coeffs = [1 / math.factorial(i) for i in range(8)]
+    nodes = [helper.make_node("Mul", [x, "log2e"], ["t"]), helper.make_node("Add", ["t", "half"], ["t2"]),
+             helper.make_node("Floor", ["t2"], ["k"]), helper.make_node("Mul", ["k", "ln2"], ["kl"]),
+             helper.make_node("Sub", [x, "kl"], ["r"]), helper.make_node("Pow", ["two", "k"], ["p2"])]
+    inits = [const("log2e", np.float32(1 / math.log(2))), const("half", np.float32(0.5)),
+             const("ln2", np.float32(math.log(2))), const("two", np.float32(2))]
+    acc = "c7"
+    inits.append(const("c7", np.float32(coeffs[7])))
+    for i in range(6, -1, -1):
+        inits.append(const(f"c{i}", np.float32(coeffs[i])))
+        nodes += [helper.make_node("Mul", [acc, "r"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"c{i}"], [f"a{i}"])]
+        acc = f"a{i}"
+    nodes.append(helper.make_node("Mul", [acc, "p2"], [y]))
+    return nodes, inits
+
+
+def test_a_hand_written_exp_becomes_exp_within_the_stated_tolerance():
+    body, inits = exp_by_hand("x", "e")
+    model = make_model([*body, helper.make_node("Relu", ["e"], ["y"])], [tensor_info("x", [2, 8])],
+                       [tensor_info("y", [2, 8])], inits)
+    result = lean(model, ["native-functions"])
+    assert [n.op_type for n in result.model.graph.node] == ["Exp", "Relu"]
+    feeds = {"x": np.linspace(-8, 8, 16, dtype=np.float32).reshape(2, 8)}
+    assert_same_outputs(model, result.model, feeds, exact=False, atol=1e-6, rtol=1e-5)
+    assert "Exp" in " ".join(next(r for r in result.reports if r.name == "native-functions").notes)
+
+
+def test_a_region_that_is_no_native_function_stays():
+    model = make_model([helper.make_node("Floor", ["x"], ["f"]), helper.make_node("Sub", ["x", "f"], ["y"])],
+                       [tensor_info("x", [4])], [tensor_info("y", [4])])
+    assert op_count(lean(model, ["native-functions"]).model, "Floor") == 1
+
+
+def test_exact_leaves_out_the_rules_that_change_rounding():
+    names = select_passes("cpu", exact=True)
+    assert "native-functions" not in names and "fold-batchnorm" not in names
+    assert "fold-constants" in names and "dedupe-nodes" in names
+    body, inits = exp_by_hand()
+    model = make_model(body, [tensor_info("x", [4])], [tensor_info("y", [4])], inits)
+    result = optimize_model(model, target="cpu", exact=True)
+    assert op_count(result.model, "Floor") == 1
+
+
+# ------------------------------------------------------------------------------ the rounds
+
+def test_rules_run_to_a_fixpoint_and_report_once_per_rule():
+    # Identity hides a duplicate: dedupe merges only after eliminate-noops removed the Identity.
+    model = make_model([
+        helper.make_node("Identity", ["x"], ["xi"]),
+        helper.make_node("Neg", ["x"], ["a"]),
+        helper.make_node("Neg", ["xi"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["y"]),
+    ], [tensor_info("x", [3])], [tensor_info("y", [3])])
+    result = lean(model, ["dedupe-nodes", "eliminate-noops"])
+    assert [n.op_type for n in result.model.graph.node] == ["Neg", "Add"]
+    assert [r.name for r in result.reports] == ["dedupe-nodes", "eliminate-noops"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["Identity", "Neg", "Cast", "MulOne", "Abs", "Transpose"]), min_size=1, max_size=8),
+       st.integers(0, 2**16))
+def test_exact_rules_are_bit_exact_on_random_chains(ops, seed):
+    nodes, inits, last = [], [const("one", np.float32(1))], "x"
+    for i, op in enumerate(ops):
+        out = f"v{i}"
+        if op == "MulOne":
+            nodes.append(helper.make_node("Mul", [last, "one"], [out]))
+        elif op == "Cast":
+            nodes.append(helper.make_node("Cast", [last], [out], to=TensorProto.FLOAT))
+        elif op == "Transpose":
+            nodes.append(helper.make_node("Transpose", [last], [out], perm=[0, 1]))
+        else:
+            nodes.append(helper.make_node(op, [last], [out]))
+        # every other value is read twice, by the chain and by a duplicate of the next node
+        last = out
+    nodes.append(helper.make_node("Neg", [last], ["y"]))
+    nodes.append(helper.make_node("Neg", [last], ["z"]))
+    model = make_model(nodes, [tensor_info("x", [3, 4])], [tensor_info("y", [3, 4]), tensor_info("z", [3, 4])], inits)
+    result = optimize_model(model, target="cpu", exact=True)
+    assert_same_outputs(model, result.model, random_feeds(model, seed))
+    assert nodes_of(result.model) <= len(nodes)
+
+
+def nodes_of(model):
+    return len(model.graph.node)
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda", "coreml", "nnapi"])
+def test_every_target_runs_the_simplification_rules(target):
+    names = select_passes(target)
+    assert all(rule in names for rule in LEAN)
