@@ -63,14 +63,17 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.passes.dynamic_batch.export_shapes import (
     batch_seeds,
     export_batch,
     shapes_at_export_batch,
 )
+from onnxfit.optimizer.passes.dynamic_batch.plan import Plan, Stopped, shared_candidates, squeezed_to_scalars
 from onnxfit.optimizer.passes.dynamic_batch.reshape_rules import (
     batch_slot as _batch_slot,  # noqa: F401 (tests)
 )
+from onnxfit.optimizer.passes.dynamic_batch.reshape_rules import split_output_rows
 from onnxfit.optimizer.passes.dynamic_batch.rules import visit
 from onnxfit.optimizer.passes.dynamic_batch.symbolic import (
     list_constants_as_inputs,
@@ -85,7 +88,9 @@ __all__ = ["DynamicBatchPass"]
 @register_pass
 class DynamicBatchPass:
     name = "dynamic-batch"
-    version = 5  # 4: the batch-op table (LpNormalization, CumSum, GatherElements, ... followed); 5: Gemm bias
+    # 4: the batch-op table (LpNormalization, CumSum, GatherElements, ... followed); 5: Gemm bias;
+    # 6: rows (rule 3b: time-distributed and per-pixel Reshapes around a Conv), per-call inputs shared
+    version = 6
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name, changed=False)
@@ -93,25 +98,39 @@ class DynamicBatchPass:
         if not seeds:
             report.notes.append("no graph input has a batch axis; nothing to do")
             return report
-        batch = export_batch(graph, seeds)
+        plan = Plan(candidates=shared_candidates(seeds, ctx.batch_axes))
+        framed = [(x, b) for x, b in seeds if x.name not in plan.candidates]
+        batch = export_batch(graph, framed)
+        for name in plan.candidates:
+            if batch != 1:  # all ones next to a fixed export batch above 1: not a batch
+                plan.shared[name] = f"its batch of 1 is not the export batch {batch}"
         graph.toposort()
-        already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in seeds)
-        snapshot = graph.copy() if already_dynamic else None
-        walk = Walk(graph, ctx, shapes_at_export_batch(graph, seeds, batch, ctx), batch, report)
-        walk.axis.update({x.name: b for x, b in seeds})
-        try:
-            for node in list(graph.nodes):
-                visit(walk, node)
-        except OnnxfitError as exc:
-            if snapshot is None:
-                raise
-            # The exporter already made the batch symbolic: a batch we cannot follow is no reason
-            # to refuse the model, only a reason not to touch it.
-            graph.nodes, graph.inputs, graph.outputs = snapshot.nodes, snapshot.inputs, snapshot.outputs
-            report.notes.append(f"batch already symbolic; left as exported ({exc}); `onnxfit verify` "
-                                "checks frame independence at run time")
-            return report
-        symbolic = make_symbolic(walk, seeds, ctx.batch_dim)
+        already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in framed)
+        shapes = shapes_at_export_batch(graph, seeds, batch, ctx)
+        plan.scalars = squeezed_to_scalars(graph, plan.candidates, shapes)
+        pristine, names = graph.copy(), set(graph.__dict__.get("_onnxfit_names") or ())
+        while True:
+            report = PassReport(self.name, changed=False)
+            try:
+                walk = _walk(graph, ctx, [(x, b) for x, b in seeds if x.name not in plan.shared],
+                             shapes, batch, report, plan)
+                break
+            except Stopped as stop:
+                learnt = plan.learn(stop)
+                _restore(graph, pristine.copy(), names)
+                if learnt:
+                    continue
+                if not already_dynamic:
+                    raise plan.explain(stop.error) from None
+                # The exporter already made the batch symbolic: a batch we cannot follow is no
+                # reason to refuse the model, only a reason not to touch it.
+                report.notes.append(f"batch already symbolic; left as exported ({stop.error}); `onnxfit verify` "
+                                    "checks frame independence at run time")
+                return report
+        report.notes.extend(plan.notes())
+        inputs = {t.name: t for t in graph.inputs}  # the walk may have run on a restored copy
+        symbolic = make_symbolic(walk, [(inputs[x.name], b) for x, b in seeds if x.name not in plan.shared],
+                                 ctx.batch_dim)
         report.rewritten += symbolic
         list_constants_as_inputs(walk)
         report.changed = bool(report.rewritten or report.added)
@@ -121,3 +140,29 @@ class DynamicBatchPass:
         else:
             report.notes.append("batch already symbolic and nothing hardcodes it; nothing to do")
         return report
+
+
+def _walk(graph: gs.Graph, ctx: PassContext, seeds: list[tuple[gs.Variable, int]], shapes: dict, batch: int,
+          report: PassReport, plan: Plan) -> Walk:
+    """One walk over the graph as it is, with the choices of ``plan``; raises Stopped where it refuses."""
+    by_name = {t.name: t for t in graph.inputs}
+    walk = Walk(graph, ctx, dict(shapes), batch, report, frozenset(plan.row_merges))
+    walk.axis.update({x.name: b for x, b in seeds if x.name in by_name})
+    for node in list(graph.nodes):
+        try:
+            visit(walk, node)
+        except OnnxfitError as exc:
+            raise Stopped(walk, node, exc) from None
+    split_output_rows(walk)
+    return walk
+
+
+def _restore(graph: gs.Graph, fresh: gs.Graph, names: set[str]) -> None:
+    """Put back the graph as it was before a walk (the walk edits as it goes)."""
+    graph.nodes, graph.inputs, graph.outputs = fresh.nodes, fresh.inputs, fresh.outputs
+    registry = graph.__dict__.get("_onnxfit_names")
+    if registry is not None:
+        registry.clear()
+        registry.update(names)
+        for sub in iter_graphs(graph):
+            sub.__dict__["_onnxfit_names"] = registry

@@ -38,6 +38,10 @@ def _give_batch(walk: Walk, node: gs.Node, i: int, b: int, source: gs.Tensor) ->
     """A fixed input of a Concat with batch 1 takes its batch from ``source`` at run time (rule 4)."""
     t = node.inputs[i]
     shape = walk.static(t, node)
+    if walk.f(source) > 1:
+        # Next to rows of frames (rule 3b) the fixed tensor holds one frame's rows: Expand cannot repeat them.
+        raise OnnxfitError(f"node '{node_label(node)}' (Concat) joins the fixed tensor '{t.name}' to rows of frames "
+                           "(rule 3b), which would need it once per frame; the batch cannot be made dynamic")
     # Next to batches that a Reshape moved to a new leading axis (rule 3) it needs that axis too.
     lifted = len(shape) < walk.rank(source, node)
     shape = (1, *shape) if lifted else shape

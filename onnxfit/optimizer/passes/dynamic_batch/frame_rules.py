@@ -162,9 +162,10 @@ def _expand(walk: Walk, node: gs.Node) -> list[int | None]:
     out_rank = max(rank, len(shape))
     out_b = b + out_rank - rank
     j = out_b - (out_rank - len(shape))
-    # A 1 in the batch slot broadcasts to any batch; the export batch there broadcasts nothing but
-    # pins the batch (repaired to 1); any other k copied a single frame k times.
-    if j >= 0 and int(shape[j]) == walk.batch != 1:
+    # A 1 in the batch slot broadcasts to any batch; the export batch there (times the rows per
+    # frame, rule 3b) broadcasts nothing but pins the batch (repaired to 1); any other k copied a
+    # single frame k times.
+    if j >= 0 and int(shape[j]) == walk.batch * walk.f(x) != 1:
         new = [int(v) for v in shape]
         new[j] = 1
         node.inputs[1] = walk.int64(f"{node.name or 'expand'}_batch_shape", new)
@@ -194,7 +195,7 @@ def _resize(walk: Walk, node: gs.Node) -> list[int | None]:
         sizes = walk.fixed(node.inputs[sizes_index])
         if sizes is None:
             return [b]  # computed at run time from the input's shape
-        if int(sizes[pos]) != walk.batch:
+        if int(sizes[pos]) != walk.batch * walk.f(x):
             raise mixes(node, f"resizing the batch axis {b} to {int(sizes[pos])}")
         node.inputs[sizes_index] = walk.batch_shape(sizes, pos, x, b, node.name or "resize")
         walk.report.rewritten += 1

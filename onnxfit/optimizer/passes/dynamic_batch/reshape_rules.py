@@ -13,6 +13,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError, node_label
+from onnxfit.optimizer import nodes
 from onnxfit.optimizer.passes.dynamic_batch.export_shapes import shape_value
 from onnxfit.optimizer.passes.dynamic_batch.walk import (
     Walk,
@@ -25,12 +26,12 @@ from onnxfit.optimizer.passes.dynamic_batch.walk import (
     write_axes,
 )
 
-__all__ = ["BATCH", "RESHAPE_RULES", "batch_slot", "batch_slots"]
+__all__ = ["BATCH", "RESHAPE_RULES", "batch_slot", "batch_slots", "frame_slot", "split_output_rows"]
 
 
 def reshape(walk: Walk, node: gs.Node) -> list[int | None]:
     x, out = node.inputs[0], node.outputs[0]
-    b = walk.b(x)
+    b, f = walk.b(x), walk.f(x)
     if walk.b(node.inputs[1]) is not None:
         raise mixes(node, "with a shape taken from batched data")
     allowzero = node.attrs.get("allowzero", 0)
@@ -40,6 +41,7 @@ def reshape(walk: Walk, node: gs.Node) -> list[int | None]:
     current = walk.fixed(node.inputs[1])
     if current is not None and _copies_leading_batch([int(v) for v in current], b, allowzero):
         _note_rank(walk, out, len(current))
+        _set_rows(walk, out, f)
         return [0]
     in_shape = walk.static(x, node)
     out_shape = walk.old_shape(out)
@@ -49,12 +51,18 @@ def reshape(walk: Walk, node: gs.Node) -> list[int | None]:
         if value is not None:
             out_shape = _reshape_result(walk.static(x, node, old=True), [int(v) for v in value], allowzero)
     out_shape = walk.static(out, node, old=True) if out_shape is None else out_shape
-    k = batch_slot(in_shape, b, out_shape, walk.batch)
-    if k is not None:
-        if current is not None and not _keeps_batch([int(v) for v in current], k, b, allowzero):
+    slot = frame_slot(in_shape, b, out_shape, walk.batch, f)
+    # Rows in, rows out or back to one row per frame (rule 3b); a merge of a whole batch into rows
+    # only where the walk chose rows over the lift for this node.
+    if slot is not None and (slot[1] == 1 or f > 1 or walk.rows_out(node)):
+        k, g = slot
+        if g > 1 and f == 1:
+            _refuse_merge_at_fixed_batch(walk, node)
+        if current is not None and not _keeps_batch([int(v) for v in current], k, b, allowzero, f == g):
             new = list(out_shape)
             new[k] = -1
             _set_reshape_shape(walk, node, new)
+        _set_rows(walk, out, g)
         return [k]
     if b != 0:
         raise OnnxfitError(f"node '{node_label(node)}' (Reshape) merges the batch (axis {b}, not leading) into "
@@ -63,6 +71,11 @@ def reshape(walk: Walk, node: gs.Node) -> list[int | None]:
     _set_reshape_shape(walk, node, [-1, *out_shape])
     walk.lifted.add(out.name)
     return [0]
+
+
+def _set_rows(walk: Walk, out: gs.Tensor, f: int) -> None:
+    if f > 1:
+        walk.rows[out.name] = f
 
 
 def _copies_leading_batch(shape: list[int], b: int, allowzero: int) -> bool:
@@ -128,7 +141,9 @@ def batch_slots(walk: Walk, t, depth: int = 0) -> list | None:
         shape = walk.shape(src)
         if shape is None:
             return None
-        elements = [BATCH if i == walk.b(src) else d for i, d in enumerate(shape)]
+        # A batch axis holding rows (rule 3b) is f times the batch: not a batch slot.
+        batch = BATCH if walk.f(src) == 1 else None
+        elements = [batch if i == walk.b(src) else d for i, d in enumerate(shape)]
         return elements[node.attrs.get("start", 0):node.attrs.get("end")]
     if node.op in ("Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape"):
         return batch_slots(walk, node.inputs[0], depth + 1)
@@ -175,24 +190,44 @@ def batch_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...], ba
     The batch survives in output axis k when the axes before it hold exactly the elements that the
     input axes before the batch hold (frames stay contiguous blocks) and axis k has the batch size.
     """
+    slot = frame_slot(in_shape, b, out_shape, batch)
+    return slot[0] if slot is not None and slot[1] == 1 else None
+
+
+def frame_slot(in_shape: tuple[int, ...], b: int, out_shape: tuple[int, ...], batch: int = 1,
+               rows: int = 1) -> tuple[int, int] | None:
+    """Where the frames go through a Reshape at the export batch: ``(k, g)``, output axis k holds
+    them with g rows per frame (g = 1: axis k is the batch), or None when frames interleave.
+
+    The input's batch axis ``b`` holds ``rows`` rows per frame, so a frame is ``rows * S``
+    contiguous elements (S: the elements of the axes after b) for each index of the axes before
+    it. Output axis k keeps frames apart when the axes before it hold what the input axes before
+    the batch hold and each of its rows (S' elements) lies inside one frame: S' divides
+    ``rows * S``, and then each frame owns ``g = rows * S / S'`` rows of axis k. The first such k
+    wins: at batch 1 a size-1 axis could hold the batch as well as any other.
+    """
     before = math.prod(in_shape[:b])
+    frame = rows * math.prod(in_shape[b + 1:])
     run = 1
     for k, d in enumerate(out_shape):
-        if run == before and d == batch:
-            return k
+        if run == before:
+            inner = math.prod(out_shape[k + 1:])
+            if inner and frame % inner == 0 and d == batch * (frame // inner):
+                return k, frame // inner
         run *= d
         if run > before:
             return None
     return None
 
 
-def _keeps_batch(shape: list[int], k: int, b: int, allowzero: int) -> bool:
-    """True when a Reshape shape already copies or infers the batch in slot ``k``."""
+def _keeps_batch(shape: list[int], k: int, b: int, allowzero: int, same_rows: bool = True) -> bool:
+    """True when a Reshape shape already copies or infers the batch in slot ``k`` (a 0 copies the
+    input's batch axis only where it holds as many rows per frame as the output's)."""
     if k >= len(shape):
         return False
     if shape[k] == -1:
         return shape.count(-1) == 1
-    return shape[k] == 0 and k == b and not allowzero
+    return shape[k] == 0 and k == b and not allowzero and same_rows
 
 
 def _set_reshape_shape(walk: Walk, node: gs.Node, shape: list[int]) -> None:
@@ -208,11 +243,18 @@ def _set_reshape_shape(walk: Walk, node: gs.Node, shape: list[int]) -> None:
 
 
 def flatten(walk: Walk, node: gs.Node) -> list[int | None]:
-    x = node.inputs[0]
-    b, shape = walk.b(x), walk.static(x, node)
+    x, out = node.inputs[0], node.outputs[0]
+    b, f, shape = walk.b(x), walk.f(x), walk.static(x, node)
     axis = norm(axis_of(walk, node), len(shape))
     if b < axis and math.prod(shape[:axis]) == shape[b]:
-        return [0]  # the batch is all of output axis 0
+        _set_rows(walk, out, f)
+        return [0]  # the batch axis is all of output axis 0
+    if b == 0 < axis and (f > 1 or walk.rows_out(node)):
+        # Output axis 0 is the batch axis times the axes up to ``axis``: rows (rule 3b), as it is.
+        if f == 1:
+            _refuse_merge_at_fixed_batch(walk, node)
+        _set_rows(walk, out, math.prod(shape[:axis]) // walk.batch)
+        return [0]
     if b != 0:
         raise OnnxfitError(f"node '{node_label(node)}' (Flatten) merges the batch (axis {b}, not leading) into another "
                            "axis; frames interleave and the batch cannot be made dynamic")
@@ -268,6 +310,31 @@ def unsqueeze(walk: Walk, node: gs.Node) -> list[int | None]:
 def transpose(walk: Walk, node: gs.Node) -> list[int | None]:
     perm = node.attrs.get("perm") or list(reversed(range(walk.rank(node.inputs[0], node))))
     return [list(perm).index(walk.b(node.inputs[0]))]
+
+
+def split_output_rows(walk: Walk) -> None:
+    """A graph output that still holds rows of frames (rule 3b) gets them split back,
+    ``[N*f, ...] -> [N, f, ...]``: the lifted form of rule 3 (at batch 1 the old output with a
+    leading 1 added)."""
+    for t in list(walk.graph.outputs):
+        f = walk.f(t)
+        if walk.b(t) is None or f == 1:
+            continue
+        shape = walk.old_shape(t)
+        if walk.b(t) != 0 or shape is None or None in shape[1:]:
+            raise OnnxfitError(f"output '{t.name}' holds rows of frames on axis {walk.b(t)} (a merged batch that no "
+                               "Reshape splits back); the batch cannot be made dynamic")
+        rows = gs.Variable(nodes.unique_name(walk.graph, f"{t.name}_rows"), dtype=t.dtype)
+        for consumer in list(t.outputs):
+            consumer.inputs[:] = [rows if i is t else i for i in consumer.inputs]
+        producer = t.inputs[0]
+        producer.outputs[producer.outputs.index(t)] = rows
+        split = walk.int64(f"{t.name}_frames_shape", [-1, f, *shape[1:]])
+        nodes.add_node(walk.graph, "Reshape", f"{t.name}_frames", [rows, split], outputs=[t])
+        walk.report.added += 1
+        walk.axis[rows.name], walk.rows[rows.name], walk.shapes[rows.name] = 0, f, shape
+        walk.rows.pop(t.name)
+        walk.lifted.add(t.name)
 
 
 RESHAPE_RULES = {"Reshape": reshape, "Flatten": flatten, "Squeeze": squeeze, "Unsqueeze": unsqueeze,

@@ -20,6 +20,7 @@ from onnxfit.optimizer.passes.dynamic_batch.walk import (
     Walk,
     absent,
     check_subgraphs,
+    mixes,
     shift_axes,
 )
 
@@ -27,6 +28,9 @@ __all__ = ["RULES", "visit"]
 
 # op -> rule: takes the node, repairs it where needed, returns each output's batch axis (None: unbatched).
 RULES: dict[str, Callable[[Walk, gs.Node], list[int | None]]] = {**FRAME_RULES, **AXIS_RULES, **RESHAPE_RULES}
+# Rules that say themselves how many rows per frame their output holds; after any other op a
+# batch axis holding rows (rule 3b) holds as many (the rules refuse what would mix them).
+ROW_SETTERS = {"Reshape", "Flatten"}
 
 
 def visit(walk: Walk, node: gs.Node) -> None:
@@ -44,7 +48,12 @@ def visit(walk: Walk, node: gs.Node) -> None:
     if rule is None:
         raise OnnxfitError(f"node '{node_label(node)}' ({node.op}): no batch rule for {node.op}; "
                            "the batch cannot be made dynamic")
-    lifted_in = any(not absent(t) and t.name in walk.lifted for t in node.inputs)
+    lifted_in = [t for t in node.inputs if not absent(t) and t.name in walk.lifted]
+    rows = {walk.f(t) for t in node.inputs if walk.b(t) is not None}
+    if len(rows) > 1:
+        raise mixes(node, "of tensors holding different numbers of rows per frame "
+                          f"({', '.join(map(str, sorted(rows)))}) on their batch axes")
+    (f,) = rows
     if lifted_in:
         shift_axes(walk, node)
     axes = rule(walk, node)
@@ -54,3 +63,9 @@ def visit(walk: Walk, node: gs.Node) -> None:
         walk.axis[out.name] = axis
         if lifted_in and node.op in AXIS_FORMS and node.op != "Flatten":
             walk.lifted.add(out.name)
+        if f > 1 and node.op not in ROW_SETTERS:
+            walk.rows[out.name] = f  # a per-row op: each row stays in its frame (rule 3b)
+    by = frozenset().union(*(walk.lifted_by.get(t.name, frozenset()) for t in lifted_in))
+    for out in node.outputs:
+        if out.name in walk.lifted and out.name not in walk.lifted_by:
+            walk.lifted_by[out.name] = by or frozenset([node.outputs[0].name])

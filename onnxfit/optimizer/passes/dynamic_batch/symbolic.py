@@ -35,7 +35,9 @@ def make_symbolic(walk: Walk, seeds: list[tuple[gs.Variable, int]], dim: str) ->
         if not isinstance(t, gs.Variable) or t.name in io or t.shape is None:
             continue
         if t.name in walk.axis:
-            new = _symbolic_shape(t.shape, walk.shapes.get(t.name), walk.axis[t.name], t.name in walk.lifted, dim)
+            f = walk.f(t)  # rows per frame (rule 3b): the axis is the batch times f
+            new = _symbolic_shape(t.shape, walk.shapes.get(t.name), walk.axis[t.name], t.name in walk.lifted,
+                                  dim if f == 1 else f"{dim}*{f}")
             if new is not None:
                 t.shape = new
                 changed += 1

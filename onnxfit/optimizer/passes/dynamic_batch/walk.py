@@ -24,22 +24,37 @@ class Walk:
     """Follows the batch through the graph in topological order, repairing as it goes.
 
     ``axis``: batched tensor name -> its batch axis in the rewritten graph. ``lifted``: batched
-    tensors that gained a leading batch axis (rule 3), one rank above the original tensor.
-    ``derived``: unbatched tensors whose value depends on the batch (Shape chains). ``shapes`` are
-    at the export batch ``batch`` (1 for models exported at batch 1 or with a symbolic batch).
+    tensors that gained a leading batch axis (rule 3), one rank above the original tensor;
+    ``lifted_by``: for each, the merging nodes whose lift it carries (by first output). ``rows``: batched tensors
+    whose batch axis holds ``f`` rows per frame (rule 3b: frame i owns rows ``[i*f, (i+1)*f)``),
+    name -> ``f`` (absent: one row per frame); ``row_merges``: the merging Reshapes/Flattens that
+    keep their merge as rows instead of lifting it. ``derived``: unbatched tensors whose value
+    depends on the batch (Shape chains). ``shapes`` are at the export batch ``batch`` (1 for models
+    exported at batch 1 or with a symbolic batch).
     """
 
     def __init__(self, graph: gs.Graph, ctx: PassContext, shapes: dict[str, tuple], batch: int,
-                 report: PassReport):
+                 report: PassReport, row_merges: frozenset[str] = frozenset()):
         self.graph, self.opset, self.shapes, self.batch, self.report = graph, ctx.opset, shapes, batch, report
         self.added_constants: list[gs.Constant] = []
         self.axis: dict[str, int] = {}
         self.lifted: set[str] = set()
+        self.lifted_by: dict[str, frozenset[str]] = {}
+        self.rows: dict[str, int] = {}
+        self.row_merges = row_merges
         self.derived: set[str] = set()
 
     # --- facts about tensors
     def b(self, t) -> int | None:
         return None if absent(t) else self.axis.get(t.name)
+
+    def f(self, t) -> int:
+        """Rows per frame on the batch axis of ``t`` (1: the axis is the batch itself)."""
+        return 1 if absent(t) else self.rows.get(t.name, 1)
+
+    def rows_out(self, node: gs.Node) -> bool:
+        """Whether the merge ``node`` keeps the batch as rows (rule 3b) rather than lifting it."""
+        return bool(node.outputs) and node.outputs[0].name in self.row_merges
 
     def old_shape(self, t) -> tuple | None:
         if isinstance(t, gs.Constant):
