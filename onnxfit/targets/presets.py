@@ -46,7 +46,8 @@ class Target:
 # passes nor ONNX Runtime's own folding and fusions would treat them as constants.
 # The simplification rules (docs/passes.md): they run in the pipeline's fixpoint rounds, after the
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
-_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "select-to-where", "native-functions")
+_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "transpose-chains", "select-to-where",
+         "constant-chains", "fold-into-conv", "matmul-add-to-gemm", "native-functions")
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.

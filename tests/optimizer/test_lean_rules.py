@@ -274,3 +274,103 @@ def nodes_of(model):
 def test_every_target_runs_the_simplification_rules(target):
     names = select_passes(target)
     assert all(rule in names for rule in LEAN)
+
+
+# ------------------------------------------------------------------------------ chains
+
+def test_reshape_squeeze_unsqueeze_chains_become_one_reshape_bit_exact():
+    model = make_model([
+        helper.make_node("Reshape", ["x", "s1"], ["a"]),
+        helper.make_node("Unsqueeze", ["a", "ax"], ["b"]),
+        helper.make_node("Squeeze", ["b", "ax"], ["c"]),
+        helper.make_node("Reshape", ["c", "s2"], ["y"]),
+    ], [tensor_info("x", [2, 3, 4])], [tensor_info("y", [4, 6])],
+        [const("s1", np.array([6, 4], np.int64)), const("ax", np.array([0], np.int64)),
+         const("s2", np.array([4, -1], np.int64))])
+    result = lean(model, ["reshape-chains"])
+    assert [n.op_type for n in result.model.graph.node] == ["Reshape"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_a_reshape_that_copies_a_dim_with_zero_keeps_its_chain():
+    model = make_model([
+        helper.make_node("Reshape", ["x", "s1"], ["a"]),
+        helper.make_node("Reshape", ["a", "s2"], ["y"]),
+    ], [tensor_info("x", [2, 12])], [tensor_info("y", [3, 8])],
+        [const("s1", np.array([3, 8], np.int64)), const("s2", np.array([0, -1], np.int64))])
+    assert op_count(lean(model, ["reshape-chains"]).model, "Reshape") == 2
+
+
+def test_transpose_pairs_compose_or_cancel_bit_exact():
+    model = make_model([
+        helper.make_node("Transpose", ["x"], ["a"], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", ["a"], ["b"], perm=[0, 3, 1, 2]),  # cancels the first
+        helper.make_node("Relu", ["b"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["c"], perm=[1, 0, 2, 3]),
+        helper.make_node("Transpose", ["c"], ["y"], perm=[0, 1, 3, 2]),
+    ], [tensor_info("x", [2, 3, 4, 5])], [tensor_info("y", [3, 2, 5, 4])])
+    result = lean(model, ["transpose-chains"])
+    assert [n.op_type for n in result.model.graph.node] == ["Relu", "Transpose"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+# ------------------------------------------------------------------------------ folds into weights
+
+def test_per_channel_mul_and_add_after_conv_fold_into_its_weights_within_1e5():
+    rng = np.random.default_rng(1)
+    model = make_model([
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c", "scale"], ["m"]),
+        helper.make_node("Add", ["shift", "m"], ["y"]),
+    ], [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])],
+        [const("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+         const("scale", rng.standard_normal((4, 1, 1)).astype(np.float32)),
+         const("shift", rng.standard_normal((1, 4, 1, 1)).astype(np.float32))])
+    result = lean(model, ["fold-into-conv"])
+    assert [n.op_type for n in result.model.graph.node] == ["Conv"]
+    assert result.model.graph.node[0].output[0] == "y"
+    assert_same_outputs(model, result.model, random_feeds(model), exact=False)
+
+
+def test_a_mul_across_spatial_positions_is_not_folded():
+    model = make_model([
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Mul", ["c", "scale"], ["y"]),
+    ], [tensor_info("x", [1, 3, 4, 4])], [tensor_info("y", [1, 4, 4, 4])],
+        [const("w", np.ones((4, 3, 1, 1), np.float32)), const("scale", np.ones((1, 4, 4), np.float32))])
+    assert op_count(lean(model, ["fold-into-conv"]).model, "Mul") == 1
+
+
+def test_matmul_with_constant_bias_becomes_gemm_within_1e5():
+    rng = np.random.default_rng(2)
+    model = make_model([
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ], [tensor_info("x", [5, 4])], [tensor_info("y", [5, 3])],
+        [const("w", rng.standard_normal((4, 3)).astype(np.float32)), const("b", rng.standard_normal(3).astype(np.float32))])
+    result = lean(model, ["matmul-add-to-gemm"])
+    assert [n.op_type for n in result.model.graph.node] == ["Gemm"]
+    assert_same_outputs(model, result.model, random_feeds(model), exact=False)
+
+
+def test_a_batched_matmul_stays_a_matmul():
+    model = make_model([
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ], [tensor_info("x", [2, 5, 4])], [tensor_info("y", [2, 5, 3])],
+        [const("w", np.ones((4, 3), np.float32)), const("b", np.ones(3, np.float32))])
+    assert op_count(lean(model, ["matmul-add-to-gemm"]).model, "Gemm") == 0
+
+
+def test_constant_operand_chains_combine_their_constants_within_1e6():
+    model = make_model([
+        helper.make_node("Mul", ["x", "c1"], ["a"]),
+        helper.make_node("Mul", ["c2", "a"], ["b"]),
+        helper.make_node("Add", ["b", "c3"], ["c"]),
+        helper.make_node("Sub", ["c", "c4"], ["y"]),
+    ], [tensor_info("x", [2, 4])], [tensor_info("y", [2, 4])],
+        [const("c1", np.float32(0.5)), const("c2", np.float32([1, 2, 3, 4])), const("c3", np.float32(0.25)),
+         const("c4", np.float32(1.5))])
+    result = lean(model, ["constant-chains"])
+    assert [n.op_type for n in result.model.graph.node] == ["Mul", "Add"]
+    assert_same_outputs(model, result.model, random_feeds(model), exact=False, atol=1e-6, rtol=1e-6)
