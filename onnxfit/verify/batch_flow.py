@@ -28,7 +28,7 @@ from onnxfit.batch_ops import (
     slice_keeps_axis,
 )
 from onnxfit.errors import first_line, node_label
-from onnxfit.shapes import infer_shapes
+from onnxfit.shapes import infer_shapes, weightless_copy
 from onnxfit.verify.inputs import InputSpec, batch_axes, model_inputs
 
 __all__ = ["Axis", "BatchFlow", "Finding", "batch_flow", "with_dim"]
@@ -361,15 +361,101 @@ def _shape_rule(view: _NodeView, outs: list[_State | None]) -> tuple[str, str] |
 def _infer(
     model: onnx.ModelProto, specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], axes: dict[str, int], batch: int
 ) -> dict[str, tuple[int | None, ...] | None]:
-    """Shape inference without the weights, with the batched inputs at ``batch`` on their axis."""
+    """Shape inference without the weights, with the batched inputs at ``batch`` on their axis.
+
+    onnx's data propagation follows Shape chains only through the opset-13 forms of its ops: the
+    shapes that Reshape/Expand/ConstantOfShape/Tile read from ``Concat(Shape(x)[0], ...)`` at
+    older opsets (the batch that ``dynamic-batch`` takes at run time) are evaluated here at the
+    probe and inference runs again with their values, a few rounds deep.
+    """
     probe = {spec.name: with_dim(tuple(shapes[spec.name]), axes[spec.name], batch) if spec.name in axes
              else tuple(shapes[spec.name]) for spec in specs}
-    table = {name: None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
-             for name, shape in infer_shapes(model, probe).items()}
+    light = None
+    for _ in range(_SHAPE_ROUNDS):
+        table = {name: None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
+                 for name, shape in infer_shapes(light or model, probe).items()}
+        values = _shape_chain_values(light or model, table)
+        if not values:
+            break
+        light = light or weightless_copy(model)
+        producers = {o: n for n in light.graph.node for o in n.output}
+        for name, value in values.items():
+            light.graph.initializer.append(numpy_helper.from_array(value, name))
+            node = producers[name]  # the value is an initializer now: its producer must not write it too
+            node.output[list(node.output).index(name)] = f"{name}__batch_flow_probe"
     for node in model.graph.node:
         for name in node.output:
             table.setdefault(name, None)
     return table
+
+
+_SHAPE_ROUNDS = 8
+# Inputs whose value decides an output shape.
+_SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,)}
+
+
+def _shape_chain_values(model: onnx.ModelProto, table: dict[str, tuple | None]) -> dict[str, np.ndarray]:
+    """Values of the shape inputs of ops whose output inference left unknown, computed from the
+    shapes in ``table`` through Shape -> Gather/Slice/Concat/Unsqueeze/Squeeze/Cast chains."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    constants = _constants(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    found: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        spots = _SHAPE_INPUTS.get(node.op_type, ())
+        if not spots or all(table.get(o) is not None and None not in table[o] for o in node.output if o):
+            continue
+        for i in spots:
+            name = node.input[i] if i < len(node.input) else ""
+            if name and name in producers and name not in found:
+                value = _chain_value(name, producers, constants, table, opset, 0)
+                if value is not None:
+                    found[name] = value
+    return found
+
+
+def _chain_value(name: str, producers: dict, constants: dict, table: dict, opset: int, depth: int) -> np.ndarray | None:
+    """The int64 value of ``name`` when a Shape chain computes it from shapes known in ``table``."""
+    if name in constants:
+        return np.asarray(constants[name], dtype=np.int64)
+    node = producers.get(name)
+    if node is None or depth > 32:
+        return None
+    op, attrs = node.op_type, _attributes(node)
+    if op == "Shape":
+        shape = table.get(node.input[0])
+        if shape is None or None in shape:
+            return None
+        return np.asarray(shape[attrs.get("start", 0):attrs.get("end")], dtype=np.int64)
+    args = [_chain_value(i, producers, constants, table, opset, depth + 1) if i else None for i in node.input]
+    if any(a is None for a, i in zip(args, node.input) if i) or not args or args[0] is None:
+        return None
+    x = args[0]
+    if op in ("Identity", "Cast"):
+        return x
+    if op == "Concat":
+        return np.concatenate([np.atleast_1d(a) for a in args], axis=attrs.get("axis", 0))
+    if op == "Gather":
+        return np.take(x, args[1], axis=attrs.get("axis", 0))
+    if op in ("Unsqueeze", "Squeeze"):
+        axes = attrs.get("axes") if opset < 13 else (args[1].tolist() if len(args) > 1 else None)
+        if op == "Squeeze":
+            return np.squeeze(x, axis=None if axes is None else tuple(axes))
+        for a in sorted(int(a) % (x.ndim + len(axes)) for a in axes):
+            x = np.expand_dims(x, a)
+        return x
+    if op == "Slice":
+        if opset < 10:
+            starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+        else:
+            starts, ends = args[1], args[2]
+            axes = args[3] if len(args) > 3 and args[3] is not None else None
+            steps = args[4] if len(args) > 4 and args[4] is not None else None
+        index = [slice(None)] * x.ndim
+        for j, axis in enumerate(range(len(starts)) if axes is None else axes):
+            index[int(axis)] = slice(int(starts[j]), int(ends[j]), None if steps is None else int(steps[j]))
+        return x[tuple(index)]
+    return None
 
 
 def _state(a: tuple | None, b: tuple | None) -> _State | None:

@@ -95,8 +95,16 @@ def contamination_check(
     dynamic = {k: v for k, v in batched.items() if not isinstance(dims[k], int)}
     if not dynamic and len(set(dims.values())) > 1:
         return _fixed_batch_disagrees(dims, batched)
-    flow = batch_flow(model, shapes, batched)
+    # Beside a symbolic batch, an input whose batch dim is fixed (dt: [1] next to input: [batch, ...])
+    # cannot take a batch: one value shared by all frames, and no frames of its own to follow.
+    shared = [k for k in batched if k not in dynamic] if dynamic else []
+    flow = batch_flow(model, shapes, {k: v for k, v in batched.items() if k not in shared})
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes), "batch_axes": batched}
+    if shared:
+        beside = next(iter(dynamic))
+        details["notes"].insert(0, "; ".join(
+            f"input '{k}' has a fixed batch dim of {dims[k]} next to the symbolic batch of '{beside}': one value "
+            f"shared by all frames (--batch-axis {k}=none says so)" for k in shared))
     culprit = next((f.message for f in flow.findings if f.blocking), None) or next(iter(flow.lost.values()), None)
     if dynamic:
         batched, n, test_fn = dynamic, batch or DEFAULT_BATCH, frame_test
