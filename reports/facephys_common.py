@@ -266,3 +266,19 @@ def thread_count() -> int:
         import threading
 
         return threading.active_count()
+
+
+def git_state() -> dict:
+    """The commit the scripts and onnxfit ran from, and whether onnxfit/ had uncommitted changes."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--", "onnxfit")
+    return {"commit": head or None, "onnxfit_uncommitted": sorted(line[3:] for line in dirty.splitlines()) if head else None}

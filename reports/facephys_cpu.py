@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "reports"))
 
 import numpy as np  # noqa: E402
 
-from facephys_common import (ORIGINAL, OrtStream, cpu_info, error_text, interleave, ort_node_counts,  # noqa: E402
-                             ort_options, state_index, thread_count)
+from facephys_common import (ORIGINAL, OrtStream, cpu_info, error_text, git_state, interleave,  # noqa: E402
+                             ort_node_counts, ort_options, state_index, thread_count)
 
 TFLITE = Path("/work/shared/models/facephys/model.tflite")
 WORK = ROOT / "reports" / "_work"
@@ -192,7 +192,8 @@ def main() -> None:
     ort.set_default_logger_severity(3)
     command = "python reports/facephys_cpu.py " + " ".join(sys.argv[1:])
     result: dict = {"command": command.strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": cpu_info(),
-                    "onnxruntime": ort.__version__, "numpy": np.__version__, "original": _rel(args.original)}
+                    "onnxruntime": ort.__version__, "numpy": np.__version__, "original": _rel(args.original),
+                    "git": git_state()}
     optimized, result["optimize"] = optimized_model(args.original, args.optimized)
     result["optimized"] = _rel(optimized)
     try:

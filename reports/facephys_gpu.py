@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "reports"))
 
 import numpy as np  # noqa: E402
 
-from facephys_common import (DT, ORIGINAL, OrtStream, cpu_info, error_text, interleave,  # noqa: E402
+from facephys_common import (DT, ORIGINAL, OrtStream, cpu_info, error_text, git_state, interleave,  # noqa: E402
                              ort_node_counts, ort_options)
 
 CUDA_EP = "CUDAExecutionProvider"
@@ -85,6 +85,25 @@ def gpu_name() -> dict:
         return {"name": None, "error": " ".join((out.stderr or "no output").split())[-300:]}
     except Exception as exc:  # noqa: BLE001
         return {"name": None, "error": error_text(exc)}
+
+
+def probe_cuda(path: Path) -> dict:
+    """Does a CUDA session of ``path`` keep the CUDA EP? If its libraries fail to load, try once more
+    after ``onnxruntime.preload_dlls()`` (CUDA/cuDNN from the nvidia-* wheels of the Python install)."""
+    import onnxruntime as ort
+
+    def opens() -> bool:
+        return CUDA_EP in ort.InferenceSession(str(path), providers=[CUDA_EP, CPU_EP]).get_providers()
+
+    try:
+        if opens():
+            return {"ok": True}
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()
+            return {"ok": opens(), "preload_dlls": True}
+        return {"ok": False}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": error_text(exc)}
 
 
 class DeviceStateStream:
@@ -213,7 +232,7 @@ def main() -> None:
         "onnxruntime": ort.__version__, "onnxruntime_package": _ort_package(),
         "available_providers": ort.get_available_providers(),
         "gpu": gpu_name() if cuda else {"name": None, "note": "--device cpu: no GPU used"},
-        "cpu": cpu_info(), "numpy": np.__version__,
+        "cpu": cpu_info(), "numpy": np.__version__, "git": git_state(),
         "settings": {"rounds": rounds, "frames_per_round": frames_per_round, "warmup": warmup,
                      "budget_s": args.budget_s, "parity_frames": PARITY_FRAMES},
         "models": {"original": str(args.original)}, "errors": {},
@@ -236,6 +255,13 @@ def main() -> None:
     if cuda and CUDA_EP not in ort.get_available_providers():
         result["errors"]["cuda_ep"] = (f"onnxruntime {ort.__version__} has no {CUDA_EP} (providers: "
                                        f"{', '.join(ort.get_available_providers())}); is onnxruntime-gpu first on PYTHONPATH?")
+    elif cuda:
+        probe = probe_cuda(args.original)
+        result["cuda_probe"] = probe
+        if not probe["ok"]:
+            result["errors"]["cuda_ep"] = (f"{CUDA_EP} is listed but a session drops it at creation (its libraries "
+                                           f"do not load: see the log)" + (", also after onnxruntime.preload_dlls()"
+                                                                           if probe.get("preload_dlls") else ""))
     providers = [CUDA_EP, CPU_EP] if cuda else [CPU_EP]
     target = "cuda" if cuda else "cpu"
     work = Path(tempfile.mkdtemp(prefix="facephys-gpu-"))
@@ -263,6 +289,9 @@ def main() -> None:
     if not (cuda and "cuda_ep" in result["errors"]):
         for label, path in (("original", args.original), ("optimized", optimized)):
             counts = attempt(f"node_counts_{label}", ort_node_counts, path, providers)
+            if counts and cuda and CUDA_EP not in counts.get("session_providers", []):
+                result["errors"][f"node_counts_{label}"] = f"{CUDA_EP} dropped at creation: counts are the CPU EP's"
+                counts["error"] = result["errors"][f"node_counts_{label}"]
             if counts:
                 result["node_counts"][label] = counts
     save()
@@ -274,6 +303,9 @@ def main() -> None:
     if ep_ok:
         for label, path in (("plain_original", args.original), ("plain_optimized", optimized)):
             session = attempt(label, ort.InferenceSession, str(path), one_thread, providers=providers)
+            if session is not None and cuda and CUDA_EP not in session.get_providers():
+                result["errors"][label] = f"{CUDA_EP} dropped at creation (providers: {session.get_providers()})"
+                session = None
             if session is not None:
                 streams[label] = OrtStream(session)
                 result.setdefault("sessions", {})[label] = {"providers": session.get_providers()}

@@ -1,0 +1,265 @@
+"""reports/FACEPHYS.md from reports/facephys_cpu.json and, where present, reports/facephys_gpu.json.
+
+    python reports/facephys_report.py [--cpu reports/facephys_cpu.json] [--gpu reports/facephys_gpu.json]
+
+Every figure is printed with the machine it came from, the onnxruntime version and the command
+that produced it; compare figures only within one table (one process, one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports"
+
+CPU_LABELS = {
+    "ort_original": "ONNX Runtime, published model, 1 thread",
+    "ort_optimized": "ONNX Runtime, `onnxfit.optimize(target=\"cpu\")` model, 1 thread",
+    "litert": "LiteRT (XNNPACK), `model.tflite`, 1 thread",
+    "onnxfit_session_cpu": "`onnxfit.session(model, target=\"cpu\")` (ORT's default threads)",
+}
+GPU_LABELS = {
+    "plain_original": "(a) plain ORT CUDA EP, published model",
+    "plain_optimized": "(b) plain ORT CUDA EP, `optimize --target cuda` model",
+    "onnxfit_session": "(c) `onnxfit.session(model, target=\"cuda\")`, `session.run`",
+    "onnxfit_session_device_states": "(c') same session, states copied on the GPU",
+    "jax": "(d) JAX jit (model's own source), state on device",
+    "jax_host_states": "(d') JAX jit, state through the host each call",
+}
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def cpu_machine(m: dict) -> str:
+    cores = m.get("physical_cores") or m.get("logical_cpus")
+    return f"{m.get('model') or 'CPU'} ({cores} cores, {m.get('machine')}, Python {m.get('python')})"
+
+
+def node_table(counts: dict, ep: str) -> list[str]:
+    lines = [f"| model | nodes as published | nodes after ORT (level ALL, {ep}) | element-wise after ORT | "
+             "element-wise regions |", "|---|---:|---:|---:|---:|"]
+    for label, entry in counts.items():
+        if "error" in entry:
+            lines.append(f"| {label} | {entry['error'][:160]} | | | |")
+            continue
+        pub, after = entry["published"], entry["after_ort"]
+        lines.append(f"| {label} | {pub['nodes']} | {after['nodes']} | {after['elementwise']} | "
+                     f"{after['elementwise_regions']} |")
+    return lines
+
+
+def top_ops(entry: dict, n: int = 8) -> str:
+    ops = entry.get("after_ort", {}).get("ops", {})
+    return ", ".join(f"{k} {v}" for k, v in list(ops.items())[:n])
+
+
+def cpu_section(d: dict) -> list[str]:
+    machine = cpu_machine(d["machine"])
+    lit = d.get("litert", {})
+    lines = [
+        "## CPU: one thread, ONNX Runtime vs LiteRT",
+        "",
+        f"Machine: {machine}. onnxruntime {d['onnxruntime']}; LiteRT `{lit.get('package', '-')}`. "
+        f"Measured {d['date']} by `{d['command']}` (interleaved rounds in one process: "
+        f"{d['timing']['rounds']} rounds x {d['timing']['frames_per_round']} calls per runner, after "
+        f"{d['timing']['warmup']} warm-up calls; states carried frame to frame, batch 1).",
+        "",
+        "| runner | median ms / frame | p10 - p90 ms | frames/s | time / LiteRT's | timed calls |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lat = d.get("latency", {})
+    lite = lat.get("litert", {}).get("median_ms")
+    for name, entry in lat.items():
+        label = CPU_LABELS.get(name, name)
+        if "error" in entry:
+            lines.append(f"| {label} | {entry['error'][:200]} | | | | |")
+            continue
+        ratio = f"{entry['median_ms'] / lite:.2f}x" if lite else "-"
+        lines.append(f"| {label} | {entry['median_ms']:.3f} | {entry['p10_ms']:.3f} - {entry['p90_ms']:.3f} | "
+                     f"{entry['fps']:.0f} | {ratio} | {entry['frames']} |")
+    opt = d.get("optimize", {})
+    if "nodes_before" in opt:
+        changed = [p["name"] for p in opt.get("passes", []) if p.get("changed")]
+        notes = [n for p in opt.get("passes", []) for n in (p.get("notes") or [])]
+        lines += ["", f"The optimized model: `{opt['written_by']}`: {opt['nodes_before']} -> {opt['nodes_after']} nodes "
+                      f"(passes that changed it: {', '.join(changed) or 'none'})" + (f"; {'; '.join(notes)}" if notes else "")
+                  + "."]
+    elif opt.get("given"):
+        lines += ["", f"The optimized model: `{opt['given']}` (given)."]
+    par = d.get("parity", {})
+    if par:
+        lines += ["", f"Parity: the pulse over {par['frames']} frames from zero states, against "
+                      f"`{par['reference']}`:", "", "| runner | max abs diff | first frame | correlation |",
+                  "|---|---:|---:|---:|"]
+        for name, entry in par.items():
+            if not isinstance(entry, dict) or name == par.get("reference"):
+                continue
+            if "error" in entry:
+                lines.append(f"| {CPU_LABELS.get(name, name)} | {entry['error'][:160]} | | |")
+            else:
+                lines.append(f"| {CPU_LABELS.get(name, name)} | {entry['max_abs']:.2g} | {entry['first_frame_abs']:.2g} | "
+                             f"{entry['correlation']} |")
+    if lit.get("int8_weight_tensors"):
+        users = ", ".join(f"{v} {k}" for k, v in lit.get("ops_reading_int8_weights", {}).items())
+        lines += ["", f"**The .tflite is not the float32 model.** {lit['int8_weight_tensors']} of its weight tensors "
+                      f"are int8 (dynamic-range quantization; read by {users} of its "
+                      f"{sum(lit.get('conv_ops', {}).values())} convolutions), while the ONNX export is float32 "
+                      "throughout: LiteRT runs those convolutions with int8 weights, and its pulse differs from "
+                      "ONNX Runtime's from the first frame (table above). The LiteRT figure is for that model, "
+                      "not for the same arithmetic."]
+    st = d.get("session_threads", {})
+    if st and "error" not in st:
+        verdict = ("one thread" if st["is_one_thread"] else
+                   f"{st['effective_intra_op_threads']} intra-op threads" + (" (every core)" if st["all_cores"] else ""))
+        lines += ["", "### Threads `onnxfit.session(target=\"cpu\")` picks", "",
+                  f"`{st['call']}` opens the session with intra_op_num_threads={st['intra_op_num_threads_option']} "
+                  f"(ONNX Runtime's default: one per physical core); ONNX Runtime started "
+                  f"{st['threads_started_by_session']} pool thread(s) for it, so it runs on **{verdict}** on this "
+                  f"{st['physical_cores']}-core machine. Plan: {'; '.join(st['plan_reasons'])}. "
+                  + ("For a streaming model this small (a few ms per call, one frame per call) a pool of every core "
+                     "spins threads for little work; see the last row of the table above for what it costs here."
+                     if not st["is_one_thread"] else "")]
+    if d.get("node_counts"):
+        lines += ["", "### Nodes (CPU EP)", ""] + node_table(d["node_counts"], "CPU EP")
+        for label, entry in d["node_counts"].items():
+            if "after_ort" in entry:
+                lines.append(f"\n{label}, most frequent ops after ORT: {top_ops(entry)}.")
+    return lines
+
+
+def gpu_section(d: dict) -> list[str]:
+    gpu = d.get("gpu", {})
+    check = d.get("device_mode") == "cpu"
+    jax = d.get("jax", {})
+    gpu_text = gpu.get("name") or "no GPU"
+    if gpu.get("driver"):
+        gpu_text += f" (driver {gpu['driver']}, {gpu.get('memory')})"
+    pkg = d.get("onnxruntime_package", {})
+    ort_text = f"onnxruntime {d['onnxruntime']}" + (" (onnxruntime-gpu)" if pkg.get("onnxruntime-gpu") else "")
+    jax_text = (f"JAX {jax['jax']} (jaxlib {jax.get('jaxlib')}, Keras {jax.get('keras')}) on {jax.get('device')}"
+                if "jax" in jax else f"JAX: {jax.get('error', 'not run')}")
+    s = d.get("settings", {})
+    lines = [
+        "## GPU: batch 1, one process, one GPU",
+        "",
+        (f"**Check run with `--device cpu` on {cpu_machine(d.get('cpu', {}))}: CPU EP and CPU JAX; these "
+         "figures test the script and say nothing about a GPU.**" if check else f"GPU: **{gpu_text}**."),
+        f"{ort_text}; {jax_text}. Measured {d['date']} by `{d['command']}` "
+        f"({s.get('rounds')} rounds x {s.get('frames_per_round')} calls per runner, interleaved, after "
+        f"{s.get('warmup')} warm-up calls; states carried frame to frame; {d.get('elapsed_s')} s in all).",
+        "",
+        "| runner | median ms / frame | p10 - p90 ms | frames/s | vs (a) | vs JAX | timed calls |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lat = d.get("latency", {})
+    base = lat.get("plain_original", {}).get("median_ms")
+    jx = lat.get("jax", {}).get("median_ms")
+    for name in d.get("latency_order", list(lat)):
+        entry = lat.get(name, {})
+        label = GPU_LABELS.get(name, name)
+        if "error" in entry:
+            lines.append(f"| {label} | {entry['error'][:200]} | | | | | |")
+            continue
+        if "median_ms" not in entry:
+            continue
+        vs_base = f"{base / entry['median_ms']:.2f}x faster" if base else "-"
+        vs_jax = f"{entry['median_ms'] / jx:.2f}x JAX's time" if jx else "-"
+        lines.append(f"| {label} | {entry['median_ms']:.3f} | {entry['p10_ms']:.3f} - {entry['p90_ms']:.3f} | "
+                     f"{entry['fps']:.0f} | {vs_base} | {vs_jax} | {entry['frames']} |")
+    errors = d.get("errors", {})
+    if errors:
+        lines += ["", "Not measured (errors recorded by the script):", ""]
+        lines += [f"- `{k}`: {v[:300]}" for k, v in errors.items()]
+    plan = d.get("plan")
+    if plan:
+        p = plan.get("placement") or {}
+        lines += ["", f"`onnxfit.session` plan: CUDA graph **{'on' if plan['cuda_graph'] else 'off'}**; "
+                      + "; ".join(plan.get("reasons", [])) + (
+                          f" (placement {p.get('source')}: {p.get('nodes')} nodes, {p.get('on_cpu')} on the CPU, "
+                          f"{p.get('device_copies')} device copies)" if p else "")
+                  + (f"; prepared: {plan['prepared']}" if plan.get("prepared") else "") + "."]
+    estimate = d.get("plan_for_cuda_machine")
+    if check and estimate:
+        lines += ["", f"Plan for a CUDA machine (estimated here): CUDA graph {'on' if estimate['cuda_graph'] else 'off'}; "
+                      + "; ".join(estimate.get("reasons", [])) + "."]
+    par = d.get("parity", {})
+    if par:
+        rows = [(n, e) for n, e in par.items() if isinstance(e, dict) and n != par.get("reference")]
+        lines += ["", f"Parity: the pulse over {par['frames']} frames from one state ({par['initial_state']}), "
+                      f"against `{par['reference']}`: " + "; ".join(
+                          f"{GPU_LABELS.get(n, n).split(' ', 1)[0]} {n}: " + (f"max abs {e['max_abs']:.2g}" if "max_abs" in e
+                                                                             else e.get("error", "")[:120])
+                          for n, e in rows) + "."]
+    batched = d.get("batched")
+    if batched:
+        lines += ["", "### Streams per call under `onnxfit.session` (batched copy)", "",
+                  f"Model `{batched['model']}`, `onnxfit.session(model, target=\"cuda\", input_shapes=<batch B>)`; "
+                  "each call advances B streams by one frame.", "",
+                  "| batch | CUDA graph | median ms / call | stream-frames/s | vs batch 1 |", "|---:|---|---:|---:|---:|"]
+        for label, sess in batched.get("sessions", {}).items():
+            b = label.split("_")[-1]
+            lat_b = batched.get("latency", {}).get(label, {})
+            if "error" in sess or "error" in lat_b:
+                lines.append(f"| {b} | {(sess.get('error') or lat_b.get('error'))[:200]} | | | |")
+            elif "median_ms" in lat_b:
+                fps = lat_b.get("stream_frames_per_s") or lat_b.get("fps")
+                lines.append(f"| {b} | {'yes' if sess.get('cuda_graph') else 'no'} | {lat_b['median_ms']:.3f} | {fps:.0f} | "
+                             f"{lat_b.get('stream_frames_per_s_vs_batch_1', '-')}x |")
+        if batched.get("error"):
+            lines.append(f"\n{batched['error']}")
+    elif d.get("models", {}).get("batched") is None:
+        lines += ["", "No batched copy was measured (`--batched` not given: `onnxfit optimize --dynamic-batch` "
+                      "did not produce one; see optimize_batch.json from the run)."]
+    if d.get("node_counts"):
+        ep = "CUDA EP" if not check else "CPU EP"
+        lines += ["", f"### Nodes ({ep})", ""] + node_table(d["node_counts"], ep)
+    return lines
+
+
+def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -> str:
+    lines = [
+        "# FacePhys: a fragmented streaming model on CPU and GPU",
+        "",
+        "FacePhys (tests/zoo/facephys, MIT) estimates a pulse wave from 36x36 face crops, one frame per call, "
+        "carrying 46 state tensors from call to call; its state-space layers are thousands of tiny element-wise "
+        "ops. Every runner below carries its states frame to frame as an application does, batch 1, `dt` = 1/30.",
+        "",
+        f"Generated by `python reports/facephys_report.py` from `{cpu_path.name}`"
+        + (f" and `{gpu_path.name}`" if gpu else "") + "; do not edit by hand.",
+        "",
+    ]
+    lines += cpu_section(cpu) if cpu else ["## CPU", "", f"No {cpu_path.name}: run `python reports/facephys_cpu.py`."]
+    lines.append("")
+    if gpu:
+        lines += gpu_section(gpu)
+    else:
+        lines += ["## GPU", "", f"Not measured yet (no {gpu_path.name}). On the GPU machine, as the last call of the "
+                  "onnxruntime-gpu transfer: `bash reports/facephys_gpu.sh` (its header and `bash reports/facephys_gpu.sh "
+                  "--plan` give the calls and carry lists); copy `$OUT/facephys_gpu.json` to reports/ and run this "
+                  "script again."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu", type=Path, default=REPORTS / "facephys_cpu.json")
+    parser.add_argument("--gpu", type=Path, default=REPORTS / "facephys_gpu.json")
+    parser.add_argument("--out", type=Path, default=REPORTS / "FACEPHYS.md")
+    args = parser.parse_args()
+    cpu = json.loads(args.cpu.read_text()) if args.cpu.is_file() else None
+    gpu = json.loads(args.gpu.read_text()) if args.gpu.is_file() else None
+    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
