@@ -157,3 +157,53 @@ def test_static_inputs_whose_leading_dims_disagree_are_not_taken_for_a_batch():
     # Naming the cache's batch axis makes both inputs agree on batch 1: the static analysis runs.
     named = verify(model, inputs=feeds, batch_axis={"cache": 1}).check("contamination")
     assert named.ok and "cannot be batched" in " ".join(named.details["notes"])
+
+
+def _streaming_feeds(original):
+    """Batch-1 data for the FacePhys-like streaming model: a frame, dt, and an all-zero state."""
+    return {"x": RNG.uniform(0, 1, (1, 1, 6, 6, 3)).astype(np.float32), "dt": np.array([1 / 30], np.float32),
+            "state": np.zeros((1, 1, 6, 6, 4), np.float32)}
+
+
+def test_time_distributed_rows_after_dynamic_batch_verify_per_frame_with_a_shared_per_call_input():
+    """dynamic-batch kept per-pixel rows [N*36, C, 1, 1] between Reshapes and left dt [1] shared:
+    the frames test independent at batch 4, the static flow follows the rows (a merge, not a
+    blocker) to outputs on axis 0, and dt is named as one value for all frames."""
+    from onnxfit.optimizer import PassContext, get_passes, run_passes
+    from tests.optimizer.test_dynamic_batch_rows import streaming_model
+
+    original = streaming_model()
+    rewritten = run_passes(original, get_passes(["dynamic-batch"]), PassContext(opset=11)).model
+    for batch_axis in (None, ["dt=none"]):
+        report = verify(rewritten, original, batch=4, inputs=_streaming_feeds(original), batch_axis=batch_axis,
+                        runtimes=["ort-cpu-noopt"])
+        assert report.ok, [c.summary for c in report.checks]
+        check = report.check("contamination")
+        assert check.summary == "frames independent at batch 4 on ort-cpu-noopt"
+        influence = np.array(check.details["frames"]["influence"])
+        assert np.all(influence[~np.eye(4, dtype=bool)] == 0)
+        static = check.details["static"]
+        assert static["ok"] and set(static["outputs"].values()) == {"batch on axis 0"}
+        assert {(f["node"], f["kind"], f["blocking"]) for f in static["findings"]} == {
+            ("pixels", "merges", False), ("pixels2", "merges", False)}
+        assert not static["notes"]
+        shared_note = ("input 'dt' has a fixed batch dim of 1 next to the symbolic batch of 'x': one value shared "
+                       "by all frames (--batch-axis dt=none says so)")
+        assert (shared_note in check.details["notes"]) is (batch_axis is None)
+
+
+def test_batch_flow_follows_a_run_time_batch_in_an_expand_shape_before_opset_13():
+    """At opset 11 onnx's data propagation misses Concat(Shape(x)[0], ...): the probe evaluates it,
+    so the Concat that dynamic-batch gave a batch-wide constant is followed, not a dead end."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0, name="batch"),
+        helper.make_node("Concat", ["n", "rest"], ["wide"], axis=0, name="wide"),
+        helper.make_node("Expand", ["pad", "wide"], ["pad_n"], name="expand"),
+        helper.make_node("Concat", ["x", "pad_n"], ["y"], axis=1, name="cat"),
+    ]
+    model = make_model(nodes, [tensor_info("x", ["N", 3])], [tensor_info("y", ["N", 5])],
+                       [const("zero", np.array([0], np.int64)), const("rest", np.array([2], np.int64)),
+                        const("pad", np.zeros((1, 2), np.float32))], opset=11)
+    flow = batch_flow(model, {"x": (1, 3)})
+    assert flow.ok and flow.outputs["y"] == "batch on axis 0" and not flow.notes
