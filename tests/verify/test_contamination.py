@@ -202,8 +202,8 @@ def test_batch_flow_follows_a_run_time_batch_in_an_expand_shape_before_opset_13(
         helper.make_node("Expand", ["pad", "wide"], ["pad_n"], name="expand"),
         helper.make_node("Concat", ["x", "pad_n"], ["y"], axis=1, name="cat"),
     ]
-    model = make_model(nodes, [tensor_info("x", ["N", 3])], [tensor_info("y", ["N", 5])],
-                       [const("zero", np.array([0], np.int64)), const("rest", np.array([2], np.int64)),
-                        const("pad", np.zeros((1, 2), np.float32))], opset=11)
+    model = make_model(nodes, [tensor_info("x", ["N", 3])], [tensor_info("y", ["N", 4])],
+                       [const("zero", np.array([0], np.int64)), const("rest", np.array([1], np.int64)),
+                        const("pad", np.zeros((1, 1), np.float32))], opset=11)
     flow = batch_flow(model, {"x": (1, 3)})
     assert flow.ok and flow.outputs["y"] == "batch on axis 0" and not flow.notes
