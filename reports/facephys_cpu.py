@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -232,8 +233,11 @@ def main() -> None:
     result["timing"] = {"rounds": args.rounds, "frames_per_round": args.frames, "warmup": args.warmup,
                         "order": list(streams), "threads": {"ort_original": 1, "ort_optimized": 1, "litert": 1,
                                                             "onnxfit_session_cpu": "ORT default"}}
+    load_before = os.getloadavg()
     result["latency"] = interleave({name: s.step for name, s in streams.items()}, args.rounds, args.frames,
                                    warmup=args.warmup)
+    # Other work on the machine shows here: a 1-minute load above the core count means contended cores.
+    result["load_average_1min"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
     lat = result["latency"]
     if "median_ms" in lat.get("ort_original", {}) and "median_ms" in lat.get("litert", {}):
         result["ratios"] = {"ort_original_over_litert": round(lat["ort_original"]["median_ms"] / lat["litert"]["median_ms"], 2)}

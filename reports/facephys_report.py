@@ -62,6 +62,15 @@ def top_ops(entry: dict, n: int = 8) -> str:
     return ", ".join(f"{k} {v}" for k, v in list(ops.items())[:n])
 
 
+def session_vs_one_thread(lat: dict) -> str:
+    one, planned = lat.get("ort_original", {}), lat.get("onnxfit_session_cpu", {})
+    if "median_ms" not in one or "median_ms" not in planned:
+        return ""
+    return (f"Measured in the table above: {planned['median_ms']:.2f} ms median per frame (p10 {planned['p10_ms']:.2f}) "
+            f"with the session's threads vs {one['median_ms']:.2f} ms (p10 {one['p10_ms']:.2f}) with one thread "
+            "on the same model.")
+
+
 def cpu_section(d: dict) -> list[str]:
     machine = cpu_machine(d["machine"])
     lit = d.get("litert", {})
@@ -71,21 +80,25 @@ def cpu_section(d: dict) -> list[str]:
         f"Machine: {machine}. onnxruntime {d['onnxruntime']}; LiteRT `{lit.get('package', '-')}`. "
         f"Measured {d['date']} by `{d['command']}` (interleaved rounds in one process: "
         f"{d['timing']['rounds']} rounds x {d['timing']['frames_per_round']} calls per runner, after "
-        f"{d['timing']['warmup']} warm-up calls; states carried frame to frame, batch 1).",
+        f"{d['timing']['warmup']} warm-up calls; states carried frame to frame, batch 1)."
+        + (f" The machine is shared: 1-minute load average {d['load_average_1min']['before']} before the timing, "
+           f"{d['load_average_1min']['after']} after, on {d['machine'].get('logical_cpus')} CPUs; p10 is the least "
+           "disturbed figure." if d.get("load_average_1min") else ""),
         "",
-        "| runner | median ms / frame | p10 - p90 ms | frames/s | time / LiteRT's | timed calls |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| runner | median ms / frame | p10 - p90 ms | frames/s | time / LiteRT's (median) | (p10) | timed calls |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lat = d.get("latency", {})
-    lite = lat.get("litert", {}).get("median_ms")
+    lite = lat.get("litert", {})
     for name, entry in lat.items():
         label = CPU_LABELS.get(name, name)
         if "error" in entry:
-            lines.append(f"| {label} | {entry['error'][:200]} | | | | |")
+            lines.append(f"| {label} | {entry['error'][:200]} | | | | | |")
             continue
-        ratio = f"{entry['median_ms'] / lite:.2f}x" if lite else "-"
+        ratio = f"{entry['median_ms'] / lite['median_ms']:.2f}x" if "median_ms" in lite else "-"
+        ratio10 = f"{entry['p10_ms'] / lite['p10_ms']:.2f}x" if "p10_ms" in lite else "-"
         lines.append(f"| {label} | {entry['median_ms']:.3f} | {entry['p10_ms']:.3f} - {entry['p90_ms']:.3f} | "
-                     f"{entry['fps']:.0f} | {ratio} | {entry['frames']} |")
+                     f"{entry['fps']:.0f} | {ratio} | {ratio10} | {entry['frames']} |")
     opt = d.get("optimize", {})
     if "nodes_before" in opt:
         changed = [p["name"] for p in opt.get("passes", []) if p.get("changed")]
@@ -126,8 +139,9 @@ def cpu_section(d: dict) -> list[str]:
                   f"{st['threads_started_by_session']} pool thread(s) for it, so it runs on **{verdict}** on this "
                   f"{st['physical_cores']}-core machine. Plan: {'; '.join(st['plan_reasons'])}. "
                   + ("For a streaming model this small (a few ms per call, one frame per call) a pool of every core "
-                     "spins threads for little work; see the last row of the table above for what it costs here."
-                     if not st["is_one_thread"] else "")]
+                     "spins threads for little work, and an application running several streams or other work "
+                     "beside it loses those cores. " if not st["is_one_thread"] else "")
+                  + session_vs_one_thread(lat)]
     if d.get("node_counts"):
         lines += ["", "### Nodes (CPU EP)", ""] + node_table(d["node_counts"], "CPU EP")
         for label, entry in d["node_counts"].items():
@@ -238,6 +252,14 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -
         "",
     ]
     lines += cpu_section(cpu) if cpu else ["## CPU", "", f"No {cpu_path.name}: run `python reports/facephys_cpu.py`."]
+    lines += ["", "## Reproduce", "",
+              "- CPU (here): `pip install ai-edge-litert==2.3.0` into .venv, then "
+              "`.venv/bin/python reports/facephys_cpu.py` (writes reports/facephys_cpu.json).",
+              "- GPU: stage with `../shared/gpu/prepare_ort_gpu.sh` and `../shared/gpu/prepare_facephys_jax.sh`, "
+              "check with `bash reports/facephys_gpu.sh --plan` (prints the calls and carry lists), then make the "
+              "calls back to back; the last one runs `bash reports/facephys_gpu.sh`. Copy `$OUT/facephys_gpu.json` "
+              "to reports/. `python reports/facephys_gpu.py --device cpu` checks the script anywhere.",
+              "- This page: `python reports/facephys_report.py`."]
     lines.append("")
     if gpu:
         lines += gpu_section(gpu)
