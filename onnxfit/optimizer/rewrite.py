@@ -19,6 +19,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import onnx_graphsurgeon as gs
@@ -76,6 +77,13 @@ class MatchContext:
             ctx = self.pass_ctx
             self._takes = ep_acceptor(self.root, ctx.target, ctx.opset, ctx.ort_version)
         return self._takes(node)
+
+    def target_takes_as(self, node: gs.Node, op: str) -> bool:
+        """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
+        asks the profile about a replacement before building it."""
+        probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
+                                attrs={})
+        return self.target_takes(probe)
 
 
 class RewriteRule(ABC):

@@ -374,3 +374,25 @@ def test_constant_operand_chains_combine_their_constants_within_1e6():
     result = lean(model, ["constant-chains"])
     assert [n.op_type for n in result.model.graph.node] == ["Mul", "Add"]
     assert_same_outputs(model, result.model, random_feeds(model), exact=False, atol=1e-6, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------ floor-to-ceil (CoreML)
+
+def floor_model():
+    return make_model([helper.make_node("Floor", ["x"], ["f"]), helper.make_node("Add", ["f", "x"], ["y"])],
+                      [tensor_info("x", [1, 8])], [tensor_info("y", [1, 8])])
+
+
+def test_floor_becomes_negated_ceil_where_coreml_takes_ceil_bit_exact():
+    model = floor_model()
+    result = optimize_model(model, target="coreml", passes=["floor-to-ceil"], ort_version=(1, 32))
+    assert op_count(result.model, "Floor") == 0 and op_count(result.model, "Ceil") == 1
+    feeds = {"x": np.array([[-2.5, -1.0, -0.0, 0.0, 0.5, 1.5, np.inf, -np.inf]], np.float32)}
+    assert_same_outputs(model, result.model, feeds)
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+@pytest.mark.parametrize("target,version", [("coreml", (1, 26)), ("cpu", (1, 32)), ("nnapi", (1, 32))])
+def test_floor_stays_where_the_ep_takes_it_or_takes_no_ceil(target, version):
+    result = optimize_model(floor_model(), target=target, passes=["floor-to-ceil"], ort_version=version)
+    assert op_count(result.model, "Floor") == 1
