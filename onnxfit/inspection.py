@@ -19,7 +19,7 @@ import onnx_graphsurgeon as gs
 import onnxfit._graphsurgeon  # noqa: F401  (quiet logger)
 
 from onnxfit.batch_ops import reshape_target_problem
-from onnxfit.errors import node_label
+from onnxfit.errors import OnnxfitError, node_label
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
@@ -71,8 +71,23 @@ def inspect_model(model: onnx.ModelProto) -> dict:
         "initializers": len(model.graph.initializer),
         "nodes": sum(op_histogram(model).values()),
         "ops": dict(sorted(op_histogram(model).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "findings": _findings(graph, opset) | {"initializer_inputs": _initializer_inputs(model)},
+        "findings": _findings(graph, opset) | {"initializer_inputs": _initializer_inputs(model),
+                                               "simplifications": _simplifications(model)},
     }
+
+
+def _simplifications(model: onnx.ModelProto) -> list[dict]:
+    """What the simplification rules would remove, rule by rule: they run in memory on the model
+    (every target runs them; the result is not kept)."""
+    from onnxfit.optimizer.pipeline import get_passes, run_passes
+    from onnxfit.targets.presets import SIMPLIFICATION_RULES
+
+    try:
+        result = run_passes(model, get_passes(SIMPLIFICATION_RULES), PassContext(opset=default_opset(model)))
+    except OnnxfitError as exc:
+        return [{"node": "-", "detail": f"not run: {exc}", "pass": "simplification rules"}]
+    return [{"node": f"{r.removed - r.added} node(s)", "removes": r.removed, "adds": r.added, "pass": r.name}
+            for r in result.reports if r.removed > r.added]
 
 
 def _findings(graph: gs.Graph, opset: int) -> dict[str, list[dict]]:

@@ -61,8 +61,13 @@ def small_constant(tensor: gs.Tensor | None) -> np.ndarray | None:
     return np.asarray(tensor.values)
 
 
+_UNIFORM_MAX = 4096  # neutral elements and scalar-like constants are small; weights are not read
+
+
 def uniform_value(tensor: gs.Tensor | None):
-    """The one value every element of a constant holds (a scalar, or [1, 32] of zeros), else None."""
+    """The one value every element of a small constant holds (a scalar, or [1, 32] of zeros), else None."""
+    if isinstance(tensor, gs.Constant) and int(np.prod(tensor.shape, dtype=np.int64)) > _UNIFORM_MAX:
+        return None
     value = small_constant(tensor)
     if value is None or value.size == 0:
         return None

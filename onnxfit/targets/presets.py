@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from onnxfit.errors import OnnxfitError
 
-__all__ = ["Target", "TARGETS", "get_target", "target_names"]
+__all__ = ["SIMPLIFICATION_RULES", "Target", "TARGETS", "get_target", "target_names"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Target:
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
 _LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "transpose-chains", "select-to-where",
          "constant-chains", "fold-into-conv", "matmul-add-to-gemm", "native-functions")
+SIMPLIFICATION_RULES = _LEAN
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
