@@ -18,7 +18,7 @@ What it measures, states carried frame to frame, `dt` = 1/30, one call per frame
   does (it plans a CUDA graph when the model is eligible; `run` then goes through its bound runner:
   inputs copied into fixed device buffers, the graph replayed, outputs copied back);
 - `onnxfit_session_device_states` (c'): a second such session whose new states are copied into the
-  state inputs' device buffers on the GPU (cupy's cudaMemcpy), only the frame in and the pulse out
+  state inputs' device buffers on the GPU (cupy's cudaMemcpyAsync), only the frame in and the pulse out
   crossing to the host: what the graph costs without the host round trip of 46 states;
 - `jax` (d): the model's own Keras/JAX source, jitted (reports/facephys_jax.py, adapted from
   ../shared/gpu/facephys_jax_reference.py), state on the device; `jax_host_states`: the same with
@@ -135,10 +135,14 @@ class DeviceStateStream:
             rt = cupy.cuda.runtime
             kind = rt.memcpyDeviceToDevice
 
+            ptrs = [(dst.data_ptr(), src.data_ptr(), nbytes) for dst, src, nbytes in self.pairs]
+
             def copy_states() -> None:
-                for dst, src, nbytes in self.pairs:
-                    rt.memcpy(dst.data_ptr(), src.data_ptr(), nbytes, kind)
-                rt.deviceSynchronize()  # ORT's stream is not ordered after the copies otherwise
+                # ORT's run has synchronized its own stream; the copies go on the legacy default stream, which
+                # ORT's (non-blocking) stream does not wait for: wait here before the next replay.
+                for dst, src, nbytes in ptrs:
+                    rt.memcpyAsync(dst, src, nbytes, kind, 0)
+                rt.streamSynchronize(0)
 
             self.cupy_version = cupy.__version__
         else:
@@ -344,7 +348,7 @@ def main() -> None:
             if stream is not None:
                 streams["onnxfit_session_device_states"] = stream
                 result["sessions"]["onnxfit_session_device_states"] = {"cupy": stream.cupy_version,
-                                                                         "copies": "cudaMemcpy D2D" if cuda else "numpy"}
+                                                                         "copies": "cudaMemcpyAsync D2D, one sync" if cuda else "numpy"}
     save()
 
     # -- JAX

@@ -171,7 +171,7 @@ def gpu_section(d: dict) -> list[str]:
         f"({s.get('rounds')} rounds x {s.get('frames_per_round')} calls per runner, interleaved, after "
         f"{s.get('warmup')} warm-up calls; states carried frame to frame; {d.get('elapsed_s')} s in all).",
         "",
-        "| runner | median ms / frame | p10 - p90 ms | frames/s | vs (a) | vs JAX | timed calls |",
+        "| runner | median ms / frame | p10 - p90 ms | frames/s | speed vs (a) | time / JAX's | timed calls |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lat = d.get("latency", {})
@@ -185,8 +185,8 @@ def gpu_section(d: dict) -> list[str]:
             continue
         if "median_ms" not in entry:
             continue
-        vs_base = f"{base / entry['median_ms']:.2f}x faster" if base else "-"
-        vs_jax = f"{entry['median_ms'] / jx:.2f}x JAX's time" if jx else "-"
+        vs_base = f"{base / entry['median_ms']:.2f}x" if base else "-"
+        vs_jax = f"{entry['median_ms'] / jx:.2f}x" if jx else "-"
         lines.append(f"| {label} | {entry['median_ms']:.3f} | {entry['p10_ms']:.3f} - {entry['p90_ms']:.3f} | "
                      f"{entry['fps']:.0f} | {vs_base} | {vs_jax} | {entry['frames']} |")
     errors = d.get("errors", {})
