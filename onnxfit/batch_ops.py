@@ -17,6 +17,18 @@ on which ops keep frames apart. Every op has one ``Flow``:
    slot alone (Pad, Tile, Expand, Resize, Upsample, Slice).
 7. ``SHAPE``: Shape and Size describe the tensor, not its data: they depend on the batch by design.
 
+Rows. Time-distributed layers merge the batch with other axes into one and split it back
+(``[N, 1, H, W, C] -> [N*H*W, C, 1, 1]`` around a 1x1 Conv, ``[N, T, C, H, W] -> [N*T, C, H, W]``).
+Frames stay apart on the merged axis while each of its indices, a row, belongs to one frame (frame
+i owns rows ``[i*f, (i+1)*f)``) and every op between the merge and the split is per-row, which the
+flows decide with the merged axis in place of the batch axis: ``ELEMENTWISE`` when fixed operands
+are 1 along the rows (a fixed tensor with one value per row would need repeating per frame);
+``PER_FRAME`` ops with the rows on their batch axis (each N of a Conv is its own sample);
+``ALONG_AXES`` and ``CONTRACTS`` ops that do not combine along the rows; ``PER_AXIS`` amounts that
+leave them alone (a size there counts rows: N*f); ``RESHAPES`` that keep each output row inside
+one frame, or split the rows back into one index per frame; ``SHAPE`` reads N*f, not N. The
+batched operands of one op must hold as many rows per frame.
+
 An op missing from the table has no known batch rule: dynamic-batch refuses it, the proof judges
 it by its output shapes alone. The decoding of axes (attribute or input, opset defaults,
 Softmax's pre-13 flattening) lives here too, behind ``OpFacts``: each side hands over what it

@@ -25,6 +25,21 @@ graph (which axis of each tensor holds the frames), op by op as the batch-op tab
    output changes rank (at batch 1 its value is the old output with a leading 1 added), and ops
    after it that name axes (Softmax, Concat, Transpose, Reduce*, Slice, ...) have their
    non-negative axes moved up by one, so they still work within a frame;
+3b. where a lifted batch reaches an op that cannot take it (a Conv: its batch axis is its own),
+   the merging Reshape/Flatten keeps the merge as rows instead: time-distributed layers
+   (``[1, T, C, H, W] -> [T, C, H, W]``) and tf2onnx's per-pixel 1x1 convolutions
+   (``[1, 1, 36, 36, 3] -> [1296, 3, 1, 1] -> Conv -> [1, 1, 36, 36, 32]``). The merged axis holds
+   f rows per frame, frame i owning rows ``[i*f, (i+1)*f)``; the Reshape gets -1 there
+   (``[-1, 3, 1, 1]``; value_info ``batch*1296``). Rows pass only per-row ops, as the batch-op table
+   says for a batch axis: elementwise ops whose fixed operands are 1 along the rows, PER_FRAME ops
+   (Conv, pooling, normalization) with the rows as their batch axis, ops that combine or contract
+   other axes, PER_AXIS amounts that leave the rows alone (an Expand or Resize size there is the
+   export batch times f), Reshapes that keep whole rows in one axis; batched inputs of one op must
+   hold as many rows per frame. A Reshape whose output axis takes whole frames again (one row per
+   frame: ``[1296, 32, 1, 1] -> [-1, 1, 36, 36, 32]``) splits them back. A fixed tensor joined to
+   rows by a Concat is refused (it would be needed once per frame); rows that reach a graph
+   output are split there, ``[N*f, ...] -> [N, f, ...]`` (rule 3's output form). Which merges become
+   rows is learnt from where a walk with lifts stops (``plan``);
 4. a fixed tensor concatenated with batched ones (ConstantOfShape, Expand, Tile or an initializer
    with batch 1) gets its batch from ``Shape(x)[b]`` of a batched input: the ConstantOfShape or
    Expand shape is rewritten, anything else is wrapped in an Expand;
@@ -37,7 +52,13 @@ graph (which axis of each tensor holds the frames), op by op as the batch-op tab
    not leading) or an op outside the table raises OnnxfitError naming the node: such a model
    cannot be made dynamic by rewriting constants;
 7. value_info of intermediate tensors gets the symbolic batch dim (or loses its shape when it
-   depends on the batch in another way), so ONNX Runtime does not check it against batch 1.
+   depends on the batch in another way), so ONNX Runtime does not check it against batch 1;
+8. an input whose dims are all 1 and whose batch axis only the leading-axis guess gave
+   (``dt: [1]``, seconds per frame, one value per call) is taken as one value shared by all frames
+   when, batched, it stops the walk and the model squeezes it to a scalar (FacePhys:
+   ``Squeeze(dt) * rates[32]``), as ``--batch-axis dt=none`` would say; a note says so and it keeps
+   its shape. Used as it is (a ``[1]`` bias), it stays batched and the error names the flag; an
+   input given a batch axis with ``--batch-axis`` is never second-guessed.
 
 ``rewritten`` counts repaired nodes plus the graph inputs, outputs and value_info entries whose
 batch became symbolic; a model whose batch is already symbolic everywhere is left unchanged.
@@ -53,8 +74,9 @@ listed as graph inputs too, and a Reshape's own shape initializer is rewritten i
 
 The package, along the walk's seams: ``export_shapes`` (where the batch starts, shapes at the
 export batch), ``walk`` (the walk's state and the axis forms ops name), ``rules`` (the visit, and
-one rule per table op from ``frame_rules``, ``axis_rules`` and ``reshape_rules``), ``symbolic``
-(rules 1 and 7, after the walk).
+one rule per table op from ``frame_rules``, ``axis_rules`` and ``reshape_rules``), ``plan`` (rules
+3b and 8: the choices learnt from where a walk stops; each is a retry on the graph as it was),
+``symbolic`` (rules 1 and 7, after the walk).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Rules for the ops that move or merge the batch (RESHAPES in ``onnxfit.batch_ops``): Reshape,
 Flatten, Squeeze, Unsqueeze, Transpose.
 
-Where the batch went is read from shapes at the export batch; a merged leading batch is kept as a
-new leading axis (rule 3), a hardcoded one becomes -1 (rule 2).
+Where the batch went is read from shapes at the export batch (``frame_slot``: which output axis
+holds whole frames, and how many rows of it each frame owns); a merged leading batch is kept as a
+new leading axis (rule 3) or as rows (rule 3b, where the walk chose so), rows become one row per
+frame again where a Reshape splits them back, and the slot of a hardcoded batch becomes -1
+(rule 2).
 """
 
 from __future__ import annotations
