@@ -164,6 +164,20 @@ def test_per_call_input_used_as_it_is_stays_batched_and_the_error_names_the_flag
     assert [_dims(i) for i in rewritten.graph.input] == [["batch", 3], [1]]
 
 
+def test_input_of_ones_beside_a_fixed_export_batch_above_1_is_shared():
+    # x [10, 3] and c [1]: c cannot carry 10 frames, so it is one value for all of them (it used
+    # to stop the pass: "input 'x' has a batch of 10 but input 'c' has 1").
+    nodes = [helper.make_node("Mul", ["x", "c"], ["y"], name="scale")]
+    model = make_model(nodes, [tensor_info("x", [10, 3]), tensor_info("c", [1])], [tensor_info("y", [10, 3])])
+    result = _run(model, opset=17)
+    assert [_dims(i) for i in result.model.graph.input] == [["batch", 3], [1]]
+    assert ("input 'c' [1] is taken as one value shared by all frames, as with --batch-axis c=none: its batch of 1 "
+            "is not the export batch of 10") in result.reports[0].notes
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    c = np.array([2.5], np.float32)
+    np.testing.assert_array_equal(run_ort(result.model, {"x": x, "c": c})[0], x * c)
+
+
 def _time_distributed(steps=3, softmax=False, split=True):
     """torch's ``x.view(B*T, C, H, W)`` exported at batch 1: [1, T, 3, 5, 5] -> [T, 3, 5, 5] -> Conv
     (-> Softmax over channels) -> [1, T, 4, 5, 5], or the Conv output itself as the graph output."""

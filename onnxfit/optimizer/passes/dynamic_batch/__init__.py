@@ -86,6 +86,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.nodes import share_name_registry
 from onnxfit.optimizer.passes.dynamic_batch.export_shapes import (
     batch_seeds,
     export_batch,
@@ -125,12 +126,13 @@ class DynamicBatchPass:
         batch = export_batch(graph, framed)
         for name in plan.candidates:
             if batch != 1:  # all ones next to a fixed export batch above 1: not a batch
-                plan.shared[name] = f"its batch of 1 is not the export batch {batch}"
+                plan.shared[name] = f"its batch of 1 is not the export batch of {batch}"
         graph.toposort()
         already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in framed)
         shapes = shapes_at_export_batch(graph, seeds, batch, ctx)
         plan.scalars = squeezed_to_scalars(graph, plan.candidates, shapes)
-        pristine, names = graph.copy(), set(graph.__dict__.get("_onnxfit_names") or ())
+        # Walks edit as they go: a retry starts from a copy, with the names taken before the first walk.
+        pristine, names = graph.copy(), set(graph.__dict__.get("_onnxfit_names") or share_name_registry(graph))
         while True:
             report = PassReport(self.name, changed=False)
             try:
@@ -175,7 +177,11 @@ def _walk(graph: gs.Graph, ctx: PassContext, seeds: list[tuple[gs.Variable, int]
             visit(walk, node)
         except OnnxfitError as exc:
             raise Stopped(walk, node, exc) from None
-    split_output_rows(walk)
+    for t in list(graph.outputs):
+        try:
+            split_output_rows(walk, t)
+        except OnnxfitError as exc:
+            raise Stopped(walk, t.inputs[0], exc) from None
     return walk
 
 

@@ -68,16 +68,15 @@ class Plan:
             return True
         reached = sorted(_reaching_inputs(walk, node) & set(self.candidates) - set(self.shared))
         fresh = [name for name in reached if name in self.scalars]
+        why = str(stop.error).removesuffix("; the batch cannot be made dynamic")
         for name in fresh:
-            self.shared[name] = str(stop.error)
+            self.shared[name] = f"the model squeezes it to a scalar, and per frame {why}"
         self.hints = [] if fresh else reached
         return bool(fresh)
 
     def notes(self) -> list[str]:
-        return [f"input '{name}' {self.candidates[name]} is taken as one value shared by all frames (the model "
-                f"squeezes it to a scalar), as with --batch-axis {name}=none: per frame, "
-                f"{why.removesuffix('; the batch cannot be made dynamic')}"
-                for name, why in self.shared.items()]
+        return [f"input '{name}' {self.candidates[name]} is taken as one value shared by all frames, as with "
+                f"--batch-axis {name}=none: {why}" for name, why in self.shared.items()]
 
     def explain(self, error: OnnxfitError) -> OnnxfitError:
         """The final error, saying which inputs were taken as shared on the way and which could be."""
@@ -90,7 +89,7 @@ class Plan:
         if self.shared:
             names = ", ".join(f"'{name}' {self.candidates[name]}" for name in self.shared)
             message += (f" (input {names} taken as one value shared by all frames, as with "
-                        f"--batch-axis {next(iter(self.shared))}=none: per frame it mixes them too)")
+                        f"--batch-axis {next(iter(self.shared))}=none)")
         return OnnxfitError(message)
 
 

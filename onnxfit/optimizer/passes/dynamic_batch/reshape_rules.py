@@ -315,29 +315,28 @@ def transpose(walk: Walk, node: gs.Node) -> list[int | None]:
     return [list(perm).index(walk.b(node.inputs[0]))]
 
 
-def split_output_rows(walk: Walk) -> None:
+def split_output_rows(walk: Walk, t: gs.Tensor) -> None:
     """A graph output that still holds rows of frames (rule 3b) gets them split back,
     ``[N*f, ...] -> [N, f, ...]``: the lifted form of rule 3 (at batch 1 the old output with a
     leading 1 added)."""
-    for t in list(walk.graph.outputs):
-        f = walk.f(t)
-        if walk.b(t) is None or f == 1:
-            continue
-        shape = walk.old_shape(t)
-        if walk.b(t) != 0 or shape is None or None in shape[1:]:
-            raise OnnxfitError(f"output '{t.name}' holds rows of frames on axis {walk.b(t)} (a merged batch that no "
-                               "Reshape splits back); the batch cannot be made dynamic")
-        rows = gs.Variable(nodes.unique_name(walk.graph, f"{t.name}_rows"), dtype=t.dtype)
-        for consumer in list(t.outputs):
-            consumer.inputs[:] = [rows if i is t else i for i in consumer.inputs]
-        producer = t.inputs[0]
-        producer.outputs[producer.outputs.index(t)] = rows
-        split = walk.int64(f"{t.name}_frames_shape", [-1, f, *shape[1:]])
-        nodes.add_node(walk.graph, "Reshape", f"{t.name}_frames", [rows, split], outputs=[t])
-        walk.report.added += 1
-        walk.axis[rows.name], walk.rows[rows.name], walk.shapes[rows.name] = 0, f, shape
-        walk.rows.pop(t.name)
-        walk.lifted.add(t.name)
+    f = walk.f(t)
+    if walk.b(t) is None or f == 1:
+        return
+    shape = walk.old_shape(t)
+    if walk.b(t) != 0 or shape is None or None in shape[1:]:
+        raise OnnxfitError(f"output '{t.name}' holds rows of frames on axis {walk.b(t)} (a merged batch that no "
+                           "Reshape splits back); the batch cannot be made dynamic")
+    rows = gs.Variable(nodes.unique_name(walk.graph, f"{t.name}_rows"), dtype=t.dtype)
+    for consumer in list(t.outputs):
+        consumer.inputs[:] = [rows if i is t else i for i in consumer.inputs]
+    producer = t.inputs[0]
+    producer.outputs[producer.outputs.index(t)] = rows
+    split = walk.int64(f"{t.name}_frames_shape", [-1, f, *shape[1:]])
+    nodes.add_node(walk.graph, "Reshape", f"{t.name}_frames", [rows, split], outputs=[t])
+    walk.report.added += 1
+    walk.axis[rows.name], walk.rows[rows.name], walk.shapes[rows.name] = 0, f, shape
+    walk.rows.pop(t.name)
+    walk.lifted.add(t.name)
 
 
 RESHAPE_RULES = {"Reshape": reshape, "Flatten": flatten, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
