@@ -11,8 +11,9 @@ In one process, states carried frame to frame (host numpy arrays), batch 1, `dt`
   (reports/_work/facephys_cpu.onnx unless --optimized names one);
 - `litert`: LiteRT (`ai-edge-litert`, pinned below; XNNPACK, its default CPU delegate) with
   num_threads=1 on ../shared/models/facephys/model.tflite;
-- `onnxfit_session_cpu`: `onnxfit.session(model, target="cpu")` as a user opens it (its thread
-  count is ONNX Runtime's default: see "session_threads" in the JSON).
+- `onnxfit_session_cpu`: `onnxfit.session(model, target="cpu")` as a user opens it: the model
+  `prepare()` rewrote for target cpu (same passes as `ort_optimized`), ONNX Runtime's default thread
+  count (see "session_threads" in the JSON).
 Rounds alternate the runners (the order rotates each round); each round times `--frames` calls per
 runner; the figure is the median per call over all timed calls (>= 200 per runner by default).
 Also: outputs of the runners on the same 64 frames from zero states (parity), and node counts as
@@ -145,6 +146,7 @@ def session_threads(model: Path) -> tuple[dict, object]:
         "effective_intra_op_threads": started + 1,
         "physical_cores": info["physical_cores"], "logical_cpus": info["logical_cpus"],
         "plan_reasons": session.plan.reasons, "provider_options": session.plan.provider_options,
+        "prepared": session.plan.prepared, "model_loaded": session.plan.model,
     }
     entry["is_one_thread"] = entry["effective_intra_op_threads"] == 1
     entry["all_cores"] = entry["effective_intra_op_threads"] >= (info["physical_cores"] or info["logical_cpus"] or 1)
