@@ -275,10 +275,10 @@ def git_state() -> dict:
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False,
-                                  timeout=30).stdout.strip()
+                                  timeout=30).stdout.rstrip("\n")
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    head = git("rev-parse", "--short", "HEAD")
+    head = git("rev-parse", "--short", "HEAD").strip()
     dirty = git("status", "--porcelain", "--", "onnxfit")
     return {"commit": head or None, "onnxfit_uncommitted": sorted(line[3:] for line in dirty.splitlines()) if head else None}
