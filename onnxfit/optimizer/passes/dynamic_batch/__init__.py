@@ -129,7 +129,7 @@ class DynamicBatchPass:
                 plan.shared[name] = f"its batch of 1 is not the export batch of {batch}"
         graph.toposort()
         already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in framed)
-        shapes = shapes_at_export_batch(graph, seeds, batch, ctx)
+        shapes = shapes_at_export_batch(graph, [(x, b) for x, b in seeds if x.name not in plan.shared], batch, ctx)
         plan.scalars = squeezed_to_scalars(graph, plan.candidates, shapes)
         # Walks edit as they go: a retry starts from a copy, with the names taken before the first walk.
         pristine, names = graph.copy(), set(graph.__dict__.get("_onnxfit_names") or share_name_registry(graph))
@@ -169,9 +169,8 @@ class DynamicBatchPass:
 def _walk(graph: gs.Graph, ctx: PassContext, seeds: list[tuple[gs.Variable, int]], shapes: dict, batch: int,
           report: PassReport, plan: Plan) -> Walk:
     """One walk over the graph as it is, with the choices of ``plan``; raises Stopped where it refuses."""
-    by_name = {t.name: t for t in graph.inputs}
     walk = Walk(graph, ctx, dict(shapes), batch, report, frozenset(plan.row_merges))
-    walk.axis.update({x.name: b for x, b in seeds if x.name in by_name})
+    walk.axis.update({x.name: b for x, b in seeds})
     for node in list(graph.nodes):
         try:
             visit(walk, node)
