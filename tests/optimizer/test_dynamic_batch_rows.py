@@ -236,7 +236,8 @@ def test_flatten_of_batch_and_time_into_gemm_rows_is_split_back():
              helper.make_node("Gemm", ["rows", "w", "bias"], ["g"], name="dense"),
              helper.make_node("Reshape", ["g", "split_shape"], ["y"], name="split_time")]
     original = make_model(nodes, [tensor_info("x", [1, 3, 3, 2, 2])], [tensor_info("y", [1, 3, 5])],
-                          [_weight("w", [12, 5], 3), _weight("bias", [5], 4), _ints("split_shape", [1, 3, 5])], opset=13)
+                          [_weight("w", [12, 5], 3), _weight("bias", [5], 4), _ints("split_shape", [1, 3, 5])],
+                          opset=13)
     rewritten = _run(original, opset=13).model
     assert [n.op_type for n in rewritten.graph.node] == ["Flatten", "Gemm", "Reshape"]
     _assert_frames_alone(original, rewritten, (3, 3, 2, 2))
