@@ -46,8 +46,9 @@ class Target:
 # passes nor ONNX Runtime's own folding and fusions would treat them as constants.
 # The simplification rules (docs/passes.md): they run in the pipeline's fixpoint rounds, after the
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
-_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "transpose-chains", "select-to-where",
-         "constant-chains", "fold-into-conv", "matmul-add-to-gemm", "native-functions")
+_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "reshape-own-shape", "slice-chains",
+         "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv", "matmul-add-to-gemm",
+         "native-functions")
 SIMPLIFICATION_RULES = _LEAN
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.

@@ -396,3 +396,74 @@ def test_floor_becomes_negated_ceil_where_coreml_takes_ceil_bit_exact():
 def test_floor_stays_where_the_ep_takes_it_or_takes_no_ceil(target, version):
     result = optimize_model(floor_model(), target=target, passes=["floor-to-ceil"], ort_version=version)
     assert op_count(result.model, "Floor") == 1
+
+
+# ------------------------------------------------------------------------------ more chains
+
+def test_slices_of_slices_on_other_axes_become_one_slice_bit_exact():
+    def ints(name, values):
+        return const(name, np.array(values, np.int64))
+    model = make_model([
+        helper.make_node("Slice", ["x", "s0", "e", "a2", "st"], ["rows"]),
+        helper.make_node("Slice", ["rows", "s0", "e", "a3", "st"], ["y0"]),
+        helper.make_node("Slice", ["rows", "s1", "e", "am1", "st"], ["y1"]),
+    ], [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y0", [1, 3, 4, 4]), tensor_info("y1", [1, 3, 4, 4])],
+        [ints("s0", [0]), ints("s1", [1]), ints("e", [2**62]), ints("a2", [2]), ints("a3", [3]), ints("am1", [-1]),
+         ints("st", [2])])
+    result = lean(model, ["slice-chains"])
+    assert op_count(result.model, "Slice") == 2
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_slices_on_the_same_axis_stay_two():
+    model = make_model([
+        helper.make_node("Slice", ["x", "s", "e", "a"], ["a1"]),
+        helper.make_node("Slice", ["a1", "s", "e", "a"], ["y"]),
+    ], [tensor_info("x", [8])], [tensor_info("y", [4])],
+        [const("s", np.array([1], np.int64)), const("e", np.array([6], np.int64)), const("a", np.array([0], np.int64))])
+    assert op_count(lean(model, ["slice-chains"]).model, "Slice") == 2
+
+
+def test_a_reshape_to_its_own_leading_dims_gets_a_constant_target_bit_exact():
+    # Paddle2ONNX's flatten: Reshape(x, Concat(Cast(Slice(Cast(Shape(x)))), [-1])), batch symbolic
+    model = make_model([
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Cast", ["s"], ["s32"], to=TensorProto.INT32),
+        helper.make_node("Slice", ["s32", "zero", "one", "zero"], ["n32"]),
+        helper.make_node("Cast", ["n32"], ["n"], to=TensorProto.INT64),
+        helper.make_node("Concat", ["n", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ], [tensor_info("x", ["N", 4, 1, 1])], [tensor_info("y", ["N", 4])],
+        [const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64)),
+         const("minus_one", np.array([-1], np.int64))])
+    result = lean(model, ["reshape-own-shape"])
+    assert [n.op_type for n in result.model.graph.node] == ["Reshape"]
+    for batch in (1, 3):
+        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [batch, 4, 1, 1]}))
+
+
+def test_a_reshape_that_moves_a_dim_of_its_shape_keeps_its_shape_math():
+    model = make_model([
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "one", "two", "zero"], ["c"]),
+        helper.make_node("Concat", ["c", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ], [tensor_info("x", ["N", 4])], [tensor_info("y", [4, "M"])],
+        [const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64)),
+         const("two", np.array([2], np.int64)), const("minus_one", np.array([-1], np.int64))])
+    assert op_count(lean(model, ["reshape-own-shape"]).model, "Shape") == 1
+
+
+def test_a_transpose_that_moves_only_unit_dims_becomes_a_reshape_bit_exact():
+    model = make_model([helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+                        helper.make_node("Relu", ["t"], ["y"])],
+                       [tensor_info("x", [1, 5, 16])], [tensor_info("y", [5, 1, 16])])
+    result = lean(model, ["transpose-to-reshape"])
+    assert op_count(result.model, "Transpose") == 0 and op_count(result.model, "Reshape") == 1
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_a_transpose_that_moves_data_stays():
+    model = make_model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1])],
+                       [tensor_info("x", [1, 5, 16])], [tensor_info("y", [1, 16, 5])])
+    assert op_count(lean(model, ["transpose-to-reshape"]).model, "Transpose") == 1

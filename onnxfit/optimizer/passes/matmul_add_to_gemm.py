@@ -6,8 +6,9 @@ Rules:
 
 1. Matched at the Add; one operand is written by a MatMul whose output only this Add reads (no
    graph output), the other is a constant bias.
-2. The MatMul's first input has rank 2 (known), its second is a constant of rank 2; the bias is
-   ``[N]``, ``[1, N]``, ``[M, N]`` or a scalar, of the same float dtype (Gemm's C broadcasts the same way).
+2. The MatMul's first input has rank 2 (declared, or the target of the Reshape writing it), its
+   second is a constant of rank 2; the bias is ``[N]``, ``[1, N]`` or one value, of the same float
+   dtype (Gemm's C broadcasts the same way).
 3. The MatMul becomes ``Gemm(A, B, C)`` writing the Add's output; the Add goes.
 Not exact: Gemm adds the bias inside the kernel; float32 within 1e-5 relative (ONNX Runtime's own
 level-1 MatMulAddFusion does the same at load time on the CPU EP). ``--exact`` leaves it out.
@@ -42,15 +43,14 @@ class MatMulAddToGemmPass(RewriteRule):
             if matmul is None or matmul.op != "MatMul" or not isinstance(bias, gs.Constant):
                 continue
             a, b, out = matmul.inputs[0], matmul.inputs[1], matmul.outputs[0]
-            if not isinstance(b, gs.Constant) or len(b.shape) != 2 or a.shape is None or len(a.shape) != 2:
+            if not isinstance(b, gs.Constant) or len(b.shape) != 2 or _rank(a) != 2:
                 continue
             if len(out.outputs) != 1 or id(out) in ctx.graph_outputs:
                 continue
             if np.dtype(bias.dtype) != np.dtype(b.dtype) or np.dtype(b.dtype).kind != "f":
                 continue
             n = int(b.shape[1])
-            if tuple(bias.shape) not in ((), (n,), (1, n), (1,)) and not (
-                    len(bias.shape) == 2 and bias.shape[1] == n and a.shape[0] == bias.shape[0]):
+            if tuple(bias.shape) not in ((), (n,), (1, n), (1,)):
                 continue
             if bypass_blocked(ctx.graph, node, out, ctx.graph_outputs) is not None:
                 continue
@@ -62,3 +62,13 @@ class MatMulAddToGemmPass(RewriteRule):
         matmul.op = "Gemm"
         matmul.inputs.append(bias)
         bypass(graph, node, matmul.outputs[0], ctx.graph_outputs)
+
+
+def _rank(tensor: gs.Tensor) -> int | None:
+    """The tensor's rank: declared, or the length of the constant target of the Reshape writing it."""
+    if tensor.shape is not None:
+        return len(tensor.shape)
+    node = producer(tensor)
+    if node is not None and node.op == "Reshape" and isinstance(node.inputs[1], gs.Constant):
+        return int(node.inputs[1].shape[0]) if len(node.inputs[1].shape) == 1 else None
+    return None
