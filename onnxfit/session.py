@@ -13,7 +13,9 @@ machine and the prepared model, and opens the session:
   word: when it refuses capture, the session opens plain CUDA and the plan says why.
 - TensorRT (asked for by name; ``auto`` takes CUDA where both are listed): TensorRT, then CUDA for
   what it leaves. OpenVINO: ``device_type`` CPU (the devices
-  found are named; pass GPU or NPU to use one). CPU: ONNX Runtime's defaults, threads included.
+  found are named; pass GPU or NPU to use one). CPU: ONNX Runtime's defaults, except one intra-op
+  thread for a streaming model (fixed input shapes, no tensor over ``STREAMING_MAX_ELEMENTS``):
+  its ops are too small to split, and a thread pool costs each of its many nodes a wake-up.
 
 Every choice is kept with its reason in a ``SessionPlan`` (``session.plan``, ``session_plan()``,
 ``onnxfit session-plan MODEL --json``). Provider options the caller passes win over planned ones.
@@ -61,6 +63,7 @@ class SessionPlan:
     ep_available: bool = True  # is the target's EP in the provider list planned for
     output_shapes: dict[str, list[int]] = field(default_factory=dict)  # fixed shapes, for a CUDA graph's buffers
     placement: dict | None = None  # the CUDA EP's placement: real or estimated, CPU nodes, device copies
+    intra_op_threads: int | None = None  # None: ONNX Runtime's default (one thread per physical core)
     source: str | None = None  # the model before prepare
     prepared: dict | None = None  # cache key, hit, rewritten
     onnxruntime: str = ort.__version__
@@ -238,9 +241,44 @@ def _openvino_devices() -> list[str]:
     return list(lister()) if lister else []
 
 
+STREAMING_MAX_ELEMENTS = 1 << 18
+
+
 def _plan_default(p: SessionPlan, model, available) -> dict[str, str]:
-    p.reasons.append(f"{p.ep} with ONNX Runtime's defaults" + (" (thread counts included)" if p.ep == CPU_EP else ""))
+    largest = _largest_tensor(model) if p.ep == CPU_EP and p.static_inputs else None
+    if largest is not None and largest <= STREAMING_MAX_ELEMENTS:
+        p.intra_op_threads = 1
+        p.reasons.append(f"intra_op_num_threads=1: fixed shapes and no tensor over {largest} elements, a "
+                         "streaming-sized model whose ops are too small to split across threads")
+    else:
+        p.reasons.append(f"{p.ep} with ONNX Runtime's defaults" + (" (thread counts included)" if p.ep == CPU_EP else ""))
     return {}
+
+
+def _largest_tensor(model: ModelSource) -> int | None:
+    """Elements of the largest value the model computes, from shape inference; None when a shape is
+    not known."""
+    from onnxfit.graphs import iter_graphs
+    from onnxfit.shapes import weightless_copy
+
+    skeleton = model if isinstance(model, onnx.ModelProto) else load_model(Path(model), lazy_weights=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(weightless_copy(skeleton))
+    except (onnx.shape_inference.InferenceError, ValueError):
+        return None
+    graph = inferred.graph
+    if any(n.op_type in ("If", "Loop", "Scan") for g in iter_graphs(graph) for n in g.node):
+        return None
+    largest = 0
+    for value in [*graph.value_info, *graph.output]:
+        dims = proto_shape(value)
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return None
+        size = 1
+        for d in dims:
+            size *= d
+        largest = max(largest, size)
+    return largest
 
 
 _PLANNERS = {
@@ -313,6 +351,9 @@ def open_session(plan: SessionPlan, session_options: ort.SessionOptions | None =
 
 
 def _open(plan: SessionPlan, session_options: ort.SessionOptions | None, model: ModelSource | None) -> PlannedSession:
+    if plan.intra_op_threads is not None and (session_options is None or session_options.intra_op_num_threads == 0):
+        session_options = session_options or ort.SessionOptions()
+        session_options.intra_op_num_threads = plan.intra_op_threads  # the caller's own count wins
     opened = PlannedSession(plan, session_options, model)
     opened.disable_fallback()  # a failing run raises instead of switching this session to the CPU
     if plan.ep not in opened.get_providers():

@@ -308,3 +308,27 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, saved, args, message):
 def test_cli_missing_model_exits_2(tmp_path):
     result = _cli(tmp_path / "absent.onnx", cache=tmp_path / "c")
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+# ------------------------------------------------------------------------------------- CPU threads
+
+
+def test_cpu_plan_runs_a_streaming_sized_model_on_one_thread(saved):
+    plan = plan_session(saved(recurrent_head()), "cpu")
+    assert plan.intra_op_threads == 1 and any("intra_op_num_threads=1" in r for r in plan.reasons)
+    opened = open_session(plan)
+    assert opened.get_session_options().intra_op_num_threads == 1
+
+
+def test_cpu_plan_keeps_the_thread_pool_for_large_or_symbolic_tensors(saved):
+    big = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor_info("x", [1, 3, 512, 512])],
+                     [tensor_info("y", [1, 3, 512, 512])])
+    assert plan_session(saved(big, "big.onnx"), "cpu").intra_op_threads is None
+    assert plan_session(saved(recurrent_head(batch="N"), "dyn.onnx"), "cpu").intra_op_threads is None
+
+
+def test_the_callers_thread_count_wins_over_the_plan(saved):
+    plan = plan_session(saved(recurrent_head()), "cpu")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    assert open_session(plan, options).get_session_options().intra_op_num_threads == 2
