@@ -264,12 +264,20 @@ def make_inputs(
     seed: int = 0,
     axes: dict[str, int | None] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Provided arrays plus generated data for the rest; refuses to invent scalars and states."""
-    provided = provided or {}
+    """Provided arrays plus generated data for the rest; refuses to invent scalar settings. A state
+    tensor nobody gave starts at zeros, the start of a stream (random states are no state a
+    streaming model ever sees: they overflow FacePhys's decays)."""
+    provided = dict(provided or {})
     axes = batch_axes(specs) if axes is None else axes
     missing = [s for s in specs if s.needs_data and s.name not in provided]
-    if missing:
-        what = ", ".join(f"'{s.name}' ({'scalar setting' if s.dims == () else 'state tensor'})" for s in missing)
+    scalars = [s for s in missing if s.dims == ()]
+    if scalars:
+        what = ", ".join(f"'{s.name}' (scalar setting)" for s in scalars)
+        raise OnnxfitError(f"input {what} cannot be generated: give its values with --inputs data.npz")
+    states = [s for s in missing if s.dims is not None]
+    unknown = [s for s in missing if s.dims is None]
+    if unknown:
+        what = ", ".join(f"'{s.name}' (state tensor of unknown shape)" for s in unknown)
         raise OnnxfitError(f"input {what} cannot be generated: give its values with --inputs data.npz")
     dims = [s.dims[axes[s.name]] for s in specs if s.dims and axes.get(s.name) not in (None, UNKNOWN)]
     if batch is not None and all(isinstance(d, int) for d in dims) and any(d != batch for d in dims):
@@ -277,6 +285,11 @@ def make_inputs(
             f"--batch {batch}: no input has a dynamic batch dim ({', '.join(s.describe() for s in specs)})"
         )
     shapes, notes = resolve_shapes(specs, batch, input_shapes, provided, axes)
-    feeds = generate_inputs([s for s in specs if s.name not in provided], shapes, seed)
+    feeds = generate_inputs([s for s in specs if s.name not in provided and s not in states], shapes, seed)
+    for state in states:
+        feeds[state.name] = np.zeros(shapes[state.name], dtype=state.dtype)
+    if states:
+        names = ", ".join(s.name for s in states[:4]) + (f" and {len(states) - 4} more" if len(states) > 4 else "")
+        notes.append(f"state input(s) {names} start at zeros, the start of a stream: give --inputs for other states")
     feeds.update(provided)
     return {s.name: feeds[s.name] for s in specs}, notes

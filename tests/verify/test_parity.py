@@ -187,3 +187,15 @@ def test_generated_inputs_are_deterministic_and_in_range():
     feeds, _ = make_inputs(model_inputs(model), batch=2, seed=3)
     assert feeds["x"].min() >= -1 and feeds["x"].max() <= 1 and feeds["x"].dtype == np.float32
     assert feeds["i"].min() >= 0 and feeds["i"].max() < 4 and feeds["i"].dtype == np.int64
+
+
+def test_state_inputs_nobody_gave_start_at_zeros_and_say_so():
+    # A streaming cell: y, state_out = tanh(x + state_in), both outputs; state [2, N, 4] as silero writes it.
+    nodes = [helper.make_node("Add", ["x", "state_in"], ["s"]), helper.make_node("Tanh", ["s"], ["state_out"]),
+             helper.make_node("ReduceSum", ["state_out"], ["y"], keepdims=0, axes=[0])]
+    model = make_model(nodes, [tensor_info("x", [2, "N", 4]), tensor_info("state_in", [2, "N", 4])],
+                       [tensor_info("y", ["N", 4]), tensor_info("state_out", [2, "N", 4])], opset=12)
+    report = verify(model, runtimes=["ort-cpu"], batch_axis=["state_in=1", "x=1"])
+    parity = report.check("parity")
+    assert report.ok, parity.summary
+    assert any("state_in start at zeros" in note for note in parity.details["notes"])
