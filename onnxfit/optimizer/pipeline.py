@@ -222,8 +222,9 @@ def run_passes(
                         graph = _import(rewritten, model, ctx.overridable_inputs)
                 else:
                     report = p.run(graph, ctx)
-                graph.cleanup(remove_unused_graph_inputs=False).toposort()
-                ops = _settle(report, ops, _graph_ops(graph))
+                if report.changed is not False:  # a pass that says it changed nothing left the graph as it was
+                    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+                    ops = _settle(report, ops, _graph_ops(graph))
                 changed |= bool(report.changed)
                 if p.name in by_name:
                     _merge(by_name[p.name], report)

@@ -30,7 +30,7 @@ single ops. Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -90,7 +90,7 @@ class NativeFunctionsPass(RewriteRule):
             return self._kept[id(node)]
         near = None
         for x in _candidate_inputs(node):
-            found = _fit(x, node, ctx, self._samples)
+            found = _fit(x, node, ctx, self._samples, self._uniform)
             if isinstance(found, Replacement):
                 return found
             near = near or found
@@ -100,7 +100,9 @@ class NativeFunctionsPass(RewriteRule):
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Replacement, ctx: MatchContext) -> None:
         for member in plan.region:
             member.outputs.clear()  # the region goes; its other markers are not matched again
-        self._samples.clear()  # regions sampled before may hold the nodes just removed
+        removed = {id(n) for n in plan.region}
+        for key in [k for k, region in self._samples.items() if region.ids & removed]:
+            del self._samples[key]  # regions that held the nodes just removed
         graph.nodes.append(gs.Node(plan.op, name=f"{plan.y.name}_{plan.op.lower()}", inputs=[plan.x],
                                    outputs=[plan.y]))
         self._replaced.append(plan)
@@ -110,11 +112,13 @@ class NativeFunctionsPass(RewriteRule):
         # not change element-wise regions of constants and one input), and the sampled values
         # of the regions of one walk, per input.
         self._kept: dict[int, Skip | None] = {}
-        self._samples: dict[int, tuple[list[gs.Node], dict[int, np.ndarray] | None]] = {}
+        self._samples: dict[int, _Region] = {}
+        self._uniform: dict[int, object] = {}  # constant tensor -> its one value (None: not uniform)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         self._replaced: list[Replacement] = []
         self._samples.clear()
+        self._uniform.clear()  # other rules made and dropped constants since the last round
         report = super().run(graph, ctx)
         for op in sorted({r.op for r in self._replaced}):
             done = [r for r in self._replaced if r.op == op]
@@ -181,52 +185,89 @@ def _closure(x: gs.Tensor, graph: gs.Graph) -> list[gs.Node]:
     return sorted((n for n in region if id(n) in order), key=lambda n: order[id(n)])
 
 
-def _fit(x: gs.Tensor, marker: gs.Node, ctx: MatchContext, cache: dict) -> Replacement | Skip | None:
+@dataclass
+class _Region:
+    """What one walk learned about the nodes computed from ``x`` alone, shared by its markers."""
+
+    nodes: list[gs.Node]
+    ids: set[int]
+    values: dict[int, np.ndarray] | None = None
+    sampled: bool = False
+    computations: dict[int, list[gs.Node] | None] = field(default_factory=dict)  # node -> its closed computation
+    verdicts: dict[int, tuple] = field(default_factory=dict)  # y -> (match or None, near match or None)
+
+
+def _fit(x: gs.Tensor, marker: gs.Node, ctx: MatchContext, cache: dict, uniform: dict) -> Replacement | Skip | None:
     if id(x) not in cache:
-        cache[id(x)] = (_closure(x, ctx.graph), None)
-    region, values = cache[id(x)]
-    if not any(n is marker for n in region):
+        nodes = _closure(x, ctx.graph)
+        cache[id(x)] = _Region(nodes, {id(n) for n in nodes})
+    region: _Region = cache[id(x)]
+    if id(marker) not in region.ids:
         return None
-    candidates = _outputs_by_size(x, region, marker, ctx.graph_outputs)
+    candidates = _outputs_by_size(x, region, marker, ctx.graph_outputs, uniform)
     if not candidates:
         return None
-    if values is None:
-        values = _sample(x, region, ctx.opset)
-        cache[id(x)] = (region, values)
-    if values is None:
+    if not region.sampled:
+        region.values, region.sampled = _sample(x, region.nodes, ctx.opset), True
+    if region.values is None:
         return None
-    samples = values[id(x)]
+    samples = region.values[id(x)]
     near = None
     for y, nodes in candidates:
-        found = _native(samples, values.get(id(y)), _ATOL)
+        if id(y) not in region.verdicts:
+            value = region.values.get(id(y))
+            found = _native(samples, value, _ATOL)
+            region.verdicts[id(y)] = (found, None if found else _native(samples, value, _NEAR))
+        found, close = region.verdicts[id(y)]
         if found is not None:
             op, rel, bound = found
             return Replacement(x, y, op, nodes, rel, bound)
-        if near is None:
-            close = _native(samples, values.get(id(y)), _NEAR)
-            if close is not None:
-                near = Skip(f"computes {close[0]} of '{x.name}' ({len(nodes)} nodes) within {close[1]:.1e}: kept, "
-                            "the native op would change the outputs beyond float noise")
+        if near is None and close is not None:
+            near = Skip(f"computes {close[0]} of '{x.name}' ({len(nodes)} nodes) within {close[1]:.1e}: kept, "
+                        "the native op would change the outputs beyond float noise")
     return near
 
 
-def _outputs_by_size(x: gs.Tensor, region: list[gs.Node], marker: gs.Node,
-                     outputs: set[int]) -> list[tuple[gs.Tensor, list[gs.Node]]]:
+def _outputs_by_size(x: gs.Tensor, region: _Region, marker: gs.Node, outputs: set[int],
+                     uniform: dict) -> list[tuple[gs.Tensor, list[gs.Node]]]:
     """Rule 2's candidate outputs with the nodes computing each, largest first."""
-    in_region = {id(n) for n in region}
+    after_marker = _descendants(marker, region.ids)
     found = []
-    for node in region:
-        y = node.outputs[0]
-        nodes = _ancestors(node, in_region)
-        if not any(n is marker for n in nodes) or not _uniform_constants(nodes, x):
-            continue
-        members = {id(n) for n in nodes}
-        inner = [n.outputs[0] for n in nodes if n is not node]
-        if any(id(t) in outputs or any(id(r) not in members for r in t.outputs) for t in inner):
-            continue
-        found.append((y, nodes))
+    for node in region.nodes:
+        if id(node) not in after_marker:
+            continue  # its computation cannot contain the marker
+        if id(node) not in region.computations:
+            region.computations[id(node)] = _closed_computation(node, x, region.ids, outputs, uniform)
+        nodes = region.computations[id(node)]
+        if nodes is not None and any(n is marker for n in nodes):
+            found.append((node.outputs[0], nodes))
     found.sort(key=lambda item: -len(item[1]))
     return found
+
+
+def _closed_computation(node: gs.Node, x: gs.Tensor, in_region: set[int], outputs: set[int],
+                        uniform: dict) -> list[gs.Node] | None:
+    """The nodes computing ``node``'s output from ``x``, when nobody outside reads their values and
+    their constants are uniform (rule 2); else None."""
+    nodes = _ancestors(node, in_region)
+    if not _uniform_constants(nodes, x, uniform):
+        return None
+    members = {id(n) for n in nodes}
+    inner = [n.outputs[0] for n in nodes if n is not node]
+    if any(id(t) in outputs or any(id(r) not in members for r in t.outputs) for t in inner):
+        return None
+    return nodes
+
+
+def _descendants(marker: gs.Node, in_region: set[int]) -> set[int]:
+    """ids of the region's nodes that read the marker's output, directly or not (and the marker)."""
+    seen, stack = {id(marker)}, [marker]
+    while stack:
+        for reader in stack.pop().outputs[0].outputs:
+            if id(reader) in in_region and id(reader) not in seen:
+                seen.add(id(reader))
+                stack.append(reader)
+    return seen
 
 
 def _ancestors(node: gs.Node, in_region: set[int]) -> list[gs.Node]:
@@ -244,14 +285,16 @@ def _ancestors(node: gs.Node, in_region: set[int]) -> list[gs.Node]:
     return out
 
 
-def _uniform_constants(nodes: list[gs.Node], x: gs.Tensor) -> bool:
+def _uniform_constants(nodes: list[gs.Node], x: gs.Tensor, uniform: dict) -> bool:
     """Rule 2: every constant is one value broadcast no wider than ``x`` (tables aside)."""
     rank = len(x.shape) if x.shape is not None else None
     for node in nodes:
         for i, t in enumerate(node.inputs):
             if not isinstance(t, gs.Constant) or (node.op == "Gather" and i == 0):
                 continue
-            if uniform_value(t) is None:
+            if id(t) not in uniform:
+                uniform[id(t)] = uniform_value(t)
+            if uniform[id(t)] is None:
                 return False
             dims = [int(d) for d in t.shape]
             if dims and any(d != 1 for d in dims):
