@@ -29,6 +29,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import onnxruntime as ort
@@ -36,6 +37,9 @@ import onnxruntime as ort
 from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.model import load_model
 from onnxfit.shapes import proto_shape
+
+if TYPE_CHECKING:
+    from onnxfit.cuda_graph import StreamRunner
 
 __all__ = ["PlannedSession", "SessionPlan", "open_session", "plan_session", "session", "session_plan"]
 
@@ -90,6 +94,16 @@ class PlannedSession(ort.InferenceSession):
                          enable_fallback=0)
         self.plan = plan
         self.runner = None
+
+    def stream(self, carry: Mapping[str, str] | str = "auto") -> "StreamRunner":
+        """A runner for a streaming model that keeps its states on the device from call to call
+        (``carry``: output -> input name, or "auto": inputs named like states take the outputs of
+        their shape, in order). On the CPU it runs the same way, with the states in host memory."""
+        from onnxfit.cuda_graph import StreamRunner
+
+        device = "cuda" if self.plan.ep in (CUDA_EP, "TensorrtExecutionProvider") else "cpu"
+        device_id = int(self.plan.options().get("device_id", 0)) if device == "cuda" else 0
+        return StreamRunner(self, carry, self.plan.output_shapes or None, device=device, device_id=device_id)
 
     def run(self, output_names, input_feed, run_options=None):
         if self.runner is None:

@@ -23,8 +23,12 @@ What it measures, states carried frame to frame, `dt` = 1/30, one call per frame
 - `jax` (d): the model's own Keras/JAX source, jitted (reports/facephys_jax.py, adapted from
   ../shared/gpu/facephys_jax_reference.py), state on the device; `jax_host_states`: the same with
   the state pulled to the host after every call and passed back (as a, b and c carry theirs);
+- `onnxfit_session_stream` (c''): the same planned session through `session.stream()`, onnxfit's
+  own runner for streaming models: the states stay in device buffers between calls (two captured
+  graphs ping-pong them), only the frame in and the pulse out cross the host;
 - with `--batched` (e): stream-frames/s at batch 1, 8, 16, 32 (`--batches`) under
-  `onnxfit.session(batched, target="cuda", input_shapes=<batch B>)`, B streams advanced per call.
+  `onnxfit.session(batched, target="cuda", input_shapes=<batch B>)`, B streams advanced per call,
+  with `session.run` (`batch_B`) and with `session.stream()` (`stream_batch_B`).
 Rounds alternate the runners (order rotating), `--frames` timed calls each per round, after a
 warm-up; the figure is the median per call over all timed calls (>= 200 by default). Also: node
 counts as published and after ONNX Runtime's optimizations (level ALL, `optimized_model_filepath`,
@@ -168,6 +172,27 @@ class DeviceStateStream:
         self.session.run_with_iobinding(self.runner.binding)
         self.copy_states()
         return self.pulse.numpy()
+
+
+class SessionStream:
+    """``onnxfit.session(...).stream()``: the states stay in device buffers between calls (two
+    captured graphs that ping-pong them), only the frame in and the pulse out cross the host."""
+
+    def __init__(self, planned, batch: int = 1) -> None:
+        probe = OrtStream(planned, batch=batch)
+        self.frames, self.state_names = probe.frames, probe.state_names
+        self.runner = planned.stream()
+        self.pulse_name = probe.output_names[0]
+        self.count = 0
+
+    def reset(self, initial: dict | None = None) -> None:
+        self.runner.reset({k: np.asarray(v, np.float32) for k, v in (initial or {}).items()})
+        self.count = 0
+
+    def step(self) -> np.ndarray:
+        frame = self.frames[self.count % len(self.frames)]
+        self.count += 1
+        return self.runner.run({"input": frame, "dt": DT})[self.pulse_name]
 
 
 def plan_summary(plan) -> dict:
@@ -337,6 +362,11 @@ def main() -> None:
             "providers": planned.get_providers(), "cuda_graph": planned.plan.cuda_graph,
             "bound_runner": planned.runner is not None, "call": "onnxfit.session(original, target=%r)" % target}
         streams["onnxfit_session"] = OrtStream(planned)
+        stream = attempt("onnxfit_session_stream", SessionStream, planned)
+        if stream is not None:
+            streams["onnxfit_session_stream"] = stream
+            result["sessions"]["onnxfit_session_stream"] = {"call": "onnxfit.session(original, target=%r).stream()"
+                                                            % target, "carried": len(stream.runner.carry)}
         second = attempt("onnxfit_session_device_states", onnxfit.session, args.original, target=target,
                          cache_dir=cache, session_options=one_thread)
         if second is not None:
@@ -403,7 +433,8 @@ def main() -> None:
     result["ratios"] = {f"{a}_over_{b}": round(lat[a] / lat[b], 2)
                         for a, b in (("plain_original", "onnxfit_session"), ("plain_optimized", "onnxfit_session"),
                                      ("plain_original", "plain_optimized"), ("onnxfit_session", "jax"),
-                                     ("onnxfit_session_device_states", "jax"), ("plain_original", "jax"),
+                                     ("onnxfit_session_device_states", "jax"), ("onnxfit_session_stream", "jax"),
+                                     ("plain_original", "jax"), ("onnxfit_session", "onnxfit_session_stream"),
                                      ("onnxfit_session", "onnxfit_session_device_states"))
                         if a in lat and b in lat}
     save()
@@ -446,12 +477,15 @@ def batched(args, target: str, cache: Path, session_options, deadline: float, ro
             steps[label], batch_of[label] = stream.step, b
             entry["sessions"][label] = {"cuda_graph": planned.plan.cuda_graph, "input_shape": shapes.get("input"),
                                         "reasons": [r for r in planned.plan.reasons if "cuda_graph" in r][:2]}
+            carried = SessionStream(planned, batch=b)  # the same session, states kept on the device
+            carried.step()
+            steps[f"stream_{label}"], batch_of[f"stream_{label}"] = carried.step, b
         except Exception as exc:  # noqa: BLE001
             entry["sessions"][label] = {"error": error_text(exc)}
     entry["latency"] = interleave(steps, max(3, rounds // 2), frames_per_round, warmup=min(warmup, 10),
                                   batches=batch_of, deadline=deadline, log=log)
-    one = entry["latency"].get("batch_1", {}).get("median_ms")
     for label, value in entry["latency"].items():
+        one = entry["latency"].get("stream_batch_1" if label.startswith("stream_") else "batch_1", {}).get("median_ms")
         if one and "median_ms" in value:
             value["stream_frames_per_s_vs_batch_1"] = round(batch_of[label] * one / value["median_ms"], 2)
     return entry

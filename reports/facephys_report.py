@@ -19,13 +19,14 @@ CPU_LABELS = {
     "ort_original": "ONNX Runtime, published model, 1 thread",
     "ort_optimized": "ONNX Runtime, `onnxfit.optimize(target=\"cpu\")` model, 1 thread",
     "litert": "LiteRT (XNNPACK), `model.tflite`, 1 thread",
-    "onnxfit_session_cpu": "`onnxfit.session(model, target=\"cpu\")`: its prepared model, ORT's default threads",
+    "onnxfit_session_cpu": "`onnxfit.session(model, target=\"cpu\")`: its prepared model, the threads it plans",
 }
 GPU_LABELS = {
     "plain_original": "(a) plain ORT CUDA EP, published model",
     "plain_optimized": "(b) plain ORT CUDA EP, `optimize --target cuda` model",
     "onnxfit_session": "(c) `onnxfit.session(model, target=\"cuda\")`, `session.run`",
-    "onnxfit_session_device_states": "(c') same session, states copied on the GPU",
+    "onnxfit_session_device_states": "(c') same session, states copied on the GPU (cupy, by hand)",
+    "onnxfit_session_stream": "(c'') same session, `session.stream()`: states stay on the GPU",
     "jax": "(d) JAX jit (model's own source), state on device",
     "jax_host_states": "(d') JAX jit, state through the host each call",
 }
@@ -136,7 +137,8 @@ def cpu_section(d: dict) -> list[str]:
                    f"{st['effective_intra_op_threads']} intra-op threads" + (" (every core)" if st["all_cores"] else ""))
         lines += ["", "### Threads `onnxfit.session(target=\"cpu\")` picks", "",
                   f"`{st['call']}` opens the session with intra_op_num_threads={st['intra_op_num_threads_option']} "
-                  f"(ONNX Runtime's default: one per physical core); ONNX Runtime started "
+                  + ("(ONNX Runtime's default: one per physical core)" if st['intra_op_num_threads_option'] == 0 else
+                     "(the plan's choice)") + "; ONNX Runtime started "
                   f"{st['threads_started_by_session']} pool thread(s) for it, so it runs on **{verdict}** on this "
                   f"{st['physical_cores']}-core machine. Plan: {'; '.join(st['plan_reasons'])}. "
                   + ("For a streaming model this small (a few ms per call, one frame per call) a pool of every core "
@@ -219,16 +221,18 @@ def gpu_section(d: dict) -> list[str]:
         lines += ["", "### Streams per call under `onnxfit.session` (batched copy)", "",
                   f"Model `{batched['model']}`, `onnxfit.session(model, target=\"cuda\", input_shapes=<batch B>)`; "
                   "each call advances B streams by one frame.", "",
-                  "| batch | CUDA graph | median ms / call | stream-frames/s | vs batch 1 |", "|---:|---|---:|---:|---:|"]
+                  "| batch | runner | CUDA graph | median ms / call | stream-frames/s | vs batch 1 |",
+                  "|---:|---|---|---:|---:|---:|"]
         for label, sess in batched.get("sessions", {}).items():
             b = label.split("_")[-1]
-            lat_b = batched.get("latency", {}).get(label, {})
-            if "error" in sess or "error" in lat_b:
-                lines.append(f"| {b} | {(sess.get('error') or lat_b.get('error'))[:200]} | | | |")
-            elif "median_ms" in lat_b:
-                fps = lat_b.get("stream_frames_per_s") or lat_b.get("fps")
-                lines.append(f"| {b} | {'yes' if sess.get('cuda_graph') else 'no'} | {lat_b['median_ms']:.3f} | {fps:.0f} | "
-                             f"{lat_b.get('stream_frames_per_s_vs_batch_1', '-')}x |")
+            for runner, key in (("`session.run`", label), ("`session.stream()`", f"stream_{label}")):
+                lat_b = batched.get("latency", {}).get(key, {})
+                if "error" in sess or "error" in lat_b:
+                    lines.append(f"| {b} | {runner} | {(sess.get('error') or lat_b.get('error'))[:200]} | | | |")
+                elif "median_ms" in lat_b:
+                    fps = lat_b.get("stream_frames_per_s") or lat_b.get("fps")
+                    lines.append(f"| {b} | {runner} | {'yes' if sess.get('cuda_graph') else 'no'} | "
+                                 f"{lat_b['median_ms']:.3f} | {fps:.0f} | {lat_b.get('stream_frames_per_s_vs_batch_1', '-')}x |")
         if batched.get("error"):
             lines.append(f"\n{batched['error']}")
     elif d.get("models", {}).get("batched") is None:

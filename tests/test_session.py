@@ -332,3 +332,42 @@ def test_the_callers_thread_count_wins_over_the_plan(saved):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     assert open_session(plan, options).get_session_options().intra_op_num_threads == 2
+
+
+# ------------------------------------------------------------------------------------- streams
+
+
+def streaming_cell() -> onnx.ModelProto:
+    """y, h' = tanh(x @ W + h), h' fed back as the next call's h (named state_in / state_out)."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "state_in"], ["a"]),
+             helper.make_node("Tanh", ["a"], ["state_out"]), helper.make_node("ReduceSum", ["state_out"], ["y"], axes=[1])]
+    return make_model(nodes, [tensor_info("x", [1, 4]), tensor_info("state_in", [1, 8])],
+                      [tensor_info("y", [1, 1]), tensor_info("state_out", [1, 8])], [_weight("w", [4, 8], 7)], opset=12)
+
+
+def test_a_stream_runner_carries_states_between_calls_like_a_hand_written_loop(saved):
+    path = saved(streaming_cell())
+    opened = open_session(plan_session(path, "cpu"))
+    stream = opened.stream()
+    assert stream.carry == {"state_out": "state_in"}
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    state = np.zeros((1, 8), np.float32)
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        x = rng.standard_normal((1, 4)).astype(np.float32)
+        y, state = plain.run(None, {"x": x, "state_in": state})
+        np.testing.assert_array_equal(stream.run({"x": x})["y"], y)
+    np.testing.assert_array_equal(stream.states()["state_in"], state)
+    stream.reset()
+    assert not stream.states()["state_in"].any()
+
+
+def test_a_stream_runner_needs_states_it_can_pair(saved):
+    from onnxfit.cuda_graph import Buffer, pair_states
+
+    opened = open_session(plan_session(saved(recurrent_head()), "cpu"))
+    with pytest.raises(OnnxfitError, match="no input is named like a state"):
+        opened.stream()
+    lonely = [Buffer("state", (1, 3), np.dtype(np.float32))]
+    with pytest.raises(OnnxfitError, match="state input 'state'.*carry="):
+        pair_states(lonely, [Buffer("y", (1, 4), np.dtype(np.float32))])
