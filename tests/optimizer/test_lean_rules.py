@@ -467,3 +467,23 @@ def test_a_transpose_that_moves_data_stays():
     model = make_model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1])],
                        [tensor_info("x", [1, 5, 16])], [tensor_info("y", [1, 16, 5])])
     assert op_count(lean(model, ["transpose-to-reshape"]).model, "Transpose") == 1
+
+
+# ------------------------------------------------------------------------------ ops CoreML lacks
+
+def test_sum_becomes_adds_in_input_order_where_coreml_takes_add_bit_exact():
+    model = make_model([helper.make_node("Sum", ["a", "b", "c"], ["y"])],
+                       [tensor_info("a", [1, 4]), tensor_info("b", [1, 4]), tensor_info("c", [1, 4])],
+                       [tensor_info("y", [1, 4])])
+    result = optimize_model(model, target="coreml", passes=["sum-to-add"], ort_version=(1, 32))
+    assert op_count(result.model, "Sum") == 0 and op_count(result.model, "Add") == 2
+    for seed in range(3):
+        assert_same_outputs(model, result.model, random_feeds(model, seed))
+    assert op_count(optimize_model(model, target="cpu", passes=["sum-to-add"], ort_version=(1, 32)).model, "Sum") == 1
+
+
+def test_neg_becomes_mul_by_minus_one_where_coreml_takes_mul_bit_exact():
+    model = make_model([helper.make_node("Neg", ["x"], ["y"])], [tensor_info("x", [1, 6])], [tensor_info("y", [1, 6])])
+    result = optimize_model(model, target="coreml", passes=["neg-to-mul"], ort_version=(1, 32))
+    assert [n.op_type for n in result.model.graph.node] == ["Mul"]
+    assert_same_outputs(model, result.model, {"x": np.array([[-1.5, -0.0, 0.0, 2.0, np.inf, -np.inf]], np.float32)})
