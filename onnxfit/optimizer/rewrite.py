@@ -54,6 +54,7 @@ class MatchContext:
     pass_ctx: PassContext
     root: gs.Graph
     _takes: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
+    _takes_oldest: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
     # The graph (root or subgraph) of the node being matched; ``find`` sets it.
     graph: gs.Graph | None = None
     _outputs: set[int] | None = field(default=None, repr=False)
@@ -80,10 +81,18 @@ class MatchContext:
 
     def target_takes_as(self, node: gs.Node, op: str) -> bool:
         """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
-        asks the profile about a replacement before building it."""
+        asks the profile about a replacement before building it. With no ``--ort-version`` (any
+        release) the oldest profiled release is asked: the replacement must hold for every one."""
         probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
                                 attrs={})
-        return self.target_takes(probe)
+        if self.pass_ctx.ort_version is not None:
+            return self.target_takes(probe)
+        if self._takes_oldest is None:
+            from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor
+
+            ctx = self.pass_ctx
+            self._takes_oldest = ep_acceptor(self.root, ctx.target, ctx.opset, OLDEST_PROFILED)
+        return self._takes_oldest(probe)
 
 
 class RewriteRule(ABC):

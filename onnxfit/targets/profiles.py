@@ -48,6 +48,10 @@ def profile_for(target_name: str) -> Profile | None:
     return PROFILES.get(target_name)
 
 
+# The oldest ONNX Runtime release the profiles were read from: what "any release" can rely on.
+OLDEST_PROFILED = (1, 20)
+
+
 def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None) -> Callable[[object], bool]:
     """``takes(node)``: True when `target`'s EP, in ONNX Runtime `ort_version`, takes that node of
     the onnx-graphsurgeon `graph` as it is.

@@ -487,3 +487,11 @@ def test_neg_becomes_mul_by_minus_one_where_coreml_takes_mul_bit_exact():
     result = optimize_model(model, target="coreml", passes=["neg-to-mul"], ort_version=(1, 32))
     assert [n.op_type for n in result.model.graph.node] == ["Mul"]
     assert_same_outputs(model, result.model, {"x": np.array([[-1.5, -0.0, 0.0, 2.0, np.inf, -np.inf]], np.float32)})
+
+
+def test_with_no_ort_version_a_replacement_must_hold_for_the_oldest_release():
+    sums = make_model([helper.make_node("Sum", ["a", "b"], ["y"])], [tensor_info("a", [1, 4]), tensor_info("b", [1, 4])],
+                      [tensor_info("y", [1, 4])])
+    assert op_count(optimize_model(sums, target="coreml", passes=["sum-to-add"]).model, "Add") == 1
+    # Ceil only from ORT 1.27 on: for any release the Floor stays.
+    assert op_count(optimize_model(floor_model(), target="coreml", passes=["floor-to-ceil"]).model, "Floor") == 1
