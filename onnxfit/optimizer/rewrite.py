@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label
@@ -55,6 +56,17 @@ class MatchContext:
     root: gs.Graph
     _takes: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
     _takes_oldest: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
+    _dtypes: dict | None = field(default=None, repr=False)
+
+    def dtype(self, tensor: gs.Tensor):
+        """The tensor's numpy dtype: declared, else from one onnx inference of the graph; None if unknown."""
+        if tensor.dtype is not None:
+            return np.dtype(tensor.dtype)
+        if self._dtypes is None:
+            from onnxfit.targets.profiles import inferred_dtypes
+
+            self._dtypes = inferred_dtypes(self.root)
+        return self._dtypes.get(tensor.name)
     # The graph (root or subgraph) of the node being matched; ``find`` sets it.
     graph: gs.Graph | None = None
     _outputs: set[int] | None = field(default=None, repr=False)

@@ -80,6 +80,17 @@ def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None) -> 
     return takes
 
 
+def inferred_dtypes(graph) -> dict[str, np.dtype]:
+    """Tensor name -> dtype from one weightless onnx inference of the graph (and its subgraphs),
+    for rules that need a dtype the exporter did not write."""
+    dtypes = {}
+    for name, value in _inferred_types(graph).items():
+        elem = value.tensor_type.elem_type if value.HasField("tensor_type") else 0
+        if elem:
+            dtypes[name] = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+    return dtypes
+
+
 def _inferred_types(graph) -> dict[str, onnx.TypeProto]:
     import onnx_graphsurgeon as gs
 

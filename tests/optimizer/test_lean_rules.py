@@ -495,3 +495,11 @@ def test_with_no_ort_version_a_replacement_must_hold_for_the_oldest_release():
     assert op_count(optimize_model(sums, target="coreml", passes=["sum-to-add"]).model, "Add") == 1
     # Ceil only from ORT 1.27 on: for any release the Floor stays.
     assert op_count(optimize_model(floor_model(), target="coreml", passes=["floor-to-ceil"]).model, "Floor") == 1
+
+
+def test_neg_of_a_value_without_a_declared_dtype_takes_the_inferred_one():
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])],
+                       [tensor_info("x", [1, 6])], [tensor_info("y", [1, 6])])
+    result = optimize_model(model, target="coreml", passes=["neg-to-mul"], ort_version=(1, 32))
+    assert [n.op_type for n in result.model.graph.node] == ["Relu", "Mul"]
+    assert_same_outputs(model, result.model, random_feeds(model))

@@ -3,7 +3,7 @@
 Why: CoreML's MLProgram format has no Neg builder; TF exports write ``Neg`` for every ``-x``
 (basic_pitch: 9), each a CPU island between CoreML partitions. Rules:
 
-1. A Neg of a float tensor the target EP does not take, where its profile takes a Mul of the same
+1. A Neg of a float tensor (its dtype declared or inferred) the target EP does not take, where its profile takes a Mul of the same
    input and output at ``--ort-version``.
 2. It becomes ``Mul(x, -1)`` with a scalar of ``x``'s dtype.
 Exact: multiplying by -1 flips the sign bit, as Neg does (NaN payloads aside).
@@ -27,16 +27,15 @@ class NegToMulPass(RewriteRule):
     version = 1
     op = "Neg"
 
-    def match(self, node: gs.Node, ctx: MatchContext) -> bool | Skip | None:
-        x = node.inputs[0]
-        if x.dtype is None or np.dtype(x.dtype).kind != "f" or ctx.target_takes(node):
+    def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
+        dtype = ctx.dtype(node.inputs[0])
+        if dtype is None or dtype.kind != "f" or ctx.target_takes(node):
             return None
         if not ctx.target_takes_as(node, "Mul"):
             return Skip("the target EP takes no Mul either at this --ort-version")
-        return True
+        return dtype
 
-    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: bool, ctx: MatchContext) -> None:
-        minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'neg'}_minus_one"),
-                                np.array(-1, dtype=np.dtype(node.inputs[0].dtype)))
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
+        minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'neg'}_minus_one"), np.array(-1, dtype=plan))
         node.op = "Mul"
         node.inputs.append(minus_one)
