@@ -222,7 +222,9 @@ def run_passes(
                         graph = _import(rewritten, model, ctx.overridable_inputs)
                 else:
                     report = p.run(graph, ctx)
-                if report.changed is not False:  # a pass that says it changed nothing left the graph as it was
+                # A simplification rule that found nothing left the graph as it was (their driver
+                # says changed only on a rewrite): no cleanup and count for it in every round.
+                if not (report.changed is False and getattr(p, "fixpoint", False)):
                     graph.cleanup(remove_unused_graph_inputs=False).toposort()
                     ops = _settle(report, ops, _graph_ops(graph))
                 changed |= bool(report.changed)
