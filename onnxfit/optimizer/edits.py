@@ -17,7 +17,7 @@ from onnxfit.graphs import iter_graphs
 from onnxfit.lazy_io import is_lazy, read_lazy
 from onnxfit.optimizer.rewrite import Skip, is_omitted
 
-__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "graph_outputs", "only_consumer", "producer", "replace_uses", "scalar_of",
+__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "disconnect", "graph_outputs", "only_consumer", "producer", "replace_uses", "scalar_of", "set_input",
            "small_constant", "uniform_value"]
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
@@ -89,12 +89,48 @@ def scalar_of(value: np.ndarray | None):
     return value.reshape(-1)[0]
 
 
+def set_input(node: gs.Node, index: int, new: gs.Tensor) -> None:
+    """``node.inputs[index] = new``, keeping the tensors' reader lists in step by identity.
+
+    graph-surgeon's own assignment removes the node from the old tensor's readers by equality,
+    and its nodes compare equal by name, op, attributes and tensors: two nameless Identity nodes
+    of one constant in an If branch are "equal", and the wrong one leaves the list.
+    """
+    old = node.inputs[index]
+    if old is new:
+        return
+    readers = old.outputs
+    position = next(k for k, reader in enumerate(readers) if reader is node)
+    list.pop(readers, position)
+    list.__setitem__(node.inputs, index, new)
+    list.append(new.outputs, node)
+
+
+def disconnect(node: gs.Node) -> None:
+    """Detach ``node`` from every tensor it reads and writes (cleanup then drops it), by identity.
+
+    graph-surgeon's own ``clear()`` removes by equality: after common-subexpression elimination
+    three equal nameless nodes of one input leave, one at a time, the wrong list entries, and
+    cleanup fails on the last (ONNX's AffineGrid function body does it).
+    """
+    for tensor in node.inputs:
+        if tensor is None:
+            continue
+        readers = tensor.outputs
+        list.pop(readers, next(k for k, reader in enumerate(readers) if reader is node))
+    for tensor in node.outputs:
+        writers = tensor.inputs
+        list.pop(writers, next(k for k, writer in enumerate(writers) if writer is node))
+    list.clear(node.inputs)
+    list.clear(node.outputs)
+
+
 def replace_uses(old: gs.Tensor, new: gs.Tensor) -> None:
     """Every node that reads ``old`` (in this graph or a subgraph) reads ``new`` instead."""
     for node in consumers(old):
         for i, tensor in enumerate(node.inputs):
             if tensor is old:
-                node.inputs[i] = new
+                set_input(node, i, new)
 
 
 def bypass_blocked(graph: gs.Graph, node: gs.Node, value: gs.Tensor, outputs: set[int]) -> Skip | None:
@@ -118,7 +154,7 @@ def bypass(graph: gs.Graph, node: gs.Node, value: gs.Tensor, outputs: set[int]) 
     instead (the name callers read). ``bypass_blocked`` said it can be done.
     """
     out = node.outputs[0]
-    node.outputs.clear()
+    disconnect(node)
     if id(out) not in outputs:
         replace_uses(out, value)
         return

@@ -21,7 +21,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.edits import replace_uses
+from onnxfit.optimizer.edits import disconnect, replace_uses, set_input
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import is_omitted
 
@@ -66,7 +66,7 @@ def _dedupe_constants(graph: gs.Graph, outputs: set[int]) -> int:
             key = (value.dtype.str, value.shape, value.tobytes())
             kept = first.setdefault(key, tensor)
             if kept is not tensor:
-                node.inputs[i] = kept
+                set_input(node, i, kept)
                 merged += 1
     return merged
 
@@ -104,8 +104,9 @@ def _dedupe_nodes(graph: gs.Graph, outputs: set[int]) -> int:
             continue
         if any(id(t) in outputs for t in node.outputs):
             continue  # rule 4
-        for mine, theirs in zip(list(node.outputs), kept.outputs):
+        outputs_of_node = list(node.outputs)
+        disconnect(node)
+        for mine, theirs in zip(outputs_of_node, kept.outputs):
             replace_uses(mine, theirs)
-        node.outputs.clear()
         merged += 1
     return merged

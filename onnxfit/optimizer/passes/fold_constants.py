@@ -32,7 +32,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.errors import first_line, node_label
 from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.edits import constant_array, graph_outputs
+from onnxfit.optimizer.edits import constant_array, disconnect, graph_outputs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, is_omitted
 
@@ -217,7 +217,7 @@ def _apply(plan: list[gs.Node], values: dict[int, np.ndarray], outputs: set[int]
         if not _read_by_remaining(node, folded_nodes, kept):
             continue  # only other folded nodes read it: it goes with them
         outs = list(node.outputs)
-        node.outputs.clear()
+        disconnect(node)
         for t in outs:
             t.to_constant(values[id(t)])
             written += 1

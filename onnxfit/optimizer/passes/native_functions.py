@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import producer, small_constant, uniform_value
+from onnxfit.optimizer.edits import disconnect, producer, small_constant, uniform_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
@@ -99,7 +99,7 @@ class NativeFunctionsPass(RewriteRule):
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Replacement, ctx: MatchContext) -> None:
         for member in plan.region:
-            member.outputs.clear()  # the region goes; its other markers are not matched again
+            disconnect(member)  # the region goes; its other markers are not matched again
         removed = {id(n) for n in plan.region}
         for key in [k for k, region in self._samples.items() if region.ids & removed]:
             del self._samples[key]  # regions that held the nodes just removed
