@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from onnxfit.errors import OnnxfitError
 
-__all__ = ["SIMPLIFICATION_RULES", "Target", "TARGETS", "get_target", "target_names"]
+__all__ = ["MOBILE_TARGETS", "SIMPLIFICATION_RULES", "Target", "TARGETS", "get_target", "target_names"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ _LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", 
          "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv", "matmul-add-to-gemm",
          "native-functions")
 SIMPLIFICATION_RULES = _LEAN
+# Targets whose EPs lack If/Loop and run dynamic shapes on the CPU: a node they refuse is a CPU
+# island between partitions, so rewrites there weigh partitions over node counts.
+MOBILE_TARGETS = ("coreml", "coreml-nn", "nnapi")
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.

@@ -7,7 +7,7 @@ each (or a copy); onnxsim and onnxslim remove them. Rules (a node goes when its 
 equals one input, element for element and in shape):
 
 1. Identity; Dropout at inference (no training_mode, or a constant False; its mask unused).
-2. Cast to the dtype its input already has.
+2. Cast to the dtype its input already has (declared, or inferred by onnx).
 3. Reshape to the input's own static shape; Transpose with the identity perm; Slice that keeps
    every element (step 1, full range on each axis of a known size); Pad with all pads 0; Expand and
    Tile that leave the static shape as it is; Concat of one input; Squeeze/Unsqueeze of no axes.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_graphsurgeon as gs
+from onnx import helper
 
 from onnxfit.optimizer.constants import static_shape
 from onnxfit.optimizer.edits import bypass, bypass_blocked, small_constant, uniform_value
@@ -36,7 +37,7 @@ __all__ = ["EliminateNoOpsPass"]
 @register_pass
 class EliminateNoOpsPass(RewriteRule):
     name = "eliminate-noops"
-    version = 1
+    version = 2
     op = ("Identity", "Dropout", "Cast", "Reshape", "Transpose", "Slice", "Pad", "Expand", "Tile", "Concat",
           "Squeeze", "Unsqueeze", "Mul", "Div", "Add", "Sub", "Where")
     fixpoint = True
@@ -78,12 +79,11 @@ def _dropout(node, ctx):
 
 def _cast(node, ctx):
     x = _x(node)
-    if x.dtype is None:
+    dtype = ctx.dtype(x)  # declared, or inferred (exporters leave most values undeclared)
+    if dtype is None:
         return None
-    from onnx import helper
-
     try:
-        same = np.dtype(x.dtype) == helper.tensor_dtype_to_np_dtype(int(node.attrs["to"]))
+        same = dtype == helper.tensor_dtype_to_np_dtype(int(node.attrs["to"]))
     except (TypeError, KeyError):
         return None
     return x if same else None

@@ -64,6 +64,7 @@ from onnxfit.optimizer.passes.inline_if import inline_decided_ifs, straight_grap
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, infer_shapes
+from onnxfit.targets.presets import MOBILE_TARGETS
 
 __all__ = ["FoldShapesPass", "known_values"]
 
@@ -92,7 +93,7 @@ _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.IN
 @register_pass
 class FoldShapesPass:
     name = "fold-shapes"
-    version = 3
+    version = 4
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -120,7 +121,8 @@ class FoldShapesPass:
         for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
             for node in g.nodes:
                 known.learn(node)
-        changed, held = inline_decided_ifs(graph, known.value, ctx.opset) if ctx.inline_if else (0, [])
+        changed, held = (inline_decided_ifs(graph, known.value, ctx.opset, hold=ctx.target in MOBILE_TARGETS)
+                         if ctx.inline_if else (0, []))
         for node in held:  # ORT must not see these conditions as constants either (inline-if rule 5)
             known.forget(node.inputs[0])
         report.rewritten += changed

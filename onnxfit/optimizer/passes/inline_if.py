@@ -18,11 +18,13 @@ outputs, so a model that branches on a setting (a VAD's sample rate ``sr``, fixe
    shape decides more Ifs. In a target's pipeline fold-shapes runs this rule inside its own
    fixpoint rounds; run alone (``--passes inline-if``) the pass propagates values itself.
 
-5. An If decided only by what onnxfit knows of shapes (partly known dims, which ONNX Runtime's
-   own folding does not see) stays an If when its branch holds Ifs that stay undecided:
-   inlined, it would turn one If on the CPU into several CPU islands between EP partitions
-   (silero-vad's LSTMCell "unbatched input?" tests after a ``squeeze`` on the time axis: 2 -> 3
-   CoreML partitions). With ``--input-shape`` the inner Ifs are decided too, and all go.
+5. On the mobile targets (CoreML, NNAPI: no If builder), an If decided only by what onnxfit knows
+   of shapes (partly known dims, which ONNX Runtime's own folding does not see) stays an If when
+   its branch holds Ifs that stay undecided: inlined, it would turn one If on the CPU into
+   several CPU islands between EP partitions (silero-vad's LSTMCell "unbatched input?" tests after
+   a ``squeeze`` on the time axis: 2 -> 3 CoreML partitions). With ``--input-shape`` the inner Ifs
+   are decided too, and all go. The other targets run If nodes themselves: it is inlined (fewer
+   nodes, the untaken branch gone).
 
 Exact: ONNX Runtime evaluates the same nodes, only without the If around them.
 """
@@ -38,6 +40,7 @@ import onnx_graphsurgeon as gs
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
+from onnxfit.targets.presets import MOBILE_TARGETS
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
@@ -52,7 +55,7 @@ _MAX_ROUNDS = 64
 @register_pass
 class InlineIfPass:
     name = "inline-if"
-    version = 1
+    version = 2
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         # fold-shapes owns value propagation (shapes, partly known shape vectors); imported here
@@ -62,7 +65,8 @@ class InlineIfPass:
         report = PassReport(self.name, changed=False)
         held = []
         for _ in range(_MAX_ROUNDS):
-            inlined, held = inline_decided_ifs(graph, known_values(graph, ctx.opset), ctx.opset)
+            inlined, held = inline_decided_ifs(graph, known_values(graph, ctx.opset), ctx.opset,
+                                               hold=ctx.target in MOBILE_TARGETS)
             if not inlined:
                 break
             report.rewritten += inlined
@@ -78,11 +82,11 @@ class InlineIfPass:
 
 
 def inline_decided_ifs(graph: gs.Graph, value_of: Callable[[gs.Tensor], np.ndarray | None],
-                       opset: int) -> tuple[int, list[gs.Node]]:
+                       opset: int, hold: bool = True) -> tuple[int, list[gs.Node]]:
     """Inline every If of ``graph`` (and of If branches, nested) whose condition ``value_of`` knows.
 
-    Returns how many were inlined and the Ifs held back (rule 5): their condition must then stay
-    computed, or ONNX Runtime would fold it and inline them at load time anyway.
+    Returns how many were inlined and the Ifs held back (rule 5, with ``hold``): their condition
+    must then stay computed, or ONNX Runtime would fold it and inline them at load time anyway.
     """
     undecided = set()
     decided = []
@@ -99,7 +103,7 @@ def inline_decided_ifs(graph: gs.Graph, value_of: Callable[[gs.Tensor], np.ndarr
             continue
         branch = node.attrs["then_branch" if take_then else "else_branch"]
         exposes_undecided = any(id(n) in undecided for b in straight_graphs(branch) for n in b.nodes)
-        if exposes_undecided and constant_value(node.inputs[0], opset) is None:
+        if hold and exposes_undecided and constant_value(node.inputs[0], opset) is None:
             held.append(node)
             continue
         inline_branch(graph, g, node, take_then)

@@ -25,11 +25,11 @@ from onnxfit.optimizer.constants import static_shape
 from onnxfit.optimizer.edits import producer, small_constant
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
+from onnxfit.targets.presets import MOBILE_TARGETS
 
 __all__ = ["ReshapeChainsPass"]
 
 _RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
-_MOBILE = ("coreml", "coreml-nn", "nnapi")
 
 
 @register_pass
@@ -55,7 +55,7 @@ class ReshapeChainsPass(RewriteRule):
         target = _output_shape(node.outputs[0])
         if target is None:
             return None
-        if ctx.pass_ctx.target in _MOBILE and static_shape(source) is None:
+        if ctx.pass_ctx.target in MOBILE_TARGETS and static_shape(source) is None:
             return None  # rule 4
         return source, target
 

@@ -21,10 +21,10 @@ import onnx_graphsurgeon as gs
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
+from onnxfit.targets.presets import MOBILE_TARGETS
 
 __all__ = ["TransposeToReshapePass"]
 
-_MOBILE = ("coreml", "coreml-nn", "nnapi")
 
 
 @register_pass
@@ -41,7 +41,7 @@ class TransposeToReshapePass(RewriteRule):
         if shape is None or perm is None or len(perm) != len(shape):
             return None
         dims = [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else -1 for d in shape]
-        if dims.count(-1) > (0 if ctx.pass_ctx.target in _MOBILE else 1) or 0 in dims:
+        if dims.count(-1) > (0 if ctx.pass_ctx.target in MOBILE_TARGETS else 1) or 0 in dims:
             return None
         moved = [p for p in perm if dims[p] != 1]
         if moved != sorted(moved):
