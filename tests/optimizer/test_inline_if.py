@@ -135,6 +135,16 @@ def test_if_decided_by_partial_shapes_stays_when_its_branch_would_expose_undecid
     np.testing.assert_array_equal(run_ort(fixed, feeds)[0], run_ort(model, feeds)[0])
 
 
+@pytest.mark.parametrize("target", ["cpu", "cuda", "openvino"])
+def test_targets_that_run_ifs_themselves_inline_what_shapes_decide(target):
+    model = held_if_model()
+    new = optimize_model(model, target).model
+    assert op_count(new, "If") == 1  # the outer If goes; the inner one is decided only at run time
+    feeds = {"x": np.random.default_rng(2).standard_normal((2, 3, 1)).astype(np.float32),
+             "state": np.zeros((2, 2, 8), np.float32)}
+    np.testing.assert_array_equal(run_ort(new, feeds)[0], run_ort(model, feeds)[0])
+
+
 # ----------------------------------------------------------------------------------- --fix-input
 
 
