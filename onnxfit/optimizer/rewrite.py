@@ -60,8 +60,10 @@ class MatchContext:
 
     def dtype(self, tensor: gs.Tensor):
         """The tensor's numpy dtype: declared, else from one onnx inference of the graph; None if unknown."""
-        if tensor.dtype is not None:
-            return np.dtype(tensor.dtype)
+        from onnxfit.optimizer.edits import declared_dtype
+
+        if declared_dtype(tensor) is not None:
+            return declared_dtype(tensor)
         if self._dtypes is None:
             from onnxfit.targets.profiles import inferred_dtypes
 

@@ -503,3 +503,24 @@ def test_neg_of_a_value_without_a_declared_dtype_takes_the_inferred_one():
     result = optimize_model(model, target="coreml", passes=["neg-to-mul"], ort_version=(1, 32))
     assert [n.op_type for n in result.model.graph.node] == ["Relu", "Mul"]
     assert_same_outputs(model, result.model, random_feeds(model))
+
+
+@pytest.mark.parametrize("target", ["cpu", "coreml"])
+def test_types_numpy_lacks_pass_through_every_rule(target):
+    # bfloat16 values and constants: graph-surgeon gives their dtype as an onnx enum
+    model = make_model([
+        helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16),
+        helper.make_node("Identity", ["b"], ["i"]),
+        helper.make_node("Cast", ["i"], ["y"], to=TensorProto.FLOAT),
+    ], [tensor_info("x", [2, 3])], [tensor_info("y", [2, 3])])
+    result = optimize_model(model, target=target)
+    assert op_count(result.model, "Identity") == 0
+    assert_same_outputs(model, result.model, random_feeds(model))
+    # ONNX Runtime's CPU EP has no bfloat16 Mul: the rules must still read such a graph
+    with_mul = make_model([
+        helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16),
+        helper.make_node("Mul", ["b", "one"], ["m"]),
+        helper.make_node("Mul", ["m", "one"], ["m2"]),
+        helper.make_node("Cast", ["m2"], ["y"], to=TensorProto.FLOAT),
+    ], [tensor_info("x", [2, 3])], [tensor_info("y", [2, 3])], [helper.make_tensor("one", TensorProto.BFLOAT16, [], [1.0])])
+    assert op_count(optimize_model(with_mul, target=target).model, "Cast") == 2

@@ -27,7 +27,7 @@ import onnx_graphsurgeon as gs
 from onnx import helper
 
 from onnxfit.optimizer.constants import static_shape
-from onnxfit.optimizer.edits import bypass, bypass_blocked, small_constant, uniform_value
+from onnxfit.optimizer.edits import bypass, bypass_blocked, declared_dtype, small_constant, uniform_value
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
@@ -191,7 +191,7 @@ def _arithmetic(node, ctx):
         value = uniform_value(c)
         if value is None or value != neutral:
             continue
-        if x.dtype is not None and out.dtype is not None and np.dtype(x.dtype) != np.dtype(out.dtype):
+        if declared_dtype(x) is not None and declared_dtype(out) is not None and declared_dtype(x) != declared_dtype(out):
             continue
         if _broadcast_keeps(x, c, out):
             return x

@@ -31,23 +31,22 @@ class FloorToCeilPass(RewriteRule):
     op = "Floor"
     min_opset = 6
 
-    def match(self, node: gs.Node, ctx: MatchContext) -> bool | Skip | None:
-        x = node.inputs[0]
-        if x.dtype is None or np.dtype(x.dtype).kind != "f":
+    def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
+        dtype = ctx.dtype(node.inputs[0])
+        if dtype is None or dtype.kind != "f":
             return None
         if ctx.target_takes(node):
             return None  # the EP runs it
         if not ctx.target_takes_as(node, "Ceil"):
             return Skip("the target EP takes no Ceil either at this --ort-version")
-        return True
+        return dtype
 
-    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: bool, ctx: MatchContext) -> None:
-        x, out = node.inputs[0], node.outputs[0]
-        minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'floor'}_minus_one"),
-                                np.array(-1, dtype=np.dtype(x.dtype)))
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
+        x = node.inputs[0]
+        minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'floor'}_minus_one"), np.array(-1, dtype=plan))
         negated = nodes.add_node(graph, "Mul", f"{node.name or 'floor'}_negate", [x, minus_one]).outputs[0]
         ceiled = nodes.add_node(graph, "Ceil", f"{node.name or 'floor'}_ceil", [negated]).outputs[0]
-        negated.dtype = ceiled.dtype = x.dtype
+        negated.dtype = ceiled.dtype = plan
         negated.shape = ceiled.shape = x.shape
         node.op = "Mul"
         node.inputs.clear()

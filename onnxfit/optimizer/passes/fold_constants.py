@@ -122,12 +122,20 @@ def _fold_graph(graph: gs.Graph, ctx: PassContext, outputs: set[int]) -> tuple[i
     return _apply(plan, values, outputs), skipped
 
 
+def _itemsize(dtype) -> int:
+    """Bytes per element; graph-surgeon gives types numpy lacks (bfloat16, float8) as onnx enums."""
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return 8
+
+
 def _declared_bytes(node: gs.Node) -> int:
     """The largest output the model declares for ``node`` (0 where it declares none)."""
     largest = 0
     for t in node.outputs:
         if t.shape is not None and all(isinstance(d, (int, np.integer)) and d >= 0 for d in t.shape):
-            itemsize = np.dtype(t.dtype).itemsize if t.dtype is not None else 8
+            itemsize = _itemsize(t.dtype) if t.dtype is not None else 8
             largest = max(largest, int(np.prod(t.shape, dtype=np.int64)) * itemsize)
     return largest
 
@@ -233,7 +241,7 @@ def _within_cap(node: gs.Node, values: dict[int, np.ndarray]) -> bool:
 def _nbytes(tensor: gs.Tensor, values: dict[int, np.ndarray]) -> int:
     if id(tensor) in values:
         return values[id(tensor)].nbytes
-    return int(np.prod(tensor.shape, dtype=np.int64)) * np.dtype(tensor.dtype).itemsize
+    return int(np.prod(tensor.shape, dtype=np.int64)) * _itemsize(tensor.dtype)
 
 
 def _read_by_remaining(node: gs.Node, folded: set[int], kept: set[int]) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import bypass, bypass_blocked, constant_array, producer, small_constant
+from onnxfit.optimizer.edits import bypass, bypass_blocked, constant_array, declared_dtype, producer, small_constant
 from onnxfit.optimizer.nodes import unique_name
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
@@ -78,10 +78,10 @@ def _per_channel(conv: gs.Node, node: gs.Node, const: gs.Constant, ctx: MatchCon
     if not isinstance(weight, gs.Constant) or len(conv.inputs) > 2 and not (
             is_omitted(conv.inputs[2]) or isinstance(conv.inputs[2], gs.Constant)):
         return None
-    if np.dtype(weight.dtype) not in _FLOATS or len(out.outputs) != 1 or id(out) in ctx.graph_outputs:
+    if declared_dtype(weight) not in _FLOATS or len(out.outputs) != 1 or id(out) in ctx.graph_outputs:
         return None
     value = small_constant(const)
-    if value is None or value.dtype != np.dtype(weight.dtype):
+    if value is None or value.dtype != declared_dtype(weight):
         return None
     rank, channels = len(weight.shape), int(weight.shape[0])
     if value.ndim > rank:

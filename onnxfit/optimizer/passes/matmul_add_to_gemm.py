@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import bypass, bypass_blocked, producer
+from onnxfit.optimizer.edits import bypass, bypass_blocked, declared_dtype, producer
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
@@ -47,7 +47,7 @@ class MatMulAddToGemmPass(RewriteRule):
                 continue
             if len(out.outputs) != 1 or id(out) in ctx.graph_outputs:
                 continue
-            if np.dtype(bias.dtype) != np.dtype(b.dtype) or np.dtype(b.dtype).kind != "f":
+            if declared_dtype(b) is None or declared_dtype(bias) != declared_dtype(b) or declared_dtype(b).kind != "f":
                 continue
             n = int(b.shape[1])
             if tuple(bias.shape) not in ((), (n,), (1, n), (1,)):

@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import disconnect, producer, small_constant, uniform_value
+from onnxfit.optimizer.edits import declared_dtype, disconnect, producer, small_constant, uniform_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
@@ -161,7 +161,7 @@ def _candidate_inputs(marker: gs.Node) -> list[gs.Tensor]:
 
 
 def _is_float(tensor: gs.Tensor) -> bool:
-    return tensor.dtype is not None and np.dtype(tensor.dtype) in (np.float32, np.float64, np.float16)
+    return declared_dtype(tensor) in (np.float32, np.float64, np.float16)
 
 
 def _closure(x: gs.Tensor, graph: gs.Graph) -> list[gs.Node]:

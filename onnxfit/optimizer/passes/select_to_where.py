@@ -21,7 +21,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx import helper
 
-from onnxfit.optimizer.edits import producer
+from onnxfit.optimizer.edits import declared_dtype, producer
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
@@ -68,8 +68,8 @@ _BOOLEAN_OPS = frozenset({"Less", "Greater", "LessOrEqual", "GreaterOrEqual", "E
 
 def _is_bool(tensor: gs.Tensor) -> bool:
     """A bool tensor: its declared dtype, or the op that wrote it (exporters leave most undeclared)."""
-    if tensor.dtype is not None:
-        return np.dtype(tensor.dtype) == np.bool_
+    if declared_dtype(tensor) is not None:
+        return declared_dtype(tensor) == np.bool_
     node = producer(tensor)
     return node is not None and node.op in _BOOLEAN_OPS
 
