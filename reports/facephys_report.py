@@ -258,7 +258,7 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -
     ]
     lines += cpu_section(cpu) if cpu else ["## CPU", "", f"No {cpu_path.name}: run `python reports/facephys_cpu.py`."]
     lines += ["", "## Reproduce", "",
-              "- CPU (here): `pip install ai-edge-litert==2.3.0` into .venv, then "
+              "- CPU (here): `.venv/bin/pip install -e '.[bench]'` (LiteRT `ai-edge-litert==2.3.0`), then "
               "`.venv/bin/python reports/facephys_cpu.py` (writes reports/facephys_cpu.json).",
               "- GPU: stage with `../shared/gpu/prepare_ort_gpu.sh` and `../shared/gpu/prepare_facephys_jax.sh`, "
               "check with `bash reports/facephys_gpu.sh --plan` (prints the calls and carry lists), then make the "

@@ -582,7 +582,7 @@ def render(data: dict) -> str:
              else " (as committed: `git archive`, the working tree not read)" if env.get("onnxfit_rev") else "")
     lines = [
         "# lean: graph size of onnxfit's output next to onnxsim and onnxslim", "",
-        "Written by `reports/lean.py`; do not edit by hand. Reproduce with", "",
+        "Written by `reports/lean.py`; do not edit by hand. Reproduce with (onnxsim and onnxslim: `pip install -e '.[bench]'`)", "",
         f"    {data['command']}", "",
         f"Last run: {data['date']} ({data['duration_min']:.1f} min). onnxfit {env['onnxfit_commit']}{dirty}; "
         f"onnx {v['onnx']}, onnxruntime {v['onnxruntime']}, onnxsim {v['onnxsim']}, onnxslim {v['onnxslim']}; "
