@@ -17,8 +17,8 @@ from onnxfit.graphs import iter_graphs
 from onnxfit.lazy_io import is_lazy, read_lazy
 from onnxfit.optimizer.rewrite import Skip, is_omitted
 
-__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "declared_dtype", "disconnect", "graph_outputs", "only_consumer", "producer", "replace_uses", "scalar_of", "set_input",
-           "small_constant", "uniform_value"]
+__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "declared_dtype", "disconnect", "graph_outputs",
+           "producer", "replace_uses", "set_input", "set_inputs", "small_constant", "uniform_value"]
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
 _SMALL = 1 << 20
@@ -46,12 +46,6 @@ def consumers(tensor: gs.Tensor) -> list[gs.Node]:
 def graph_outputs(root: gs.Graph) -> set[int]:
     """ids of the tensors any graph of the model (root or subgraph) returns."""
     return {id(t) for g in iter_graphs(root) for t in g.outputs}
-
-
-def only_consumer(tensor: gs.Tensor, node: gs.Node, outputs: set[int]) -> bool:
-    """``node`` is the one reader of ``tensor``, which no graph returns: the producer of ``tensor``
-    can go once ``node`` no longer reads it."""
-    return id(tensor) not in outputs and len(tensor.outputs) == 1 and tensor.outputs[0] is node
 
 
 def constant_array(tensor: gs.Constant) -> np.ndarray:
@@ -93,13 +87,6 @@ def uniform_value(tensor: gs.Tensor | None):
     return first if same else None
 
 
-def scalar_of(value: np.ndarray | None):
-    """The element of a one-element array, else None."""
-    if value is None or value.size != 1:
-        return None
-    return value.reshape(-1)[0]
-
-
 def set_input(node: gs.Node, index: int, new: gs.Tensor) -> None:
     """``node.inputs[index] = new``, keeping the tensors' reader lists in step by identity.
 
@@ -134,6 +121,18 @@ def disconnect(node: gs.Node) -> None:
         list.pop(writers, next(k for k, writer in enumerate(writers) if writer is node))
     list.clear(node.inputs)
     list.clear(node.outputs)
+
+
+def set_inputs(node: gs.Node, tensors: list[gs.Tensor]) -> None:
+    """Replace all of ``node``'s inputs, by identity (see ``set_input``)."""
+    for tensor in node.inputs:
+        if tensor is not None:
+            readers = tensor.outputs
+            list.pop(readers, next(k for k, reader in enumerate(readers) if reader is node))
+    list.clear(node.inputs)
+    for tensor in tensors:
+        list.append(node.inputs, tensor)
+        list.append(tensor.outputs, node)
 
 
 def replace_uses(old: gs.Tensor, new: gs.Tensor) -> None:

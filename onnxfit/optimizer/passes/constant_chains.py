@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import producer, small_constant
+from onnxfit.optimizer.edits import producer, set_inputs, small_constant
 from onnxfit.optimizer.nodes import unique_name
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
@@ -60,8 +60,7 @@ class ConstantChainsPass(RewriteRule):
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: tuple[gs.Tensor, np.ndarray, str], ctx: MatchContext) -> None:
         x, combined, op = plan
         node.op = op
-        node.inputs.clear()
-        node.inputs.extend([x, gs.Constant(unique_name(graph, f"{node.name or op.lower()}_combined"), combined)])
+        set_inputs(node, [x, gs.Constant(unique_name(graph, f"{node.name or op.lower()}_combined"), combined)])
 
 
 def _split(node: gs.Node) -> tuple[gs.Tensor, np.ndarray, int] | None:

@@ -18,6 +18,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
+from onnxfit.optimizer.edits import set_inputs
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
@@ -49,5 +50,4 @@ class FloorToCeilPass(RewriteRule):
         negated.dtype = ceiled.dtype = plan
         negated.shape = ceiled.shape = x.shape
         node.op = "Mul"
-        node.inputs.clear()
-        node.inputs.extend([ceiled, minus_one])
+        set_inputs(node, [ceiled, minus_one])

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import bypass, bypass_blocked, constant_array, declared_dtype, producer, small_constant
+from onnxfit.optimizer.edits import (bypass, bypass_blocked, constant_array, declared_dtype, producer, set_input,
+                                     small_constant)
 from onnxfit.optimizer.nodes import unique_name
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
@@ -60,7 +61,7 @@ class FoldIntoConvPass(RewriteRule):
         if node.op == "Mul":
             shape = (-1,) + (1,) * (weight.ndim - 1)
             new_weight = (weight.astype(np.float64) * values.reshape(shape)).astype(weight.dtype)
-            conv.inputs[1] = gs.Constant(unique_name(graph, f"{conv.inputs[1].name}_scaled"), new_weight)
+            set_input(conv, 1, gs.Constant(unique_name(graph, f"{conv.inputs[1].name}_scaled"), new_weight))
             bias = bias * values
         else:
             bias = bias + values
@@ -68,7 +69,7 @@ class FoldIntoConvPass(RewriteRule):
         if bias_tensor is None:
             conv.inputs.append(new_bias)
         else:
-            conv.inputs[2] = new_bias
+            set_input(conv, 2, new_bias)
         bypass(graph, node, conv.outputs[0], ctx.graph_outputs)
 
 

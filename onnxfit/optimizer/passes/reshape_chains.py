@@ -22,7 +22,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import static_shape
-from onnxfit.optimizer.edits import producer, small_constant
+from onnxfit.optimizer.edits import producer, set_input, set_inputs, small_constant
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
 from onnxfit.targets.presets import MOBILE_TARGETS
@@ -63,13 +63,12 @@ class ReshapeChainsPass(RewriteRule):
                 ctx: MatchContext) -> None:
         source, target = plan
         if target is None:
-            node.inputs[0] = source
+            set_input(node, 0, source)
             return
         shape = nodes.int64_constant(graph, f"{node.name or 'reshape'}_shape", target)
         node.op = "Reshape"
         node.attrs.clear()
-        node.inputs.clear()
-        node.inputs.extend([source, shape])
+        set_inputs(node, [source, shape])
 
 
 def _output_shape(tensor: gs.Tensor) -> list[int] | None:

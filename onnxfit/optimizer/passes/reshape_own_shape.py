@@ -23,7 +23,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, small_constant
+from onnxfit.optimizer.edits import producer, set_input, small_constant
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
 
@@ -53,7 +53,7 @@ class ReshapeOwnShapePass(RewriteRule):
         return dims if 0 in dims else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: list[int], ctx: MatchContext) -> None:
-        node.inputs[1] = nodes.int64_constant(graph, f"{node.name or 'reshape'}_shape", plan)
+        set_input(node, 1, nodes.int64_constant(graph, f"{node.name or 'reshape'}_shape", plan))
 
 
 def _piece(piece: gs.Tensor, x: gs.Tensor, position: int, opset: int) -> list[int] | None:

@@ -21,7 +21,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx import helper
 
-from onnxfit.optimizer.edits import declared_dtype, producer
+from onnxfit.optimizer.edits import declared_dtype, producer, set_inputs
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
@@ -57,8 +57,7 @@ class SelectToWherePass(RewriteRule):
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: Select, ctx: MatchContext) -> None:
         node.op = "Where"
-        node.inputs.clear()
-        node.inputs.extend([plan.condition, plan.when_true, plan.when_false])
+        set_inputs(node, [plan.condition, plan.when_true, plan.when_false])
         node.attrs.clear()
 
 

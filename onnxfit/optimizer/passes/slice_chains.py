@@ -19,7 +19,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, small_constant
+from onnxfit.optimizer.edits import producer, set_inputs, small_constant
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
 
@@ -50,8 +50,7 @@ class SliceChainsPass(RewriteRule):
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: tuple[gs.Tensor, list[np.ndarray]], ctx: MatchContext) -> None:
         data, (starts, ends, axes, steps) = plan
         base = node.name or "slice"
-        node.inputs.clear()
-        node.inputs.extend([data] + [nodes.int64_constant(graph, f"{base}_{what}", values)
+        set_inputs(node, [data] + [nodes.int64_constant(graph, f"{base}_{what}", values)
                                      for what, values in (("starts", starts), ("ends", ends), ("axes", axes),
                                                           ("steps", steps))])
 

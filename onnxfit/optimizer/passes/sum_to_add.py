@@ -15,6 +15,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
+from onnxfit.optimizer.edits import set_inputs
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
@@ -40,5 +41,4 @@ class SumToAddPass(RewriteRule):
             total = nodes.add_node(graph, "Add", f"{node.name or 'sum'}_add{i}", [total, term]).outputs[0]
         last = node.inputs[-1]
         node.op = "Add"
-        node.inputs.clear()
-        node.inputs.extend([total, last])
+        set_inputs(node, [total, last])

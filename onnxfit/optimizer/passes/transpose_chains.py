@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from onnxfit.optimizer.edits import bypass, bypass_blocked, producer
+from onnxfit.optimizer.edits import bypass, bypass_blocked, producer, set_input
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
@@ -51,7 +51,7 @@ class TransposeChainsPass(RewriteRule):
         if perm == list(range(len(perm))):
             bypass(graph, node, source, ctx.graph_outputs)
             return
-        node.inputs[0] = source
+        set_input(node, 0, source)
         node.attrs["perm"] = perm
 
 
