@@ -174,6 +174,16 @@ def check_array(name: str, array: np.ndarray, spec: InputSpec, source: str) -> N
             )
 
 
+# Dim names exporters write for "unknown" (Paddle's ``?``, tf2onnx's ``unk__12``, TF's
+# ``DynamicDimension.3``, ``-1``): they bind no size across dims or inputs.
+_PLACEHOLDER_DIM = re.compile(r"^(\?|-1|unk__\d+|DynamicDimension(\.\d+)?|None)$")
+
+
+def _binds(dim) -> bool:
+    """A dim name that stands for one size wherever it appears."""
+    return isinstance(dim, str) and bool(dim) and not _PLACEHOLDER_DIM.match(dim)
+
+
 def resolve_shapes(
     specs: list[InputSpec],
     batch: int | None = None,
@@ -200,7 +210,7 @@ def resolve_shapes(
             continue
         shapes[spec.name] = tuple(int(v) for v in explicit)
         for dim, value in zip(spec.dims or (), explicit):
-            if isinstance(dim, str):
+            if _binds(dim):
                 if bound.setdefault(dim, int(value)) != value:
                     raise OnnxfitError(
                         f"input '{spec.name}' sets dim '{dim}' to {value}, but another input set it to {bound[dim]}"
@@ -219,7 +229,7 @@ def resolve_shapes(
                 shape.append(dim)
                 continue
             label = dim if dim else f"#{axis}"
-            if dim and dim in bound:
+            if _binds(dim) and dim in bound:
                 value = bound[dim]
             elif axis == axes.get(spec.name) and batch is not None:
                 value = batch
@@ -229,7 +239,7 @@ def resolve_shapes(
             else:
                 value = DEFAULT_DIM
                 notes.append(f"dim '{label}' of input '{spec.name}' set to {DEFAULT_DIM} (--input-shape changes it)")
-            if dim:
+            if _binds(dim):
                 bound[dim] = value
             shape.append(value)
         shapes[spec.name] = tuple(shape)

@@ -199,3 +199,15 @@ def test_state_inputs_nobody_gave_start_at_zeros_and_say_so():
     parity = report.check("parity")
     assert report.ok, parity.summary
     assert any("state_in start at zeros" in note for note in parity.details["notes"])
+
+
+def test_placeholder_dim_names_bind_no_size():
+    # Paddle2ONNX writes unknown dims as '?': [-1, 3, '?', '?'] fed 1x3x48x192 is one valid input
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", ["-1", 3, "?", "?"])], [tensor_info("y", ["-1", 3, "?", "?"])])
+    report = verify(model, inputs={"x": np.ones((1, 3, 48, 192), np.float32)}, runtimes=["ort-cpu"])
+    assert report.ok, report.check("parity").summary
+    # a real name still binds: the same 'H' twice must agree
+    named = make_model(nodes, [tensor_info("x", ["N", 3, "H", "H"])], [tensor_info("y", ["N", 3, "H", "H"])])
+    with pytest.raises(OnnxfitError, match="sets dim 'H' to 192"):
+        verify(named, inputs={"x": np.ones((1, 3, 48, 192), np.float32)}, runtimes=["ort-cpu"])
