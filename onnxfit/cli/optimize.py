@@ -74,6 +74,8 @@ def optimize_command(
     exact: bool = typer.Option(False, "--exact", help="Only bit-exact rewrites: leave out those that change "
                                "float rounding within a stated tolerance (folds into Conv/Gemm weights, "
                                "constant chains, native exp/sin for hand-written approximations)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Allow -o to name the input model itself (it is "
+                                   "replaced atomically once the result is checked)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
@@ -103,6 +105,10 @@ def optimize_command(
     if output is None and not cache:
         raise OnnxfitError("give an output with -o OUT (a file, or a directory for several models), or use --cache")
     outputs = output_paths(model_paths, output) if output is not None else [None] * len(model_paths)
+    overwritten = [m for m, o in zip(model_paths, outputs) if o is not None and o.exists() and o.samefile(m)]
+    if overwritten and not overwrite:
+        raise OnnxfitError(f"{overwritten[0]}: -o would overwrite the input model; write elsewhere, or pass "
+                           "--overwrite to replace it")
     job_list = [replace(options, model=m, output=o) for m, o in zip(model_paths, outputs)]
     results = _run_jobs(job_list, jobs, show_progress=not as_json)
     errors = [r for r in results if "error" in r]

@@ -172,3 +172,13 @@ def test_optimize_prints_partitions_before_and_after(gather_model, tmp_path):
     assert doc["before"]["source"] == "estimated" and doc["before"]["ort_version"] == "1.25"
     assert doc["before"]["partitions"] == 0 and doc["before"]["unsupported"][0]["name"] == "pick"
     assert doc["after"]["partitions"] == 1 and doc["after"]["unsupported"] == []
+
+
+def test_optimize_refuses_to_overwrite_its_input_without_the_flag(gather_model):
+    before = gather_model.read_bytes()
+    result = onnxfit("optimize", gather_model, "-o", gather_model, "--passes", "scalar-gather")
+    _assert_one_line_error(result, "would overwrite the input model", "--overwrite")
+    assert gather_model.read_bytes() == before
+    result = onnxfit("optimize", gather_model, "-o", gather_model, "--passes", "scalar-gather", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert any(n.op_type == "Squeeze" for n in onnx.load(gather_model).graph.node)
