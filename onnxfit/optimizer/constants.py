@@ -15,7 +15,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper, numpy_helper
 
-__all__ = ["constant_value", "evaluate_node", "is_constant", "static_shape"]
+__all__ = ["OrtRefused", "constant_value", "evaluate_node", "is_constant", "node_proto", "run_on_cpu", "static_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,8 @@ def _evaluate(node: gs.Node, inputs: list[np.ndarray | None], opset: int | None)
 
     names = [f"in{i}" if value is not None else "" for i, value in enumerate(inputs)]
     out_names = [f"out{i}" for i in range(len(node.outputs))]
-    attrs = {k: _attr_value(v) for k, v in node.attrs.items()}
-    proto = helper.make_node(node.op, names, out_names, **attrs)
     try:
+        proto = node_proto(node, names, out_names)
         if opset is None:
             evaluator = ReferenceEvaluator(proto)
         else:
@@ -141,6 +140,41 @@ def _evaluate(node: gs.Node, inputs: list[np.ndarray | None], opset: int | None)
     if any(r.size > _MAX_ELEMENTS for r in results):
         return None
     return results
+
+
+def node_proto(node: gs.Node, inputs: list[str], outputs: list[str]) -> onnx.NodeProto:
+    """``node`` as a NodeProto reading and writing the given names (constant attributes included;
+    a tensor-reference attribute raises ValueError)."""
+    attrs = {k: _attr_value(v) for k, v in node.attrs.items()}
+    return helper.make_node(node.op, inputs, outputs, name=node.name or None, **attrs)
+
+
+class OrtRefused(Exception):
+    """ONNX Runtime cannot build or run the nodes (a type its CPU kernels lack, ...): one line why."""
+
+
+def run_on_cpu(nodes: list[onnx.NodeProto], opset: int, initializers: list[onnx.TensorProto],
+               inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+    """The values ONNX Runtime's CPU EP computes for ``outputs`` of ``nodes``, graph optimizations
+    off: what the CPU EP computes at run time, bit for bit (fold-constants, native-functions)."""
+    import onnxruntime as ort
+
+    declared = [helper.make_tensor_value_info(name, to_proto_dtype(value.dtype), value.shape)
+                for name, value in inputs.items()]
+    graph = helper.make_graph(nodes, "evaluate", declared, [onnx.ValueInfoProto(name=n) for n in outputs],
+                              initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, 10)  # every onnxruntime we support reads IR 10
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return [np.asarray(r) for r in session.run(outputs, inputs)]
+    except Exception as exc:  # noqa: BLE001 - ORT raises several types; the caller keeps the nodes
+        from onnxfit.errors import first_line
+
+        raise OrtRefused(first_line(exc)[:200]) from None
 
 
 def _attr_value(value):

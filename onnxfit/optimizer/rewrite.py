@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label

@@ -30,8 +30,9 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from onnxfit.errors import first_line, node_label
+from onnxfit.errors import node_label
 from onnxfit.graphs import iter_graphs
+from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
 from onnxfit.optimizer.edits import constant_array, disconnect, graph_outputs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, is_omitted
@@ -144,7 +145,7 @@ def _evaluate(plan: list[gs.Node], ctx: PassContext) -> tuple[dict[int, np.ndarr
     """Tensor id -> value for every output of ``plan``, by ONNX Runtime's CPU EP (rule 2, 5)."""
     try:
         return _run(plan, ctx), []
-    except _Refused as exc:
+    except OrtRefused as exc:
         log.debug("folding %d nodes at once failed (%s); one by one", len(plan), exc)
     values: dict[int, np.ndarray] = {}
     skipped = []
@@ -153,18 +154,12 @@ def _evaluate(plan: list[gs.Node], ctx: PassContext) -> tuple[dict[int, np.ndarr
             continue
         try:
             values.update(_run([node], ctx, values))
-        except _Refused as exc:
+        except OrtRefused as exc:
             skipped.append(f"{node_label(node)}: ONNX Runtime cannot evaluate it ({exc})")
     return values, skipped
 
 
-class _Refused(Exception):
-    pass
-
-
 def _run(nodes: list[gs.Node], ctx: PassContext, known: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
-    import onnxruntime as ort
-
     known = known or {}
     produced = {id(t) for n in nodes for t in n.outputs}
     initializers: dict[str, onnx.TensorProto] = {}
@@ -176,31 +171,14 @@ def _run(nodes: list[gs.Node], ctx: PassContext, known: dict[int, np.ndarray] | 
             value = known.get(id(t))
             initializers[t.name] = onnx.numpy_helper.from_array(
                 constant_array(t) if value is None else value, t.name)
-        protos.append(onnx.helper.make_node(node.op, [t.name if not is_omitted(t) else "" for t in node.inputs],
-                                            [t.name for t in node.outputs], name=node.name or None,
-                                            **{k: _attr(v) for k, v in node.attrs.items()}))
+        try:
+            protos.append(node_proto(node, [t.name if not is_omitted(t) else "" for t in node.inputs],
+                                     [t.name for t in node.outputs]))
+        except ValueError as exc:
+            raise OrtRefused(str(exc)) from None
     out_tensors = [t for n in nodes for t in n.outputs if t.name]
-    graph = onnx.helper.make_graph(protos, "fold", [], [onnx.ValueInfoProto(name=t.name) for t in out_tensors],
-                                   initializer=list(initializers.values()))
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", ctx.opset)])
-    model.ir_version = min(model.ir_version, 10)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        results = session.run([t.name for t in out_tensors], {})
-    except Exception as exc:  # noqa: BLE001 - ORT's own errors; the nodes stay as they are
-        raise _Refused(first_line(exc)[:200]) from None
-    return {id(t): np.asarray(r) for t, r in zip(out_tensors, results)}
-
-
-def _attr(value):
-    if isinstance(value, gs.Constant):
-        return onnx.numpy_helper.from_array(np.asarray(value.values))
-    if isinstance(value, gs.Tensor):
-        raise _Refused("tensor-reference attribute")
-    return value
+    results = run_on_cpu(protos, ctx.opset, list(initializers.values()), {}, [t.name for t in out_tensors])
+    return {id(t): r for t, r in zip(out_tensors, results)}
 
 
 def _apply(plan: list[gs.Node], values: dict[int, np.ndarray], outputs: set[int]) -> int:

@@ -16,7 +16,6 @@ level-1 MatMulAddFusion does the same at load time on the CPU EP). ``--exact`` l
 
 from __future__ import annotations
 
-import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer.edits import bypass, bypass_blocked, declared_dtype, producer

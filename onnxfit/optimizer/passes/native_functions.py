@@ -36,6 +36,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
 from onnxfit.optimizer.edits import declared_dtype, disconnect, producer, small_constant, uniform_value
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
@@ -310,8 +311,6 @@ def _uniform_constants(nodes: list[gs.Node], x: gs.Tensor, uniform: dict) -> boo
 
 def _sample(x: gs.Tensor, region: list[gs.Node], opset: int) -> dict[int, np.ndarray] | None:
     """Every region value for ``_SAMPLES`` values of ``x`` on [-max R, max R], by ONNX Runtime."""
-    import onnxruntime as ort
-
     samples = np.linspace(-_RANGES[0], _RANGES[0], _SAMPLES).astype(np.dtype(x.dtype))
     initializers, protos, names = {}, [], {id(x): "x"}
     for i, node in enumerate(region):
@@ -331,21 +330,14 @@ def _sample(x: gs.Tensor, region: list[gs.Node], opset: int) -> dict[int, np.nda
             else:
                 inputs.append(names[id(t)])
         names[id(node.outputs[0])] = f"v{i}"
-        attrs = {k: v for k, v in node.attrs.items() if not isinstance(v, gs.Tensor)}
-        protos.append(onnx.helper.make_node(node.op, inputs, [f"v{i}"], **attrs))
-    dtype = onnx.helper.np_dtype_to_tensor_dtype(samples.dtype)
-    graph = onnx.helper.make_graph(protos, "fit", [onnx.helper.make_tensor_value_info("x", dtype, [_SAMPLES])],
-                                   [onnx.ValueInfoProto(name=f"v{i}") for i in range(len(region))],
-                                   initializer=list(initializers.values()))
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 10)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4
+        try:
+            protos.append(node_proto(node, inputs, [f"v{i}"]))
+        except ValueError:
+            return None
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        results = session.run(None, {"x": samples})
-    except Exception:  # noqa: BLE001 - a region ORT cannot run on its own is not an approximation we read
+        results = run_on_cpu(protos, opset, list(initializers.values()), {"x": samples},
+                             [f"v{i}" for i in range(len(region))])
+    except OrtRefused:  # a region ORT cannot run on its own is not an approximation we read
         return None
     values = {id(x): samples}
     for node, result in zip(region, results):
