@@ -13,7 +13,7 @@ from onnxfit.errors import OnnxfitError
 if TYPE_CHECKING:
     import onnx_graphsurgeon as gs
 
-__all__ = ["iter_graphs", "attribute_graphs", "default_opset", "op_histogram"]
+__all__ = ["iter_graphs", "attribute_graphs", "default_opset", "graph_outputs", "op_histogram"]
 
 
 def iter_graphs(graph: onnx.GraphProto | gs.Graph) -> Iterator:
@@ -30,6 +30,12 @@ def iter_graphs(graph: onnx.GraphProto | gs.Graph) -> Iterator:
         for attr in node.attribute:
             for sub in attribute_graphs(attr):
                 yield from iter_graphs(sub)
+
+
+def graph_outputs(root: gs.Graph) -> set[int]:
+    """ids of the tensors any graph of the model returns (root or If/Loop/Scan body): their names
+    must stay."""
+    return {id(t) for g in iter_graphs(root) for t in g.outputs}
 
 
 def attribute_graphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:

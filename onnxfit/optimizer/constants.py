@@ -15,7 +15,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper, numpy_helper
 
-__all__ = ["OrtRefused", "constant_value", "evaluate_node", "is_constant", "node_proto", "run_on_cpu", "static_shape"]
+__all__ = ["OrtRefused", "constant_node_value", "constant_value", "evaluate_node", "is_constant", "node_proto", "run_on_cpu", "static_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def constant_value(tensor: gs.Tensor | None, opset: int | None = None, _depth: i
         return None
     node = tensor.inputs[0]
     if node.op == "Constant":
-        return _constant_node_value(node)
+        return constant_node_value(node)
     if node.op == "Shape":
         return _shape_value(node, opset, _depth)
     if node.op not in _FOLDABLE or node.domain not in (None, "", "ai.onnx"):  # graph-surgeon imports "" as None
@@ -78,7 +78,8 @@ def constant_value(tensor: gs.Tensor | None, opset: int | None = None, _depth: i
     return outputs[node.outputs.index(tensor)]
 
 
-def _constant_node_value(node: gs.Node) -> np.ndarray | None:
+def constant_node_value(node: gs.Node) -> np.ndarray | None:
+    """The tensor a ``Constant`` node holds (``value``, ``value_float(s)``, ``value_int(s)``), else None."""
     attrs = node.attrs
     if "value" in attrs:
         value = attrs["value"]

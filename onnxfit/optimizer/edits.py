@@ -13,12 +13,11 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
-from onnxfit.graphs import iter_graphs
 from onnxfit.lazy_io import is_lazy, read_lazy
 from onnxfit.optimizer.rewrite import Skip, is_omitted
 
-__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "declared_dtype", "disconnect", "graph_outputs",
-           "producer", "replace_uses", "set_input", "set_inputs", "small_constant", "uniform_value"]
+__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "declared_dtype", "disconnect",
+           "producer", "replace_uses", "set_input", "set_inputs", "slice_params", "small_constant", "uniform_value"]
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
 _SMALL = 1 << 20
@@ -41,11 +40,6 @@ def producer(tensor: gs.Tensor) -> gs.Node | None:
 
 def consumers(tensor: gs.Tensor) -> list[gs.Node]:
     return list(tensor.outputs)
-
-
-def graph_outputs(root: gs.Graph) -> set[int]:
-    """ids of the tensors any graph of the model (root or subgraph) returns."""
-    return {id(t) for g in iter_graphs(root) for t in g.outputs}
 
 
 def constant_array(tensor: gs.Constant) -> np.ndarray:
@@ -85,6 +79,31 @@ def uniform_value(tensor: gs.Tensor | None):
     else:
         same = bool(np.all(flat == first))
     return first if same else None
+
+
+def slice_params(node: gs.Node, opset: int, rank: int | None) -> list[np.ndarray] | None:
+    """A Slice's (starts, ends, axes, steps) as int64 arrays in either opset form (attributes
+    before 10, inputs after), axes made non-negative with ``rank``; None if any is not constant."""
+    if opset < 10:
+        starts, ends, axes = (node.attrs.get(k) for k in ("starts", "ends", "axes"))
+        steps = None
+    else:
+        inputs = list(node.inputs) + [None] * (5 - len(node.inputs))
+        starts, ends = small_constant(inputs[1]), small_constant(inputs[2])
+        axes = None if is_omitted(inputs[3]) else small_constant(inputs[3])
+        steps = None if is_omitted(inputs[4]) else small_constant(inputs[4])
+        if (axes is None and not is_omitted(inputs[3])) or (steps is None and not is_omitted(inputs[4])):
+            return None
+    if starts is None or ends is None:
+        return None
+    starts, ends = np.asarray(starts, np.int64).reshape(-1), np.asarray(ends, np.int64).reshape(-1)
+    axes = np.arange(starts.size, dtype=np.int64) if axes is None else np.asarray(axes, np.int64).reshape(-1)
+    steps = np.ones(starts.size, np.int64) if steps is None else np.asarray(steps, np.int64).reshape(-1)
+    if np.any(axes < 0):
+        if rank is None:
+            return None
+        axes = np.where(axes < 0, axes + rank, axes)
+    return [starts, ends, axes, steps]
 
 
 def set_input(node: gs.Node, index: int, new: gs.Tensor) -> None:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label
-from onnxfit.graphs import iter_graphs
+from onnxfit.graphs import graph_outputs, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport
 
 __all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "find", "is_omitted"]
@@ -76,7 +76,7 @@ class MatchContext:
     def graph_outputs(self) -> set[int]:
         """ids of the tensors any graph of the model returns (their names must stay)."""
         if self._outputs is None:
-            self._outputs = {id(t) for g in iter_graphs(self.root) for t in g.outputs}
+            self._outputs = graph_outputs(self.root)
         return self._outputs
 
     @property

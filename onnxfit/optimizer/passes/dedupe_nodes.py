@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxfit.graphs import iter_graphs
+from onnxfit.graphs import graph_outputs, iter_graphs
 from onnxfit.optimizer.edits import disconnect, replace_uses, set_input
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import is_omitted
@@ -41,7 +41,7 @@ class DedupeNodesPass:
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name, changed=False)
-        outputs = {id(t) for g in iter_graphs(graph) for t in g.outputs}
+        outputs = graph_outputs(graph)
         for g in iter_graphs(graph):
             report.folded += _dedupe_constants(g, outputs)
             report.rewritten += _dedupe_nodes(g, outputs)

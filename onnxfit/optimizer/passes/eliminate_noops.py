@@ -27,7 +27,7 @@ import onnx_graphsurgeon as gs
 from onnx import helper
 
 from onnxfit.optimizer.constants import static_shape
-from onnxfit.optimizer.edits import bypass, bypass_blocked, declared_dtype, small_constant, uniform_value
+from onnxfit.optimizer.edits import bypass, bypass_blocked, declared_dtype, slice_params, small_constant, uniform_value
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
@@ -113,25 +113,10 @@ def _transpose(node, ctx):
 def _slice(node, ctx):
     x = _x(node)
     shape = static_shape(x)
-    if shape is None:
+    params = slice_params(node, ctx.opset, len(shape)) if shape is not None else None
+    if params is None:
         return None
-    if ctx.opset < 10:
-        starts, ends = node.attrs.get("starts"), node.attrs.get("ends")
-        axes, steps = node.attrs.get("axes"), None
-    else:
-        values = [small_constant(t) if i < len(node.inputs) and not is_omitted(t) else None
-                  for i, t in enumerate(node.inputs[1:5])]
-        values += [None] * (4 - len(values))
-        starts, ends, axes, steps = values
-        if starts is None or ends is None or (len(node.inputs) > 3 and not is_omitted(node.inputs[3]) and axes is None) \
-                or (len(node.inputs) > 4 and not is_omitted(node.inputs[4]) and steps is None):
-            return None
-    if starts is None or ends is None:
-        return None
-    starts, ends = list(np.asarray(starts).reshape(-1)), list(np.asarray(ends).reshape(-1))
-    axes = list(np.asarray(axes).reshape(-1)) if axes is not None else list(range(len(starts)))
-    steps = list(np.asarray(steps).reshape(-1)) if steps is not None else [1] * len(starts)
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for start, end, axis, step in zip(*params):
         size = shape[int(axis)]
         begin = int(start) + size if start < 0 else int(start)
         stop = int(end) + size if end < 0 else int(end)

@@ -31,9 +31,9 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import node_label
-from onnxfit.graphs import iter_graphs
-from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
-from onnxfit.optimizer.edits import constant_array, disconnect, graph_outputs
+from onnxfit.graphs import graph_outputs, iter_graphs
+from onnxfit.optimizer.constants import OrtRefused, constant_node_value, node_proto, run_on_cpu
+from onnxfit.optimizer.edits import constant_array, disconnect
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, is_omitted
 
@@ -74,26 +74,14 @@ def _constant_nodes(graph: gs.Graph, outputs: set[int]) -> int:
     """Rule 1: Constant nodes -> constant tensors."""
     count = 0
     for node in [n for n in graph.nodes if n.op == "Constant" and n.domain in DEFAULT_DOMAINS]:
-        value = _constant_node_value(node)
+        value = constant_node_value(node)
         out = node.outputs[0] if node.outputs else None
-        if value is None or out is None or id(out) in outputs or not isinstance(out, gs.Variable):
+        if value is None or value.dtype.kind in "OUS" or out is None or id(out) in outputs or not isinstance(out, gs.Variable):
             continue
         node.outputs.clear()
         out.to_constant(value)
         count += 1
     return count
-
-
-def _constant_node_value(node: gs.Node) -> np.ndarray | None:
-    attrs = node.attrs
-    if "value" in attrs and isinstance(attrs["value"], gs.Constant):
-        value = np.asarray(attrs["value"].values)
-        return None if value.dtype.kind in "OUS" else value
-    for key, dtype in (("value_float", np.float32), ("value_int", np.int64),
-                       ("value_floats", np.float32), ("value_ints", np.int64)):
-        if key in attrs:
-            return np.asarray(attrs[key], dtype=dtype)
-    return None
 
 
 def _foldable(node: gs.Node) -> bool:

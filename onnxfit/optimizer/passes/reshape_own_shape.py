@@ -23,9 +23,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, set_input, small_constant
+from onnxfit.optimizer.edits import producer, set_input, slice_params, small_constant
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
 __all__ = ["ReshapeOwnShapePass"]
 
@@ -92,15 +92,11 @@ def _indices(node: gs.Node, opset: int) -> list[int] | None:
         if index is None or index.ndim != 1 or np.any(index < 0):
             return None  # a scalar index gives a scalar, no Concat piece
         return [int(i) for i in index]
-    if node.op == "Slice" and opset >= 10:
-        inputs = list(node.inputs) + [None] * (5 - len(node.inputs))
-        starts, ends = small_constant(inputs[1]), small_constant(inputs[2])
-        steps = None if is_omitted(inputs[4]) else small_constant(inputs[4])
-        if starts is None or ends is None or starts.size != 1 or (steps is not None and int(steps.reshape(-1)[0]) != 1):
+    if node.op == "Slice":
+        params = slice_params(node, opset, 1)
+        if params is None or params[0].size != 1 or int(params[3][0]) != 1:
             return None
-        if not is_omitted(inputs[4]) and steps is None:
-            return None
-        start, end = int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])
+        start, end = int(params[0][0]), int(params[1][0])
         if start < 0 or end < start or end > 64:
             return None
         return list(range(start, end))

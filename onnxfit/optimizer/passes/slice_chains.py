@@ -19,9 +19,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, set_inputs, small_constant
+from onnxfit.optimizer.edits import producer, set_inputs, slice_params
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
 
 __all__ = ["SliceChainsPass"]
 
@@ -39,7 +39,7 @@ class SliceChainsPass(RewriteRule):
         if inner is None or inner.op != "Slice" or inner.domain not in (None, "", "ai.onnx"):
             return None
         rank = len(inner.inputs[0].shape) if inner.inputs[0].shape is not None else None
-        outer_params, inner_params = _params(node, rank), _params(inner, rank)
+        outer_params, inner_params = slice_params(node, ctx.opset, rank), slice_params(inner, ctx.opset, rank)
         if outer_params is None or inner_params is None:
             return None
         if set(outer_params[2].tolist()) & set(inner_params[2].tolist()):
@@ -53,23 +53,3 @@ class SliceChainsPass(RewriteRule):
         set_inputs(node, [data] + [nodes.int64_constant(graph, f"{base}_{what}", values)
                                      for what, values in (("starts", starts), ("ends", ends), ("axes", axes),
                                                           ("steps", steps))])
-
-
-def _params(node: gs.Node, rank: int | None) -> list[np.ndarray] | None:
-    """(starts, ends, axes, steps) as int64 arrays, axes non-negative; None if any is not constant."""
-    inputs = list(node.inputs) + [None] * (5 - len(node.inputs))
-    starts, ends = small_constant(inputs[1]), small_constant(inputs[2])
-    if starts is None or ends is None:
-        return None
-    count = starts.size
-    axes = np.arange(count) if is_omitted(inputs[3]) else small_constant(inputs[3])
-    steps = np.ones(count, np.int64) if is_omitted(inputs[4]) else small_constant(inputs[4])
-    if axes is None or steps is None:
-        return None
-    axes = axes.astype(np.int64).reshape(-1)
-    if np.any(axes < 0):
-        if rank is None:
-            return None
-        axes = np.where(axes < 0, axes + rank, axes)
-    return [starts.astype(np.int64).reshape(-1), ends.astype(np.int64).reshape(-1), axes,
-            steps.astype(np.int64).reshape(-1)]
