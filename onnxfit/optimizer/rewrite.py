@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import numpy as np
 import onnx_graphsurgeon as gs
+from onnx import helper
 
 from onnxfit.errors import node_label
 from onnxfit.graphs import graph_outputs, iter_graphs
@@ -53,24 +55,11 @@ class MatchContext:
 
     pass_ctx: PassContext
     root: gs.Graph
-    _takes: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
-    _takes_oldest: Callable[[gs.Node], bool] | None = field(default=None, repr=False)
-    _dtypes: dict | None = field(default=None, repr=False)
-
-    def dtype(self, tensor: gs.Tensor):
-        """The tensor's numpy dtype: declared, else from one onnx inference of the graph; None if unknown."""
-        from onnxfit.optimizer.edits import declared_dtype
-
-        if declared_dtype(tensor) is not None:
-            return declared_dtype(tensor)
-        if self._dtypes is None:
-            from onnxfit.targets.profiles import inferred_dtypes
-
-            self._dtypes = inferred_dtypes(self.root)
-        return self._dtypes.get(tensor.name)
     # The graph (root or subgraph) of the node being matched; ``find`` sets it.
     graph: gs.Graph | None = None
     _outputs: set[int] | None = field(default=None, repr=False)
+    _types: dict | None = field(default=None, repr=False)  # one onnx inference, shared below
+    _acceptors: dict = field(default_factory=dict, repr=False)  # ORT release -> takes(node)
 
     @property
     def graph_outputs(self) -> set[int]:
@@ -83,29 +72,45 @@ class MatchContext:
     def opset(self) -> int:
         return self.pass_ctx.opset
 
+    def dtype(self, tensor: gs.Tensor):
+        """The tensor's numpy dtype: declared, else from the graph's onnx inference; None if unknown."""
+        from onnxfit.optimizer.edits import declared_dtype
+
+        declared = declared_dtype(tensor)
+        if declared is not None:
+            return declared
+        inferred = self._inferred().get(tensor.name)
+        elem = inferred.tensor_type.elem_type if inferred is not None and inferred.HasField("tensor_type") else 0
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else None
+
     def target_takes(self, node: gs.Node) -> bool:
         """True when the target EP runs ``node`` as it is at ``--ort-version`` (its support profile)."""
-        if self._takes is None:
-            from onnxfit.targets.profiles import ep_acceptor
-
-            ctx = self.pass_ctx
-            self._takes = ep_acceptor(self.root, ctx.target, ctx.opset, ctx.ort_version)
-        return self._takes(node)
+        return self._acceptor(self.pass_ctx.ort_version)(node)
 
     def target_takes_as(self, node: gs.Node, op: str) -> bool:
         """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
         asks the profile about a replacement before building it. With no ``--ort-version`` (any
         release) the oldest profiled release is asked: the replacement must hold for every one."""
+        from onnxfit.targets.profiles import OLDEST_PROFILED
+
         probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
                                 attrs={})
-        if self.pass_ctx.ort_version is not None:
-            return self.target_takes(probe)
-        if self._takes_oldest is None:
-            from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor
+        return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(probe)
+
+    def _inferred(self) -> dict:
+        if self._types is None:
+            from onnxfit.targets.profiles import inferred_types
+
+            self._types = inferred_types(self.root)
+        return self._types
+
+    def _acceptor(self, version) -> Callable[[gs.Node], bool]:
+        if version not in self._acceptors:
+            from onnxfit.targets.profiles import ep_acceptor
 
             ctx = self.pass_ctx
-            self._takes_oldest = ep_acceptor(self.root, ctx.target, ctx.opset, OLDEST_PROFILED)
-        return self._takes_oldest(probe)
+            self._acceptors[version] = ep_acceptor(self.root, ctx.target, ctx.opset, version, inferred=self._inferred)
+        return self._acceptors[version]
 
 
 class RewriteRule(ABC):

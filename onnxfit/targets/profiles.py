@@ -23,7 +23,7 @@ from onnxfit.targets.tensorrt import TENSORRT
 from onnxfit.targets.support import GraphFacts, Profile
 from onnxfit.versions import Version
 
-__all__ = ["PROFILES", "PROVIDER_OPTIONS", "ep_acceptor", "profile_for"]
+__all__ = ["OLDEST_PROFILED", "PROFILES", "PROVIDER_OPTIONS", "ep_acceptor", "inferred_types", "profile_for"]
 
 log = logging.getLogger(__name__)
 
@@ -52,46 +52,38 @@ def profile_for(target_name: str) -> Profile | None:
 OLDEST_PROFILED = (1, 20)
 
 
-def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None) -> Callable[[object], bool]:
+def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None,
+                inferred: Callable[[], dict[str, onnx.TypeProto]] | None = None) -> Callable[[object], bool]:
     """``takes(node)``: True when `target`'s EP, in ONNX Runtime `ort_version`, takes that node of
     the onnx-graphsurgeon `graph` as it is.
 
     Each node is judged alone, as the estimate judges it after ORT's level-1 optimizations: inputs
     known before run time (initializers, Constant nodes, folded chains) count as initializers,
     the others as values with their dtype and shape; dtypes and shapes the graph does not carry
-    come from one weightless onnx shape inference, run on first use. Unknown version, or a target
-    without a profile: nothing is taken (rewrite for the oldest release).
+    come from one weightless onnx shape inference, run on first use (``inferred``: a caller that
+    already holds one passes it). Unknown version, or a target without a profile: nothing is taken
+    (rewrite for the oldest release).
     """
     profile = profile_for(target)
     if profile is None or ort_version is None:
         return lambda node: False
     version = tuple(ort_version)
-    inferred: dict[str, onnx.TypeProto] | None = None
+    types: dict[str, onnx.TypeProto] | None = None
 
     def takes(node) -> bool:
-        nonlocal inferred
+        nonlocal types
         if any(hasattr(v, "nodes") and hasattr(v, "inputs") for v in node.attrs.values()):
             return False  # subgraph attributes: not a node these rules read
-        if inferred is None:
-            inferred = _inferred_types(graph)
-        facts = GraphFacts(_single_node_model(node, opset, inferred)).node_facts(0)
+        if types is None:
+            types = inferred() if inferred is not None else inferred_types(graph)
+        facts = GraphFacts(_single_node_model(node, opset, types)).node_facts(0)
         return profile.judge(facts, version).supported
 
     return takes
 
 
-def inferred_dtypes(graph) -> dict[str, np.dtype]:
-    """Tensor name -> dtype from one weightless onnx inference of the graph (and its subgraphs),
-    for rules that need a dtype the exporter did not write."""
-    dtypes = {}
-    for name, value in _inferred_types(graph).items():
-        elem = value.tensor_type.elem_type if value.HasField("tensor_type") else 0
-        if elem:
-            dtypes[name] = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
-    return dtypes
-
-
-def _inferred_types(graph) -> dict[str, onnx.TypeProto]:
+def inferred_types(graph) -> dict[str, onnx.TypeProto]:
+    """Tensor name -> type from one weightless onnx shape inference of the graph and its subgraphs."""
     import onnx_graphsurgeon as gs
 
     from onnxfit.graphs import iter_graphs
