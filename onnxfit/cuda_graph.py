@@ -149,12 +149,8 @@ class BoundRunner:
         self.inputs = buffer_specs(session.get_inputs(), input_shapes or {})
         self.outputs = buffer_specs(session.get_outputs(), output_shapes or {})
         self.device = device
-
-        def allocate(buffer: Buffer) -> ort.OrtValue:
-            return ort.OrtValue.ortvalue_from_shape_and_type(list(buffer.shape), buffer.dtype.type, device, device_id)
-
-        self.input_values = {b.name: allocate(b) for b in self.inputs}
-        self.output_values = {b.name: allocate(b) for b in self.outputs}
+        self.input_values = {b.name: _allocate(b, device, device_id) for b in self.inputs}
+        self.output_values = {b.name: _allocate(b, device, device_id) for b in self.outputs}
         self.binding = session.io_binding()
         for name, value in self.input_values.items():
             self.binding.bind_ortvalue_input(name, value)
@@ -165,21 +161,7 @@ class BoundRunner:
 
     def write(self, feeds: Mapping[str, np.ndarray]) -> None:
         """Copy ``feeds`` into the input buffers; shapes and dtypes must be the bound ones."""
-        by_name = {b.name: b for b in self.inputs}
-        missing = [name for name in by_name if name not in feeds]
-        if missing:
-            raise OnnxfitError(f"missing inputs: {', '.join(missing)}")
-        for name, value in feeds.items():
-            buffer = by_name.get(name)
-            if buffer is None:
-                continue  # verify feeds every input of the reference; extra names are ignored like ORT's run
-            array = np.asarray(value)
-            if array.shape != buffer.shape or array.dtype != buffer.dtype:
-                raise OnnxfitError(
-                    f"input '{name}': {array.dtype}{list(array.shape)} differs from the bound "
-                    f"{buffer.dtype}{list(buffer.shape)}; a CUDA graph replays one shape: open a session for that one"
-                )
-            self.input_values[name].update_inplace(np.ascontiguousarray(array))
+        _write(self.inputs, self.input_values, feeds)
 
     def run_on_device(self, feeds: Mapping[str, np.ndarray] | None = None) -> dict[str, ort.OrtValue]:
         """One run; outputs stay in the bound buffers (overwritten by the next run)."""
@@ -191,6 +173,31 @@ class BoundRunner:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One run; outputs copied to host arrays."""
         return {name: value.numpy() for name, value in self.run_on_device(feeds).items()}
+
+
+def _allocate(buffer: Buffer, device: str, device_id: int) -> ort.OrtValue:
+    return ort.OrtValue.ortvalue_from_shape_and_type(list(buffer.shape), buffer.dtype.type, device, device_id)
+
+
+def _write(buffers: list[Buffer], values: dict[str, ort.OrtValue], feeds: Mapping[str, np.ndarray],
+           carried: str = "") -> None:
+    """Copy ``feeds`` into the bound ``values``; every buffer needs a feed of its shape and dtype.
+    Extra names are ignored like ORT's run (verify feeds every input of the reference)."""
+    by_name = {b.name: b for b in buffers}
+    missing = [name for name in by_name if name not in feeds]
+    if missing:
+        raise OnnxfitError(f"missing inputs: {', '.join(missing)}" + (f" (states are carried: {carried})" if carried else ""))
+    for name, value in feeds.items():
+        buffer = by_name.get(name)
+        if buffer is None:
+            continue
+        array = np.asarray(value)
+        if array.shape != buffer.shape or array.dtype != buffer.dtype:
+            raise OnnxfitError(
+                f"input '{name}': {array.dtype}{list(array.shape)} differs from the bound "
+                f"{buffer.dtype}{list(buffer.shape)}; a CUDA graph replays one shape: open a session for that one"
+            )
+        values[name].update_inplace(np.ascontiguousarray(array))
 
 
 # Names of state inputs, as exporters write them (state_in_0, h0, past_key, cache, ...).
@@ -253,13 +260,10 @@ class StreamRunner:
         self.session = session
         self.inputs = [b for name, b in inputs.items() if name not in self.carry.values()]
         self.outputs = [b for name, b in outputs.items() if name not in self.carry]
-
-        def allocate(buffer: Buffer) -> ort.OrtValue:
-            return ort.OrtValue.ortvalue_from_shape_and_type(list(buffer.shape), buffer.dtype.type, device, device_id)
-
-        self.input_values = {b.name: allocate(b) for b in self.inputs}
-        self.output_values = {b.name: allocate(b) for b in self.outputs}
-        self._states = [{inp: allocate(inputs[inp]) for inp in self.carry.values()} for _ in range(2)]
+        self.input_values = {b.name: _allocate(b, device, device_id) for b in self.inputs}
+        self.output_values = {b.name: _allocate(b, device, device_id) for b in self.outputs}
+        self._states = [{inp: _allocate(inputs[inp], device, device_id) for inp in self.carry.values()}
+                        for _ in range(2)]
         self._bindings, self._run_options = [], []
         for k in range(2):
             binding = session.io_binding()
@@ -295,14 +299,7 @@ class StreamRunner:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One call: ``feeds`` for the inputs that are not states; the outputs that are not states."""
-        for buffer in self.inputs:
-            if buffer.name not in feeds:
-                raise OnnxfitError(f"missing input '{buffer.name}' (states are carried: {', '.join(self.carry.values())})")
-            array = np.asarray(feeds[buffer.name])
-            if array.shape != buffer.shape or array.dtype != buffer.dtype:
-                raise OnnxfitError(f"input '{buffer.name}': {array.dtype}{list(array.shape)} differs from the bound "
-                                   f"{buffer.dtype}{list(buffer.shape)}")
-            self.input_values[buffer.name].update_inplace(np.ascontiguousarray(array))
+        _write(self.inputs, self.input_values, feeds, carried=", ".join(self.carry.values()))
         self.session.run_with_iobinding(self._bindings[self._turn], self._run_options[self._turn])
         self._turn = 1 - self._turn
         return {name: value.numpy() for name, value in self.output_values.items()}
