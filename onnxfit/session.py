@@ -143,7 +143,7 @@ def plan_session(
     if not plan.ep_available:
         plan.reasons.append(f"{preset.ep} is not among the providers ({', '.join(available)}): planned for a "
                             f"machine that has it")
-    options = _PLANNERS[target](plan, model, available)
+    options = _PLANNERS[target](plan, model, skeleton, available)
     caller = {str(k): str(v) for k, v in (provider_options or {}).items()}
     for key, value in caller.items():
         planned = f" (planned {options[key]})" if key in options and options[key] != value else ""
@@ -169,7 +169,7 @@ def _input_shapes(model: onnx.ModelProto) -> dict[str, list]:
 
 
 def _plan_coreml(model_format: str):
-    def plan(p: SessionPlan, model, available) -> dict[str, str]:
+    def plan(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
         p.reasons.append(f"ModelFormat={model_format}: the format target {p.target} was prepared for")
         p.reasons.append("MLComputeUnits=ALL: CoreML picks the Neural Engine, GPU or CPU per layer "
                          "(CPUAndNeuralEngine or CPUOnly to restrict)")
@@ -182,7 +182,7 @@ def _plan_coreml(model_format: str):
     return plan
 
 
-def _plan_cuda(p: SessionPlan, model, available) -> dict[str, str]:
+def _plan_cuda(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
     problems = _cuda_graph_problems(p, model)
     if problems:
         p.reasons.append("enable_cuda_graph off: " + "; ".join(problems))
@@ -235,13 +235,13 @@ def _cuda_graph_problems(p: SessionPlan, model: ModelSource) -> list[str]:
     return problems
 
 
-def _plan_tensorrt(p: SessionPlan, model, available) -> dict[str, str]:
+def _plan_tensorrt(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
     p.reasons.append("TensorRT first, CUDA for the nodes TensorRT leaves, then CPU; engines are TensorRT's own "
                      "(trt_* options to tune)")
     return {}
 
 
-def _plan_openvino(p: SessionPlan, model, available) -> dict[str, str]:
+def _plan_openvino(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
     devices = _openvino_devices() if p.ep_available else []
     found = f" (devices here: {', '.join(devices)})" if devices else ""
     p.reasons.append(f"device_type=CPU{found}: pass device_type GPU or NPU to use another device")
@@ -258,8 +258,8 @@ def _openvino_devices() -> list[str]:
 STREAMING_MAX_ELEMENTS = 1 << 18
 
 
-def _plan_default(p: SessionPlan, model, available) -> dict[str, str]:
-    largest = _largest_tensor(model) if p.ep == CPU_EP and p.static_inputs else None
+def _plan_default(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
+    largest = _largest_tensor(skeleton) if p.ep == CPU_EP and p.static_inputs else None
     if largest is not None and largest <= STREAMING_MAX_ELEMENTS:
         p.intra_op_threads = 1
         p.reasons.append(f"intra_op_num_threads=1: fixed shapes and no tensor over {largest} elements, a "
@@ -269,13 +269,12 @@ def _plan_default(p: SessionPlan, model, available) -> dict[str, str]:
     return {}
 
 
-def _largest_tensor(model: ModelSource) -> int | None:
-    """Elements of the largest value the model computes, from shape inference; None when a shape is
-    not known."""
+def _largest_tensor(skeleton: onnx.ModelProto) -> int | None:
+    """Elements of the largest value the model (as ``plan_session`` loaded it) computes, from shape
+    inference; None when a shape is not known."""
     from onnxfit.graphs import iter_graphs
     from onnxfit.shapes import weightless_copy
 
-    skeleton = model if isinstance(model, onnx.ModelProto) else load_model(Path(model), lazy_weights=True)
     try:
         inferred = onnx.shape_inference.infer_shapes(weightless_copy(skeleton))
     except (onnx.shape_inference.InferenceError, ValueError):
