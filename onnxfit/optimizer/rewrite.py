@@ -97,6 +97,15 @@ class MatchContext:
                                 attrs={})
         return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(probe)
 
+    def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
+        """For rules that swap an op the target EP lacks for an equivalent it takes: None when the EP
+        runs ``node`` itself, ``Skip`` when it takes no ``op`` either, True to rewrite."""
+        if self.target_takes(node):
+            return None
+        if not self.target_takes_as(node, op):
+            return Skip(f"the target EP takes no {op} either at this --ort-version")
+        return True
+
     def _inferred(self) -> dict:
         if self._types is None:
             from onnxfit.targets.profiles import inferred_types

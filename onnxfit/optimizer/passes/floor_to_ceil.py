@@ -36,11 +36,8 @@ class FloorToCeilPass(RewriteRule):
         dtype = ctx.dtype(node.inputs[0])
         if dtype is None or dtype.kind != "f":
             return None
-        if ctx.target_takes(node):
-            return None  # the EP runs it
-        if not ctx.target_takes_as(node, "Ceil"):
-            return Skip("the target EP takes no Ceil either at this --ort-version")
-        return dtype
+        needed = ctx.replacement_needed(node, "Ceil")
+        return dtype if needed is True else needed
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
         x = node.inputs[0]

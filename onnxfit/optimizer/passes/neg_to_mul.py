@@ -29,11 +29,10 @@ class NegToMulPass(RewriteRule):
 
     def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
         dtype = ctx.dtype(node.inputs[0])
-        if dtype is None or dtype.kind != "f" or ctx.target_takes(node):
+        if dtype is None or dtype.kind != "f":
             return None
-        if not ctx.target_takes_as(node, "Mul"):
-            return Skip("the target EP takes no Mul either at this --ort-version")
-        return dtype
+        needed = ctx.replacement_needed(node, "Mul")
+        return dtype if needed is True else needed
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
         minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'neg'}_minus_one"), np.array(-1, dtype=plan))

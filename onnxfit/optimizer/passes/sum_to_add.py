@@ -29,11 +29,7 @@ class SumToAddPass(RewriteRule):
     op = "Sum"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> bool | Skip | None:
-        if len(node.inputs) < 2 or ctx.target_takes(node):
-            return None
-        if not ctx.target_takes_as(node, "Add"):
-            return Skip("the target EP takes no Add of these inputs either at this --ort-version")
-        return True
+        return ctx.replacement_needed(node, "Add") if len(node.inputs) >= 2 else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: bool, ctx: MatchContext) -> None:
         total = node.inputs[0]
