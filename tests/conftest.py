@@ -71,6 +71,20 @@ def assert_same_outputs(original, rewritten, feeds, exact=True, atol=1e-5, rtol=
             np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
 
 
+def assert_frames_independent(report, batch: int = 4, runtime: str = "ort-cpu-noopt") -> dict:
+    """A verify report that proves frames independent at ``batch``: every check passed, changing
+    one frame moved no other, the static flow ends with the batch on axis 0 of every output.
+    Returns the static analysis for the caller's own assertions."""
+    assert report.ok, [c.summary for c in report.checks]
+    check = report.check("contamination")
+    assert check.summary == f"frames independent at batch {batch} on {runtime}"
+    influence = np.array(check.details["frames"]["influence"])
+    assert np.all(influence[~np.eye(batch, dtype=bool)] == 0)
+    static = check.details["static"]
+    assert static["ok"] and set(static["outputs"].values()) == {"batch on axis 0"}
+    return static
+
+
 def op_count(model: onnx.ModelProto, op_type: str) -> int:
     from onnxfit.graphs import iter_graphs
 
