@@ -23,6 +23,9 @@ What it measures, states carried frame to frame, `dt` = 1/30, one call per frame
 - `jax` (d): the model's own Keras/JAX source, jitted (reports/facephys_jax.py, adapted from
   ../shared/gpu/facephys_jax_reference.py), state on the device; `jax_host_states`: the same with
   the state pulled to the host after every call and passed back (as a, b and c carry theirs);
+- what opening each costs once (`open_s`): plain sessions, `onnxfit.session` on a cold cache
+  (prepare, plan, open, capture) and on a hit (the second session), `stream()` (its two captures);
+  JAX's build and first call (`jax.build_s`, `jax.first_call_s`);
 - `onnxfit_session_stream` (c''): the same planned session through `session.stream()`, onnxfit's
   own runner for streaming models: the states stay in device buffers between calls (two captured
   graphs ping-pong them), only the frame in and the pulse out cross the host;
@@ -281,6 +284,14 @@ def main() -> None:
                 traceback.print_exc()
             return None
 
+    def opened(key: str, fn, *a, **kw):
+        """``attempt``, timed: what opening a session (or a runner) costs a process once."""
+        t0 = time.perf_counter()
+        value = attempt(key, fn, *a, **kw)
+        if value is not None:
+            result.setdefault("open_s", {})[key] = round(time.perf_counter() - t0, 2)
+        return value
+
     if cuda and CUDA_EP not in ort.get_available_providers():
         result["errors"]["cuda_ep"] = (f"onnxruntime {ort.__version__} has no {CUDA_EP} (providers: "
                                        f"{', '.join(ort.get_available_providers())}); is onnxruntime-gpu first on PYTHONPATH?")
@@ -331,7 +342,7 @@ def main() -> None:
     ep_ok = not (cuda and "cuda_ep" in result["errors"])
     if ep_ok:
         for label, path in (("plain_original", args.original), ("plain_optimized", optimized)):
-            session = attempt(label, ort.InferenceSession, str(path), one_thread, providers=providers)
+            session = opened(label, ort.InferenceSession, str(path), one_thread, providers=providers)
             if session is not None and cuda and CUDA_EP not in session.get_providers():
                 result["errors"][label] = f"{CUDA_EP} dropped at creation (providers: {session.get_providers()})"
                 session = None
@@ -347,8 +358,9 @@ def main() -> None:
         result["plan_for_cuda_machine"] = plan_summary(estimate)
     planned = None
     if ep_ok:
-        planned = attempt("onnxfit_session", onnxfit.session, args.original, target=target, cache_dir=cache,
-                          session_options=one_thread)
+        # A cold cache: the call prepares the model (optimize), plans, opens and captures the graph.
+        planned = opened("onnxfit_session", onnxfit.session, args.original, target=target, cache_dir=cache,
+                         session_options=one_thread)
     if planned is not None:
         if not cuda:  # exercise the bound-runner path as the CUDA graph uses it, on CPU buffers
             from onnxfit.cuda_graph import BoundRunner
@@ -362,13 +374,14 @@ def main() -> None:
             "providers": planned.get_providers(), "cuda_graph": planned.plan.cuda_graph,
             "bound_runner": planned.runner is not None, "call": "onnxfit.session(original, target=%r)" % target}
         streams["onnxfit_session"] = OrtStream(planned)
-        stream = attempt("onnxfit_session_stream", SessionStream, planned)
+        stream = opened("onnxfit_session_stream", SessionStream, planned)
         if stream is not None:
             streams["onnxfit_session_stream"] = stream
             result["sessions"]["onnxfit_session_stream"] = {"call": "onnxfit.session(original, target=%r).stream()"
                                                             % target, "carried": len(stream.runner.carry)}
-        second = attempt("onnxfit_session_device_states", onnxfit.session, args.original, target=target,
-                         cache_dir=cache, session_options=one_thread)
+        # The same call again: a cache hit, what every later process pays.
+        second = opened("onnxfit_session_device_states", onnxfit.session, args.original, target=target,
+                        cache_dir=cache, session_options=one_thread)
         if second is not None:
             if not cuda:
                 from onnxfit.cuda_graph import BoundRunner

@@ -63,6 +63,19 @@ def top_ops(entry: dict, n: int = 8) -> str:
     return ", ".join(f"{k} {v}" for k, v in list(ops.items())[:n])
 
 
+def open_costs(d: dict) -> list[str]:
+    """What a process pays once before its first frame, beside the per-frame figures."""
+    opened, jax = d.get("open_s", {}), d.get("jax", {})
+    parts = [f"{what} {opened[key]:.2f} s" for key, what in (
+        ("plain_original", "a plain CUDA session"),
+        ("onnxfit_session", "`onnxfit.session()` on a cold cache (prepare, plan, open, capture)"),
+        ("onnxfit_session_device_states", "the same on a cache hit"),
+        ("onnxfit_session_stream", "`stream()` (its two captures)")) if key in opened]
+    if "build_s" in jax:
+        parts.append(f"JAX building the model {jax['build_s']:.1f} s and jitting its first call {jax['first_call_s']:.1f} s")
+    return ["", "Once per process, before the first frame: " + "; ".join(parts) + "."] if parts else []
+
+
 def session_vs_one_thread(lat: dict) -> str:
     one, planned = lat.get("ort_optimized", {}), lat.get("onnxfit_session_cpu", {})
     if "median_ms" not in one or "median_ms" not in planned:
@@ -192,6 +205,7 @@ def gpu_section(d: dict) -> list[str]:
         vs_jax = f"{entry['median_ms'] / jx:.2f}x" if jx else "-"
         lines.append(f"| {label} | {entry['median_ms']:.3f} | {entry['p10_ms']:.3f} - {entry['p90_ms']:.3f} | "
                      f"{entry['fps']:.0f} | {vs_base} | {vs_jax} | {entry['frames']} |")
+    lines += open_costs(d)
     errors = d.get("errors", {})
     if errors:
         lines += ["", "Not measured (errors recorded by the script):", ""]
