@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 import onnx_graphsurgeon as gs
 
-import onnxfit._graphsurgeon  # noqa: F401  (quiet logger)
+from onnxfit._graphsurgeon import import_graph  # also quiets its logger
 
 from onnxfit.batch_ops import reshape_target_problem
 from onnxfit.errors import OnnxfitError, node_label
@@ -61,7 +61,7 @@ def inspect_model(model: onnx.ModelProto) -> dict:
     """Opset, inputs/outputs with shapes, op histogram and findings, as one JSON-able dict."""
     opset = default_opset(model)
     initializers = {t.name for t in model.graph.initializer}
-    graph = gs.import_onnx(model)
+    graph = import_graph(model)
     return {
         "ir_version": model.ir_version,
         "opset": opset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.optimizer.job import OptimizeJob, run_job
 from onnxfit.targets import target_names
 
@@ -45,11 +46,18 @@ def output_paths(models: list[Path], output: Path) -> list[Path]:
 
 
 def _optimize_one(job: OptimizeJob) -> dict:
-    """Worker entry (also used in-process): returns the JSON-able result or the error line."""
+    """Worker entry (also used in-process): returns the JSON-able result or the error line.
+
+    A bug on one model is that model's error line (its traceback in the JSON): a directory of
+    models is not taken down by one of them."""
     try:
         return run_job(job).to_dict()
     except OnnxfitError as exc:
         return {"model": str(job.model), "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported per model, with the traceback to report it
+        return {"model": str(job.model), "traceback": traceback.format_exc(),
+                "error": f"{job.model}: onnxfit failed ({type(exc).__name__}: {first_line(exc)}); this is an onnxfit "
+                         "bug: please report it with the model"}
 
 
 @app.command("optimize")

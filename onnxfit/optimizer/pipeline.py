@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from onnxfit._graphsurgeon import export_graph, import_graph
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
 from onnxfit.optimizer.nodes import share_name_registry
@@ -327,7 +328,7 @@ def _record_fixed_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) 
 
 
 def _import(model: onnx.ModelProto, original: onnx.ModelProto, overridable: frozenset[str]) -> gs.Graph:
-    graph = gs.import_onnx(model)
+    graph = import_graph(model)
     _keep_declared_output_shapes(original.graph, graph)
     _keep_overridable(graph, overridable, _initializer_inputs(original.graph))
     share_name_registry(graph)
@@ -430,7 +431,7 @@ def _check_inference(light: onnx.ModelProto, original: onnx.ModelProto, ctx: Pas
 
 
 def _export(graph: gs.Graph, original: onnx.ModelProto, unlisted: frozenset[str] = frozenset()) -> onnx.ModelProto:
-    new = gs.export_onnx(graph, do_type_check=False)
+    new = export_graph(graph)
     _restore_model_fields(original, new)
     # A pass may raise the IR version (initializer-inputs: 4), never lower it.
     new.ir_version = max(original.ir_version, graph.ir_version or 0)

@@ -84,13 +84,12 @@ def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None,
 
 def inferred_types(graph) -> dict[str, onnx.TypeProto]:
     """Tensor name -> type from one weightless onnx shape inference of the graph and its subgraphs."""
-    import onnx_graphsurgeon as gs
-
+    from onnxfit._graphsurgeon import export_graph
     from onnxfit.graphs import iter_graphs
     from onnxfit.shapes import weightless_copy
 
     try:
-        light = weightless_copy(gs.export_onnx(graph, do_type_check=False))
+        light = weightless_copy(export_graph(graph))
         light = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - onnx raises several types; judge with what the graph has
         log.info("shape inference for the EP rules failed: %s", exc)

@@ -57,6 +57,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from onnxfit._graphsurgeon import export_graph
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
@@ -200,7 +201,7 @@ def _dynamic_batch_axes(graph: gs.Graph, ctx: PassContext) -> dict[str, int | No
 def _infer_shapes(graph: gs.Graph) -> dict[str, list[Dim] | None]:
     """Tensor name -> shape from onnx shape inference without the weights (rule 2)."""
     return {name: list(shape) if shape is not None else None
-            for name, shape in infer_shapes(gs.export_onnx(graph, do_type_check=False)).items()}
+            for name, shape in infer_shapes(export_graph(graph)).items()}
 
 
 def _write_inferred_shapes(graph: gs.Graph, shapes: dict[str, list[Dim] | None]) -> None:

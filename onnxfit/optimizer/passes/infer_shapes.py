@@ -40,6 +40,7 @@ import onnx_graphsurgeon as gs
 from onnx import helper, numpy_helper
 from onnx_graphsurgeon.importers.onnx_importer import get_numpy_type
 
+from onnxfit._graphsurgeon import export_graph
 from onnxfit.errors import first_line
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
@@ -63,7 +64,7 @@ class InferShapesPass:
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
         try:
-            types, resolved, beyond = _infer(gs.export_onnx(graph, do_type_check=False))
+            types, resolved, beyond = _infer(export_graph(graph))
         except (onnx.shape_inference.InferenceError, ValueError) as exc:
             report.skipped.append(f"onnx shape inference failed ({first_line(exc)}); shapes left as they were")
             report.changed = False

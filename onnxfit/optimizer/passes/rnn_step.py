@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from onnxfit._graphsurgeon import export_graph
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
@@ -120,7 +121,7 @@ def _sequence_lengths(graph: gs.Graph, rnns: list[gs.Node], ctx: PassContext) ->
             unknown.append((x.name, axis))
     if unknown:
         overrides = {} if ctx.dynamic_batch else ctx.input_shapes
-        inferred = infer_shapes(gs.export_onnx(graph, do_type_check=False), overrides)
+        inferred = infer_shapes(export_graph(graph), overrides)
         for name, axis in unknown:
             shape = inferred.get(name)
             if shape is not None and len(shape) == 3 and isinstance(shape[axis], int):

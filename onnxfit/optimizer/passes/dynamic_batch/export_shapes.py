@@ -11,6 +11,7 @@ import onnx
 import onnx.numpy_helper
 import onnx_graphsurgeon as gs
 
+from onnxfit._graphsurgeon import export_graph
 from onnxfit.batch_axes import UNKNOWN, input_batch_axes
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer.constants import constant_value, evaluate_node
@@ -68,7 +69,7 @@ def shapes_at_export_batch(graph: gs.Graph, seeds: list[tuple[gs.Variable, int]]
     chain, a Resize ``sizes`` built from Shape -> Gather -> Unsqueeze -> Concat) are evaluated
     here and inference runs again with their values. Symbolic dims count as unknown.
     """
-    model = gs.export_onnx(graph, do_type_check=False)
+    model = export_graph(graph)
     # graph-surgeon does not list initializers as inputs, which IR 3 requires: infer as IR 4.
     model.ir_version = max(model.ir_version, 4)
     declared = {vi.name: [proto_dim(d) for d in vi.type.tensor_type.shape.dim] for vi in model.graph.input}

@@ -1,0 +1,158 @@
+"""ONNX's own operator test models (``onnx.backend.test``) through every target's ``optimize``.
+
+Shared by tests/optimizer/test_operator_conformance.py and reports/conformance.py. Each test model
+runs through the target's passes twice: as it is, and with every tensor input fixed to the test's
+value (``--fix-input``), which turns most of the graph into constants so that the simplification
+rules fire on nearly every model. Each run ends in one of:
+
+- ``unchanged``: no pass changed the model (the original is returned as it was);
+- ``matching``: rewritten, loads in ONNX Runtime and gives the outputs ONNX Runtime gives for the
+  original on the test's inputs: bit for bit, or within float noise (``same_outputs``);
+- ``refused``: one line (``OnnxfitError``), grouped by ``refusal_class``;
+- ``problem``: a traceback, a result ONNX Runtime refuses, or other outputs: a defect.
+
+Targets whose runs cannot differ share one run (``target_groups``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.targets.presets import MOBILE_TARGETS, TARGETS
+
+__all__ = ["Case", "Outcome", "TARGETS_TRIED", "cases", "run_case", "same_outputs", "target_groups"]
+
+# Every deployment target the README names; coreml-nn runs coreml's passes with another profile.
+TARGETS_TRIED = ("cpu", "cuda", "tensorrt", "openvino", "coreml", "coreml-nn", "nnapi")
+MODES = ("as-is", "fixed")
+
+
+@dataclass
+class Case:
+    name: str
+    model: onnx.ModelProto
+    feeds: dict  # every graph input the test feeds: arrays, lists (sequences), None (empty optionals)
+
+    @property
+    def fixable(self) -> dict[str, np.ndarray]:
+        """The inputs ``--fix-input`` takes: those declared tensors (strings included)."""
+        tensors = {vi.name for vi in self.model.graph.input if vi.type.HasField("tensor_type")}
+        return {n: v for n, v in self.feeds.items() if n in tensors and isinstance(v, np.ndarray)}
+
+
+@dataclass
+class Outcome:
+    kind: str  # unchanged | matching | refused | problem
+    detail: str = ""
+    passes: list[str] = field(default_factory=list)  # the passes that changed the model
+
+
+def cases() -> Iterator[Case]:
+    """Every operator test model with its first data set."""
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        collected = collect_testcases()
+    for case in collected:
+        if case.model is None or not case.data_sets:
+            continue
+        inputs, _ = case.data_sets[0]
+        initializers = {t.name for t in case.model.graph.initializer}
+        names = [vi.name for vi in case.model.graph.input if vi.name not in initializers]
+        yield Case(case.name, case.model, dict(zip(names, inputs)))
+
+
+def target_groups(targets=TARGETS_TRIED) -> list[tuple[str, ...]]:
+    """Targets grouped where one run stands for all: the same passes, none of which asks the
+    target's profile, and the same mobile hold (mobile targets keep shape math for the EP)."""
+    from onnxfit.optimizer.pipeline import get_passes
+
+    groups: dict[tuple, list[str]] = {}
+    for name in targets:
+        passes = TARGETS[name].passes
+        asks_profile = any(getattr(p, "kept_when_target_takes", None) or getattr(p, "asks_target", False)
+                           for p in get_passes(passes))
+        key = (passes, name in MOBILE_TARGETS, name if asks_profile else None)
+        groups.setdefault(key, []).append(name)
+    return [tuple(g) for g in groups.values()]
+
+
+def reference_outputs(case: Case) -> list | None:
+    """What ONNX Runtime gives for the original, None when it does not run it (training ops, ...)."""
+    try:
+        return _run(case.model, case.feeds)
+    except Exception:  # noqa: BLE001 - any ORT failure: the original is not ORT's to run
+        return None
+
+
+def run_case(case: Case, target: str, mode: str, expected: list | None) -> Outcome:
+    """One ``optimize`` of one test model for one target, as-is or with its tensor inputs fixed."""
+    fixed = case.fixable if mode == "fixed" else None
+    if mode == "fixed" and not fixed:
+        return Outcome("unchanged", "no tensor input to fix")
+    try:
+        result = optimize_model(case.model, target=target, fixed_inputs=fixed)
+    except OnnxfitError as exc:
+        return Outcome("refused", first_line(exc))
+    except Exception as exc:  # noqa: BLE001 - a traceback is what this harness looks for
+        return Outcome("problem", f"{type(exc).__name__}: {first_line(exc)[:160]}")
+    passes = [r.name for r in result.reports if r.changed and r.name != "fix-input"]
+    if not result.changed:
+        if result.model is not case.model:
+            return Outcome("problem", "unchanged, but not the original model")
+        return Outcome("unchanged")
+    feeds = {n: v for n, v in case.feeds.items() if not fixed or n not in fixed}
+    try:
+        actual = _run(result.model, feeds)
+    except Exception as exc:  # noqa: BLE001
+        if expected is None:
+            return Outcome("matching", "ONNX Runtime runs neither the original nor the result", passes)
+        return Outcome("problem", f"ONNX Runtime refuses the result ({first_line(exc)[:160]})", passes)
+    if expected is None:
+        return Outcome("matching", "ONNX Runtime runs the result, not the original", passes)
+    if len(actual) != len(expected) or not all(same_outputs(e, a) for e, a in zip(expected, actual)):
+        return Outcome("problem", "outputs differ", passes)
+    return Outcome("matching", "", passes)
+
+
+def same_outputs(expected, actual) -> bool:
+    """Bit for bit, or within float noise (fp16 within 1e-3, its ulp) where ORT's own fusions or
+    an inexact rule round differently; sequences element by element."""
+    if isinstance(expected, list) or isinstance(actual, list):
+        return (isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual)
+                and all(same_outputs(e, a) for e, a in zip(expected, actual)))
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape or expected.dtype != actual.dtype:
+        return False
+    if expected.dtype.kind not in "fc":
+        return np.array_equal(expected, actual)
+    if np.array_equal(expected, actual, equal_nan=True):
+        return True
+    loose = expected.dtype == np.float16
+    return np.allclose(actual, expected, rtol=1e-3 if loose else 1e-5, atol=1e-3 if loose else 1e-6, equal_nan=True)
+
+
+def refusal_class(detail: str) -> str:
+    """A refusal line with its names and numbers taken out: refusals of one kind count together."""
+    text = re.sub(r"'[^']*'", "'…'", detail)
+    text = re.sub(r"\([^()]*\)", "(…)", text)
+    return re.sub(r"\d+", "N", text)[:140]
+
+
+def _run(model: onnx.ModelProto, feeds: dict) -> list:
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
