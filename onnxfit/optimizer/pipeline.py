@@ -10,7 +10,6 @@ and the original last initializer stays last).
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -23,6 +22,7 @@ import onnx_graphsurgeon as gs
 from onnxfit._graphsurgeon import export_graph, import_graph
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import default_opset, iter_graphs, op_histogram
+from onnxfit.optimizer.load_guard import check_inference, check_model, check_runtime_loads
 from onnxfit.optimizer.nodes import share_name_registry
 from onnxfit.shapes import weightless_copy
 
@@ -186,7 +186,7 @@ PostCondition = Callable[[AfterPass], None]
 
 def checker_post_condition(after: AfterPass) -> None:
     """``--check-each``: the onnx checker after every pass, to find the pass that broke a model."""
-    _check(weightless_copy(after.model()), f"after pass {after.report.name}", after.original)
+    check_model(weightless_copy(after.model()), f"after pass {after.report.name}", after.original)
 
 
 def run_passes(
@@ -243,8 +243,9 @@ def run_passes(
     new = _export(graph, model, _unlisted(reports))
     _record_fixed_inputs(new, ctx.fixed_inputs)
     light = weightless_copy(new)  # the checks run on the graph, not the weights
-    _check(light, "after the passes", model)
-    _check_inference(light, model, ctx)
+    check_model(light, "after the passes", model)
+    check_inference(light, model, ctx.input_shapes, ctx.fixed_inputs)
+    check_runtime_loads(light, model, ctx.fixed_inputs)
     return PipelineResult(new, reports, ops_before, op_histogram(new))
 
 
@@ -375,59 +376,6 @@ def _keep_declared_output_shapes(original: onnx.GraphProto, graph: gs.Graph) -> 
     for tensor in graph.outputs:
         if tensor.shape is None and declared.get(tensor.name) is not None:
             tensor.shape = list(declared[tensor.name])
-
-
-def _check(light: onnx.ModelProto, when: str, original: onnx.ModelProto) -> None:
-    """A pass that produced an invalid graph is a bug in onnxfit: fail loudly, never save it.
-    ``light`` is the result without its weights (``weightless_copy``).
-
-    Exporters write models the checker rejects but ONNX Runtime runs (outputs without a shape,
-    for one); when the original already fails the checker, a failing result is only logged.
-    The failure is an ``OnnxfitError`` (one line, no traceback) that names the model's state.
-    """
-    from onnxfit.errors import first_line
-
-    try:
-        onnx.checker.check_model(light)
-    except onnx.checker.ValidationError as exc:
-        try:
-            onnx.checker.check_model(weightless_copy(original))
-        except onnx.checker.ValidationError:
-            log.warning("onnx checker rejects the model %s, as it rejected the original: %s", when, exc)
-            return
-        raise OnnxfitError(f"onnx checker rejects the result {when} ({first_line(exc)}); nothing was written. "
-                           "This is an onnxfit bug: please report it with the model") from None
-
-
-def _check_inference(light: onnx.ModelProto, original: onnx.ModelProto, ctx: PassContext) -> None:
-    """ONNX Runtime runs onnx shape inference through every If branch when it loads a model: a
-    result that fails it (where the original did not) would not load. Fixed input shapes can do
-    that on their own: silero-vad's 8 kHz branch cannot take the 576-sample chunks of 16 kHz, so
-    with ``--input-shape input=1x576`` it only loads once ``--fix-input sr=16000`` removes it."""
-    from onnxfit.errors import first_line
-
-    def fails(m: onnx.ModelProto) -> str | None:
-        try:
-            onnx.shape_inference.infer_shapes(m, strict_mode=True)
-        except (onnx.shape_inference.InferenceError, ValueError) as exc:
-            return first_line(exc)
-        return None
-
-    reason = fails(light)
-    if reason is None or fails(weightless_copy(original)) is not None:
-        return
-    reason = re.sub(r"\s+", " ", reason)[:300]
-    if ctx.input_shapes:
-        from onnxfit.advice import setting_inputs_deciding_ifs
-
-        deciding = [n for n in setting_inputs_deciding_ifs(original) if n not in ctx.fixed_inputs]
-        hint = ("a branch of the model cannot take the input shapes given"
-                + (f"; fix the input that picks the branch: {', '.join(f'--fix-input {n}=VALUE' for n in deciding)}"
-                   if deciding else ""))
-        raise OnnxfitError(f"the result would not load in ONNX Runtime: shape inference fails ({reason}): {hint}; "
-                           "nothing was written")
-    raise OnnxfitError(f"the result would not load in ONNX Runtime: shape inference fails ({reason}); nothing was "
-                       "written. This is an onnxfit bug: please report it with the model")
 
 
 def _export(graph: gs.Graph, original: onnx.ModelProto, unlisted: frozenset[str] = frozenset()) -> onnx.ModelProto:
