@@ -55,6 +55,11 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise OnnxfitError("the model imports no default-domain opset")
 
 
+def imports_default_opset(model: onnx.ModelProto) -> bool:
+    """False for models of ``ai.onnx.ml`` or training ops only: they have no node a pass rewrites."""
+    return any(opset.domain in ("", "ai.onnx") for opset in model.opset_import)
+
+
 def op_histogram(model: onnx.ModelProto) -> Counter:
     """op_type -> count over the graph and all subgraphs."""
     return Counter(node.op_type for g in iter_graphs(model.graph) for node in g.node)

@@ -20,7 +20,7 @@ from onnxfit._graphsurgeon import import_graph  # also quiets its logger
 
 from onnxfit.batch_ops import reshape_target_problem
 from onnxfit.errors import OnnxfitError, node_label
-from onnxfit.graphs import default_opset, iter_graphs, op_histogram
+from onnxfit.graphs import default_opset, imports_default_opset, iter_graphs, op_histogram
 from onnxfit.model import load_model
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.passes.flatten_to_reshape import FlattenToReshapePass
@@ -59,7 +59,8 @@ def inspect(path: str | os.PathLike) -> dict:
 
 def inspect_model(model: onnx.ModelProto) -> dict:
     """Opset, inputs/outputs with shapes, op histogram and findings, as one JSON-able dict."""
-    opset = default_opset(model)
+    # None for ai.onnx.ml or training ops only: no default-domain node, nothing a rule looks at.
+    opset = default_opset(model) if imports_default_opset(model) else None
     initializers = {t.name for t in model.graph.initializer}
     graph = import_graph(model)
     return {
@@ -71,8 +72,9 @@ def inspect_model(model: onnx.ModelProto) -> dict:
         "initializers": len(model.graph.initializer),
         "nodes": sum(op_histogram(model).values()),
         "ops": dict(sorted(op_histogram(model).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "findings": _findings(graph, opset) | {"initializer_inputs": _initializer_inputs(model),
-                                               "simplifications": _simplifications(model)},
+        "findings": _findings(graph, opset or 0) | {
+            "initializer_inputs": _initializer_inputs(model),
+            "simplifications": _simplifications(model) if opset else []},
     }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 
 from onnxfit.fixed_inputs import resolve_fixed_inputs
-from onnxfit.graphs import default_opset
+from onnxfit.graphs import default_opset, imports_default_opset
 from onnxfit.model import resolve_input_shapes
 from onnxfit.optimizer.job import OptimizeJob, run_job
 from onnxfit.optimizer.pipeline import PassContext, PipelineResult, get_passes, run_passes
@@ -100,9 +100,11 @@ def optimize_model(
 
 def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
     """The rewrite step of every job: its passes on ``model`` (not modified), with its context."""
-    names = job.pass_names()
+    # A model of ai.onnx.ml or training ops only has no node a pass rewrites: it goes through as
+    # it is (its fixed inputs, if any, still become constants).
+    names = job.pass_names() if imports_default_opset(model) else []
     version = job.rewrite_ort_version
-    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, job.input_shapes),
+    ctx = PassContext(opset=default_opset(model) if names else 0, input_shapes=resolve_input_shapes(model, job.input_shapes),
                       target=job.target, ort_version=version,
                       dynamic_batch="dynamic-batch" in names, batch_axes=dict(job.batch_axes),
                       fixed_inputs=resolve_fixed_inputs(model, job.fixed_inputs),
