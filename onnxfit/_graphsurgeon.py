@@ -15,12 +15,27 @@ gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.CRITICAL + 10
 gs.logger.G_LOGGER.colors = False
 
 
+class _SourceValues(LazyValues):
+    """A weight ``load_model`` left in its source file (``lazy_io``): read from there. Through
+    onnx, its absolute location is refused ("should be a relative path")."""
+
+    def load(self):
+        from onnxfit.lazy_io import read_lazy
+
+        return read_lazy(self.tensor)
+
+
 def import_graph(model: onnx.ModelProto) -> gs.Graph:
     """``gs.import_onnx`` that keeps type attributes (Optional's ``type``), which graph-surgeon
-    0.6 drops: an empty Optional would lose the type it is an empty one of."""
+    0.6 drops (an empty Optional would lose the type it is an empty one of), and reads the weights
+    ``load_model`` left in their file from there when a pass asks for their values."""
     from onnxfit.graphs import iter_graphs
+    from onnxfit.lazy_io import is_lazy
 
     graph = gs.import_onnx(model)
+    for tensor in graph.tensors().values():
+        if isinstance(tensor, gs.Constant) and isinstance(tensor._values, LazyValues) and is_lazy(tensor._values.tensor):
+            tensor.values = _SourceValues(tensor._values.tensor)
     typed = {node.output[0]: [a for a in node.attribute if a.type in (onnx.AttributeProto.TYPE_PROTO,
                                                                        onnx.AttributeProto.TYPE_PROTOS)]
              for g in iter_graphs(model.graph) for node in g.node if node.output}
@@ -38,7 +53,9 @@ def export_graph(graph: gs.Graph) -> onnx.ModelProto:
 
     1. string constants (a vocabulary table, a fixed string input): it writes every array as raw
        data, which strings cannot be; they go back to a TensorProto it copies as it is;
-    2. optional values (``optional(tensor)``, ``optional(seq)``): its exporter has no optional
+    2. weights read into memory from external data: written inline (it would mark their raw data
+       as stored externally, which the checker refuses);
+    3. optional values (``optional(tensor)``, ``optional(seq)``): its exporter has no optional
        type (UnboundLocalError); they are written untyped, then given back their type, which its
        importer keeps as the element's ``TypeProto`` in ``dtype``.
     """
@@ -47,9 +64,11 @@ def export_graph(graph: gs.Graph) -> onnx.ModelProto:
     optionals: dict[str, onnx.TypeProto] = {}
     for g in iter_graphs(graph):
         for tensor in g.tensors().values():
-            if isinstance(tensor, gs.Constant) and not isinstance(tensor._values, LazyValues) \
-                    and tensor.values.dtype.kind in "OUS":
-                tensor.values = LazyValues(onnx.numpy_helper.from_array(tensor.values.astype(object), tensor.name))
+            if isinstance(tensor, gs.Constant) and not isinstance(tensor._values, LazyValues):
+                # Values read into memory are written inline, wherever the source kept them.
+                tensor.data_location = None
+                if tensor.values.dtype.kind in "OUS":
+                    tensor.values = LazyValues(onnx.numpy_helper.from_array(tensor.values.astype(object), tensor.name))
             elif getattr(tensor, "type", None) == "optional_type" and isinstance(tensor.dtype, onnx.TypeProto):
                 optionals[tensor.name] = tensor.dtype
     untyped = [(t, t.dtype) for g in iter_graphs(graph) for t in g.tensors().values() if t.name in optionals]

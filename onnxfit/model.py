@@ -31,6 +31,7 @@ __all__ = [
     "iter_all_tensors",
     "model_data_size",
     "external_data_files",
+    "keeps_weights_outside",
     "file_digest",
     "node_inputs_with_subgraphs",
     "TWO_GB",
@@ -174,6 +175,13 @@ def external_data_files(model: onnx.ModelProto) -> list[str]:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             files[{e.key: e.value for e in tensor.external_data}.get("location", "")] = None
     return list(files)
+
+
+def keeps_weights_outside(model: onnx.ModelProto, path: str | os.PathLike) -> bool:
+    """Whether ``model``, loaded with ``lazy_weights`` from ``path``, keeps weights in data files
+    beside it (``model.onnx.data``): its optimized copy is written the same way."""
+    source = str(Path(path).resolve())
+    return any(lazy_io.lazy_ref(t)[0] != source for t in lazy_io.lazy_tensors(model))
 
 
 def model_data_size(model: onnx.ModelProto) -> int:

@@ -235,13 +235,16 @@ def run_job(job: OptimizeJob) -> JobResult:
 
 
 def _optimize(job: OptimizeJob) -> JobResult:
-    from onnxfit.model import load_model, save_model
+    from onnxfit.model import keeps_weights_outside, load_model, save_model
     from onnxfit.optimizer.optimize import OptimizeResult, rewrite_model
 
-    pipeline = rewrite_model(load_model(job.model, lazy_weights=True), job)
+    source = load_model(job.model, lazy_weights=True)
+    pipeline = rewrite_model(source, job)
     output = None
     if job.output is not None:
-        output = save_model(pipeline.model, job.output, external_data=job.external_data)
+        # Weights stay outside where the source kept them outside (model.onnx + model.onnx.data).
+        outside = job.external_data if job.external_data is not None else keeps_weights_outside(source, job.model) or None
+        output = save_model(pipeline.model, job.output, external_data=outside)
     return JobResult(job, optimized=OptimizeResult(job.model, output, job.target, pipeline), output=output)
 
 
