@@ -60,6 +60,7 @@ class MatchContext:
     _outputs: set[int] | None = field(default=None, repr=False)
     _types: dict | None = field(default=None, repr=False)  # one onnx inference, shared below
     _acceptors: dict = field(default_factory=dict, repr=False)  # ORT release -> takes(node)
+    _removed_at_load: set[str] | None = field(default=None, repr=False)
 
     @property
     def graph_outputs(self) -> set[int]:
@@ -96,6 +97,17 @@ class MatchContext:
         probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
                                 attrs={})
         return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(probe)
+
+    def runtime_folds(self, node: gs.Node) -> bool:
+        """True when ONNX Runtime's basic optimizations remove ``node`` when it loads the model
+        (computed once, at load): a rewrite of it changes nothing at run time, and may stop the
+        folding. Asks ONNX Runtime once per pass, on the graph as it was when first asked."""
+        if self._removed_at_load is None:
+            from onnxfit._graphsurgeon import export_graph
+            from onnxfit.optimizer.runtime_folding import removed_at_load
+
+            self._removed_at_load = removed_at_load(export_graph(self.root))
+        return any(t.name in self._removed_at_load for t in node.outputs)
 
     def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
         """For rules that swap an op the target EP lacks for an equivalent it takes: None when the EP

@@ -130,3 +130,37 @@ def test_prepare_uses_the_installed_onnxruntime_release(tmp_path, monkeypatch, i
     chosen = [r for r in entry.meta["passes"] if r["name"] in ("scalar-gather", "split-to-slice")]
     assert [r["rewritten"] for r in chosen] == rewritten
     assert all(any("target EP takes it" in n for n in r["notes"]) == (not r["rewritten"]) for r in chosen)
+
+
+def _shape_chain_model(index, dims):
+    """``y = Sigmoid(Reshape(r, [-1, Shape(r)[index]]))``, ``r = Relu(x)``: the shape chain of an
+    audio encoder's frames, with symbolic dims. ONNX Runtime fuses it into a Reshape of constant
+    shape when ``index`` names the dim the Reshape copies (``[-1, 0]`` form), else computes it."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Shape", ["r"], ["s"]),
+             helper.make_node("Gather", ["s", "i"], ["g"], axis=0), helper.make_node("Unsqueeze", ["g", "ax"], ["u"]),
+             helper.make_node("Concat", ["minus_one", "u"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["r", "shape"], ["flat"]), helper.make_node("Sigmoid", ["flat"], ["y"])]
+    inits = [helper.make_tensor("i", TensorProto.INT64, [], [index]), helper.make_tensor("ax", TensorProto.INT64, [1], [0]),
+             helper.make_tensor("minus_one", TensorProto.INT64, [1], [-1])]
+    return make_model(nodes, [tensor_info("x", dims)], [tensor_info("y", ["rows", "cols"])], inits)
+
+
+@pytest.mark.parametrize("target", ["coreml", "nnapi"])
+@pytest.mark.parametrize("version", [None, (1, 20), (1, 26), (1, 32)])
+@pytest.mark.parametrize("index, dims, folded", [(1, [1, "T", 64], True), (0, ["N", "T", 64], False)],
+                         ids=["fused-by-ort", "computed"])
+def test_scalar_gather_leaves_shape_math_ort_folds_and_never_worsens_the_estimate(target, version, index, dims,
+                                                                                 folded):
+    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.verify.partitions import estimate_partitions
+
+    model = _shape_chain_model(index, dims)
+    result = optimize_model(model, target=target, ort_version=version)
+    (report,) = [r for r in result.reports if r.name == "scalar-gather"]
+    if folded:
+        assert report.rewritten == 0 and any("folds at load" in s for s in report.skipped), report
+    estimate = version or (1, 20)
+    before, after = (estimate_partitions(m, target, estimate) for m in (model, result.model))
+    assert after.partitions <= before.partitions, (before.partitions, after.partitions, report)
+    feeds = {"x": np.random.default_rng(0).standard_normal([1, 5, 64]).astype(np.float32)}
+    assert_same_outputs(model, result.model, feeds, exact=True)

@@ -11,6 +11,10 @@ Unsqueeze of the indices replaces the constant).
    as its support profile says (CoreML from ONNX Runtime 1.27, PR #28278, when the data is fully
    static and of rank <= 4; NNAPI with constant indices). The same rule gives the partition
    estimate. Unknown version: every scalar Gather is rewritten (the oldest release refuses them).
+4. skipped: a Gather on shape values (the output of Shape) that ONNX Runtime folds itself at load
+   (``MatchContext.runtime_folds``: the shape chain of a Reshape it fuses, with symbolic dims):
+   it never runs, and its rewritten form is a chain ONNX Runtime no longer folds, left on the CPU
+   between the EP's partitions.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import onnx_graphsurgeon as gs
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import MatchContext, RewriteRule
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
 __all__ = ["ScalarGatherPass", "ScalarIndex"]
 
@@ -41,12 +45,15 @@ class ScalarIndex:
 @register_pass
 class ScalarGatherPass(RewriteRule):
     name = "scalar-gather"
-    version = 2
+    version = 3
     op = "Gather"
     kept_when_target_takes = "scalar Gather"
 
-    def match(self, node: gs.Node, ctx: MatchContext) -> ScalarIndex | None:
-        return _matches(node, ctx.opset)
+    def match(self, node: gs.Node, ctx: MatchContext) -> ScalarIndex | Skip | None:
+        plan = _matches(node, ctx.opset)
+        if plan is not None and _reads_shape(node) and ctx.runtime_folds(node):
+            return Skip("shape math ONNX Runtime folds at load; rewritten, it would stay and run on the CPU")
+        return plan
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: ScalarIndex, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)
@@ -59,6 +66,11 @@ def _matches(node: gs.Node, opset: int) -> ScalarIndex | None:
     if value is not None:
         return ScalarIndex(value) if value.ndim == 0 else None
     return ScalarIndex(None) if indices.shape is not None and len(indices.shape) == 0 else None
+
+
+def _reads_shape(node: gs.Node) -> bool:
+    data = node.inputs[0]
+    return len(data.inputs) == 1 and data.inputs[0].op == "Shape"
 
 
 def _rewrite(graph: gs.Graph, node: gs.Node, plan: ScalarIndex, opset: int) -> None:
