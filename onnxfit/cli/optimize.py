@@ -207,5 +207,7 @@ def _render_partitions(result: dict) -> None:
                   f"[bold]{before['partitions']} -> {after['partitions']}[/bold]  "
                   f"(nodes on {after['ep']}: {before['nodes_on_ep']}/{before['total_nodes']} -> "
                   f"{after['nodes_on_ep']}/{after['total_nodes']})", soft_wrap=True)
+    if "why_more" in parts:
+        console.print(f"  more partitions than the original: {parts['why_more']}", soft_wrap=True)
     for node in after["unsupported"][:5]:
         console.print(f"  still on CPU: {node['name']} ({node['op']}): {node['reason']}", soft_wrap=True)

@@ -208,6 +208,8 @@ class JobResult:
         if self.partitions is not None:
             before, after = self.partitions
             result["partitions"] = {"before": before.to_dict(), "after": after.to_dict()}
+            if after.partitions > before.partitions:
+                result["partitions"]["why_more"] = _why_more_partitions(before, after)
         elif self.partitions_note is not None:
             result["partitions"] = {"note": self.partitions_note}
         if self.advice is not None:
@@ -274,6 +276,15 @@ def _count_partitions(job: OptimizeJob, result: JobResult) -> None:
         result.partitions_note = str(exc)
         return
     result.partitions = (before, after)
+
+
+def _why_more_partitions(before: PartitionReport, after: PartitionReport) -> str:
+    """A result split into more partitions than its original is never shown without a reason."""
+    if after.nodes_on_ep > before.nodes_on_ep:
+        return (f"{after.nodes_on_ep - before.nodes_on_ep} more node(s) run on the EP, in partitions between nodes "
+                "it still refuses (listed as still on CPU); fewer partitions need those nodes taken by the EP too")
+    return ("no more nodes run on the EP, yet they are split into more partitions: this is an onnxfit bug, please "
+            "report it with the model")
 
 
 def _advise(job: OptimizeJob, result: JobResult) -> list[Advice]:

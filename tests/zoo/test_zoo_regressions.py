@@ -56,3 +56,16 @@ def test_external_data_export_through_every_target(zoo_model, tmp_path):
         assert result.pipeline.changed and (tmp_path / target / "model.onnx.data").exists()
         for e, a in zip(expected, run_ort(result.output, feeds)):
             np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)
+
+
+def test_more_partitions_than_the_original_come_with_a_reason(zoo_model, tmp_path):
+    """ddddocr's quantized CRNN on NNAPI at a fixed input shape: the passes put about 70 more nodes
+    on the EP, split into more partitions; the result says so instead of only showing 25 -> 44."""
+    from onnxfit.optimizer.job import OptimizeJob, run_job
+
+    job = OptimizeJob.create(zoo_model("crnn_ddddocr_quantized"), tmp_path / "crnn.onnx", target="nnapi",
+                             input_shapes={"input1": (1, 1, 64, 128)}, ort_version="1.32", partitions=True)
+    parts = run_job(job).to_dict()["partitions"]
+    assert parts["after"]["partitions"] > parts["before"]["partitions"]
+    assert parts["after"]["nodes_on_ep"] > parts["before"]["nodes_on_ep"]
+    assert parts["why_more"].startswith(f"{parts['after']['nodes_on_ep'] - parts['before']['nodes_on_ep']} more node(s)")
