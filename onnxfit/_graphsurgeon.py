@@ -11,6 +11,8 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 __all__ = ["export_graph", "import_graph"]
 
+_VALUE_TYPES = "onnxfit_value_types"  # the attribute of an imported graph that keeps them
+
 gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.CRITICAL + 10
 gs.logger.G_LOGGER.colors = False
 
@@ -26,9 +28,13 @@ class _SourceValues(LazyValues):
 
 
 def import_graph(model: onnx.ModelProto) -> gs.Graph:
-    """``gs.import_onnx`` that keeps type attributes (Optional's ``type``), which graph-surgeon
-    0.6 drops (an empty Optional would lose the type it is an empty one of), and reads the weights
-    ``load_model`` left in their file from there when a pass asks for their values."""
+    """``gs.import_onnx`` that keeps what graph-surgeon 0.6 drops or cannot type:
+
+    1. type attributes (Optional's ``type``): an empty Optional would lose what it is empty of;
+    2. the types of values that are not tensors (``optional(...)``, ``seq(map(...))`` as
+       skl2onnx's ZipMap writes): kept by name for ``export_graph``;
+    3. weights ``load_model`` left in their file: read from there when a pass asks for values.
+    """
     from onnxfit.graphs import iter_graphs
     from onnxfit.lazy_io import is_lazy
 
@@ -45,6 +51,9 @@ def import_graph(model: onnx.ModelProto) -> gs.Graph:
             for node in g.nodes:
                 for attr in typed.get(node.outputs[0].name if node.outputs else "", []):
                     node.attrs[attr.name] = onnx.helper.get_attribute_value(attr)
+    setattr(graph, _VALUE_TYPES, {info.name: info.type for g in iter_graphs(model.graph)
+                                  for info in (*g.input, *g.output, *g.value_info)
+                                  if info.type.WhichOneof("value") not in (None, "tensor_type")})
     return graph
 
 
@@ -55,13 +64,14 @@ def export_graph(graph: gs.Graph) -> onnx.ModelProto:
        data, which strings cannot be; they go back to a TensorProto it copies as it is;
     2. weights read into memory from external data: written inline (it would mark their raw data
        as stored externally, which the checker refuses);
-    3. optional values (``optional(tensor)``, ``optional(seq)``): its exporter has no optional
-       type (UnboundLocalError); they are written untyped, then given back their type, which its
-       importer keeps as the element's ``TypeProto`` in ``dtype``.
+    3. values that are not tensors (optional, sequence, map): its exporter has no optional type
+       (UnboundLocalError) and writes a sequence of maps as one of tensors; they are written
+       untyped, then given the type ``import_graph`` kept (an optional's, where it did not, from
+       the element ``TypeProto`` graph-surgeon's importer leaves in ``dtype``).
     """
     from onnxfit.graphs import iter_graphs
 
-    optionals: dict[str, onnx.TypeProto] = {}
+    types: dict[str, onnx.TypeProto] = dict(getattr(graph, _VALUE_TYPES, {}))
     for g in iter_graphs(graph):
         for tensor in g.tensors().values():
             if isinstance(tensor, gs.Constant) and not isinstance(tensor._values, LazyValues):
@@ -70,8 +80,9 @@ def export_graph(graph: gs.Graph) -> onnx.ModelProto:
                 if tensor.values.dtype.kind in "OUS":
                     tensor.values = LazyValues(onnx.numpy_helper.from_array(tensor.values.astype(object), tensor.name))
             elif getattr(tensor, "type", None) == "optional_type" and isinstance(tensor.dtype, onnx.TypeProto):
-                optionals[tensor.name] = tensor.dtype
-    untyped = [(t, t.dtype) for g in iter_graphs(graph) for t in g.tensors().values() if t.name in optionals]
+                types.setdefault(tensor.name, onnx.helper.make_optional_type_proto(tensor.dtype))
+    untyped = [(t, t.dtype) for g in iter_graphs(graph) for t in g.tensors().values()
+               if t.name in types and isinstance(t, gs.Variable)]
     for tensor, _ in untyped:
         tensor.dtype = None
     try:
@@ -79,9 +90,8 @@ def export_graph(graph: gs.Graph) -> onnx.ModelProto:
     finally:
         for tensor, dtype in untyped:
             tensor.dtype = dtype
-    if optionals:
-        for g in iter_graphs(model.graph):
-            for info in (*g.input, *g.output, *g.value_info):
-                if info.name in optionals and info.type.WhichOneof("value") is None:
-                    info.type.optional_type.elem_type.CopyFrom(optionals[info.name])
+    for g in iter_graphs(model.graph):
+        for info in (*g.input, *g.output, *g.value_info):
+            if info.name in types:
+                info.type.CopyFrom(types[info.name])
     return model

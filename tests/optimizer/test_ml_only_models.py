@@ -1,5 +1,6 @@
 """Models of ``ai.onnx.ml`` (or training) ops only import no default-domain opset: they go
-through every target unchanged, partitions counted, and ``inspect`` describes them."""
+through every target unchanged, partitions counted, and ``inspect`` describes them. Classifiers
+that mix both keep their ZipMap's sequence of maps."""
 
 import json
 
@@ -65,3 +66,33 @@ def test_optimize_and_inspect_cli_count_partitions_of_an_ml_only_model(tmp_path)
     assert inspected.returncode == 0, inspected.stderr
     report = json.loads(inspected.stdout)
     assert report["opset"] is None and report["ops"] == {"LabelEncoder": 1}
+
+
+def _classifier_with_zipmap():
+    """skl2onnx's classifier form: default-domain ops with ai.onnx.ml ones, and ZipMap's
+    ``seq(map(int64, float))`` output, which graph-surgeon would write as a sequence of tensors."""
+    nodes = [helper.make_node("Identity", ["x"], ["features"]),
+             helper.make_node("LinearClassifier", ["features"], ["label", "scores"], domain="ai.onnx.ml",
+                              classlabels_ints=[0, 1], coefficients=[1.0, -1.0, 0.5, 0.5], intercepts=[0.0, 0.1],
+                              post_transform="SOFTMAX"),
+             helper.make_node("ZipMap", ["scores"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1])]
+    maps = helper.make_sequence_type_proto(helper.make_map_type_proto(TensorProto.INT64,
+                                                                      helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    graph = helper.make_graph(nodes, "classifier", [tensor_info("x", ["n", 2])],
+                              [tensor_info("label", ["n"], TensorProto.INT64), helper.make_value_info("probabilities", maps)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+@pytest.mark.parametrize("target", ["cpu", "coreml"])
+@pytest.mark.parametrize("fix", [False, True])
+def test_classifier_with_zipmap_keeps_its_sequence_of_maps(target, fix):
+    model = _classifier_with_zipmap()
+    x = np.array([[1, 2], [3, -1]], np.float32)
+    result = optimize_model(model, target=target, fixed_inputs={"x": x} if fix else None)
+    assert result.changed  # the Identity goes
+    assert result.model.graph.output[1].type == model.graph.output[1].type
+    label, probabilities = run_ort(result.model, {} if fix else {"x": x})
+    expected_label, expected_probabilities = run_ort(model, {"x": x})
+    assert label.tolist() == expected_label.tolist() and probabilities == expected_probabilities
