@@ -42,8 +42,8 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
-from onnxfit.optimizer.edits import declared_dtype, disconnect, producer, small_constant, uniform_value
-from onnxfit.optimizer.passes import native_trig
+from onnxfit.optimizer.edits import disconnect, producer, small_constant, uniform_value
+from onnxfit.optimizer import native_trig
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
