@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import MissingExtra, OnnxfitError
 from onnxfit.model import load_model, model_data_size
 
 __all__ = [
@@ -90,6 +90,8 @@ REFERENCE_EVALUATOR_WRONG: dict[str, ReferenceGap] = {
         lambda node: any(a.name == "momentum" for a in node.attribute),
     ),
 }
+# Runtimes whose EP an onnxfit extra installs: named with the extra when it is missing.
+_EP_EXTRAS = {"openvino": "openvino", "planned-openvino": "openvino"}
 _QUIET = 4  # ORT log severity: fatal only
 
 _PROVIDER_NAMES = {"CPUExecutionProvider": "ort-cpu", "OpenVINOExecutionProvider": "openvino"}
@@ -168,6 +170,9 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
     """The runtime called ``name`` for ``model``; unknown names raise listing the available ones."""
     available = available_runtimes()
     if name not in available:
+        if name in _EP_EXTRAS:
+            raise MissingExtra(f"runtime '{name}' needs the {_EP_EXTRAS[name]} execution provider, which this install "
+                               f"lacks: pip install 'onnxfit[{_EP_EXTRAS[name]}]'")
         raise OnnxfitError(f"unknown runtime '{name}' (available: {', '.join(available)})")
     if name == REFERENCE:
         return OrtRuntime(model, name=name, optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
