@@ -37,9 +37,10 @@ from onnxfit.verify.inputs import (
     InputSpec,
     batch_axes,
     generate_inputs,
-    known_batch_axes,
     make_inputs,
     take_frames,
+    unknown_axis_message,
+    unknown_batch_axes,
 )
 from onnxfit.verify.report import Check
 from onnxfit.verify.runtimes import Runtime
@@ -76,7 +77,8 @@ def contamination_check(
 
     ``shapes``: the concrete input shapes parity used (the static analysis reuses their
     non-batch dims). ``provided``: arrays from ``--inputs``; batched ones are cycled to N frames.
-    ``axes``: input -> batch axis (default: from the dim names; UNKNOWN raises OnnxfitError).
+    ``axes``: input -> batch axis (default: from the dim names). An UNKNOWN axis leaves the frame
+    test not run (``Check.ran`` False), saying which ``--batch-axis`` runs it: parity needs no axis.
     Which test runs:
 
     1. no input has a batch axis (time-major: ``[sequence_length, 576]`` with its LSTM state):
@@ -87,7 +89,10 @@ def contamination_check(
     5. fixed dims that differ across inputs (a frame [1, 257] with a cache [2, 1, 16]): no batch
        to test, a note names ``--batch-axis``.
     """
-    axes = known_batch_axes(specs, batch_axes(specs) if axes is None else axes)
+    axes = batch_axes(specs) if axes is None else axes
+    unknown = unknown_batch_axes(specs, axes)
+    if unknown:
+        return _not_run(unknown[0])
     batched = {s.name: axes[s.name] for s in specs if s.dims and axes.get(s.name) is not None}
     if not batched:
         return _no_batch_axis(specs)
@@ -140,6 +145,13 @@ def contamination_check(
             summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)
+
+
+def _not_run(spec: InputSpec) -> Check:
+    """Which axis of ``spec`` holds the batch is unknown: the frame test waits for ``--batch-axis``."""
+    summary = f"not run: the batch axis of input '{spec.name}' is unknown (--batch-axis {spec.name}=AXIS runs it)"
+    details = {"dynamic": False, "notes": [unknown_axis_message(spec)], "batch_axes": {}}
+    return Check("contamination", True, summary, details, ran=False)
 
 
 def _no_batch_axis(specs: list[InputSpec]) -> Check:

@@ -45,6 +45,8 @@ __all__ = [
     "batch_axes",
     "parse_batch_axes",
     "known_batch_axes",
+    "unknown_axis_message",
+    "unknown_batch_axes",
     "frame",
     "take_frames",
 ]
@@ -97,15 +99,23 @@ def batch_axes(specs: list[InputSpec], overrides: BatchAxes | None = None) -> di
 
 def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> BatchAxes:
     """``axes`` with every UNKNOWN resolved, or an OnnxfitError naming the input and the fix."""
-    unknown = [s for s in specs if axes.get(s.name) == UNKNOWN]
+    unknown = unknown_batch_axes(specs, axes)
     if unknown:
-        spec = unknown[0]
-        raise OnnxfitError(
-            f"input '{spec.name}' {dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
-            f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
-            f"or --batch-axis {spec.name}=none if it has none"
-        )
+        raise OnnxfitError(unknown_axis_message(unknown[0]))
     return dict(axes)
+
+
+def unknown_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> list[InputSpec]:
+    """The inputs whose batch axis their dim names do not tell (``--batch-axis`` gives it)."""
+    return [s for s in specs if axes.get(s.name) == UNKNOWN]
+
+
+def unknown_axis_message(spec: InputSpec) -> str:
+    return (
+        f"input '{spec.name}' {dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
+        f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
+        f"or --batch-axis {spec.name}=none if it has none"
+    )
 
 
 def _guess_axis(spec: InputSpec) -> int:

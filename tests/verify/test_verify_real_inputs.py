@@ -1,0 +1,65 @@
+"""verify on inputs nobody here wrote: what can run runs, and a verdict rests only on what ran."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from typer.testing import CliRunner
+
+from onnxfit.cli import app
+from onnxfit.verify import verify
+from tests.conftest import make_model, tensor_info
+
+
+def _stateful_net():
+    """``x [?, 4]`` and a state ``[2, ?, 8]`` whose dims do not say where the batch is (silero_vad's form)."""
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 8], np.linspace(-1, 1, 32).astype(np.float32))
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Add", ["state", "h"], ["state_out"]),
+        helper.make_node("Relu", ["h"], ["y"]),
+    ]
+    return make_model(nodes, [tensor_info("x", ["", 4]), tensor_info("state", [2, "", 8])],
+                      [tensor_info("y", None), tensor_info("state_out", None)], [w])
+
+
+def test_unknown_state_batch_axis_runs_parity_and_leaves_the_frame_test_not_run(tmp_path):
+    model = tmp_path / "state.onnx"
+    onnx.save(_stateful_net(), model)
+    feeds = tmp_path / "feeds.npz"
+    rng = np.random.default_rng(0)
+    np.savez(feeds, x=rng.standard_normal((1, 4)).astype(np.float32), state=np.zeros((2, 1, 8), np.float32))
+    result = CliRunner().invoke(app, ["verify", str(model), "--reference", str(model), "--inputs", str(feeds)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "PASS parity" in text and "NOT RUN contamination" in text and "--batch-axis state=AXIS" in text
+    assert "all checks that ran passed (not run: contamination)" in text
+    # The flag the report names runs the test.
+    report = verify(model, model, inputs=feeds, batch_axis={"state": 1})
+    assert report.ok and report.check("contamination").ran
+    assert report.check("contamination").summary == "frames independent at batch 4 on ort-cpu-noopt"
+
+
+def test_a_failed_parity_still_fails_when_the_frame_test_is_not_run(tmp_path):
+    model = _stateful_net()
+    other = onnx.ModelProto()
+    other.CopyFrom(model)
+    other.graph.node[2].op_type = "Sigmoid"
+    feeds = {"x": np.ones((1, 4), np.float32), "state": np.zeros((2, 1, 8), np.float32)}
+    report = verify(other, model, inputs=feeds)
+    assert not report.ok and not report.check("parity").ok
+    assert not report.check("contamination").ran
+    assert report.to_dict()["checks"][1]["ran"] is False
+
+
+def test_silero_vad_verifies_against_itself_with_its_feeds_and_no_batch_axis(zoo_model, tmp_path):
+    from tests.zoo.manifest import by_name
+
+    source = zoo_model("silero_vad")
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, **by_name("silero_vad").feeds(1))
+    report = verify(source, source, inputs=feeds)
+    assert report.ok and report.check("parity").ok
+    contamination = report.check("contamination")
+    assert not contamination.ran and "--batch-axis state=AXIS" in contamination.summary
