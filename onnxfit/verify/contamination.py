@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from onnxfit.batch_axes import TIME_NAME
+from onnxfit.errors import first_line
 from onnxfit.batch_ops import BATCH_OPS as BATCH_RULES
 from onnxfit.verify.batch_flow import BatchFlow, Finding, batch_flow, with_dim
 from onnxfit.verify.frame_test import FrameTest, fixed_batch_test, frame_test
@@ -85,7 +86,8 @@ def contamination_check(
        nothing to test, a note says so;
     2. a symbolic batch: the full frame test at batch N (default 4);
     3. a batch fixed to N > 1: the perturbation test at N (``fixed_batch_test``);
-    4. a batch fixed to 1: only the static analysis, naming what blocks ``--dynamic-batch``;
+    4. a batch fixed to 1: only the static analysis, naming what blocks batching and whether
+       ``optimize --dynamic-batch`` repairs it (the pass run in memory, the flow followed again);
     5. fixed dims that differ across inputs (a frame [1, 257] with a cache [2, 1, 16]): no batch
        to test, a note names ``--batch-axis``.
     """
@@ -117,7 +119,7 @@ def contamination_check(
         n = max(dims.values())
         batched, test_fn = {k: v for k, v in batched.items() if dims[k] == n}, fixed_batch_test
         if n == 1:
-            return _fixed_batch_one(specs, batched, flow, details)
+            return _fixed_batch_one(model, shapes, batched, flow, details)
     provided = dict(provided or {})
     # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
     provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in provided.items()}
@@ -178,14 +180,45 @@ def _fixed_batch_disagrees(dims: dict[str, int], batched: dict[str, int]) -> Che
                  {"dynamic": False, "notes": [note], "batch_axes": batched})
 
 
-def _fixed_batch_one(specs: list[InputSpec], batched: dict[str, int], flow: BatchFlow, details: dict) -> Check:
+def _fixed_batch_one(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batched: dict[str, int], flow: BatchFlow, details: dict
+) -> Check:
     blockers = flow.problems
     fixed_text = ", ".join(f"{k}: 1" for k in batched)
     details["dynamic"] = False
     details["notes"].insert(0, f"batch fixed ({fixed_text}): the model cannot be batched as is")
+    summary = "fixed batch 1: cannot be batched"
     if blockers:
-        details["notes"].append("nodes that block --dynamic-batch: " + "; ".join(blockers))
+        details["notes"].append("nodes that block batching: " + "; ".join(blockers))
+        left, refused = _left_after_repair(model, shapes, batched)
+        details["repair"] = {"command": "onnxfit optimize MODEL -o OUT --dynamic-batch", "left": left,
+                             "refused": refused}
+        if refused is not None:
+            summary += f"; {len(blockers)} node(s) block batching, and --dynamic-batch refuses it: {refused}"
+        elif not left:
+            summary += (f"; the {len(blockers)} node(s) that block batching are repaired by "
+                        f"`onnxfit optimize MODEL -o OUT --dynamic-batch`")
+        else:
+            summary += (f"; {len(blockers)} node(s) block batching, {len(left)} of them beyond what "
+                        f"`optimize --dynamic-batch` repairs")
+            details["notes"].append("left after --dynamic-batch: " + "; ".join(left))
     elif flow.batched_inputs:
         details["notes"].append("no node blocks --dynamic-batch: making the input batch dim symbolic should work")
-    summary = "fixed batch 1: cannot be batched" + (f"; {len(blockers)} node(s) block --dynamic-batch" if blockers else "")
     return Check("contamination", True, summary, details)
+
+
+def _left_after_repair(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batched: dict[str, int]
+) -> tuple[list[str], str | None]:
+    """What still blocks batching after the dynamic-batch pass, run in memory, or why the pass
+    refused the model: a blocker the repair removes is no reason to give up on batching."""
+    from onnxfit.errors import OnnxfitError
+    from onnxfit.graphs import default_opset
+    from onnxfit.optimizer.pipeline import PassContext, get_passes, run_passes
+
+    ctx = PassContext(opset=default_opset(model), dynamic_batch=True, batch_axes=dict(batched))
+    try:
+        repaired = run_passes(model, get_passes(["dynamic-batch"]), ctx).model
+    except OnnxfitError as exc:
+        return [], first_line(exc)
+    return batch_flow(repaired, shapes, batched).problems, None

@@ -63,3 +63,28 @@ def test_silero_vad_verifies_against_itself_with_its_feeds_and_no_batch_axis(zoo
     assert report.ok and report.check("parity").ok
     contamination = report.check("contamination")
     assert not contamination.ran and "--batch-axis state=AXIS" in contamination.summary
+
+
+def test_batch1_model_whose_blockers_dynamic_batch_repairs_says_so_and_how(tmp_path):
+    from pathlib import Path
+
+    from onnxfit import optimize
+
+    source = Path(__file__).resolve().parents[2] / "weights" / "scrfd_like.onnx"
+    check = verify(source, source).check("contamination")
+    assert check.ok and check.details["repair"] == {
+        "command": "onnxfit optimize MODEL -o OUT --dynamic-batch", "left": [], "refused": None}
+    assert check.summary == ("fixed batch 1: cannot be batched; the 9 node(s) that block batching are repaired by "
+                             "`onnxfit optimize MODEL -o OUT --dynamic-batch`")
+    # The command it names does repair them: the result batches with independent frames.
+    out = optimize(source, tmp_path / "batched.onnx", target="cpu", dynamic_batch=True).output
+    assert verify(out, source).check("contamination").summary == "frames independent at batch 4 on ort-cpu-noopt"
+
+
+def test_batch1_model_that_mixes_frames_says_dynamic_batch_refuses_it():
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[0], keepdims=1), helper.make_node("Sub", ["x", "m"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [1, 3, 4, 4])], [tensor_info("y", [1, 3, 4, 4])], opset=13)
+    check = verify(model).check("contamination")
+    assert check.ok  # batch 1: nothing mixes yet
+    assert "1 node(s) block batching, and --dynamic-batch refuses it: node 'ReduceMean -> m'" in check.summary
+    assert "mixes frames" in check.details["repair"]["refused"]
