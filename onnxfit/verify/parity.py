@@ -28,6 +28,8 @@ import numpy as np
 
 __all__ = [
     "Tolerance",
+    "chunk_frames",
+    "split_chunks",
     "DEFAULT_TOLERANCES",
     "tolerance_for",
     "OutputComparison",
@@ -203,6 +205,31 @@ def split_frames(inputs: dict[str, np.ndarray], axes: dict[str, int], frames: in
         {name: (np.take(value, [i], axis=axes[name]) if name in axes else value) for name, value in inputs.items()}
         for i in range(frames)
     ]
+
+
+def split_chunks(
+    inputs: dict[str, np.ndarray], axes: dict[str, int], frames: int, size: int
+) -> list[tuple[dict[str, np.ndarray], int]]:
+    """Feeds for a model whose batch is fixed to ``size``: ``frames`` frames cut into chunks of
+    ``size``, the last one padded with copies of the last frame. Returns (feeds, real frames) per chunk."""
+    chunks = []
+    for start in range(0, frames, size):
+        index = np.minimum(np.arange(start, start + size), frames - 1)
+        feeds = {name: (np.take(value, index, axis=axes[name]) if name in axes else value)
+                 for name, value in inputs.items()}
+        chunks.append((feeds, min(size, frames - start)))
+    return chunks
+
+
+def chunk_frames(outputs: dict[str, np.ndarray], count: int, size: int) -> list[dict[str, np.ndarray]]:
+    """The first ``count`` frames of one run at a fixed batch ``size``, one output dict per frame.
+    An output holds its frames on axis 0 when that is ``size``, else on its first axis of that size;
+    one without such an axis is kept whole (the comparison then says it does not split)."""
+    if size == 1:
+        return [outputs]
+    axes = {name: next((a for a, d in enumerate(v.shape) if d == size), None) for name, v in outputs.items()}
+    return [{name: (v if axes[name] is None else np.take(v, [i], axis=axes[name])) for name, v in outputs.items()}
+            for i in range(count)]
 
 
 def frame_axis(batched_shape: tuple[int, ...], frame_shape: tuple[int, ...], n: int) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -88,3 +90,32 @@ def test_batch1_model_that_mixes_frames_says_dynamic_batch_refuses_it():
     assert check.ok  # batch 1: nothing mixes yet
     assert "1 node(s) block batching, and --dynamic-batch refuses it: node 'ReduceMean -> m'" in check.summary
     assert "mixes frames" in check.details["repair"]["refused"]
+
+
+def test_dynamic_model_verifies_against_its_fixed_batch_original_in_padded_chunks():
+    """The original exported at batch 3; the repaired model runs at 7: the reference runs 3 chunks
+    of 3 (the last padded with copies of frame 6) and is compared frame by frame."""
+    from tests.models import W, conv_net
+
+    report = verify(conv_net(batch="N"), conv_net(batch=3), batch=7)
+    assert report.ok, report.to_dict()
+    (entry,) = [c for c in report.check("parity").details["comparisons"] if c["against"] == "reference model"]
+    assert entry["mode"] == ("per frame: the reference run at its fixed batch 3 on 3 chunk(s) of the 7 frames "
+                             "(the last padded), the model at batch 7")
+    assert [o["shape"][0] for o in entry["outputs"]] == [7] and entry["outputs"][0]["max_abs"] == 0
+    # A different model is still caught chunk by chunk.
+    other = conv_net(batch="N", weight=-W)
+    assert not verify(other, conv_net(batch=3), batch=7).check("parity").ok
+
+
+def test_centerface_repaired_to_a_dynamic_batch_verifies_at_another_batch(zoo_model, tmp_path):
+    from onnxfit import optimize
+
+    source = zoo_model("centerface")  # exported at batch 10
+    out = optimize(source, tmp_path / "centerface.onnx", target="cpu", dynamic_batch=True).output
+    result = CliRunner().invoke(app, ["verify", str(out), "--reference", str(source), "--batch", "16", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    parity = document["checks"][0]["details"]["comparisons"][0]
+    assert parity["mode"].startswith("per frame: the reference run at its fixed batch 10 on 2 chunk(s) of the 16")
+    assert document["checks"][1]["summary"] == "frames independent at batch 16 on ort-cpu-noopt"
