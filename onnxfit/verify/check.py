@@ -27,6 +27,7 @@ from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verify.inputs import (
     BatchAxes,
     InputSpec,
+    as_text,
     batch_axes,
     check_array,
     load_npz,
@@ -282,7 +283,7 @@ def _provided(inputs, specs: list[InputSpec]) -> dict[str, np.ndarray]:
             if name not in by_name:
                 raise OnnxfitError(f"inputs: '{name}' is not a model input (inputs: {', '.join(by_name)})")
             check_array(name, np.asarray(array), by_name[name], source="inputs")
-        return {k: np.asarray(v) for k, v in inputs.items()}
+        return {k: as_text(np.asarray(v)) if by_name[k].dtype == object else np.asarray(v) for k, v in inputs.items()}
     return load_npz(inputs, specs)
 
 

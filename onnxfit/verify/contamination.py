@@ -120,15 +120,13 @@ def contamination_check(
         batched, test_fn = {k: v for k, v in batched.items() if dims[k] == n}, fixed_batch_test
         if n == 1:
             return _fixed_batch_one(model, shapes, batched, flow, details)
-    provided = dict(provided or {})
+    given = dict(provided or {})
     # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
-    provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in provided.items()}
+    provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in given.items()}
     # --input-shape fixes the other dims; the batch dim of batched inputs is the test's N.
     input_shapes = {k: with_dim(v, batched[k], n) if k in batched else v for k, v in (input_shapes or {}).items()}
     inputs, _ = make_inputs(specs, n, input_shapes, provided, seed, axes)
-    batch_shapes = {k: v.shape for k, v in inputs.items() if k in batched}
-    changed = [generate_inputs([s for s in specs if s.name in batched], batch_shapes, seed + 1 + j) for j in range(n)]
-    changed = [{k: np.take(v, j, axis=batched[k]) for k, v in c.items()} for j, c in enumerate(changed)]
+    changed = _changed_frames(specs, inputs, batched, given, n, seed, details["notes"])
     test = test_fn(runtime, inputs, batched, changed, atol, rtol)
     details.update(dynamic=bool(dynamic), batch=n, runtime=runtime.name, frames=test.to_dict())
     if not dynamic:
@@ -147,6 +145,35 @@ def contamination_check(
             summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)
+
+
+def _changed_frames(
+    specs: list[InputSpec], inputs: dict[str, np.ndarray], batched: dict[str, int], given: dict[str, np.ndarray],
+    n: int, seed: int, notes: list[str],
+) -> list[dict[str, np.ndarray]]:
+    """A replacement for frame j of every batched input (batch axis dropped), j = 0..n-1.
+
+    Float inputs get fresh random data. Integers, bools and text given with ``--inputs`` are
+    indices, ids and masks whose valid range only the caller knows: frame j takes another given
+    frame that differs from it, else the values the input holds in the given arrays, drawn anew
+    (token-type ids stay 0/1 where an embedding has 2 rows). Nothing outside what was given."""
+    kept = {k for k in batched if k in given and given[k].dtype.kind not in "fcV"}
+    fresh = [s for s in specs if s.name in batched and s.name not in kept]
+    shapes = {s.name: inputs[s.name].shape for s in fresh}
+    changed = [{k: np.take(v, j, axis=batched[k]) for k, v in generate_inputs(fresh, shapes, seed + 1 + j).items()}
+               for j in range(n)]
+    rng = np.random.default_rng(seed)
+    for k in kept:
+        axis, source = batched[k], given[k]
+        frames = [np.take(source, i, axis=axis) for i in range(source.shape[axis])]
+        values = np.unique(source) if source.size else source.ravel()
+        for j in range(n):
+            own = np.take(inputs[k], j, axis=axis)
+            other = next((f for f in frames if not np.array_equal(f, own)), None)
+            changed[j][k] = other if other is not None else rng.choice(values, size=own.shape).astype(source.dtype)
+        if len(values) < 2:
+            notes.append(f"input '{k}' holds one value in --inputs: changing a frame leaves it as it is")
+    return changed
 
 
 def _not_run(spec: InputSpec) -> Check:

@@ -49,6 +49,7 @@ __all__ = [
     "unknown_batch_axes",
     "frame",
     "take_frames",
+    "as_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,12 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
     path = Path(path)
     if not path.is_file():
         raise OnnxfitError(f"{path}: no such file")
+    by_name = {s.name: s for s in specs}
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+            arrays = {name: _entry(path, data, name, by_name) for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise OnnxfitError(f"{path}: not a readable .npz file ({first_line(exc)})") from None
-    by_name = {s.name: s for s in specs}
     unknown = [n for n in arrays if n not in by_name]
     if unknown:
         verb = "is not a model input" if len(unknown) == 1 else "are not model inputs"
@@ -167,8 +168,33 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
     return arrays
 
 
+def _entry(path: Path, data, name: str, by_name: dict[str, InputSpec]) -> np.ndarray:
+    """One array of an .npz. Text comes as str arrays: object arrays need pickle, which could run
+    code from the file, so they are refused with the way to save text instead."""
+    try:
+        array = data[name]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise OnnxfitError(
+            f"{path}: '{name}' is an object array, which .npz stores with pickle (not loaded: it can run code); "
+            f"save text as a str array: np.savez(path, {name}=np.array([...], dtype=str))"
+        ) from None
+    spec = by_name.get(name)
+    return as_text(array) if spec is not None and spec.dtype == object else array
+
+
+def as_text(array: np.ndarray) -> np.ndarray:
+    """str/bytes arrays as the object arrays of Python str that ONNX Runtime takes for string tensors."""
+    if array.dtype.kind == "S":
+        return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array.astype(object)
+    return array.astype(object) if array.dtype.kind == "U" else array
+
+
 def check_array(name: str, array: np.ndarray, spec: InputSpec, source: str) -> None:
-    if array.dtype != spec.dtype:
+    if spec.dtype == object and array.dtype.kind in "OUS":
+        pass  # text: any str, bytes or object array of str
+    elif array.dtype != spec.dtype:
         raise OnnxfitError(f"{source}: input '{name}' is {array.dtype}, the model wants {spec.dtype}")
     if spec.dims is None:
         return
@@ -271,6 +297,11 @@ def generate_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], 
             feeds[spec.name] = rng.integers(0, INT_HIGH, size=shape).astype(spec.dtype)
         elif np.issubdtype(spec.dtype, np.floating) or spec.dtype.kind == "V":
             feeds[spec.name] = rng.uniform(-1.0, 1.0, size=shape).astype(spec.dtype)
+        elif spec.dtype == object:
+            raise OnnxfitError(
+                f"input '{spec.name}' is a string tensor: give its values with --inputs data.npz "
+                f"(text as a str array: np.savez('data.npz', {spec.name}=np.array([...], dtype=str)))"
+            )
         else:
             raise OnnxfitError(f"input '{spec.name}' has type {spec.dtype}: give its values with --inputs data.npz")
     return feeds

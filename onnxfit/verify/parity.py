@@ -15,6 +15,7 @@ float32    1e-4    1e-3    fused kernels (Conv+BN, GEMM blocking) reorder fp32 s
 float16    1e-2    1e-2    fp16 has ~3 significant digits; sums lose one more
 bfloat16   5e-2    5e-2    bf16 has ~2 significant digits
 int/bool   0       0       integer results must be exact
+string     -       -       text must be equal, element by element
 =========  ======  ======  ==========================================================
 """
 
@@ -70,7 +71,7 @@ def tolerance_for(dtype: np.dtype, atol: float | None = None, rtol: float | None
 
 
 def _is_exact(dtype: np.dtype) -> bool:
-    return np.dtype(dtype).kind in "iub"
+    return np.dtype(dtype).kind in "iubOUS"
 
 
 @dataclass
@@ -116,6 +117,12 @@ def compare_arrays(
         return result
     if actual.dtype != expected.dtype:
         result.note = f"dtype {actual.dtype} differs from the reference's {expected.dtype}"
+        return result
+    if expected.dtype.kind in "OUS":  # text: equal or not, element by element
+        bad = actual != expected
+        result.mismatches = int(np.count_nonzero(bad))
+        result.max_abs = result.max_rel = float(result.mismatches > 0)  # 0: equal, 1: some element differs
+        result.worst_index = [int(i) for i in np.argwhere(bad)[0]] if result.mismatches else None
         return result
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)

@@ -119,3 +119,68 @@ def test_centerface_repaired_to_a_dynamic_batch_verifies_at_another_batch(zoo_mo
     parity = document["checks"][0]["details"]["comparisons"][0]
     assert parity["mode"].startswith("per frame: the reference run at its fixed batch 10 on 2 chunk(s) of the 16")
     assert document["checks"][1]["summary"] == "frames independent at batch 16 on ort-cpu-noopt"
+
+
+def _text_net(mix: bool = False):
+    """A string input ``x [N, 2]`` copied twice along axis 1 (``mix``: rows of all frames swapped through
+    a transpose, so frame i reads frame j)."""
+    nodes = [helper.make_node("Concat", ["x", "x"], ["xx"], axis=1)]
+    if mix:
+        nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+                 helper.make_node("Reshape", ["t", "shape"], ["y"])]
+        shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 2])
+        return make_model(nodes, [tensor_info("x", ["N", 2], TensorProto.STRING)],
+                          [tensor_info("y", None, TensorProto.STRING)], [shape])
+    return make_model(nodes, [tensor_info("x", ["N", 2], TensorProto.STRING)],
+                      [tensor_info("xx", None, TensorProto.STRING)])
+
+
+def test_string_inputs_verify_from_an_npz_of_str_arrays(tmp_path):
+    model = tmp_path / "text.onnx"
+    onnx.save(_text_net(), model)
+    data = tmp_path / "text.npz"
+    np.savez(data, x=np.array([["ab", "Cd"], ["e", "fgh"], ["ij", "k"]]))
+    report = verify(model, model, inputs=data)
+    assert report.ok, report.to_dict()
+    (output,) = report.check("parity").details["comparisons"][0]["outputs"]
+    assert output["shape"] == [3, 4] and output["mismatches"] == 0 and output["max_abs"] == 0
+    assert report.check("contamination").summary == "frames independent at batch 4 on ort-cpu-noopt"
+    # Frames that read each other's text are caught with the given text alone.
+    mixed = verify(_text_net(mix=True), inputs=data).check("contamination")
+    assert not mixed.ok and any("changing frame 0 changes frame" in f for f in mixed.details["failures"])
+
+
+def test_string_inputs_without_data_or_as_pickled_objects_get_one_line_saying_how(tmp_path):
+    model = tmp_path / "text.onnx"
+    onnx.save(_text_net(), model)
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, x=np.array([["ab", "Cd"]], dtype=object))
+    for args, fragment in [([], "input 'x' is a string tensor: give its values with --inputs data.npz"),
+                           (["--inputs", str(pickled)], "'x' is an object array, which .npz stores with pickle")]:
+        result = CliRunner().invoke(app, ["verify", str(model), *args])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert fragment in " ".join(result.output.split()) and "dtype=str" in result.output
+
+
+def _token_type_net():
+    """BERT's token-type embedding: ids in {0, 1} index a 2-row table; any other id is out of range."""
+    table = helper.make_tensor("table", TensorProto.FLOAT, [2, 3], np.arange(6, dtype=np.float32))
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["emb"], axis=0),
+             helper.make_node("ReduceSum", ["emb", "axes"], ["y"], keepdims=0)]
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    return make_model(nodes, [tensor_info("ids", ["batch", 5], TensorProto.INT64)], [tensor_info("y", None)],
+                      [table, axes], opset=13)
+
+
+def test_frame_test_changes_given_integer_inputs_only_to_values_they_hold():
+    given = {"ids": np.array([[0, 1, 1, 0, 0], [0, 0, 1, 1, 1]], np.int64)}
+    report = verify(_token_type_net(), inputs=given)
+    assert report.ok, [c.summary for c in report.checks]
+    frames = report.check("contamination").details["frames"]
+    influence = np.array(frames["influence"])
+    assert np.all(np.diag(influence) > 0), "each changed frame must move its own output"
+    # One given frame: the changed frames are drawn from the values it holds (0 and 1 here).
+    assert verify(_token_type_net(), inputs={"ids": given["ids"][:1]}).ok
+    # A single value cannot vary: the report says so instead of inventing one.
+    check = verify(_token_type_net(), inputs={"ids": np.zeros((1, 5), np.int64)}).check("contamination")
+    assert check.ok and "input 'ids' holds one value in --inputs" in " ".join(check.details["notes"])
