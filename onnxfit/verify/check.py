@@ -152,7 +152,7 @@ def verify(
     report.checks.append(parity_check(ctx, per_frame, explicit=runtimes is not None))
     resolved = {k: tuple(v.shape) for k, v in feeds.items()}
     contamination = contamination_check(
-        proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol, axes
+        proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol, axes, set(overrides)
     )
     if ref_proto is not None and not contamination.ok:
         contamination = _judge_against_reference(ctx, contamination, resolved, overrides)
@@ -338,7 +338,7 @@ def _judge_against_reference(
     try:
         ref_check = contamination_check(
             ctx.reference, ctx.reference_runtime(), ref_specs, ref_shapes, {}, ref_provided,
-            ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides),
+            ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides), set(ref_overrides),
         )
     except OnnxfitError as exc:
         check.details["notes"].append(f"the reference's own contamination could not be tested: {first_line(exc)}")

@@ -26,6 +26,8 @@ gets and turns the results into one ``Check``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import onnx
 
@@ -73,6 +75,7 @@ def contamination_check(
     atol: float | None = None,
     rtol: float | None = None,
     axes: dict[str, int | None] | None = None,
+    given_axes: Collection[str] = (),
 ) -> Check:
     """Static batch flow for every model; the frame test where the model has frames to test.
 
@@ -80,6 +83,10 @@ def contamination_check(
     non-batch dims). ``provided``: arrays from ``--inputs``; batched ones are cycled to N frames.
     ``axes``: input -> batch axis (default: from the dim names). An UNKNOWN axis leaves the frame
     test not run (``Check.ran`` False), saying which ``--batch-axis`` runs it: parity needs no axis.
+    ``given_axes``: the inputs whose axis the user gave (``--batch-axis``); the others are guesses
+    from dim names, listed as such. A failure found along a guessed axis other than 0 that the
+    static analysis does not confirm either (``[1, N, 16]``: N is a sequence the model attends
+    over) is no verdict: the check is not run, naming the ``--batch-axis`` that tests it.
     Which test runs:
 
     1. no input has a batch axis (time-major: ``[sequence_length, 576]`` with its LSTM state):
@@ -107,6 +114,11 @@ def contamination_check(
     shared = [k for k in batched if k not in dynamic] if dynamic else []
     flow = batch_flow(model, shapes, {k: v for k, v in batched.items() if k not in shared})
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes), "batch_axes": batched}
+    guesses = {k: _guess(specs, k, axis) for k, axis in batched.items() if k not in given_axes}
+    if guesses:
+        details["guessed_axes"] = guesses
+        details["notes"].append("batch axes guessed from dim names (--batch-axis NAME=AXIS sets them): "
+                                + "; ".join(f"{k} {v}" for k, v in guesses.items()))
     if shared:
         beside = next(iter(dynamic))
         details["notes"].insert(0, "; ".join(
@@ -131,6 +143,9 @@ def contamination_check(
     details.update(dynamic=bool(dynamic), batch=n, runtime=runtime.name, frames=test.to_dict())
     if not dynamic:
         details["notes"].insert(0, f"batch fixed to {n}: frames tested by changing one frame at a time at batch {n}")
+    unconfirmed = [k for k, axis in batched.items() if k in guesses and axis != 0]
+    if not test.ok and unconfirmed and flow.problems:
+        return _unconfirmed_guess(specs, unconfirmed[0], batched[unconfirmed[0]], guesses, culprit, test, details)
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
@@ -145,6 +160,27 @@ def contamination_check(
             summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)
+
+
+def _guess(specs: list[InputSpec], name: str, axis: int) -> str:
+    dim = next(s.dims[axis] for s in specs if s.name == name)
+    return f"axis {axis} (dim '{dim}')" if isinstance(dim, str) and dim else f"axis {axis} (leading)"
+
+
+def _unconfirmed_guess(
+    specs: list[InputSpec], name: str, axis: int, guesses: dict[str, str], culprit: str | None, test: FrameTest,
+    details: dict,
+) -> Check:
+    """The frames mix along an axis guessed from a dim name, and the graph does not treat it as a
+    batch either: the name more likely means something else (a sequence, a channel count)."""
+    details.update(unconfirmed_failures=test.failures, failures=[])
+    details["notes"].append(
+        f"frames mix along the guessed batch {guesses[name]} of input '{name}' "
+        f"({test.failures[0]}; static analysis: {culprit}): taken as no verdict, since the graph does not keep "
+        f"frames apart on that axis; --batch-axis {name}={axis} tests it as the batch, {name}=none if it has none")
+    summary = (f"not run: the batch axis of input '{name}' is a guess ({guesses[name]}) that the graph does not "
+               f"confirm (--batch-axis {name}=AXIS runs it)")
+    return Check("contamination", True, summary, details, ran=False)
 
 
 def _changed_frames(

@@ -73,11 +73,12 @@ class InputSpec:
     name: str
     dtype: np.dtype
     dims: tuple[Dim, ...] | None
+    state: bool = False  # a recurrent state: named like one, and the graph returns a tensor of its kind
 
     @property
     def needs_data(self) -> bool:
         """Scalar settings and state tensors: values the user must provide."""
-        return self.dims == () or bool(_STATE_NAME.search(self.name))
+        return self.dims == () or self.state
 
     def describe(self) -> str:
         dims = "?" if self.dims is None else "x".join("?" if d is None else str(d) for d in self.dims)
@@ -137,15 +138,27 @@ def take_frames(array: np.ndarray, axis: int, n: int) -> np.ndarray:
 def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
     """The real inputs (initializers listed as inputs by old exporters are not inputs)."""
     initializers = {t.name for t in model.graph.initializer}
+    outputs = [(o.type.tensor_type.elem_type, proto_shape(o)) for o in model.graph.output if o.type.HasField("tensor_type")]
     specs = []
     for vi in model.graph.input:
         if vi.name in initializers:
             continue
         if not vi.type.HasField("tensor_type"):
             raise OnnxfitError(f"input '{vi.name}' is not a tensor (sequence/map inputs are not supported by verify)")
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
-        specs.append(InputSpec(vi.name, dtype, proto_shape(vi)))  # a dim_value <= 0 (Paddle's -1) is symbolic
+        elem, dims = vi.type.tensor_type.elem_type, proto_shape(vi)  # a dim_value <= 0 (Paddle's -1) is symbolic
+        state = bool(_STATE_NAME.search(vi.name)) and any(t == elem and _same_kind(dims, d) for t, d in outputs)
+        specs.append(InputSpec(vi.name, np.dtype(helper.tensor_dtype_to_np_dtype(elem)), dims, state))
     return specs
+
+
+def _same_kind(dims: tuple[Dim, ...] | None, out: tuple[Dim, ...] | None) -> bool:
+    """An output that can carry this input's state to the next call: same rank, the same fixed dims
+    (unknown shapes cannot tell otherwise). A name alone is a guess: ``memory [1, 64, S, 96]`` feeding
+    a decoder is a feature map, not a state, when nothing of its shape comes back out."""
+    if dims is None or out is None:
+        return True
+    return len(dims) == len(out) and all(
+        not (isinstance(a, int) and isinstance(b, int) and a > 0 and b > 0) or a == b for a, b in zip(dims, out))
 
 
 def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.ndarray]:

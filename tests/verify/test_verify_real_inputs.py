@@ -184,3 +184,53 @@ def test_frame_test_changes_given_integer_inputs_only_to_values_they_hold():
     # A single value cannot vary: the report says so instead of inventing one.
     check = verify(_token_type_net(), inputs={"ids": np.zeros((1, 5), np.int64)}).check("contamination")
     assert check.ok and "input 'ids' holds one value in --inputs" in " ".join(check.details["notes"])
+
+
+def _self_attention(dims):
+    """Rows attend to each other: softmax(x x^T) x over axis 1 of ``x`` (a sequence, whatever its name)."""
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["x", "xt"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "x"], ["y"])]
+    return make_model(nodes, [tensor_info("x", dims)], [tensor_info("y", dims)])
+
+
+def test_a_batch_guess_the_graph_contradicts_is_no_verdict():
+    """``[1, N, 16]``: N on axis 1 is named like a batch, but the model attends over it."""
+    report = verify(_self_attention([1, "N", 16]))
+    check = report.check("contamination")
+    assert report.ok and not check.ran
+    assert check.summary == ("not run: the batch axis of input 'x' is a guess (axis 1 (dim 'N')) that the graph does "
+                             "not confirm (--batch-axis x=AXIS runs it)")
+    assert check.details["guessed_axes"] == {"x": "axis 1 (dim 'N')"}
+    assert check.details["failures"] == [] and "frame 0 run alone differs" in check.details["unconfirmed_failures"][0]
+    # Given by the user, the same axis is tested and the mixing fails.
+    given = verify(_self_attention([1, "N", 16]), batch_axis=["x=1"]).check("contamination")
+    assert given.ran and not given.ok and "guessed_axes" not in given.details
+    # On axis 0 a guess stands: a re-export that mixes its frames fails (tests/cli: naive rows net).
+    leading = verify(_self_attention(["N", 16, 16])).check("contamination")
+    assert leading.ok and leading.ran and leading.details["guessed_axes"] == {"x": "axis 0 (dim 'N')"}
+
+
+def test_guessed_batch_axes_are_listed_as_guesses_in_the_report(tmp_path):
+    from onnxfit.verify import write_report
+    from tests.models import conv_net
+
+    report = verify(conv_net())
+    write_report(report, tmp_path)
+    note = "batch axes guessed from dim names (--batch-axis NAME=AXIS sets them): x axis 0 (dim 'N')"
+    assert note in report.check("contamination").details["notes"]
+    assert note in (tmp_path / "report.md").read_text()
+
+
+def test_an_input_named_like_a_state_is_one_only_if_the_graph_returns_its_kind():
+    """``memory [1, 8, S, 6]`` feeding a head is a feature map: random data, not a zero state."""
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2, 8, 1, 1], np.ones(16, np.float32))
+    head = make_model([helper.make_node("Conv", ["memory", "w"], ["y"])], [tensor_info("memory", [1, 8, "S", 6])],
+                      [tensor_info("y", [1, 2, "S", 6])], [w])
+    report = verify(head)
+    assert report.ok
+    inputs = report.check("parity").details
+    assert not any("start at zeros" in n for n in inputs["notes"])
+    # The same name with an output of its shape is a state, and starts at zeros.
+    carried = make_model([helper.make_node("Relu", ["memory"], ["memory_out"])], [tensor_info("memory", [1, 8, "S", 6])],
+                         [tensor_info("memory_out", [1, 8, "S", 6])])
+    assert any("memory start at zeros" in n for n in verify(carried).check("parity").details["notes"])
