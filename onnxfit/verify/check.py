@@ -41,6 +41,7 @@ from onnxfit.verify.runtimes import (
     REFERENCE,
     ModelSource,
     Runtime,
+    TooCostly,
     default_runtimes,
     make_runtime,
     reference_evaluator_gaps,
@@ -181,6 +182,9 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
         entry = {"label": f"{runtime.name} vs {reference_rt.name}", "runtime": runtime.name, "against": reference_rt.name}
         try:
             outputs = runtime.run(ctx.inputs)
+        except TooCostly as exc:  # estimated before it ran: skipped whoever asked for it
+            comparisons.append({**entry, "ok": True, "skipped": str(exc), "outputs": []})
+            continue
         except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the model is a finding; keep its reason
             reason = f"{runtime.name} cannot run the model: {first_line(exc)}"
             # onnx.reference lacks some ops; added without being asked for, its gaps are no failure.

@@ -42,6 +42,7 @@ __all__ = [
     "OrtRuntime",
     "PlannedRuntime",
     "ReferenceRuntime",
+    "TooCostly",
     "TorchRuntime",
     "REFERENCE",
     "available_runtimes",
@@ -279,6 +280,10 @@ _ORT_NESTED = re.compile(r"running (\w+) node\. Name:'([^']*)' Status Message: "
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 
+class TooCostly(RuntimeError):
+    """A runtime whose estimated cost for a run is out of proportion: skipped, with this reason."""
+
+
 class ReferenceRuntime:
     """``onnx.reference.ReferenceEvaluator``: independent of ONNX Runtime, numpy only."""
 
@@ -287,13 +292,26 @@ class ReferenceRuntime:
     def __init__(self, model: ModelSource) -> None:
         self.model = model
         self._evaluator = None
+        self._proto: onnx.ModelProto | None = None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from onnx.reference import ReferenceEvaluator
 
+        from onnxfit.verify.reference_cost import memory_budget, reference_cost
+
+        if self._proto is None:
+            self._proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))
+        own = {i.name for i in self._proto.graph.input}
+        budget = memory_budget()
+        cost = reference_cost(self._proto, {k: v.shape for k, v in inputs.items() if k in own})
+        if cost.peak > budget:
+            raise TooCostly(
+                f"onnx-reference not run: it would need ~{cost.peak / 2**30:.1f} GiB for this run"
+                + (f" ({cost.what}: {cost.temporary / 2**30:.1f} GiB of im2col columns)" if cost.temporary else "")
+                + f", above its budget of {budget / 2**30:.1f} GiB"
+            )
         if self._evaluator is None:
-            proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))
-            self._evaluator = ReferenceEvaluator(proto)
+            self._evaluator = ReferenceEvaluator(self._proto)
         names = list(self._evaluator.output_names)
         wanted = set(self._evaluator.input_names)
         results = self._evaluator.run(None, {k: v for k, v in inputs.items() if k in wanted})
