@@ -175,7 +175,8 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
     """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime."""
     reference_rt = ctx.runtimes[0]
     base = _run_or_raise(reference_rt, ctx.inputs, ctx.label)
-    comparisons = []
+    comparisons: list[dict] = []
+    notes: list[str] = []
     if ctx.reference is not None:
         comparisons.append(_against_reference(ctx, base, per_frame))
     for runtime in ctx.runtimes[1:]:
@@ -194,18 +195,62 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
                 comparisons.append({**entry, "ok": False, "error": reason, "outputs": []})
             continue
         results = compare_outputs(outputs, base, ctx.atol, ctx.rtol)
-        comparisons.append({**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]})
+        comparison = {**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]}
+        if not comparison["ok"] and ctx.reference is not None and not per_frame:
+            _judge_by_runtime_floor(ctx, runtime, base, comparison, notes)
+        comparisons.append(comparison)
     details = {
         "reference_runtime": reference_rt.name,
         "inputs": {
             k: {"shape": list(v.shape), "dtype": str(v.dtype), "source": "--inputs" if k in ctx.provided else "generated"}
             for k, v in ctx.inputs.items()
         },
-        "notes": list(ctx.notes),
+        "notes": [*ctx.notes, *notes],
         "comparisons": comparisons,
     }
     ok = all(c["ok"] for c in comparisons)
     return Check("parity", ok, _parity_summary(comparisons, reference_rt.name), details)
+
+
+def _judge_by_runtime_floor(
+    ctx: VerifyContext, runtime: Runtime, base: dict[str, np.ndarray], comparison: dict, notes: list[str]
+) -> None:
+    """The model on ``runtime`` is off the reference runtime: measure how far the reference model is
+    off on that runtime too (TF32 on CUDA, another kernel). An output within NOISE_FACTOR times that
+    deviation, itself small beside the output, differs by the runtime's numerics, not the model's."""
+    from onnxfit.verify.frame_test import NOISE_CAP, NOISE_FACTOR
+    from onnxfit.verify.runtimes import available_runtimes
+
+    # The same runtime on the reference model: named runtimes are made again, others say how (for_model).
+    if hasattr(runtime, "for_model"):
+        same_kind = runtime.for_model(ctx.reference_source)
+    elif runtime.name in available_runtimes():
+        same_kind = make_runtime(runtime.name, ctx.reference_source)
+    else:
+        return
+    ref_names = [s.name for s in ctx.reference_specs()]
+    feeds = {r: ctx.inputs[m] for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r}
+    try:
+        theirs = _FixedFeeds(same_kind, ctx.reference_fixed).run(feeds)
+        expected = ctx.reference_runtime().run(feeds)
+    except Exception as exc:  # noqa: BLE001 - without the floor the failure stands; say why
+        notes.append(f"{runtime.name}'s own deviation on the reference model could not be measured: {first_line(exc)}")
+        return
+    floors = {r.name: r.max_abs for r in compare_outputs(theirs, expected, ctx.atol, ctx.rtol)}
+    ours_to_ref = {m: r for m, r in match_outputs(list(base), list(expected)) if m and r}
+    excused = []
+    for output in comparison["outputs"]:
+        floor = floors.get(ours_to_ref.get(output["name"], ""))
+        finite = np.abs(base[output["name"]][np.isfinite(base[output["name"]])]) if output["name"] in base else None
+        scale = float(finite.max()) if finite is not None and finite.size else 0.0
+        if (not output["ok"] and not output.get("note") and floor and floor <= NOISE_CAP * scale
+                and output["max_abs"] is not None and output["max_abs"] <= NOISE_FACTOR * floor):
+            output.update(ok=True, noise_floor=floor)
+            excused.append(f"'{output['name']}' {output['max_abs']:.3g} (reference model: {floor:.3g})")
+    if excused and all(o["ok"] for o in comparison["outputs"]):
+        comparison["ok"] = True
+        notes.append(f"{comparison['label']}: within {NOISE_FACTOR:g}x the deviation {runtime.name} shows on the "
+                     f"reference model itself: " + ", ".join(excused) + "; the runtime's numerics, not the model")
 
 
 def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_frame: bool) -> dict:

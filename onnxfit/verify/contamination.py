@@ -141,6 +141,7 @@ def contamination_check(
     changed = _changed_frames(specs, inputs, batched, given, n, seed, details["notes"])
     test = test_fn(runtime, inputs, batched, changed, atol, rtol)
     details.update(dynamic=bool(dynamic), batch=n, runtime=runtime.name, frames=test.to_dict())
+    details["notes"] += test.notes
     if not dynamic:
         details["notes"].insert(0, f"batch fixed to {n}: frames tested by changing one frame at a time at batch {n}")
     unconfirmed = [k for k, axis in batched.items() if k in guesses and axis != 0]
