@@ -174,6 +174,10 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
         if name in _EP_EXTRAS:
             raise MissingExtra(f"runtime '{name}' needs the {_EP_EXTRAS[name]} execution provider, which this install "
                                f"lacks: pip install 'onnxfit[{_EP_EXTRAS[name]}]'")
+        ep = _known_ep(name)
+        if ep is not None:
+            raise OnnxfitError(f"runtime '{name}' needs ONNX Runtime's {ep}, which this onnxruntime build lacks "
+                               f"(available: {', '.join(available)})")
         raise OnnxfitError(f"unknown runtime '{name}' (available: {', '.join(available)})")
     if name == REFERENCE:
         return OrtRuntime(model, name=name, optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -183,6 +187,16 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
         return PlannedRuntime(model, name.removeprefix("planned-"))
     provider = next(p for p in ort.get_available_providers() if runtime_name(p) == name)
     return OrtRuntime(model, provider=provider, name=name)
+
+
+def _known_ep(name: str) -> str | None:
+    """The EP behind ``ort-<ep>`` or ``planned-<target>`` for the EPs onnxfit has targets for."""
+    from onnxfit.targets import TARGETS
+
+    for target_name, target in TARGETS.items():
+        if name in (runtime_name(target.ep), f"planned-{target_name}"):
+            return target.ep
+    return None
 
 
 class OrtRuntime:

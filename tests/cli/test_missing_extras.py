@@ -94,3 +94,14 @@ def test_plain_verbs_run_without_any_extra(files):
     result = onnxfit_without(hidden, "verify", out, "--reference", files["model"])
     assert result.returncode == 0, result.stderr + result.stdout
     assert "all checks passed" in result.stdout
+
+
+def test_verify_runtime_of_an_ep_this_build_lacks_names_the_ep(files):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has the CUDA EP")
+    result = onnxfit_without([], "verify", files["model"], "--runtime", "ort-cuda")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "runtime 'ort-cuda' needs ONNX Runtime's CUDAExecutionProvider, which this onnxruntime build lacks" in \
+        " ".join(result.stderr.split())
