@@ -172,7 +172,9 @@ verify_models = verify
 
 
 def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
-    """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime."""
+    """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime
+    (judged, with REF, against that runtime's own deviation on REF: ``_judge_by_runtime_floor``).
+    A runtime whose run would cost out of proportion (``TooCostly``) is skipped with its reason."""
     reference_rt = ctx.runtimes[0]
     base = _run_or_raise(reference_rt, ctx.inputs, ctx.label)
     comparisons: list[dict] = []
