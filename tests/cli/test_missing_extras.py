@@ -8,9 +8,7 @@ import sys
 
 import onnx
 import pytest
-import torch
 
-from onnxfit.exporters.efm3 import make_sample
 from tests.models import scalar_gather_model
 
 _RUN_WITHOUT = """
@@ -32,15 +30,24 @@ def files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("extras")
     model = directory / "gather.onnx"
     onnx.save(scalar_gather_model(batch=2), model)
-    bin_path, onnx_path = make_sample(directory, "nano")
-    checkpoint = directory / "facex.pt"
+    return {"model": model, "dir": directory}
+
+
+@pytest.fixture(scope="module")
+def torch_files(files):
+    """EFM3 files and a torch checkpoint, made here with torch (then hidden from the commands)."""
+    torch = pytest.importorskip("torch")
+    from onnxfit.exporters.efm3 import make_sample
     from onnxfit.exporters.mobilefacenet import MobileFaceNet
     from onnxfit.exporters.mobilefacenet_arch import ARCHS
 
+    directory = files["dir"]
+    bin_path, onnx_path = make_sample(directory, "nano")
+    checkpoint = directory / "facex.pt"
     torch.save(MobileFaceNet(ARCHS["nano"]).state_dict(), checkpoint)
     module = directory / "net.py"
     module.write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(3, 4, 3)\n")
-    return {"model": model, "bin": bin_path, "onnx": onnx_path, "pt": checkpoint, "module": module, "dir": directory}
+    return {**files, "bin": bin_path, "onnx": onnx_path, "pt": checkpoint, "module": module}
 
 
 def _assert_names_extra(result, extra, written=None):
@@ -59,14 +66,15 @@ def _assert_names_extra(result, extra, written=None):
     lambda f: ["efm3", "verify", f["bin"], "--torch"],
     lambda f: ["efm3", "verify", f["bin"]],
 ], ids=["export-torch", "export-efm3-from-checkpoint", "efm3-verify-torch", "efm3-verify-default"])
-def test_command_needing_torch_names_the_torch_extra(files, command):
-    args = command(files)
+def test_command_needing_torch_names_the_torch_extra(torch_files, command):
+    args = command(torch_files)
     written = args[args.index("-o") + 1] if "-o" in args else None
     _assert_names_extra(onnxfit_without(["torch", "onnxscript"], *args), "torch", written)
 
 
-def test_efm3_verify_against_onnx_needs_no_torch(files):
-    result = onnxfit_without(["torch", "onnxscript"], "efm3", "verify", files["bin"], "--onnx", files["onnx"])
+def test_efm3_verify_against_onnx_needs_no_torch(torch_files):
+    result = onnxfit_without(["torch", "onnxscript"], "efm3", "verify", torch_files["bin"], "--onnx",
+                             torch_files["onnx"])
     assert result.returncode == 0, result.stderr
     assert "PASS" in result.stdout
 
