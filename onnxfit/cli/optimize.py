@@ -185,7 +185,8 @@ def _render_verify(result: dict) -> None:
         console.print(f"verify: {report['note']}")
         return
     for check in report["checks"]:
-        mark = "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]"
+        mark = ("[yellow]not run[/yellow]" if not check.get("ran", True)
+                else "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]")
         console.print(f"verify {check['name']}: {mark}  {check.get('summary', '')}", soft_wrap=True)
 
 
