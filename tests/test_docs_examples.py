@@ -195,3 +195,21 @@ def test_make_demo_runs_the_command_the_readme_shows():
 def test_output_matching_collapses_wrapping_and_treats_dots_as_any_text():
     assert _matches(["a b", "...", "c 1.5 s"], "a  b\nwrapped\ntable\nc 2 s\n")
     assert not _matches(["a b", "c"], "a b\nd\n")
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", _FENCE.sub("", page.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_relative_links_point_to_files_and_headings_that_exist(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", _FENCE.sub("", page.read_text())):
+        if re.match(r"\w+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in _anchors(linked), f"{page.name}: {target}"
