@@ -213,3 +213,28 @@ def test_relative_links_point_to_files_and_headings_that_exist(page):
         assert linked.exists(), f"{page.name}: {target}"
         if anchor and linked.suffix == ".md":
             assert anchor in _anchors(linked), f"{page.name}: {target}"
+
+
+def _cli_commands() -> list[str]:
+    """Every leaf command of the `onnxfit` app, as typed: 'optimize', 'cache list', ..."""
+    import typer
+
+    from onnxfit.cli import app
+
+    def walk(command, prefix: str) -> list[str]:
+        children = getattr(command, "commands", None)
+        if not children:
+            return [prefix]
+        return [leaf for name, child in children.items() for leaf in walk(child, f"{prefix} {name}".strip())]
+
+    return walk(typer.main.get_command(app), "")
+
+
+def test_every_cli_command_has_a_line_in_the_readme_and_an_entry_in_the_cli_reference():
+    readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "cli.md").read_text()
+    commands = _cli_commands()
+    assert "optimize" in commands and "cache list" in commands, commands
+    for command in commands:
+        assert re.search(rf"^\| `onnxfit {re.escape(command)}[ `]", readme, re.M), f"README verbs table: {command}"
+        assert f"onnxfit {command}" in reference or f"`{command}" in reference, f"docs/cli.md: {command}"
