@@ -28,8 +28,9 @@ $(OV_VENV)/.installed: pyproject.toml Makefile
 	$(OV_PY) -m pip install -q -e . --no-deps
 	touch $@
 
+# A few lines per sample model; `make demo V=1` prints each pass and the op counts as tables.
 demo: $(VENV)/.installed
-	$(VENV)/bin/onnxfit optimize weights/ -o build/demo --target coreml --ort-version 1.25
+	$(VENV)/bin/onnxfit $(if $(V),-v) optimize weights/ -o build/demo --target coreml --ort-version 1.25
 
 test: $(VENV)/.installed $(OV_VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider

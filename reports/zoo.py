@@ -1,6 +1,6 @@
 """The "tested on" table: what onnxfit does to every real zoo model, measured.
 
-    python reports/zoo.py            # writes reports/ZOO.md, reports/zoo.json and the README table
+    python reports/zoo.py            # writes reports/ZOO.md, reports/zoo.json and the table in docs/zoo.md
 
 For each ONNX model of tests/zoo/manifest.py (fetched once into the zoo cache) and each estimated
 target (CoreML MLProgram, NNAPI, OpenVINO): partitions before -> after ``optimize --target T``
@@ -116,11 +116,11 @@ def main() -> None:
                  "0 partitions means nothing runs on the EP. ")
     estimates += f"Partitions estimated by onnxfit's EP profiles for onnxruntime {format_version(installed_ort_version())}."
     (ROOT / "reports" / "ZOO.md").write_text(f"# Real-model zoo\n\n{estimates} Made by `python reports/zoo.py`.\n\n{table}\n")
-    readme = (ROOT / "README.md").read_text()
-    if START in readme and END in readme:
-        before, rest = readme.split(START, 1)
+    page = (ROOT / "docs" / "zoo.md").read_text()
+    if START in page and END in page:
+        before, rest = page.split(START, 1)
         _, after = rest.split(END, 1)
-        (ROOT / "README.md").write_text(f"{before}{START}\n{table}\n{END}{after}")
+        (ROOT / "docs" / "zoo.md").write_text(f"{before}{START}\n{table}\n{END}{after}")
     print(table)
 
 

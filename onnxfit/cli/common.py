@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, missing_extra
 from onnxfit.text import json_default
 
 __all__ = ["app", "export_app", "main", "console", "err_console", "handle_errors", "print_json", "fail_usage"]
@@ -33,21 +33,32 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn OnnxfitError into one red line on stderr and its exit code (2 bad input, 1 check failed)."""
+    """Turn OnnxfitError into one red line on stderr and its exit code (2 bad input, 1 check failed);
+    an optional dependency missing on a plain install (torch, onnxsim, ...) names its extra, exit 2."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except OnnxfitError as exc:
-            # Escaped: "pip install 'onnxfit[simplify]'" must not lose "[simplify]" as a rich tag.
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True, emoji=False)
+            _print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            error = missing_extra(exc)
+            if error is None:
+                raise
+            _print_error(error)
+            raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _print_error(exc: OnnxfitError) -> None:
+    # Escaped: "pip install 'onnxfit[simplify]'" must not lose "[simplify]" as a rich tag.
+    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True, emoji=False)
 
 
 def fail_usage(message: str) -> None:

@@ -167,6 +167,28 @@ def _run_jobs(job_list: list[OptimizeJob], jobs: int, show_progress: bool) -> li
 
 
 def _render(result: dict) -> None:
+    """Two lines per model: what each pass changed and the node count; the tables with `onnxfit -v`."""
+    if _verbose():
+        _render_tables(result)
+        return
+    changed = [f"{r['name']} ({r['rewritten'] or r['folded'] or r['removed'] or r['added']})"
+               for r in result["passes"] if r["changed"]]
+    console.print(f"{result['model']} -> {result['output']}  (target {result['target']}): "
+                  f"{result['nodes_before']} -> {result['nodes_after']} nodes", soft_wrap=True)
+    console.print(f"  changed: {', '.join(changed) or 'nothing'}", soft_wrap=True)
+
+
+def _verbose() -> bool:
+    # The root's --verbose/-v (`onnxfit -v optimize ...`), read here so no verb re-declares it.
+    try:
+        from click import get_current_context
+    except ModuleNotFoundError:  # typer from 0.20 vendors click
+        from typer._click.globals import get_current_context
+    ctx = get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("verbose"))
+
+
+def _render_tables(result: dict) -> None:
     table = Table(title=f"{result['model']} -> {result['output']}  (target {result['target']})", title_justify="left")
     for column in ("pass", "rewritten", "added", "removed", "folded", "notes"):
         table.add_column(column, justify="right" if column not in ("pass", "notes") else "left")
@@ -193,7 +215,8 @@ def _render_verify(result: dict) -> None:
         console.print(f"verify: {report['note']}")
         return
     for check in report["checks"]:
-        mark = "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]"
+        mark = ("[yellow]not run[/yellow]" if not check.get("ran", True)
+                else "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]")
         console.print(f"verify {check['name']}: {mark}  {check.get('summary', '')}", soft_wrap=True)
 
 

@@ -90,7 +90,7 @@ def _render(result: VerifyReport, report_dir: Optional[Path]) -> None:
     console.print(f"[bold]{result.model}[/bold]" + (f" vs {result.reference}" if result.reference else ""))
     console.print(f"runtimes: {', '.join(result.runtimes)}")
     for check in result.checks:
-        mark = "[green]PASS[/green]" if check.ok else "[red]FAIL[/red]"
+        mark = {"pass": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]", "not run": "[yellow]NOT RUN[/yellow]"}[check.verdict]
         console.print(f"{mark} {check.name}: {escape(check.summary)}")
         for note in check.details.get("notes", []):
             console.print(f"     note: {escape(note)}", style="dim")
@@ -106,7 +106,13 @@ def _render(result: VerifyReport, report_dir: Optional[Path]) -> None:
             console.print(f"     ... and {len(failures) - _MAX_LINES} more (--json or --report show all)")
     if report_dir is not None:
         console.print(f"report: {report_dir / 'report.html'}")
-    console.print("[green]all checks passed[/green]" if result.ok else "[red]verification failed[/red]")
+    not_run = [c.name for c in result.checks if not c.ran]
+    if not result.ok:
+        console.print("[red]verification failed[/red]")
+    elif not_run:
+        console.print(f"[green]all checks that ran passed[/green] (not run: {', '.join(not_run)})")
+    else:
+        console.print("[green]all checks passed[/green]")
 
 
 def _comparison_table(comparison: dict) -> Table:

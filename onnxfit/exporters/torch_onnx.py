@@ -49,7 +49,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import OnnxfitError, missing_extra
 from onnxfit.graphs import default_opset
 from onnxfit.model import save_model
 from onnxfit.optimizer.optimize import optimize_model
@@ -417,7 +417,7 @@ def _import(name: str):
     except OnnxfitError:
         raise
     except ModuleNotFoundError as exc:
-        raise OnnxfitError(f"cannot import '{name}': no module named '{exc.name}'") from None
+        raise missing_extra(exc) or OnnxfitError(f"cannot import '{name}': no module named '{exc.name}'") from None
     except Exception as exc:  # noqa: BLE001 - user code failing at import is the user's to fix
         raise OnnxfitError(f"cannot import '{name}': {type(exc).__name__}: {_key_message(exc)}") from None
 

@@ -13,10 +13,11 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
+from onnxfit.graphs import cleanup, disconnect
 from onnxfit.lazy_io import is_lazy, read_lazy
 from onnxfit.optimizer.rewrite import Skip, is_omitted
 
-__all__ = ["bypass", "bypass_blocked", "constant_array", "consumers", "declared_dtype", "disconnect",
+__all__ = ["bypass", "bypass_blocked", "cleanup", "constant_array", "consumers", "declared_dtype", "disconnect",
            "producer", "replace_uses", "set_input", "set_inputs", "slice_params", "small_constant", "uniform_value"]
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
@@ -123,25 +124,6 @@ def set_input(node: gs.Node, index: int, new: gs.Tensor) -> None:
     list.append(new.outputs, node)
 
 
-def disconnect(node: gs.Node) -> None:
-    """Detach ``node`` from every tensor it reads and writes (cleanup then drops it), by identity.
-
-    graph-surgeon's own ``clear()`` removes by equality: after common-subexpression elimination
-    three equal nameless nodes of one input leave, one at a time, the wrong list entries, and
-    cleanup fails on the last (ONNX's AffineGrid function body does it).
-    """
-    for tensor in node.inputs:
-        if tensor is None:
-            continue
-        readers = tensor.outputs
-        list.pop(readers, next(k for k, reader in enumerate(readers) if reader is node))
-    for tensor in node.outputs:
-        writers = tensor.inputs
-        list.pop(writers, next(k for k, writer in enumerate(writers) if writer is node))
-    list.clear(node.inputs)
-    list.clear(node.outputs)
-
-
 def set_inputs(node: gs.Node, tensors: list[gs.Tensor]) -> None:
     """Replace all of ``node``'s inputs, by identity (see ``set_input``)."""
     for tensor in node.inputs:
@@ -194,3 +176,4 @@ def bypass(graph: gs.Graph, node: gs.Node, value: gs.Tensor, outputs: set[int]) 
         out.dtype = value.dtype
     if out.shape is None:
         out.shape = value.shape
+

@@ -21,7 +21,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit._graphsurgeon import export_graph, import_graph
 from onnxfit.errors import OnnxfitError
-from onnxfit.graphs import default_opset, iter_graphs, op_histogram
+from onnxfit.graphs import cleanup, default_opset, iter_graphs, op_histogram
 from onnxfit.optimizer.load_guard import check_inference, check_model, check_runtime_loads
 from onnxfit.optimizer.nodes import share_name_registry
 from onnxfit.shapes import weightless_copy
@@ -226,7 +226,7 @@ def run_passes(
                 # A simplification rule that found nothing left the graph as it was (their driver
                 # says changed only on a rewrite): no cleanup and count for it in every round.
                 if not (report.changed is False and getattr(p, "fixpoint", False)):
-                    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+                    cleanup(graph).toposort()
                     ops = _settle(report, ops, _graph_ops(graph))
                 changed |= bool(report.changed)
                 if p.name in by_name:

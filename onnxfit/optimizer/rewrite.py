@@ -109,6 +109,14 @@ class MatchContext:
             self._removed_at_load = removed_at_load(export_graph(self.root))
         return any(t.name in self._removed_at_load for t in node.outputs)
 
+    def target_runs_as(self, node: gs.Node, op: str) -> bool:
+        """``target_takes_as``, where a target without a support profile (the CPU EP: every ONNX op
+        has a kernel) runs any op: for rules that build an op every EP has, where a profile is asked
+        only so that a fusion never moves nodes off the target EP."""
+        from onnxfit.targets.profiles import profile_for
+
+        return profile_for(self.pass_ctx.target) is None or self.target_takes_as(node, op)
+
     def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
         """For rules that swap an op the target EP lacks for an equivalent it takes: None when the EP
         runs ``node`` itself, ``Skip`` when it takes no ``op`` either, True to rewrite."""

@@ -27,6 +27,7 @@ from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verify.inputs import (
     BatchAxes,
     InputSpec,
+    as_text,
     batch_axes,
     check_array,
     load_npz,
@@ -34,12 +35,13 @@ from onnxfit.verify.inputs import (
     model_inputs,
     parse_batch_axes,
 )
-from onnxfit.verify.parity import compare_outputs, match_outputs, split_frames, stack_frames
+from onnxfit.verify.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
 from onnxfit.verify.report import Check, VerifyReport
 from onnxfit.verify.runtimes import (
     REFERENCE,
     ModelSource,
     Runtime,
+    TooCostly,
     default_runtimes,
     make_runtime,
     reference_evaluator_gaps,
@@ -151,7 +153,7 @@ def verify(
     report.checks.append(parity_check(ctx, per_frame, explicit=runtimes is not None))
     resolved = {k: tuple(v.shape) for k, v in feeds.items()}
     contamination = contamination_check(
-        proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol, axes
+        proto, selected[0], specs, resolved, shapes, provided, batch, seed, atol, rtol, axes, set(overrides)
     )
     if ref_proto is not None and not contamination.ok:
         contamination = _judge_against_reference(ctx, contamination, resolved, overrides)
@@ -170,16 +172,22 @@ verify_models = verify
 
 
 def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
-    """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime."""
+    """MODEL vs REF on the reference runtime, then every other runtime vs the reference runtime
+    (judged, with REF, against that runtime's own deviation on REF: ``_judge_by_runtime_floor``).
+    A runtime whose run would cost out of proportion (``TooCostly``) is skipped with its reason."""
     reference_rt = ctx.runtimes[0]
     base = _run_or_raise(reference_rt, ctx.inputs, ctx.label)
-    comparisons = []
+    comparisons: list[dict] = []
+    notes: list[str] = []
     if ctx.reference is not None:
         comparisons.append(_against_reference(ctx, base, per_frame))
     for runtime in ctx.runtimes[1:]:
         entry = {"label": f"{runtime.name} vs {reference_rt.name}", "runtime": runtime.name, "against": reference_rt.name}
         try:
             outputs = runtime.run(ctx.inputs)
+        except TooCostly as exc:  # estimated before it ran: skipped whoever asked for it
+            comparisons.append({**entry, "ok": True, "skipped": str(exc), "outputs": []})
+            continue
         except Exception as exc:  # noqa: BLE001 - a runtime that cannot run the model is a finding; keep its reason
             reason = f"{runtime.name} cannot run the model: {first_line(exc)}"
             # onnx.reference lacks some ops; added without being asked for, its gaps are no failure.
@@ -189,18 +197,62 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
                 comparisons.append({**entry, "ok": False, "error": reason, "outputs": []})
             continue
         results = compare_outputs(outputs, base, ctx.atol, ctx.rtol)
-        comparisons.append({**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]})
+        comparison = {**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]}
+        if not comparison["ok"] and ctx.reference is not None and not per_frame:
+            _judge_by_runtime_floor(ctx, runtime, base, comparison, notes)
+        comparisons.append(comparison)
     details = {
         "reference_runtime": reference_rt.name,
         "inputs": {
             k: {"shape": list(v.shape), "dtype": str(v.dtype), "source": "--inputs" if k in ctx.provided else "generated"}
             for k, v in ctx.inputs.items()
         },
-        "notes": list(ctx.notes),
+        "notes": [*ctx.notes, *notes],
         "comparisons": comparisons,
     }
     ok = all(c["ok"] for c in comparisons)
     return Check("parity", ok, _parity_summary(comparisons, reference_rt.name), details)
+
+
+def _judge_by_runtime_floor(
+    ctx: VerifyContext, runtime: Runtime, base: dict[str, np.ndarray], comparison: dict, notes: list[str]
+) -> None:
+    """The model on ``runtime`` is off the reference runtime: measure how far the reference model is
+    off on that runtime too (TF32 on CUDA, another kernel). An output within NOISE_FACTOR times that
+    deviation, itself small beside the output, differs by the runtime's numerics, not the model's."""
+    from onnxfit.verify.frame_test import NOISE_CAP, NOISE_FACTOR
+    from onnxfit.verify.runtimes import available_runtimes
+
+    # The same runtime on the reference model: named runtimes are made again, others say how (for_model).
+    if hasattr(runtime, "for_model"):
+        same_kind = runtime.for_model(ctx.reference_source)
+    elif runtime.name in available_runtimes():
+        same_kind = make_runtime(runtime.name, ctx.reference_source)
+    else:
+        return
+    ref_names = [s.name for s in ctx.reference_specs()]
+    feeds = {r: ctx.inputs[m] for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r}
+    try:
+        theirs = _FixedFeeds(same_kind, ctx.reference_fixed).run(feeds)
+        expected = ctx.reference_runtime().run(feeds)
+    except Exception as exc:  # noqa: BLE001 - without the floor the failure stands; say why
+        notes.append(f"{runtime.name}'s own deviation on the reference model could not be measured: {first_line(exc)}")
+        return
+    floors = {r.name: r.max_abs for r in compare_outputs(theirs, expected, ctx.atol, ctx.rtol)}
+    ours_to_ref = {m: r for m, r in match_outputs(list(base), list(expected)) if m and r}
+    excused = []
+    for output in comparison["outputs"]:
+        floor = floors.get(ours_to_ref.get(output["name"], ""))
+        finite = np.abs(base[output["name"]][np.isfinite(base[output["name"]])]) if output["name"] in base else None
+        scale = float(finite.max()) if finite is not None and finite.size else 0.0
+        if (not output["ok"] and not output.get("note") and floor and floor <= NOISE_CAP * scale
+                and output["max_abs"] is not None and output["max_abs"] <= NOISE_FACTOR * floor):
+            output.update(ok=True, noise_floor=floor)
+            excused.append(f"'{output['name']}' {output['max_abs']:.3g} (reference model: {floor:.3g})")
+    if excused and all(o["ok"] for o in comparison["outputs"]):
+        comparison["ok"] = True
+        notes.append(f"{comparison['label']}: within {NOISE_FACTOR:g}x the deviation {runtime.name} shows on the "
+                     f"reference model itself: " + ", ".join(excused) + "; the runtime's numerics, not the model")
 
 
 def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_frame: bool) -> dict:
@@ -214,13 +266,21 @@ def _against_reference(ctx: VerifyContext, base: dict[str, np.ndarray], per_fram
         batched = {r: ctx.axes[m] for m, r in pairs if _frame_pair(_spec(ctx.specs, m), by_ref[r], ctx.axes.get(m))}
         first = next(iter(batched))
         n = ref_feeds[first].shape[batched[first]]
-        frames = [_run_or_raise(ref_rt, f, "the reference model") for f in split_frames(ref_feeds, batched, n)]
+        size = by_ref[first].dims[batched[first]]  # the reference's fixed batch
+        frames = []
+        for feeds, count in split_chunks(ref_feeds, batched, n, size):
+            frames += chunk_frames(_run_or_raise(ref_rt, feeds, "the reference model"), count, size)
         expected, problems = stack_frames(base, frames)
         results = compare_outputs(base, expected, ctx.atol, ctx.rtol)
         for result in results:
             if result.name in problems:
                 result.note = problems[result.name]
-        entry["mode"] = f"per frame: the reference run on each of {n} frames, the model at batch {n}"
+        if size == 1:
+            entry["mode"] = f"per frame: the reference run on each of {n} frames, the model at batch {n}"
+        else:
+            chunks = -(-n // size)
+            entry["mode"] = (f"per frame: the reference run at its fixed batch {size} on {chunks} chunk(s) of the "
+                             f"{n} frames{' (the last padded)' if n % size else ''}, the model at batch {n}")
     else:
         expected = _run_or_raise(ref_rt, ref_feeds, "the reference model")
         results = compare_outputs(base, expected, ctx.atol, ctx.rtol)
@@ -274,7 +334,7 @@ def _provided(inputs, specs: list[InputSpec]) -> dict[str, np.ndarray]:
             if name not in by_name:
                 raise OnnxfitError(f"inputs: '{name}' is not a model input (inputs: {', '.join(by_name)})")
             check_array(name, np.asarray(array), by_name[name], source="inputs")
-        return {k: np.asarray(v) for k, v in inputs.items()}
+        return {k: as_text(np.asarray(v)) if by_name[k].dtype == object else np.asarray(v) for k, v in inputs.items()}
     return load_npz(inputs, specs)
 
 
@@ -303,17 +363,18 @@ def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime]) 
 
 
 def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec], axes: dict[str, int | None]) -> bool:
-    """A dynamic-batch model against a reference fixed to batch 1 (``optimize --dynamic-batch``)."""
+    """A dynamic-batch model against a reference with a fixed batch (``optimize --dynamic-batch``)."""
     by_ref = {s.name: s for s in ref_specs}
     pairs = match_outputs([s.name for s in specs], [s.name for s in ref_specs])
     return any(m and r and _frame_pair(_spec(specs, m), by_ref[r], axes.get(m)) for m, r in pairs)
 
 
 def _frame_pair(spec: InputSpec, ref: InputSpec, axis: int | None) -> bool:
-    """The model's batch dim is symbolic where the reference has 1 (UNKNOWN/None axes: no pair)."""
+    """The model's batch dim is symbolic where the reference fixed it (to 1, or to the batch it was
+    exported at: the reference then runs in chunks of that batch). UNKNOWN/None axes: no pair."""
     if axis is None or axis < 0 or not spec.dims or not ref.dims or len(ref.dims) != len(spec.dims):
         return False
-    return not isinstance(spec.dims[axis], int) and ref.dims[axis] == 1
+    return not isinstance(spec.dims[axis], int) and isinstance(ref.dims[axis], int) and ref.dims[axis] >= 1
 
 
 def _judge_against_reference(
@@ -328,7 +389,7 @@ def _judge_against_reference(
     try:
         ref_check = contamination_check(
             ctx.reference, ctx.reference_runtime(), ref_specs, ref_shapes, {}, ref_provided,
-            ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides),
+            ctx.batch, ctx.seed, ctx.atol, ctx.rtol, batch_axes(ref_specs, ref_overrides), set(ref_overrides),
         )
     except OnnxfitError as exc:
         check.details["notes"].append(f"the reference's own contamination could not be tested: {first_line(exc)}")

@@ -26,10 +26,13 @@ gets and turns the results into one ``Check``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import onnx
 
 from onnxfit.batch_axes import TIME_NAME
+from onnxfit.errors import first_line
 from onnxfit.batch_ops import BATCH_OPS as BATCH_RULES
 from onnxfit.verify.batch_flow import BatchFlow, Finding, batch_flow, with_dim
 from onnxfit.verify.frame_test import FrameTest, fixed_batch_test, frame_test
@@ -37,9 +40,10 @@ from onnxfit.verify.inputs import (
     InputSpec,
     batch_axes,
     generate_inputs,
-    known_batch_axes,
     make_inputs,
     take_frames,
+    unknown_axis_message,
+    unknown_batch_axes,
 )
 from onnxfit.verify.report import Check
 from onnxfit.verify.runtimes import Runtime
@@ -71,23 +75,33 @@ def contamination_check(
     atol: float | None = None,
     rtol: float | None = None,
     axes: dict[str, int | None] | None = None,
+    given_axes: Collection[str] = (),
 ) -> Check:
     """Static batch flow for every model; the frame test where the model has frames to test.
 
     ``shapes``: the concrete input shapes parity used (the static analysis reuses their
     non-batch dims). ``provided``: arrays from ``--inputs``; batched ones are cycled to N frames.
-    ``axes``: input -> batch axis (default: from the dim names; UNKNOWN raises OnnxfitError).
+    ``axes``: input -> batch axis (default: from the dim names). An UNKNOWN axis leaves the frame
+    test not run (``Check.ran`` False), saying which ``--batch-axis`` runs it: parity needs no axis.
+    ``given_axes``: the inputs whose axis the user gave (``--batch-axis``); the others are guesses
+    from dim names, listed as such. A failure found along a guessed axis other than 0 that the
+    static analysis does not confirm either (``[1, N, 16]``: N is a sequence the model attends
+    over) is no verdict: the check is not run, naming the ``--batch-axis`` that tests it.
     Which test runs:
 
     1. no input has a batch axis (time-major: ``[sequence_length, 576]`` with its LSTM state):
        nothing to test, a note says so;
     2. a symbolic batch: the full frame test at batch N (default 4);
     3. a batch fixed to N > 1: the perturbation test at N (``fixed_batch_test``);
-    4. a batch fixed to 1: only the static analysis, naming what blocks ``--dynamic-batch``;
+    4. a batch fixed to 1: only the static analysis, naming what blocks batching and whether
+       ``optimize --dynamic-batch`` repairs it (the pass run in memory, the flow followed again);
     5. fixed dims that differ across inputs (a frame [1, 257] with a cache [2, 1, 16]): no batch
        to test, a note names ``--batch-axis``.
     """
-    axes = known_batch_axes(specs, batch_axes(specs) if axes is None else axes)
+    axes = batch_axes(specs) if axes is None else axes
+    unknown = unknown_batch_axes(specs, axes)
+    if unknown:
+        return _not_run(unknown[0])
     batched = {s.name: axes[s.name] for s in specs if s.dims and axes.get(s.name) is not None}
     if not batched:
         return _no_batch_axis(specs)
@@ -100,6 +114,11 @@ def contamination_check(
     shared = [k for k in batched if k not in dynamic] if dynamic else []
     flow = batch_flow(model, shapes, {k: v for k, v in batched.items() if k not in shared})
     details: dict = {"static": flow.to_dict(), "notes": list(flow.notes), "batch_axes": batched}
+    guesses = {k: _guess(specs, k, axis) for k, axis in batched.items() if k not in given_axes}
+    if guesses:
+        details["guessed_axes"] = guesses
+        details["notes"].append("batch axes guessed from dim names (--batch-axis NAME=AXIS sets them): "
+                                + "; ".join(f"{k} {v}" for k, v in guesses.items()))
     if shared:
         beside = next(iter(dynamic))
         details["notes"].insert(0, "; ".join(
@@ -112,20 +131,22 @@ def contamination_check(
         n = max(dims.values())
         batched, test_fn = {k: v for k, v in batched.items() if dims[k] == n}, fixed_batch_test
         if n == 1:
-            return _fixed_batch_one(specs, batched, flow, details)
-    provided = dict(provided or {})
+            return _fixed_batch_one(model, shapes, batched, flow, details)
+    given = dict(provided or {})
     # Batched arrays from --inputs are cycled to N frames; the rest is generated at batch N.
-    provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in provided.items()}
+    provided = {k: take_frames(v, batched[k], n) if k in batched else v for k, v in given.items()}
     # --input-shape fixes the other dims; the batch dim of batched inputs is the test's N.
     input_shapes = {k: with_dim(v, batched[k], n) if k in batched else v for k, v in (input_shapes or {}).items()}
     inputs, _ = make_inputs(specs, n, input_shapes, provided, seed, axes)
-    batch_shapes = {k: v.shape for k, v in inputs.items() if k in batched}
-    changed = [generate_inputs([s for s in specs if s.name in batched], batch_shapes, seed + 1 + j) for j in range(n)]
-    changed = [{k: np.take(v, j, axis=batched[k]) for k, v in c.items()} for j, c in enumerate(changed)]
+    changed = _changed_frames(specs, inputs, batched, given, n, seed, details["notes"])
     test = test_fn(runtime, inputs, batched, changed, atol, rtol)
     details.update(dynamic=bool(dynamic), batch=n, runtime=runtime.name, frames=test.to_dict())
+    details["notes"] += test.notes
     if not dynamic:
         details["notes"].insert(0, f"batch fixed to {n}: frames tested by changing one frame at a time at batch {n}")
+    unconfirmed = [k for k, axis in batched.items() if k in guesses and axis != 0]
+    if not test.ok and unconfirmed and flow.problems:
+        return _unconfirmed_guess(specs, unconfirmed[0], batched[unconfirmed[0]], guesses, culprit, test, details)
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
@@ -140,6 +161,63 @@ def contamination_check(
             summary += f"; static analysis: {culprit}"
     details["failures"] = test.failures
     return Check("contamination", ok, summary, details)
+
+
+def _guess(specs: list[InputSpec], name: str, axis: int) -> str:
+    dim = next(s.dims[axis] for s in specs if s.name == name)
+    return f"axis {axis} (dim '{dim}')" if isinstance(dim, str) and dim else f"axis {axis} (leading)"
+
+
+def _unconfirmed_guess(
+    specs: list[InputSpec], name: str, axis: int, guesses: dict[str, str], culprit: str | None, test: FrameTest,
+    details: dict,
+) -> Check:
+    """The frames mix along an axis guessed from a dim name, and the graph does not treat it as a
+    batch either: the name more likely means something else (a sequence, a channel count)."""
+    details.update(unconfirmed_failures=test.failures, failures=[])
+    details["notes"].append(
+        f"frames mix along the guessed batch {guesses[name]} of input '{name}' "
+        f"({test.failures[0]}; static analysis: {culprit}): taken as no verdict, since the graph does not keep "
+        f"frames apart on that axis; --batch-axis {name}={axis} tests it as the batch, {name}=none if it has none")
+    summary = (f"not run: the batch axis of input '{name}' is a guess ({guesses[name]}) that the graph does not "
+               f"confirm (--batch-axis {name}=AXIS runs it)")
+    return Check("contamination", True, summary, details, ran=False)
+
+
+def _changed_frames(
+    specs: list[InputSpec], inputs: dict[str, np.ndarray], batched: dict[str, int], given: dict[str, np.ndarray],
+    n: int, seed: int, notes: list[str],
+) -> list[dict[str, np.ndarray]]:
+    """A replacement for frame j of every batched input (batch axis dropped), j = 0..n-1.
+
+    Float inputs get fresh random data. Integers, bools and text given with ``--inputs`` are
+    indices, ids and masks whose valid range only the caller knows: frame j takes another given
+    frame that differs from it, else the values the input holds in the given arrays, drawn anew
+    (token-type ids stay 0/1 where an embedding has 2 rows). Nothing outside what was given."""
+    kept = {k for k in batched if k in given and given[k].dtype.kind not in "fcV"}
+    fresh = [s for s in specs if s.name in batched and s.name not in kept]
+    shapes = {s.name: inputs[s.name].shape for s in fresh}
+    changed = [{k: np.take(v, j, axis=batched[k]) for k, v in generate_inputs(fresh, shapes, seed + 1 + j).items()}
+               for j in range(n)]
+    rng = np.random.default_rng(seed)
+    for k in kept:
+        axis, source = batched[k], given[k]
+        frames = [np.take(source, i, axis=axis) for i in range(source.shape[axis])]
+        values = np.unique(source) if source.size else source.ravel()
+        for j in range(n):
+            own = np.take(inputs[k], j, axis=axis)
+            other = next((f for f in frames if not np.array_equal(f, own)), None)
+            changed[j][k] = other if other is not None else rng.choice(values, size=own.shape).astype(source.dtype)
+        if len(values) < 2:
+            notes.append(f"input '{k}' holds one value in --inputs: changing a frame leaves it as it is")
+    return changed
+
+
+def _not_run(spec: InputSpec) -> Check:
+    """Which axis of ``spec`` holds the batch is unknown: the frame test waits for ``--batch-axis``."""
+    summary = f"not run: the batch axis of input '{spec.name}' is unknown (--batch-axis {spec.name}=AXIS runs it)"
+    details = {"dynamic": False, "notes": [unknown_axis_message(spec)], "batch_axes": {}}
+    return Check("contamination", True, summary, details, ran=False)
 
 
 def _no_batch_axis(specs: list[InputSpec]) -> Check:
@@ -166,14 +244,45 @@ def _fixed_batch_disagrees(dims: dict[str, int], batched: dict[str, int]) -> Che
                  {"dynamic": False, "notes": [note], "batch_axes": batched})
 
 
-def _fixed_batch_one(specs: list[InputSpec], batched: dict[str, int], flow: BatchFlow, details: dict) -> Check:
+def _fixed_batch_one(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batched: dict[str, int], flow: BatchFlow, details: dict
+) -> Check:
     blockers = flow.problems
     fixed_text = ", ".join(f"{k}: 1" for k in batched)
     details["dynamic"] = False
     details["notes"].insert(0, f"batch fixed ({fixed_text}): the model cannot be batched as is")
+    summary = "fixed batch 1: cannot be batched"
     if blockers:
-        details["notes"].append("nodes that block --dynamic-batch: " + "; ".join(blockers))
+        details["notes"].append("nodes that block batching: " + "; ".join(blockers))
+        left, refused = _left_after_repair(model, shapes, batched)
+        details["repair"] = {"command": "onnxfit optimize MODEL -o OUT --dynamic-batch", "left": left,
+                             "refused": refused}
+        if refused is not None:
+            summary += f"; {len(blockers)} node(s) block batching, and --dynamic-batch refuses it: {refused}"
+        elif not left:
+            summary += (f"; the {len(blockers)} node(s) that block batching are repaired by "
+                        f"`onnxfit optimize MODEL -o OUT --dynamic-batch`")
+        else:
+            summary += (f"; {len(blockers)} node(s) block batching, {len(left)} of them beyond what "
+                        f"`optimize --dynamic-batch` repairs")
+            details["notes"].append("left after --dynamic-batch: " + "; ".join(left))
     elif flow.batched_inputs:
         details["notes"].append("no node blocks --dynamic-batch: making the input batch dim symbolic should work")
-    summary = "fixed batch 1: cannot be batched" + (f"; {len(blockers)} node(s) block --dynamic-batch" if blockers else "")
     return Check("contamination", True, summary, details)
+
+
+def _left_after_repair(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batched: dict[str, int]
+) -> tuple[list[str], str | None]:
+    """What still blocks batching after the dynamic-batch pass, run in memory, or why the pass
+    refused the model: a blocker the repair removes is no reason to give up on batching."""
+    from onnxfit.errors import OnnxfitError
+    from onnxfit.graphs import default_opset
+    from onnxfit.optimizer.pipeline import PassContext, get_passes, run_passes
+
+    ctx = PassContext(opset=default_opset(model), dynamic_batch=True, batch_axes=dict(batched))
+    try:
+        repaired = run_passes(model, get_passes(["dynamic-batch"]), ctx).model
+    except OnnxfitError as exc:
+        return [], first_line(exc)
+    return batch_flow(repaired, shapes, batched).problems, None

@@ -45,8 +45,11 @@ __all__ = [
     "batch_axes",
     "parse_batch_axes",
     "known_batch_axes",
+    "unknown_axis_message",
+    "unknown_batch_axes",
     "frame",
     "take_frames",
+    "as_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,11 +73,12 @@ class InputSpec:
     name: str
     dtype: np.dtype
     dims: tuple[Dim, ...] | None
+    state: bool = False  # a recurrent state: named like one, and the graph returns a tensor of its kind
 
     @property
     def needs_data(self) -> bool:
         """Scalar settings and state tensors: values the user must provide."""
-        return self.dims == () or bool(_STATE_NAME.search(self.name))
+        return self.dims == () or self.state
 
     def describe(self) -> str:
         dims = "?" if self.dims is None else "x".join("?" if d is None else str(d) for d in self.dims)
@@ -97,15 +101,23 @@ def batch_axes(specs: list[InputSpec], overrides: BatchAxes | None = None) -> di
 
 def known_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> BatchAxes:
     """``axes`` with every UNKNOWN resolved, or an OnnxfitError naming the input and the fix."""
-    unknown = [s for s in specs if axes.get(s.name) == UNKNOWN]
+    unknown = unknown_batch_axes(specs, axes)
     if unknown:
-        spec = unknown[0]
-        raise OnnxfitError(
-            f"input '{spec.name}' {dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
-            f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
-            f"or --batch-axis {spec.name}=none if it has none"
-        )
+        raise OnnxfitError(unknown_axis_message(unknown[0]))
     return dict(axes)
+
+
+def unknown_batch_axes(specs: list[InputSpec], axes: dict[str, int | None]) -> list[InputSpec]:
+    """The inputs whose batch axis their dim names do not tell (``--batch-axis`` gives it)."""
+    return [s for s in specs if axes.get(s.name) == UNKNOWN]
+
+
+def unknown_axis_message(spec: InputSpec) -> str:
+    return (
+        f"input '{spec.name}' {dims_text(spec.dims)}: its dim names do not say which axis carries the batch; "
+        f"pass --batch-axis {spec.name}=AXIS (e.g. --batch-axis {spec.name}={_guess_axis(spec)}), "
+        f"or --batch-axis {spec.name}=none if it has none"
+    )
 
 
 def _guess_axis(spec: InputSpec) -> int:
@@ -126,15 +138,27 @@ def take_frames(array: np.ndarray, axis: int, n: int) -> np.ndarray:
 def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
     """The real inputs (initializers listed as inputs by old exporters are not inputs)."""
     initializers = {t.name for t in model.graph.initializer}
+    outputs = [(o.type.tensor_type.elem_type, proto_shape(o)) for o in model.graph.output if o.type.HasField("tensor_type")]
     specs = []
     for vi in model.graph.input:
         if vi.name in initializers:
             continue
         if not vi.type.HasField("tensor_type"):
             raise OnnxfitError(f"input '{vi.name}' is not a tensor (sequence/map inputs are not supported by verify)")
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
-        specs.append(InputSpec(vi.name, dtype, proto_shape(vi)))  # a dim_value <= 0 (Paddle's -1) is symbolic
+        elem, dims = vi.type.tensor_type.elem_type, proto_shape(vi)  # a dim_value <= 0 (Paddle's -1) is symbolic
+        state = bool(_STATE_NAME.search(vi.name)) and any(t == elem and _same_kind(dims, d) for t, d in outputs)
+        specs.append(InputSpec(vi.name, np.dtype(helper.tensor_dtype_to_np_dtype(elem)), dims, state))
     return specs
+
+
+def _same_kind(dims: tuple[Dim, ...] | None, out: tuple[Dim, ...] | None) -> bool:
+    """An output that can carry this input's state to the next call: same rank, the same fixed dims
+    (unknown shapes cannot tell otherwise). A name alone is a guess: ``memory [1, 64, S, 96]`` feeding
+    a decoder is a feature map, not a state, when nothing of its shape comes back out."""
+    if dims is None or out is None:
+        return True
+    return len(dims) == len(out) and all(
+        not (isinstance(a, int) and isinstance(b, int) and a > 0 and b > 0) or a == b for a, b in zip(dims, out))
 
 
 def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.ndarray]:
@@ -142,12 +166,12 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
     path = Path(path)
     if not path.is_file():
         raise OnnxfitError(f"{path}: no such file")
+    by_name = {s.name: s for s in specs}
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+            arrays = {name: _entry(path, data, name, by_name) for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise OnnxfitError(f"{path}: not a readable .npz file ({first_line(exc)})") from None
-    by_name = {s.name: s for s in specs}
     unknown = [n for n in arrays if n not in by_name]
     if unknown:
         verb = "is not a model input" if len(unknown) == 1 else "are not model inputs"
@@ -157,8 +181,33 @@ def load_npz(path: str | os.PathLike, specs: list[InputSpec]) -> dict[str, np.nd
     return arrays
 
 
+def _entry(path: Path, data, name: str, by_name: dict[str, InputSpec]) -> np.ndarray:
+    """One array of an .npz. Text comes as str arrays: object arrays need pickle, which could run
+    code from the file, so they are refused with the way to save text instead."""
+    try:
+        array = data[name]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise OnnxfitError(
+            f"{path}: '{name}' is an object array, which .npz stores with pickle (not loaded: it can run code); "
+            f"save text as a str array: np.savez(path, {name}=np.array([...], dtype=str))"
+        ) from None
+    spec = by_name.get(name)
+    return as_text(array) if spec is not None and spec.dtype == object else array
+
+
+def as_text(array: np.ndarray) -> np.ndarray:
+    """str/bytes arrays as the object arrays of Python str that ONNX Runtime takes for string tensors."""
+    if array.dtype.kind == "S":
+        return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array.astype(object)
+    return array.astype(object) if array.dtype.kind == "U" else array
+
+
 def check_array(name: str, array: np.ndarray, spec: InputSpec, source: str) -> None:
-    if array.dtype != spec.dtype:
+    if spec.dtype == object and array.dtype.kind in "OUS":
+        pass  # text: any str, bytes or object array of str
+    elif array.dtype != spec.dtype:
         raise OnnxfitError(f"{source}: input '{name}' is {array.dtype}, the model wants {spec.dtype}")
     if spec.dims is None:
         return
@@ -261,6 +310,11 @@ def generate_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], 
             feeds[spec.name] = rng.integers(0, INT_HIGH, size=shape).astype(spec.dtype)
         elif np.issubdtype(spec.dtype, np.floating) or spec.dtype.kind == "V":
             feeds[spec.name] = rng.uniform(-1.0, 1.0, size=shape).astype(spec.dtype)
+        elif spec.dtype == object:
+            raise OnnxfitError(
+                f"input '{spec.name}' is a string tensor: give its values with --inputs data.npz "
+                f"(text as a str array: np.savez('data.npz', {spec.name}=np.array([...], dtype=str)))"
+            )
         else:
             raise OnnxfitError(f"input '{spec.name}' has type {spec.dtype}: give its values with --inputs data.npz")
     return feeds

@@ -15,6 +15,7 @@ float32    1e-4    1e-3    fused kernels (Conv+BN, GEMM blocking) reorder fp32 s
 float16    1e-2    1e-2    fp16 has ~3 significant digits; sums lose one more
 bfloat16   5e-2    5e-2    bf16 has ~2 significant digits
 int/bool   0       0       integer results must be exact
+string     -       -       text must be equal, element by element
 =========  ======  ======  ==========================================================
 """
 
@@ -28,6 +29,8 @@ import numpy as np
 
 __all__ = [
     "Tolerance",
+    "chunk_frames",
+    "split_chunks",
     "DEFAULT_TOLERANCES",
     "tolerance_for",
     "OutputComparison",
@@ -68,7 +71,7 @@ def tolerance_for(dtype: np.dtype, atol: float | None = None, rtol: float | None
 
 
 def _is_exact(dtype: np.dtype) -> bool:
-    return np.dtype(dtype).kind in "iub"
+    return np.dtype(dtype).kind in "iubOUS"
 
 
 @dataclass
@@ -114,6 +117,12 @@ def compare_arrays(
         return result
     if actual.dtype != expected.dtype:
         result.note = f"dtype {actual.dtype} differs from the reference's {expected.dtype}"
+        return result
+    if expected.dtype.kind in "OUS":  # text: equal or not, element by element
+        bad = actual != expected
+        result.mismatches = int(np.count_nonzero(bad))
+        result.max_abs = result.max_rel = float(result.mismatches > 0)  # 0: equal, 1: some element differs
+        result.worst_index = [int(i) for i in np.argwhere(bad)[0]] if result.mismatches else None
         return result
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
@@ -203,6 +212,31 @@ def split_frames(inputs: dict[str, np.ndarray], axes: dict[str, int], frames: in
         {name: (np.take(value, [i], axis=axes[name]) if name in axes else value) for name, value in inputs.items()}
         for i in range(frames)
     ]
+
+
+def split_chunks(
+    inputs: dict[str, np.ndarray], axes: dict[str, int], frames: int, size: int
+) -> list[tuple[dict[str, np.ndarray], int]]:
+    """Feeds for a model whose batch is fixed to ``size``: ``frames`` frames cut into chunks of
+    ``size``, the last one padded with copies of the last frame. Returns (feeds, real frames) per chunk."""
+    chunks = []
+    for start in range(0, frames, size):
+        index = np.minimum(np.arange(start, start + size), frames - 1)
+        feeds = {name: (np.take(value, index, axis=axes[name]) if name in axes else value)
+                 for name, value in inputs.items()}
+        chunks.append((feeds, min(size, frames - start)))
+    return chunks
+
+
+def chunk_frames(outputs: dict[str, np.ndarray], count: int, size: int) -> list[dict[str, np.ndarray]]:
+    """The first ``count`` frames of one run at a fixed batch ``size``, one output dict per frame.
+    An output holds its frames on axis 0 when that is ``size``, else on its first axis of that size;
+    one without such an axis is kept whole (the comparison then says it does not split)."""
+    if size == 1:
+        return [outputs]
+    axes = {name: next((a for a, d in enumerate(v.shape) if d == size), None) for name, v in outputs.items()}
+    return [{name: (v if axes[name] is None else np.take(v, [i], axis=axes[name])) for name, v in outputs.items()}
+            for i in range(count)]
 
 
 def frame_axis(batched_shape: tuple[int, ...], frame_shape: tuple[int, ...], n: int) -> int | None:

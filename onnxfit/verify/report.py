@@ -36,9 +36,14 @@ class Check:
     ok: bool
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    ran: bool = True  # False: not run (an option the user did not give); ok stays True, the summary says why
+
+    @property
+    def verdict(self) -> str:
+        return "not run" if not self.ran else ("pass" if self.ok else "FAIL")
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "ok": self.ok, "summary": self.summary, "details": self.details}
+        return {"name": self.name, "ok": self.ok, "ran": self.ran, "summary": self.summary, "details": self.details}
 
 
 @dataclass
@@ -108,7 +113,7 @@ def to_markdown(report: VerifyReport) -> str:
         lines.append(f"- reference: `{report.reference}`")
     lines.append(f"- runtimes: {', '.join(report.runtimes)}")
     for check in report.checks:
-        lines += ["", f"## {check.name}: {'pass' if check.ok else 'FAIL'}", "", check.summary, ""]
+        lines += ["", f"## {check.name}: {check.verdict}", "", check.summary, ""]
         markdown, _ = SECTIONS.get(check.name, (_generic_md, _generic_html))
         lines += markdown(check)
     return "\n".join(lines).rstrip() + "\n"
@@ -164,7 +169,7 @@ def _generic_md(check: Check) -> list[str]:
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
 color:#1b1b1b;padding:0 1em}
-h1 .pass,h2 .pass,h3 .pass{color:#1a7f37}h1 .fail,h2 .fail,h3 .fail{color:#cf222e}
+h1 .pass,h2 .pass,h3 .pass{color:#1a7f37}h1 .fail,h2 .fail,h3 .fail{color:#cf222e}h2 .skip{color:#9a6700}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:right}
 th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}tr.bad td{background:#ffebe9}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}pre{background:#f6f8fa;padding:.8em;overflow:auto}
@@ -185,14 +190,16 @@ def to_html(report: VerifyReport) -> str:
         parts.append(f"<br>reference: <code>{e(report.reference)}</code>")
     parts.append(f"<br>runtimes: {e(', '.join(report.runtimes))}</p>")
     for check in report.checks:
-        parts.append(f"<h2>{e(check.name)}: {_badge(check.ok)}</h2><p>{e(check.summary)}</p>")
+        parts.append(f"<h2>{e(check.name)}: {_badge(check.ok, check.ran)}</h2><p>{e(check.summary)}</p>")
         _, render = SECTIONS.get(check.name, (_generic_md, _generic_html))
         parts.append(render(check))
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
-def _badge(ok: bool) -> str:
+def _badge(ok: bool, ran: bool = True) -> str:
+    if not ran:
+        return "<span class='skip'>NOT RUN</span>"
     return "<span class='pass'>PASS</span>" if ok else "<span class='fail'>FAIL</span>"
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxfit.errors import OnnxfitError
+from onnxfit.errors import MissingExtra, OnnxfitError
 from onnxfit.model import load_model, model_data_size
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "OrtRuntime",
     "PlannedRuntime",
     "ReferenceRuntime",
+    "TooCostly",
     "TorchRuntime",
     "REFERENCE",
     "available_runtimes",
@@ -90,6 +91,8 @@ REFERENCE_EVALUATOR_WRONG: dict[str, ReferenceGap] = {
         lambda node: any(a.name == "momentum" for a in node.attribute),
     ),
 }
+# Runtimes whose EP an onnxfit extra installs: named with the extra when it is missing.
+_EP_EXTRAS = {"openvino": "openvino", "planned-openvino": "openvino"}
 _QUIET = 4  # ORT log severity: fatal only
 
 _PROVIDER_NAMES = {"CPUExecutionProvider": "ort-cpu", "OpenVINOExecutionProvider": "openvino"}
@@ -168,6 +171,13 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
     """The runtime called ``name`` for ``model``; unknown names raise listing the available ones."""
     available = available_runtimes()
     if name not in available:
+        if name in _EP_EXTRAS:
+            raise MissingExtra(f"runtime '{name}' needs the {_EP_EXTRAS[name]} execution provider, which this install "
+                               f"lacks: pip install 'onnxfit[{_EP_EXTRAS[name]}]'")
+        ep = _known_ep(name)
+        if ep is not None:
+            raise OnnxfitError(f"runtime '{name}' needs ONNX Runtime's {ep}, which this onnxruntime build lacks "
+                               f"(available: {', '.join(available)})")
         raise OnnxfitError(f"unknown runtime '{name}' (available: {', '.join(available)})")
     if name == REFERENCE:
         return OrtRuntime(model, name=name, optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -177,6 +187,16 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
         return PlannedRuntime(model, name.removeprefix("planned-"))
     provider = next(p for p in ort.get_available_providers() if runtime_name(p) == name)
     return OrtRuntime(model, provider=provider, name=name)
+
+
+def _known_ep(name: str) -> str | None:
+    """The EP behind ``ort-<ep>`` or ``planned-<target>`` for the EPs onnxfit has targets for."""
+    from onnxfit.targets import TARGETS
+
+    for target_name, target in TARGETS.items():
+        if name in (runtime_name(target.ep), f"planned-{target_name}"):
+            return target.ep
+    return None
 
 
 class OrtRuntime:
@@ -274,6 +294,10 @@ _ORT_NESTED = re.compile(r"running (\w+) node\. Name:'([^']*)' Status Message: "
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 
 
+class TooCostly(RuntimeError):
+    """A runtime whose estimated cost for a run is out of proportion: skipped, with this reason."""
+
+
 class ReferenceRuntime:
     """``onnx.reference.ReferenceEvaluator``: independent of ONNX Runtime, numpy only."""
 
@@ -282,13 +306,26 @@ class ReferenceRuntime:
     def __init__(self, model: ModelSource) -> None:
         self.model = model
         self._evaluator = None
+        self._proto: onnx.ModelProto | None = None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from onnx.reference import ReferenceEvaluator
 
+        from onnxfit.verify.reference_cost import memory_budget, reference_cost
+
+        if self._proto is None:
+            self._proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))
+        own = {i.name for i in self._proto.graph.input}
+        budget = memory_budget()
+        cost = reference_cost(self._proto, {k: v.shape for k, v in inputs.items() if k in own})
+        if cost.peak > budget:
+            raise TooCostly(
+                f"onnx-reference not run: it would need ~{cost.peak / 2**30:.1f} GiB for this run"
+                + (f" ({cost.what}: {cost.temporary / 2**30:.1f} GiB of im2col columns)" if cost.temporary else "")
+                + f", above its budget of {budget / 2**30:.1f} GiB"
+            )
         if self._evaluator is None:
-            proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))
-            self._evaluator = ReferenceEvaluator(proto)
+            self._evaluator = ReferenceEvaluator(self._proto)
         names = list(self._evaluator.output_names)
         wanted = set(self._evaluator.input_names)
         results = self._evaluator.run(None, {k: v for k, v in inputs.items() if k in wanted})

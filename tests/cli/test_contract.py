@@ -31,12 +31,29 @@ def _assert_one_line_error(result, *fragments):
         assert fragment in text, text
 
 
-def test_optimize_writes_model_and_prints_table(gather_model, tmp_path):
+def test_optimize_writes_model_and_prints_a_short_summary(gather_model, tmp_path):
     out = tmp_path / "out.onnx"
-    result = onnxfit("optimize", gather_model, "-o", out, "--target", "coreml", "--passes", "scalar-gather")
+    result = onnxfit("optimize", gather_model, "-o", out, "--target", "coreml", "--ort-version", "1.25",
+                     "--passes", "scalar-gather,flatten-to-reshape")
     assert result.returncode == 0, result.stderr
-    assert "scalar-gather" in result.stdout and "Squeeze" in result.stdout
+    assert result.stdout.strip().splitlines() == [
+        f"{gather_model} -> {out}  (target coreml): 1 -> 2 nodes",
+        "  changed: scalar-gather (1)",
+        "partitions on coreml (estimated, onnxruntime 1.25): 0 -> 1  "
+        "(nodes on CoreMLExecutionProvider: 0/1 -> 2/2)",
+    ]
     assert any(n.op_type == "Squeeze" for n in onnx.load(out).graph.node)
+
+
+def test_optimize_verbose_prints_each_pass_and_the_op_counts_as_tables(gather_model, tmp_path):
+    result = onnxfit("-v", "optimize", gather_model, "-o", tmp_path / "out.onnx", "--target", "coreml",
+                     "--passes", "scalar-gather,flatten-to-reshape", "--no-partitions")
+    assert result.returncode == 0, result.stderr
+    rows = {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.strip("│").split("│")] for line in result.stdout.splitlines() if line.startswith("│"))}
+    assert rows["scalar-gather"] == ["1", "1", "0", "0", "-"]
+    assert rows["flatten-to-reshape"] == ["0", "0", "0", "0", "nothing to do"]
+    assert rows["Squeeze"] == ["0", "1"] and rows["all nodes"] == ["1", "2"]
 
 
 def test_optimize_json_is_one_document(gather_model, tmp_path):

@@ -46,7 +46,7 @@ def test_json_prints_one_document_with_ok_model_and_checks(cli, saved):
     assert document["ok"] is True and document["model"] == str(path)
     assert [c["name"] for c in document["checks"]] == ["parity", "contamination"]
     for check in document["checks"]:
-        assert set(check) == {"name", "ok", "summary", "details"} and check["ok"] is True
+        assert set(check) == {"name", "ok", "ran", "summary", "details"} and check["ok"] is check["ran"] is True
     output = document["checks"][0]["details"]["comparisons"][0]["outputs"][0]
     assert {"max_abs", "max_rel", "cosine", "mismatches", "atol", "rtol"} <= set(output)
 

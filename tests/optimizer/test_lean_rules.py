@@ -524,3 +524,34 @@ def test_types_numpy_lacks_pass_through_every_rule(target):
         helper.make_node("Cast", ["m2"], ["y"], to=TensorProto.FLOAT),
     ], [tensor_info("x", [2, 3])], [tensor_info("y", [2, 3])], [helper.make_tensor("one", TensorProto.BFLOAT16, [], [1.0])])
     assert op_count(optimize_model(with_mul, target=target).model, "Cast") == 2
+
+
+def generated_conv_weights(shape=(128, 64, 3, 3)):
+    """ONNX's "light" test models: each Conv weight a ConstantOfShape of one value (over the
+    256 KiB cap), the same generator twice for two Convs on one input."""
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.01])
+    return make_model([
+        helper.make_node("ConstantOfShape", ["shape"], ["w1"], value=fill),
+        helper.make_node("ConstantOfShape", ["shape"], ["w2"], value=fill),
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2"], ["b"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["a", "b"], ["y"]),
+    ], [tensor_info("x", [1, shape[1], 8, 8])], [tensor_info("y", [1, shape[0], 8, 8])],
+        [const("shape", np.array(shape, np.int64))])
+
+
+def test_generated_conv_weights_over_the_cap_are_folded_and_equal_convs_merge_bit_exact():
+    model = generated_conv_weights()
+    result = lean(model, ["fold-constants", "dedupe-nodes"])
+    assert [n.op_type for n in result.model.graph.node] == ["Conv", "Add"]
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+def test_a_generated_tensor_read_as_weights_and_as_data_stays_a_generator():
+    model = generated_conv_weights()
+    model.graph.node.append(helper.make_node("Add", ["w1", "d"], ["s"]))
+    model.graph.input.append(tensor_info("d", [128, 64, 3, 3]))
+    model.graph.output.append(tensor_info("s", [128, 64, 3, 3]))
+    result = lean(model, ["fold-constants"])
+    assert op_count(result.model, "ConstantOfShape") == 1
+    assert_same_outputs(model, result.model, random_feeds(model))

@@ -75,7 +75,7 @@ def test_fixed_batch_model_passes_with_note_and_names_blocking_nodes():
     assert check.details["dynamic"] is False
     notes = " ".join(check.details["notes"])
     assert "cannot be batched" in notes
-    assert "block --dynamic-batch: Reshape 'hard_reshape' hard-codes the batch size (target shape [1, 256])" in notes
+    assert "block batching: Reshape 'hard_reshape' hard-codes the batch size (target shape [1, 256])" in notes
 
 
 def test_fixed_batch_clean_model_says_dynamic_batch_should_work():

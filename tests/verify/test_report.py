@@ -117,7 +117,7 @@ def test_a_check_this_module_does_not_know_renders_its_details():
     assert '"partitions": 3' in page.text and "Pad(reflect) falls back to CPU" in page.text
     assert '"partitions": 3' in to_markdown(report)
     assert report.to_dict()["checks"][0] == {
-        "name": "partitions", "ok": False, "summary": "3 partitions on CoreML",
+        "name": "partitions", "ok": False, "ran": True, "summary": "3 partitions on CoreML",
         "details": {"partitions": 3, "notes": ["Pad(reflect) falls back to CPU"]},
     }
 

@@ -65,16 +65,17 @@ def test_exact_rules_keep_facephys_bit_exact_over_300_frames(facephys, original_
     assert worst_difference(original_stream, actual, slice(None)) == 0.0
 
 
-def test_default_rules_take_facephys_to_under_two_thirds_of_its_nodes_within_float_noise(facephys, original_stream):
+def test_default_rules_take_facephys_to_under_half_of_its_nodes_within_float_noise(facephys, original_stream):
     result = optimize_model(facephys, target="cpu")
-    ops = {n.op_type for n in result.model.graph.node}
-    assert len(result.model.graph.node) <= 0.65 * len(facephys.graph.node)
-    assert "Exp" in ops and "Not" not in ops and "Cast" not in ops  # exps and selects, written natively
+    ops = [n.op_type for n in result.model.graph.node]
+    assert len(ops) <= 0.5 * len(facephys.graph.node)
+    assert "Exp" in ops and "Not" not in ops  # exps and selects, written natively
+    assert ops.count("Floor") == 10  # one reduction per sine/cosine pair (rule 5 of native-functions)
     actual = stream(result.model)
-    # The pulse within 1e-5 of its range; the states, which integrate the exps' 3.2e-6 relative
-    # difference for 300 frames, within 1e-4.
+    # The pulse within 1e-5 of its range (measured 5.9e-6); the states, which integrate the exps'
+    # 3.2e-6 relative difference for 300 frames, within 2e-5 (measured: 45 of 46 within 1e-5, one 1.2e-5).
     assert worst_difference(original_stream, actual, slice(0, 1)) <= 1e-5
-    assert worst_difference(original_stream, actual, slice(1, None)) <= 1e-4
+    assert worst_difference(original_stream, actual, slice(1, None)) <= 2e-5
 
 
 def test_facephys_runs_whole_on_coreml_at_ort_1_32(facephys):

@@ -4,7 +4,7 @@ Per model: ``inspect``; ``partitions`` for coreml, nnapi and openvino; ``optimiz
 target, with ``--dynamic-batch`` where the model batches and with ``--input-shape`` where it has
 symbolic dims; ``verify`` alone and against the original. The contract checked on each:
 
-- no traceback ever, and the exit code the README gives (0 here: these are valid models);
+- no traceback ever, and the exit code docs/cli.md gives (0 here: these are valid models);
 - every optimized model computes what the original computes on ONNX Runtime CPU;
 - after ``--dynamic-batch``, each frame of a batch of 3 equals that frame run alone;
 - after ``--input-shape``, no Shape op reads a fully known shape, and the CoreML estimate does not

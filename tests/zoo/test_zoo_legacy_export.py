@@ -1,6 +1,6 @@
 """Opset 10 / IR 5: the published MTCNN weights through torch's TorchScript exporter at opset 10.
 
-No PyPI package we found ships an opset-10 ONNX file (2019-era exports; see the README's zoo
+No PyPI package we found ships an opset-10 ONNX file (2019-era exports; see docs/zoo.md's
 notes), so the zoo covers opset 10 the way such files were made: facenet-pytorch's published
 PNet and ONet state_dicts exported with the TorchScript exporter at opset 10 (IR 5). ONet's
 ``x.view(x.shape[0], -1)`` becomes the legacy Shape -> Gather -> Unsqueeze -> Concat -> Reshape

@@ -7,8 +7,11 @@ Each copy is a kernel launch. Rules:
 1. Small constants (at most ``_MAX_CONSTANT`` elements) with the same dtype, shape and bytes are
    one tensor; graph inputs and outputs keep their own.
 2. Two nodes with the same op, domain, attributes and inputs (the same tensors, in order) compute
-   the same outputs: the later one's readers read the earlier one's outputs. Random ops, nodes
-   with subgraphs and nodes with no outputs are left alone.
+   the same outputs: the later one's readers read the earlier one's outputs. Larger constants
+   count as the same input when their values are equal, compared only between two such candidate
+   nodes (two Convs on one input whose generated weights are equal), so weights are read only
+   where a merge is possible. Random ops, nodes with subgraphs and nodes with no outputs are left
+   alone.
 3. Per graph: an If/Loop body is deduplicated within itself (it sees the outer graph's values as
    inputs like any other), in the same walk.
 4. An output of the later node that a graph returns keeps its name: that node stays.
@@ -21,7 +24,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.graphs import graph_outputs, iter_graphs
-from onnxfit.optimizer.edits import disconnect, replace_uses, set_input
+from onnxfit.optimizer.edits import constant_array, disconnect, replace_uses, set_input
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import is_omitted
 
@@ -35,7 +38,7 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLik
 @register_pass
 class DedupeNodesPass:
     name = "dedupe-nodes"
-    version = 1
+    version = 2
     fixpoint = True
     exact = True
 
@@ -86,21 +89,37 @@ def _key(node: gs.Node) -> tuple | None:
         elif isinstance(value, (list, tuple)):
             value = tuple(value)
         attrs.append((name, repr(value)))
-    inputs = tuple(None if is_omitted(t) else id(t) for t in node.inputs)
+    inputs = tuple(None if is_omitted(t) else _input_key(t) for t in node.inputs)
     return node.op, node.domain or "", tuple(attrs), inputs, len(node.outputs)
+
+
+def _input_key(tensor: gs.Tensor):
+    """A large constant is keyed by dtype and shape; its values are compared by ``_same_inputs``."""
+    if isinstance(tensor, gs.Constant) and int(np.prod(tensor.shape, dtype=np.int64)) > _MAX_CONSTANT:
+        return "constant", str(tensor.dtype), tuple(tensor.shape)
+    return id(tensor)
+
+
+def _same_inputs(a: gs.Node, b: gs.Node) -> bool:
+    """Inputs keyed equal are the same tensor, or large constants with equal values."""
+    for x, y in zip(a.inputs, b.inputs):
+        if x is not y and not (isinstance(x, gs.Constant) and isinstance(y, gs.Constant)
+                               and np.array_equal(constant_array(x), constant_array(y))):
+            return False
+    return True
 
 
 def _dedupe_nodes(graph: gs.Graph, outputs: set[int]) -> int:
     """Rule 2 in topological order, so chains of duplicates fold in one walk."""
-    seen: dict[tuple, gs.Node] = {}
+    seen: dict[tuple, list[gs.Node]] = {}
     merged = 0
     for node in list(graph.nodes):
         key = _key(node)
         if key is None:
             continue
-        kept = seen.get(key)
+        kept = next((k for k in seen.get(key, ()) if _same_inputs(k, node)), None)
         if kept is None:
-            seen[key] = node
+            seen.setdefault(key, []).append(node)
             continue
         if any(id(t) in outputs for t in node.outputs):
             continue  # rule 4

@@ -14,8 +14,13 @@ load time, the EP builders see them one at a time, and onnxsim and onnxslim remo
    DequantizeLinear (EPs need the QDQ pairs to run int8 kernels) are never folded.
 3. Size cap: a folded tensor is written only if it is at most ``_CAP_BYTES`` or at most the
    constants it was computed from, so a small generator that expands into a huge tensor
-   (``ConstantOfShape``, ``Expand``, ``Tile``, ``Range``) stays a generator. Generators whose output
-   the model declares larger than ``_EVAL_LIMIT_BYTES`` are not even evaluated.
+   (``ConstantOfShape``, ``Expand``, ``Tile``, ``Range``) stays a generator. A tensor that a compute
+   op reads as its weights (Conv's W and B, Gemm's B and C, MatMul's second input, a normalization's
+   scale and bias, a recurrent op's weights) is written up to ``_WEIGHT_CAP_BYTES``: every runtime
+   materializes it when it loads the model (ONNX Runtime's own constant folding does), and EP
+   builders take such weights only as initializers (ONNX's "light" test models generate every Conv
+   weight with ``ConstantOfShape``). Only the file grows. Generators whose output the model
+   declares larger than ``_EVAL_LIMIT_BYTES`` are not even evaluated.
 4. Graph outputs (of the model or of an If/Loop body) keep their producing node.
 5. A batch of nodes ONNX Runtime refuses to run (a type its CPU kernels lack) is folded node by node;
    a node that still fails stays, with the reason in the pass's ``skipped`` lines.
@@ -42,6 +47,13 @@ __all__ = ["FoldConstantsPass"]
 log = logging.getLogger(__name__)
 
 _CAP_BYTES = 256 * 1024
+_WEIGHT_CAP_BYTES = 16 * 2**20
+# Which inputs of a compute op are its weights (rule 3): read as initializers by the EP builders.
+_WEIGHT_INPUTS = {
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "PRelu": (1,),
+    "BatchNormalization": (1, 2, 3, 4), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
+    "GRU": (1, 2, 3), "LSTM": (1, 2, 3), "RNN": (1, 2, 3),
+}
 _EVAL_LIMIT_BYTES = 64 * 2**20
 _NEVER = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
@@ -53,7 +65,7 @@ _NEVER = frozenset({
 @register_pass
 class FoldConstantsPass:
     name = "fold-constants"
-    version = 1
+    version = 2
     fixpoint = True
     exact = True
 
@@ -201,7 +213,17 @@ def _apply(plan: list[gs.Node], values: dict[int, np.ndarray], outputs: set[int]
 def _within_cap(node: gs.Node, values: dict[int, np.ndarray]) -> bool:
     out_bytes = max(values[id(t)].nbytes for t in node.outputs)
     in_bytes = sum(_nbytes(t, values) for t in node.inputs if not is_omitted(t))
-    return out_bytes <= max(_CAP_BYTES, in_bytes)
+    cap = _WEIGHT_CAP_BYTES if all(_read_as_weights(t) for t in node.outputs) else _CAP_BYTES
+    return out_bytes <= max(cap, in_bytes)
+
+
+def _read_as_weights(tensor: gs.Tensor) -> bool:
+    """Every reader of ``tensor`` takes it as weights of a compute op (rule 3)."""
+    readers = list(tensor.outputs)
+    return bool(readers) and all(
+        reader.domain in DEFAULT_DOMAINS
+        and any(i < len(reader.inputs) and reader.inputs[i] is tensor for i in _WEIGHT_INPUTS.get(reader.op, ()))
+        for reader in readers)
 
 
 def _nbytes(tensor: gs.Tensor, values: dict[int, np.ndarray]) -> int:

@@ -62,7 +62,7 @@ from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.passes.inline_if import inline_decided_ifs, straight_graphs as _straight_graphs
-from onnxfit.graphs import iter_graphs
+from onnxfit.graphs import cleanup, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 from onnxfit.targets.presets import MOBILE_TARGETS
@@ -98,7 +98,7 @@ class FoldShapesPass:
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
-        graph.cleanup(remove_unused_graph_inputs=False).toposort()  # dead nodes are not ours to count
+        cleanup(graph).toposort()  # dead nodes are not ours to count
         report.rewritten += _set_input_shapes(graph, ctx, report)
         before = _node_count(graph)
         skipped: dict[str, str] = {}  # Resize label -> why it keeps sizes (a later round may convert it)
@@ -141,12 +141,12 @@ class FoldShapesPass:
                 changed += 1
         report.rewritten += changed
         # Drop the sizes computations Resize no longer reads before deciding what must be constant.
-        graph.cleanup(remove_unused_graph_inputs=False)
+        cleanup(graph)
         for g in _straight_graphs(graph):
             folded = _materialize(g, known)
             report.folded += folded
             changed += folded
-        graph.cleanup(remove_unused_graph_inputs=False)
+        cleanup(graph)
         return bool(changed)
 
 

@@ -41,7 +41,7 @@ from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.targets.presets import MOBILE_TARGETS
-from onnxfit.graphs import iter_graphs
+from onnxfit.graphs import cleanup, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
 __all__ = ["InlineIfPass", "inline_decided_ifs", "inline_branch", "straight_graphs"]
@@ -71,7 +71,7 @@ class InlineIfPass:
                 break
             report.rewritten += inlined
             report.changed = True
-            graph.cleanup(remove_unused_graph_inputs=False).toposort()
+            cleanup(graph).toposort()
         for node in held:
             report.skipped.append(f"If '{node_label(node)}': decided by shapes, but its branch holds Ifs decided "
                                   "only at run time (--input-shape decides them)")

@@ -22,6 +22,11 @@ single ops. Rules:
    sin/cos differ from the true functions by 3.2e-4) stays as the model computes it: the native op
    would change its outputs beyond float noise (1.4e-4 of the pulse over 300 frames); the pass
    lists it in ``skipped``.
+5. Such a cruder sin or cos that is a quadrant-reduced Taylor polynomial (``native_trig``: Floor
+   reduction by pi/2, K = 1..4 terms) is written again in its compact form, which ONNX Runtime
+   evaluates on the same samples within the float noise of rule 3; a sine and a cosine of one
+   value share the reduction (FacePhys: 63 nodes per pair -> 25). The quadrant is taken by
+   ``Mod`` where the target EP runs it, else by Floor arithmetic.
 4. Not exact: the native op is the function the approximation approximates, within the measured
    error (the pass notes it, per op: the largest relative difference and ``R``); outside ``[-R, R]``
    the approximation itself was inaccurate. ``--exact`` leaves this rule out.
@@ -37,7 +42,8 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
-from onnxfit.optimizer.edits import declared_dtype, disconnect, producer, small_constant, uniform_value
+from onnxfit.optimizer.edits import disconnect, producer, small_constant, uniform_value
+from onnxfit.optimizer import native_trig
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
@@ -74,12 +80,13 @@ class Replacement:
     region: list[gs.Node]
     rel_error: float
     bound: float
+    form: native_trig.TrigForm | None = None  # rule 5: the compact approximation, not the native op
 
 
 @register_pass
 class NativeFunctionsPass(RewriteRule):
     name = "native-functions"
-    version = 1
+    version = 2
     op = _MARKERS
     fixpoint = True
     exact = False
@@ -90,7 +97,7 @@ class NativeFunctionsPass(RewriteRule):
         if id(node) in self._kept:  # an earlier round found no native op here
             return self._kept[id(node)]
         near = None
-        for x in _candidate_inputs(node):
+        for x in _candidate_inputs(node, ctx):
             found = _fit(x, node, ctx, self._samples, self._uniform)
             if isinstance(found, Replacement):
                 return found
@@ -104,8 +111,12 @@ class NativeFunctionsPass(RewriteRule):
         removed = {id(n) for n in plan.region}
         for key in [k for k, region in self._samples.items() if region.ids & removed]:
             del self._samples[key]  # regions that held the nodes just removed
-        graph.nodes.append(gs.Node(plan.op, name=f"{plan.y.name}_{plan.op.lower()}", inputs=[plan.x],
-                                   outputs=[plan.y]))
+        if plan.form is not None:
+            for added in native_trig.build(graph, plan.x, plan.y, plan.form, ctx.dtype(plan.x), self._trig):
+                self._kept[id(added)] = None  # rule 5's own nodes are not matched again
+        else:
+            graph.nodes.append(gs.Node(plan.op, name=f"{plan.y.name}_{plan.op.lower()}", inputs=[plan.x],
+                                       outputs=[plan.y]))
         self._replaced.append(plan)
 
     def __init__(self):
@@ -115,17 +126,23 @@ class NativeFunctionsPass(RewriteRule):
         self._kept: dict[int, Skip | None] = {}
         self._samples: dict[int, _Region] = {}
         self._uniform: dict[int, object] = {}  # constant tensor -> its one value (None: not uniform)
+        self._trig: dict = {}  # rule 5: the reduction built per input, shared across the rounds
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         self._replaced: list[Replacement] = []
         self._samples.clear()
         self._uniform.clear()  # other rules made and dropped constants since the last round
         report = super().run(graph, ctx)
-        for op in sorted({r.op for r in self._replaced}):
-            done = [r for r in self._replaced if r.op == op]
+        for op in sorted({r.op for r in self._replaced if r.form is None}):
+            done = [r for r in self._replaced if r.op == op and r.form is None]
             report.notes.append(f"{len(done)} approximation(s) of {op} ({sum(len(r.region) for r in done)} nodes) "
                                 f"-> {op}: largest difference {max(r.rel_error for r in done):.1e} relative "
                                 f"on [-{min(r.bound for r in done):g}, {min(r.bound for r in done):g}]")
+        compact = [r for r in self._replaced if r.form is not None]
+        if compact:
+            report.notes.append(f"{len(compact)} quadrant-reduced Taylor sin/cos ({sum(len(r.region) for r in compact)} "
+                                f"nodes) written compactly: largest difference {max(r.rel_error for r in compact):.1e} on "
+                                f"[-{min(r.bound for r in compact):g}, {min(r.bound for r in compact):g}]")
         return report
 
 
@@ -144,7 +161,7 @@ def _variable_inputs(node: gs.Node) -> list[gs.Tensor]:
     return [t for t in node.inputs if not is_omitted(t) and not isinstance(t, gs.Constant)]
 
 
-def _candidate_inputs(marker: gs.Node) -> list[gs.Tensor]:
+def _candidate_inputs(marker: gs.Node, ctx: MatchContext) -> list[gs.Tensor]:
     """Rule 1: farthest first, so the largest region is tried first."""
     inputs = _variable_inputs(marker)
     if len(inputs) != 1:
@@ -158,11 +175,7 @@ def _candidate_inputs(marker: gs.Node) -> list[gs.Tensor]:
         if len(variables) != 1:
             break
         chain.append(variables[0])
-    return [t for t in reversed(chain) if _is_float(t)]
-
-
-def _is_float(tensor: gs.Tensor) -> bool:
-    return declared_dtype(tensor) in (np.float32, np.float64, np.float16)
+    return [t for t in reversed(chain) if ctx.dtype(t) in (np.float32, np.float64, np.float16)]
 
 
 def _closure(x: gs.Tensor, graph: gs.Graph) -> list[gs.Node]:
@@ -209,7 +222,7 @@ def _fit(x: gs.Tensor, marker: gs.Node, ctx: MatchContext, cache: dict, uniform:
     if not candidates:
         return None
     if not region.sampled:
-        region.values, region.sampled = _sample(x, region.nodes, ctx.opset), True
+        region.values, region.sampled = _sample(x, ctx.dtype(x), region.nodes, ctx.opset), True
     if region.values is None:
         return None
     samples = region.values[id(x)]
@@ -223,6 +236,11 @@ def _fit(x: gs.Tensor, marker: gs.Node, ctx: MatchContext, cache: dict, uniform:
         if found is not None:
             op, rel, bound = found
             return Replacement(x, y, op, nodes, rel, bound)
+        if close is not None and close[0] in ("Sin", "Cos"):
+            compact = _compact_trig(samples, region.values.get(id(y)), ctx, marker)
+            if compact is not None:
+                form, rel, bound = compact
+                return Replacement(x, y, close[0], nodes, rel, bound, form)
         if near is None and close is not None:
             near = Skip(f"computes {close[0]} of '{x.name}' ({len(nodes)} nodes) within {close[1]:.1e}: kept, "
                         "the native op would change the outputs beyond float noise")
@@ -309,9 +327,9 @@ def _uniform_constants(nodes: list[gs.Node], x: gs.Tensor, uniform: dict) -> boo
     return True
 
 
-def _sample(x: gs.Tensor, region: list[gs.Node], opset: int) -> dict[int, np.ndarray] | None:
+def _sample(x: gs.Tensor, dtype: np.dtype, region: list[gs.Node], opset: int) -> dict[int, np.ndarray] | None:
     """Every region value for ``_SAMPLES`` values of ``x`` on [-max R, max R], by ONNX Runtime."""
-    samples = np.linspace(-_RANGES[0], _RANGES[0], _SAMPLES).astype(np.dtype(x.dtype))
+    samples = np.linspace(-_RANGES[0], _RANGES[0], _SAMPLES).astype(dtype)
     initializers, protos, names = {}, [], {id(x): "x"}
     for i, node in enumerate(region):
         inputs = []
@@ -343,6 +361,20 @@ def _sample(x: gs.Tensor, region: list[gs.Node], opset: int) -> dict[int, np.nda
     for node, result in zip(region, results):
         values[id(node.outputs[0])] = np.asarray(result)
     return values
+
+
+def _compact_trig(samples: np.ndarray, y: np.ndarray, ctx: MatchContext,
+                  marker: gs.Node) -> tuple[native_trig.TrigForm, float, float] | None:
+    """Rule 5: the compact form ``y`` agrees with within rule 3's noise, on the widest ``[-R, R]``."""
+    y64 = y.astype(np.float64)
+    for form, values in native_trig.candidates(samples, ctx.opset, ctx.target_runs_as(marker, "Mod")).items():
+        err = np.abs(values.astype(np.float64) - y64)
+        ok = err <= _ATOL + _RTOL * np.abs(y64)
+        for bound in _RANGES:
+            inside = np.abs(samples) <= bound
+            if np.all(ok[inside]):
+                return form, float(np.max(err[inside] / np.maximum(np.abs(y64[inside]), 1.0))), bound
+    return None
 
 
 _EXPECTED: dict[str, dict[str, np.ndarray]] = {}
