@@ -14,12 +14,14 @@ rules fire on nearly every model. Each run ends in one of:
 - ``refused``: one line (``OnnxfitError``), grouped by ``refusal_class``;
 - ``problem``: a traceback, a result ONNX Runtime refuses, or other outputs: a defect.
 
-Targets whose runs cannot differ share one run (``target_groups``).
+Targets whose runs cannot differ share one run (``shared_runs``).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.optimizer.optimize import optimize_model
 from onnxfit.targets.presets import MOBILE_TARGETS, TARGETS
 
-__all__ = ["Case", "Outcome", "TARGETS_TRIED", "cases", "run_case", "same_outputs", "target_groups"]
+__all__ = ["Case", "Outcome", "SharedRun", "TARGETS_TRIED", "cases", "run_case", "same_outputs", "shared_runs"]
 
 # Every deployment target the README names; coreml-nn runs coreml's passes with another profile.
 TARGETS_TRIED = ("cpu", "cuda", "tensorrt", "openvino", "coreml", "coreml-nn", "nnapi")
@@ -76,19 +78,47 @@ def cases() -> Iterator[Case]:
         yield Case(case.name, case.model, dict(zip(names, inputs)), list(outputs))
 
 
-def target_groups(targets=TARGETS_TRIED) -> list[tuple[str, ...]]:
-    """Targets grouped where one run stands for all: the same passes, none of which asks the
-    target's profile, and the same mobile hold (mobile targets keep shape math for the EP)."""
+@dataclass(frozen=True)
+class SharedRun:
+    """Targets with the same passes and the same mobile hold: ``target`` runs every case; each of
+    ``members`` reruns only the cases where one of ``asking`` (the passes whose rewrites depend on
+    the target's support profile) changed ``target``'s model. ``target`` has no profile (the CPU
+    EP: it runs every op), so those rules rewrite at least where a profiled target's would."""
+
+    target: str
+    members: tuple[str, ...] = ()
+    asking: frozenset[str] = frozenset()
+
+
+# How a pass asks the target's support profile (optimizer/rewrite.py's MatchContext).
+_ASKS_PROFILE = ("target_takes", "target_runs_as", "replacement_needed", "kept_when_target_takes", "ep_acceptor")
+
+
+def asks_profile(pass_) -> bool:
+    """Whether ``pass_``'s rewrites depend on the target's support profile: read from its module's
+    source, so that a pass added later is judged the same way."""
+    source = inspect.getsource(sys.modules[type(pass_).__module__])
+    return any(word in source for word in _ASKS_PROFILE)
+
+
+def shared_runs(targets=TARGETS_TRIED) -> list[SharedRun]:
     from onnxfit.optimizer.pipeline import get_passes
+    from onnxfit.targets.profiles import profile_for
 
     groups: dict[tuple, list[str]] = {}
     for name in targets:
-        passes = TARGETS[name].passes
-        asks_profile = any(getattr(p, "kept_when_target_takes", None) or getattr(p, "asks_target", False)
-                           for p in get_passes(passes))
-        key = (passes, name in MOBILE_TARGETS, name if asks_profile else None)
-        groups.setdefault(key, []).append(name)
-    return [tuple(g) for g in groups.values()]
+        groups.setdefault((TARGETS[name].passes, name in MOBILE_TARGETS), []).append(name)
+    runs = []
+    for (passes, _), names in groups.items():
+        asking = frozenset(p.name for p in get_passes(passes) if asks_profile(p))
+        unprofiled = [n for n in names if profile_for(n) is None]
+        if not asking:
+            runs.append(SharedRun(names[0], tuple(names[1:])))
+        elif unprofiled:
+            runs.append(SharedRun(unprofiled[0], tuple(n for n in names if n != unprofiled[0]), asking))
+        else:
+            runs += [SharedRun(n) for n in names]
+    return runs
 
 
 def reference_outputs(case: Case) -> list | None:
