@@ -1,5 +1,6 @@
 """onnx-graphsurgeon with its logger silenced (it logs to stdout, which would corrupt ``--json``),
-and ``export_graph``, its exporter for the values it cannot write itself.
+and ``import_graph`` / ``export_graph``: its importer and exporter with what they cannot carry
+themselves (string constants, values that are not tensors, type attributes, lazy weights).
 
 Imported by the packages that use graph-surgeon (optimizer, inspection) rather than by
 ``import onnxfit``, which stays light.
