@@ -1,6 +1,7 @@
 """ONNX's own operator tests through every target's ``optimize``, counted.
 
-    python reports/conformance.py     # writes reports/conformance.json and docs/conformance.md
+    python reports/conformance.py            # writes reports/conformance.json and docs/conformance.md
+    python reports/conformance.py --render   # docs/conformance.md again from the committed json
 
 Every test model of ``onnx.backend.test.case.node`` (its first data set) goes through each
 target's passes as it is and with its tensor inputs fixed (``--fix-input``), one run per target
@@ -82,8 +83,8 @@ def render(doc: dict) -> str:
 
 What every target's `optimize` does to ONNX's own operator tests (`onnx.backend.test.case.node`,
 onnx {doc["onnx"]}: {doc["models"]} test models with inputs and expected outputs; ONNX Runtime
-{doc["onnxruntime"]} does not run {doc["not_run_by_ort"]} of the originals, training and
-preview ops mostly). Each model runs through each target's passes twice: as it is (`as-is`), and
+{doc["onnxruntime"]} does not run {doc["not_run_by_ort"]} of the originals: training ops, and ops or
+types it has no CPU kernel for). Each model runs through each target's passes twice: as it is (`as-is`), and
 with every tensor input fixed to the test's value (`fixed`, `--fix-input NAME=@value.npy`), which
 turns most of these small graphs into constants so that the folding rules fire.
 
@@ -113,6 +114,9 @@ openvino (the same passes), except for the models where a rule that asks the EP'
 
 
 def main() -> None:
+    if "--render" in sys.argv:  # the page again from the committed results
+        (ROOT / "docs" / "conformance.md").write_text(render(json.loads((ROOT / "reports" / "conformance.json").read_text())))
+        return
     doc = measure()
     (ROOT / "reports" / "conformance.json").write_text(json.dumps(doc, indent=2) + "\n")
     (ROOT / "docs" / "conformance.md").write_text(render(doc))
