@@ -208,7 +208,7 @@ class JobResult:
         if self.partitions is not None:
             before, after = self.partitions
             result["partitions"] = {"before": before.to_dict(), "after": after.to_dict()}
-            if after.partitions > before.partitions:
+            if after.partitions > before.partitions > 0:  # from 0, any partition is the EP taking nodes
                 result["partitions"]["why_more"] = _why_more_partitions(before, after)
         elif self.partitions_note is not None:
             result["partitions"] = {"note": self.partitions_note}
