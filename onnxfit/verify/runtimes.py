@@ -85,10 +85,9 @@ REFERENCE_EVALUATOR_WRONG: dict[str, ReferenceGap] = {
     "Softmax": ReferenceGap(1, 12, "normalizes over the last axis only, not the 2-D coercion at `axis`"),
     "LogSoftmax": ReferenceGap(1, 12, "normalizes over the last axis only, not the 2-D coercion at `axis`"),
     "Hardmax": ReferenceGap(1, 12, "takes the max over the last axis only, not the 2-D coercion at `axis`"),
-    "BatchNormalization": ReferenceGap(
-        9, 13, "uses batch statistics whenever the momentum attribute is set",
-        lambda node: any(a.name == "momentum" for a in node.attribute),
-    ),
+    # The momentum attribute defaults to 0.9, so an unset one does not help (openWakeWord's
+    # tf2onnx embedding model, opset 13); at opsets 7-8 it fails outright.
+    "BatchNormalization": ReferenceGap(7, 13, "uses batch statistics, not the running mean and variance"),
 }
 _QUIET = 4  # ORT log severity: fatal only
 
