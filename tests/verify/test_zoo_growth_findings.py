@@ -5,7 +5,7 @@ and PLCMOS, whose score is a 0-d output."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 import onnxfit
 from onnxfit.verify.parity import compare_arrays
@@ -51,3 +51,25 @@ def test_scalar_output_is_compared_without_a_traceback():
     assert same.ok and same.max_abs == 0.0 and same.shape == []
     off = compare_arrays("y", np.array(1.5, np.float32), np.array(2.5, np.float32))
     assert not off.ok and off.mismatches == 1 and off.max_abs == 1.0
+
+
+def _zipmap_model(scale: float = 1.0):
+    """Class scores as a sequence of maps (ZipMap, what sklearn converters emit; logreg_iris)."""
+    seq_of_maps = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    nodes = [helper.make_node("Mul", ["x", "k"], ["scores"], name="scale"),
+             helper.make_node("ZipMap", ["scores"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2],
+                              name="zipmap")]
+    model = make_model(nodes, [tensor_info("x", [3, 3])], [helper.make_value_info("probabilities", seq_of_maps)],
+                       [const("k", np.array(scale, np.float32))])
+    model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 1))
+    return model
+
+
+def test_sequence_of_maps_output_is_compared_row_by_row():
+    report = onnxfit.verify(_zipmap_model())
+    assert report.ok, [c.summary for c in report.checks]
+    outputs = report.check("parity").details["comparisons"][0]["outputs"]
+    assert outputs[0]["shape"] == [3, 3]
+    differs = onnxfit.verify(_zipmap_model(1.5), reference=_zipmap_model())
+    assert not differs.check("parity").ok
