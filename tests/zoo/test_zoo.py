@@ -29,6 +29,11 @@ from tests.conftest import random_feeds, run_ort
 from tests.zoo.manifest import MODELS, ZooModel
 
 ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
+# Open defect (issue 21, item 9): `inspect` and `optimize` refuse models that import only ai.onnx.ml
+# ("the model imports no default-domain opset"); `partitions` and `verify` run them
+# (tests/zoo/test_zoo_regressions.py). These cases return to the parametrization with the fix.
+ML_ONLY_REFUSED = {"logreg_iris"}
+OPTIMIZED = [m for m in ONNX_MODELS if m.name not in ML_ONLY_REFUSED]
 TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
 ESTIMATED = ("coreml", "nnapi", "openvino")
 OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
@@ -92,7 +97,7 @@ def _shape_arg(entry: ZooModel) -> list[str]:
 
 
 def _batch_axis(entry: ZooModel) -> list[str]:
-    return [f"--batch-axis={name}={axis}" for name, axis in entry.batch_axis.items()]
+    return [f"--batch-axis={name}={'none' if axis is None else axis}" for name, axis in entry.batch_axis.items()]
 
 
 def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
@@ -107,7 +112,7 @@ def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
 
 # ------------------------------------------------------------------------------------ tests
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
 def test_inspect(entry, paths):
     code, out = onnxfit("inspect", paths[entry.name], "--json")
     assert code == 0, out
@@ -133,7 +138,7 @@ def test_partitions(entry, target, paths):
     assert (result["partitions"] == 0) == (result["nodes_on_ep"] == 0)  # no EP nodes, no partition
 
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
 def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
     original = paths[entry.name]
     model = onnx.load(original, load_external_data=False)
@@ -146,7 +151,7 @@ def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
         assert_same(expected, run_ort(out, feeds))
 
 
-@pytest.mark.parametrize("entry", [m for m in ONNX_MODELS if m.input_shape], ids=_ids(m for m in ONNX_MODELS if m.input_shape))
+@pytest.mark.parametrize("entry", [m for m in OPTIMIZED if m.input_shape], ids=_ids(m for m in OPTIMIZED if m.input_shape))
 def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
     original, out = paths[entry.name], tmp_path / "static.onnx"
     code, text = onnxfit("optimize", original, "-o", out, "--target", "coreml", *_shape_arg(entry), "--json")
@@ -171,7 +176,7 @@ def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
         assert report["partitions"]["after"]["partitions"] <= max(before, 1)
 
 
-BATCHING = [m for m in ONNX_MODELS if m.batches]
+BATCHING = [m for m in OPTIMIZED if m.batches]
 
 
 @pytest.mark.parametrize("entry", BATCHING, ids=_ids(BATCHING))
@@ -210,7 +215,7 @@ def _frame(entry: ZooModel, seed: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
 def test_verify_alone_and_against_original(entry, paths, tmp_path):
     original, optimized = paths[entry.name], tmp_path / "optimized.onnx"
     code, text = onnxfit("verify", original, *_npz(entry, tmp_path, 1), "--json")
