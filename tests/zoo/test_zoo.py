@@ -34,6 +34,10 @@ ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
 # (tests/zoo/test_zoo_regressions.py). These cases return to the parametrization with the fix.
 ML_ONLY_REFUSED = {"logreg_iris"}
 OPTIMIZED = [m for m in ONNX_MODELS if m.name not in ML_ONLY_REFUSED]
+# Open defect (issue 21, item 15): verify cannot take string inputs (`--inputs` refuses the .npz:
+# "Object arrays cannot be loaded when allow_pickle=False"). Back in the parametrization with the fix.
+STRING_INPUTS = {"strnorm_stopwords"}
+VERIFIED = [m for m in OPTIMIZED if m.name not in STRING_INPUTS]
 TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
 ESTIMATED = ("coreml", "nnapi", "openvino")
 OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
@@ -87,7 +91,10 @@ def assert_same(expected, actual, atol=1e-5, rtol=1e-4):
     assert len(expected) == len(actual)
     for e, a in zip(expected, actual):
         assert e.shape == a.shape, (e.shape, a.shape)
-        np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
+        if e.dtype == object:  # strings
+            np.testing.assert_array_equal(a, e)
+        else:
+            np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
 
 
 def _shape_arg(entry: ZooModel) -> list[str]:
@@ -122,7 +129,7 @@ def test_inspect(entry, paths):
 
 # The OpenVINO EP claims If nodes with outputs of dynamic rank and then fails to compile them
 # (onnxruntime#23757): the estimate predicts that as a finding, exit 1 (checked against the real EP).
-OPENVINO_COMPILE_FAILURES = {"silero_vad", "silero_vad_16k_op15", "silero_vad_half"}
+OPENVINO_COMPILE_FAILURES = {"silero_vad", "silero_vad_16k_op15", "silero_vad_half", "silero_vad_v5_livekit"}
 
 
 @pytest.mark.parametrize("target", ESTIMATED)
@@ -215,7 +222,7 @@ def _frame(entry: ZooModel, seed: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
+@pytest.mark.parametrize("entry", VERIFIED, ids=_ids(VERIFIED))
 def test_verify_alone_and_against_original(entry, paths, tmp_path):
     original, optimized = paths[entry.name], tmp_path / "optimized.onnx"
     code, text = onnxfit("verify", original, *_npz(entry, tmp_path, 1), "--json")
