@@ -1,6 +1,6 @@
 """The "tested on" table: what onnxfit does to every real zoo model, measured.
 
-    python reports/zoo.py            # writes reports/ZOO.md, reports/zoo.json and the README table
+    python reports/zoo.py            # writes reports/ZOO.md, reports/zoo.json and the tables in README, docs/zoo.md
 
 For each ONNX model of tests/zoo/manifest.py (fetched once into the zoo cache) and each estimated
 target (CoreML MLProgram, NNAPI, OpenVINO): partitions before -> after ``optimize --target T``
@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
-from onnxfit.graphs import default_opset  # noqa: E402
 from onnxfit.optimizer.job import OptimizeJob, run_job  # noqa: E402
 from onnxfit.text import markdown_table  # noqa: E402
 from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
@@ -48,11 +47,17 @@ def _changes(result) -> str:
     return ", ".join(parts) or "nothing"
 
 
+def _opset(model: onnx.ModelProto) -> str:
+    """The default-domain opset, or the domains a model imports instead (ai.onnx.ml only)."""
+    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    return str(versions.get("ai.onnx") or ", ".join(f"{d} {v}" for d, v in versions.items()))
+
+
 def measure(entry, path: Path, workdir: Path) -> dict:
     model = onnx.load(path, load_external_data=False)
     row = {"model": entry.name, "package": f"{entry.archive.package} {entry.archive.version}",
            "file": entry.filename, "exporter": entry.exporter, "task": entry.task,
-           "opset": default_opset(model),
+           "opset": _opset(model),
            "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
            "fixed_inputs": dict(entry.fixed_inputs),
            "targets": {}}
@@ -73,12 +78,18 @@ def measure(entry, path: Path, workdir: Path) -> dict:
             cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
             cell["changed"] = _changes(result.optimized)
             actual = run_ort(out, {k: v for k, v in feeds.items() if k not in entry.fixed_inputs})
-            cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
-                                       for e, a in zip(expected, actual))
+            cell["max_abs_diff"] = max(_max_abs_diff(e, a) for e, a in zip(expected, actual))
         except OnnxfitError as exc:
             cell["error"] = first_line(exc)
         row["targets"][target] = cell
     return row
+
+
+def _max_abs_diff(expected, actual) -> float:
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.dtype == object:  # strings: equal or not
+        return 0.0 if np.array_equal(expected, actual) else float("inf")
+    return float(np.max(np.abs(expected.astype(np.float64) - actual))) if expected.size else 0.0
 
 
 def _cell(cell: dict) -> str:
@@ -116,11 +127,12 @@ def main() -> None:
                  "0 partitions means nothing runs on the EP. ")
     estimates += f"Partitions estimated by onnxfit's EP profiles for onnxruntime {format_version(installed_ort_version())}."
     (ROOT / "reports" / "ZOO.md").write_text(f"# Real-model zoo\n\n{estimates} Made by `python reports/zoo.py`.\n\n{table}\n")
-    readme = (ROOT / "README.md").read_text()
-    if START in readme and END in readme:
-        before, rest = readme.split(START, 1)
-        _, after = rest.split(END, 1)
-        (ROOT / "README.md").write_text(f"{before}{START}\n{table}\n{END}{after}")
+    for document in (ROOT / "README.md", ROOT / "docs" / "zoo.md"):
+        text = document.read_text()
+        if START in text and END in text:
+            before, rest = text.split(START, 1)
+            _, after = rest.split(END, 1)
+            document.write_text(f"{before}{START}\n{table}\n{END}{after}")
     print(table)
 
 
