@@ -127,7 +127,7 @@ def compare_arrays(
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        error = np.abs(a - e)
+        error = np.asarray(np.abs(a - e))  # a 0-d output gives a numpy scalar (PLCMOS's score)
         both_nan = np.isnan(a) & np.isnan(e)
         same_inf = np.isinf(a) & (a == e)
         error[both_nan | same_inf] = 0.0

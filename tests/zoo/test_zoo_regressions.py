@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+import onnxfit
 from onnxfit.optimizer import optimize
 from tests.conftest import run_ort
 
@@ -35,3 +36,18 @@ def test_resize_sizes_from_shape_chains_with_a_dynamic_batch(zoo_model, tmp_path
         for j in range(2):
             np.testing.assert_allclose(out[j:j + 1], alone[j][k], atol=1e-5, rtol=1e-4)
         np.testing.assert_allclose(alone[0][k], original[k], atol=1e-5, rtol=1e-4)
+
+
+def test_ml_only_classifier_verifies_its_sequence_of_maps(zoo_model):
+    """onnxruntime's logreg_iris imports only ai.onnx.ml and answers class scores as a sequence of
+    maps (ZipMap): verify compares them row by row on every runtime and passes; partitions counts it."""
+    from typer.testing import CliRunner
+
+    from onnxfit.cli import app
+
+    report = onnxfit.verify(zoo_model("logreg_iris"))
+    assert report.ok, [c.summary for c in report.checks]
+    outputs = {o["name"]: o for o in report.check("parity").details["comparisons"][0]["outputs"]}
+    assert outputs["probabilities"]["shape"] == [3, 3] and outputs["probabilities"]["mismatches"] == 0
+    result = CliRunner().invoke(app, ["partitions", str(zoo_model("logreg_iris")), "--target", "coreml"])
+    assert result.exit_code == 0, result.output
