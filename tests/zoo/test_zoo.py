@@ -34,10 +34,7 @@ ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
 # (tests/zoo/test_zoo_regressions.py). These cases return to the parametrization with the fix.
 ML_ONLY_REFUSED = {"logreg_iris"}
 OPTIMIZED = [m for m in ONNX_MODELS if m.name not in ML_ONLY_REFUSED]
-# Open defect (issue 21, item 15): verify cannot take string inputs (`--inputs` refuses the .npz:
-# "Object arrays cannot be loaded when allow_pickle=False"). Back in the parametrization with the fix.
-STRING_INPUTS = {"strnorm_stopwords"}
-VERIFIED = [m for m in OPTIMIZED if m.name not in STRING_INPUTS]
+VERIFIED = OPTIMIZED
 TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
 ESTIMATED = ("coreml", "nnapi", "openvino")
 OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
@@ -113,7 +110,8 @@ def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
     if entry.feeds is None:
         return args
     path = tmp_path / "inputs.npz"
-    np.savez(path, **entry.feeds(batch))
+    feeds = entry.feeds(batch)  # text as str arrays, as verify asks (an object array needs pickle)
+    np.savez(path, **{k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()})
     return ["--inputs", path, *args]
 
 
