@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
-from onnxfit.graphs import default_opset  # noqa: E402
 from onnxfit.optimizer.job import OptimizeJob, run_job  # noqa: E402
 from onnxfit.text import markdown_table  # noqa: E402
 from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
@@ -48,11 +47,17 @@ def _changes(result) -> str:
     return ", ".join(parts) or "nothing"
 
 
+def _opset(model: onnx.ModelProto) -> str:
+    """The default-domain opset, or the domains a model imports instead (ai.onnx.ml only)."""
+    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    return str(versions.get("ai.onnx") or ", ".join(f"{d} {v}" for d, v in versions.items()))
+
+
 def measure(entry, path: Path, workdir: Path) -> dict:
     model = onnx.load(path, load_external_data=False)
     row = {"model": entry.name, "package": f"{entry.archive.package} {entry.archive.version}",
            "file": entry.filename, "exporter": entry.exporter, "task": entry.task,
-           "opset": default_opset(model),
+           "opset": _opset(model),
            "ir": model.ir_version, "input_shape": {k: list(v) for k, v in entry.input_shape.items()},
            "fixed_inputs": dict(entry.fixed_inputs),
            "targets": {}}
@@ -73,12 +78,18 @@ def measure(entry, path: Path, workdir: Path) -> dict:
             cell["nodes_after"] = f"{after.nodes_on_ep}/{after.total_nodes}"
             cell["changed"] = _changes(result.optimized)
             actual = run_ort(out, {k: v for k, v in feeds.items() if k not in entry.fixed_inputs})
-            cell["max_abs_diff"] = max(float(np.max(np.abs(e.astype(np.float64) - a))) if e.size else 0.0
-                                       for e, a in zip(expected, actual))
+            cell["max_abs_diff"] = max(_max_abs_diff(e, a) for e, a in zip(expected, actual))
         except OnnxfitError as exc:
             cell["error"] = first_line(exc)
         row["targets"][target] = cell
     return row
+
+
+def _max_abs_diff(expected, actual) -> float:
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.dtype == object:  # strings: equal or not
+        return 0.0 if np.array_equal(expected, actual) else float("inf")
+    return float(np.max(np.abs(expected.astype(np.float64) - actual))) if expected.size else 0.0
 
 
 def _cell(cell: dict) -> str:

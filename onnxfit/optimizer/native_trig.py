@@ -51,10 +51,13 @@ def _program(terms: int, dtype: np.dtype, mod: bool) -> list[tuple[str, str, lis
         steps += [("qi", "Cast", ["q"], {"to": onnx.TensorProto.INT32}), ("m", "Mod", ["qi", np.int32(4)], {}),
                   ("sq", "Gather", [c([0, 1, 0, -1]), "m"], {}), ("cq", "Gather", [c([1, 0, -1, 0]), "m"], {})]
     else:  # in floats, so that a NaN stays a NaN (no index out of range): p = q mod 2, s = (-1)^floor(q/2)
-        steps += [("q2", "Mul", ["q", c(0.5)], {}), ("half", "Floor", ["q2"], {}),
-                  ("h2", "Mul", ["half", c(2)], {}), ("p", "Sub", ["q", "h2"], {}), ("hh", "Mul", ["half", c(0.5)], {}),
-                  ("g", "Floor", ["hh"], {}), ("g2", "Mul", ["g", c(2)], {}), ("hp", "Sub", ["half", "g2"], {}), ("s2", "Mul", ["hp", c(-2)], {}),
-                  ("s", "Add", ["s2", c(1)], {}), ("sq", "Mul", ["p", "s"], {}), ("cq", "Sub", ["s", "sq"], {})]
+        steps += [
+            ("q2", "Mul", ["q", c(0.5)], {}), ("half", "Floor", ["q2"], {}), ("h2", "Mul", ["half", c(2)], {}),
+            ("p", "Sub", ["q", "h2"], {}),
+            ("hh", "Mul", ["half", c(0.5)], {}), ("g", "Floor", ["hh"], {}), ("g2", "Mul", ["g", c(2)], {}),
+            ("hp", "Sub", ["half", "g2"], {}), ("s2", "Mul", ["hp", c(-2)], {}), ("s", "Add", ["s2", c(1)], {}),
+            ("sq", "Mul", ["p", "s"], {}), ("cq", "Sub", ["s", "sq"], {}),
+        ]
     for name, first in (("S", 3), ("C", 2)):  # Taylor coefficients (-1)^k / (2k + first - 2)!
         coeff = [(-1) ** k / math.factorial(2 * k + first - 2) for k in range(1, terms + 1)]
         steps.append((f"{name}p{terms}", "Mul", ["r2", c(coeff[-1])], {}))

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 from onnx import TensorProto
 
@@ -270,10 +271,69 @@ def dynamic_rank_if(graph: GraphFacts, groups: Sequence[Sequence[int]]) -> tuple
     """
     types = _all_types(graph.graph)
     for index in sorted(i for group in groups for i in group):
-        found = _first_dynamic_rank_if(graph.nodes[index], types)
+        node = graph.nodes[index]
+        condition = _static_value(graph, node.input[0]) if node.op_type == "If" and not node.domain else None
+        if condition is not None and condition.size == 1:
+            # OpenVINO folds an If whose condition constants and static dims fix (silero v4's
+            # Equal(Shape(x)[1], 1)): only the branch taken is compiled.
+            taken = "then_branch" if bool(condition.reshape(-1)[0]) else "else_branch"
+            branch = next((a.g for a in node.attribute if a.name == taken), None)
+            inner = (_first_dynamic_rank_if(n, types) for n in (branch.node if branch is not None else ()))
+            found = next((f for f in inner if f is not None), None)
+        else:
+            found = _first_dynamic_rank_if(node, types)
         if found is not None:
             return found
     return None
+
+
+_COMPARE = {"Equal": np.equal, "Greater": np.greater, "Less": np.less}
+
+
+def _static_value(graph: GraphFacts, name: str, depth: int = 0) -> np.ndarray | None:
+    """The value of a small shape-math tensor when constants and static dims fix it, else None."""
+    value = graph.value(name)
+    if value is not None or depth > 8 or name not in graph.producer:
+        return value
+    node = graph.nodes[graph.producer[name]]
+    if node.domain:
+        return None
+    if node.op_type == "Shape":
+        return _known(_dims(graph, node))
+    if node.op_type == "Gather":
+        index = _static_value(graph, node.input[1], depth + 1)
+        source = graph.producer.get(node.input[0])
+        if index is not None and source is not None and graph.nodes[source].op_type == "Shape":
+            return _known(np.take(_dims(graph, graph.nodes[source]), index.astype(np.int64)))
+        data = _static_value(graph, node.input[0], depth + 1)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        return None if data is None or index is None else np.take(data, index.astype(np.int64), axis=axis)
+    inputs = [_static_value(graph, i, depth + 1) for i in node.input]
+    if any(i is None for i in inputs):
+        return None
+    if node.op_type in _COMPARE:
+        return _COMPARE[node.op_type](inputs[0], inputs[1])
+    if node.op_type == "Not":
+        return np.logical_not(inputs[0])
+    if node.op_type in ("Identity", "Squeeze", "Unsqueeze") and inputs[0].size == 1:
+        return inputs[0]  # only the value is read: one element whatever its rank
+    if node.op_type == "Cast":
+        to = next(a.i for a in node.attribute if a.name == "to")
+        return inputs[0].astype(onnx.helper.tensor_dtype_to_np_dtype(to))
+    return None
+
+
+def _dims(graph: GraphFacts, shape: onnx.NodeProto) -> np.ndarray:
+    """What a Shape node outputs, None for each dim shape inference does not know."""
+    dims = graph.shape(shape.input[0])
+    if dims is None:
+        return np.array([None], dtype=object)
+    attrs = {a.name: a.i for a in shape.attribute}
+    return np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], dtype=object)
+
+
+def _known(dims: np.ndarray) -> np.ndarray | None:
+    return None if any(d is None for d in np.ravel(dims)) else np.asarray(dims, np.int64)
 
 
 def _all_types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:

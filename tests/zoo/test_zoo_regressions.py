@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+import onnxfit
 from onnxfit.optimizer import optimize
 from tests.conftest import run_ort
 
@@ -69,3 +70,18 @@ def test_more_partitions_than_the_original_come_with_a_reason(zoo_model, tmp_pat
     assert parts["after"]["partitions"] > parts["before"]["partitions"]
     assert parts["after"]["nodes_on_ep"] > parts["before"]["nodes_on_ep"]
     assert parts["why_more"].startswith(f"{parts['after']['nodes_on_ep'] - parts['before']['nodes_on_ep']} more node(s)")
+
+
+def test_ml_only_classifier_verifies_its_sequence_of_maps(zoo_model):
+    """onnxruntime's logreg_iris imports only ai.onnx.ml and answers class scores as a sequence of
+    maps (ZipMap): verify compares them row by row on every runtime and passes; partitions counts it."""
+    from typer.testing import CliRunner
+
+    from onnxfit.cli import app
+
+    report = onnxfit.verify(zoo_model("logreg_iris"))
+    assert report.ok, [c.summary for c in report.checks]
+    outputs = {o["name"]: o for o in report.check("parity").details["comparisons"][0]["outputs"]}
+    assert outputs["probabilities"]["shape"] == [3, 3] and outputs["probabilities"]["mismatches"] == 0
+    result = CliRunner().invoke(app, ["partitions", str(zoo_model("logreg_iris")), "--target", "coreml"])
+    assert result.exit_code == 0, result.output
