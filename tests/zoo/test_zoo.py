@@ -29,12 +29,7 @@ from tests.conftest import random_feeds, run_ort
 from tests.zoo.manifest import MODELS, ZooModel
 
 ONNX_MODELS = [m for m in MODELS if m.kind == "onnx"]
-# Open defect (issue 21, item 9): `inspect` and `optimize` refuse models that import only ai.onnx.ml
-# ("the model imports no default-domain opset"); `partitions` and `verify` run them
-# (tests/zoo/test_zoo_regressions.py). These cases return to the parametrization with the fix.
-ML_ONLY_REFUSED = {"logreg_iris"}
-OPTIMIZED = [m for m in ONNX_MODELS if m.name not in ML_ONLY_REFUSED]
-VERIFIED = OPTIMIZED
+OPTIMIZED = VERIFIED = ONNX_MODELS
 TARGETS = ("coreml", "coreml-nn", "nnapi", "openvino", "cuda", "tensorrt", "cpu")
 ESTIMATED = ("coreml", "nnapi", "openvino")
 OTHER_DIM = 64  # symbolic dims that are neither batch nor given by the manifest
@@ -87,6 +82,14 @@ def feeds_for(entry: ZooModel, model: onnx.ModelProto, batch: int = 1, seed: int
 def assert_same(expected, actual, atol=1e-5, rtol=1e-4):
     assert len(expected) == len(actual)
     for e, a in zip(expected, actual):
+        if isinstance(e, list):  # a sequence: of maps (ZipMap's class scores) key by key, or of tensors
+            assert len(e) == len(a)
+            for x, y in zip(e, a):
+                keys = sorted(x) if isinstance(x, dict) else None
+                assert keys is None or keys == sorted(y)
+                np.testing.assert_allclose([y[k] for k in keys] if keys else y, [x[k] for k in keys] if keys else x,
+                                           atol=atol, rtol=rtol)
+            continue
         assert e.shape == a.shape, (e.shape, a.shape)
         if e.dtype == object:  # strings
             np.testing.assert_array_equal(a, e)
