@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.graphs import attribute_graphs, iter_graphs
+from onnxfit.shapes import proto_shape
 
 __all__ = [
     "load_model",
@@ -304,8 +305,6 @@ def resolve_input_shapes(
     Only a dim_value > 0 is fixed; a dim_value <= 0 (Paddle's -1), an empty dim, a name and a
     missing shape are symbolic, and any positive size may replace them.
     """
-    from onnxfit.shapes import proto_shape  # shapes imports this module
-
     if not shapes:
         return {}
     initializers = {t.name for t in model.graph.initializer}

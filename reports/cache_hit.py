@@ -49,7 +49,7 @@ CHILD = """
 import json, sys, time
 start = time.perf_counter()
 import onnxfit
-from onnxfit.optimizer.cache import prepare_entry
+from onnxfit.app.prepare import prepare_entry
 imported = time.perf_counter()
 entry = prepare_entry(sys.argv[1], target=sys.argv[2], cache_dir=sys.argv[3])
 done = time.perf_counter()

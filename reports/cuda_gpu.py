@@ -150,13 +150,13 @@ def _named(path: Path, out: Path) -> Path:
 
 def placement(path: Path, version) -> dict:
     """Real and estimated CUDA placement of one model, node by node (top-level nodes)."""
-    from onnxfit.verify.partitions import estimate_partitions, real_partitions
+    from onnxfit.targets.partitions import estimate_partitions, real_partitions
 
     real = real_partitions(path, "cuda", CUDA_EP)
     estimate = estimate_partitions(path, "cuda", version)
     real_cpu = {u.name for u in real.unsupported}
     estimated_cpu = {u.name: u.reason for u in estimate.unsupported}
-    from onnxfit.verify.partitions import prepare_graph
+    from onnxfit.targets.partitions import prepare_graph
     from onnxfit.errors import node_label
 
     labels = [node_label(n) for n in prepare_graph(path).nodes]
@@ -231,11 +231,11 @@ def _verify_summary(report) -> dict:
 def measure(models: Path, out_json: Path, out_md: Path) -> dict:
     import onnxruntime as ort
 
-    from onnxfit.optimizer.optimize import optimize
+    from onnxfit.app.optimize import optimize
     from onnxfit.targets.cuda_kernels import ORT_VERSION
     from onnxfit.versions import parse_version
-    from onnxfit.verify import verify
-    from onnxfit.verify.partitions import real_partitions
+    from onnxfit import verify
+    from onnxfit.targets.partitions import real_partitions
     from onnxfit.verify.runtimes import OrtRuntime
     from tests.zoo.manifest import by_name
 

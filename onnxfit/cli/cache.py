@@ -10,7 +10,7 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer.cache import Cache, parse_size
+from onnxfit.app.cache import Cache, parse_size
 
 cache_app = typer.Typer(help="The per-machine cache used by onnxfit.prepare() and optimize --cache.",
                         no_args_is_help=True)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.inspection import inspect
+from onnxfit.app.inspection import inspect
 
 
 @app.command("inspect")
@@ -59,11 +59,11 @@ def inspect_command(
 
 def _advice(model: Path, target: str, ort_version: str | None) -> dict:
     """Partitions after a plain optimize, and the flags predicted to lower them."""
-    from onnxfit.advice import advise
+    from onnxfit.app.advice import advise
     from onnxfit.model import load_model
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
     from onnxfit.targets import get_target
-    from onnxfit.verify.partitions import count_partitions
+    from onnxfit.targets.partitions import count_partitions
 
     get_target(target)
     proto = load_model(model)

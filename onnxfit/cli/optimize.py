@@ -13,7 +13,8 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer.job import OptimizeJob, run_job
+from onnxfit.app.flow import run_job
+from onnxfit.app.job import OptimizeJob
 from onnxfit.targets import target_names
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.targets.partitions import count_partitions
 
 
 @app.command("partitions")

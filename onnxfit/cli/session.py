@@ -33,7 +33,7 @@ def session_plan_command(
 ) -> None:
     """Plan the session `onnxfit.session()` would open, and say why; exit 2 for bad input."""
     from onnxfit.model import parse_input_shapes
-    from onnxfit.session import session_plan
+    from onnxfit.app.session import session_plan
 
     plan = session_plan(model, target, input_shapes=parse_input_shapes(input_shape) or None,
                         fixed_inputs=fix_input or None, dynamic_batch=dynamic_batch,

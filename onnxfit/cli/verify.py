@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.verify import VerifyReport, available_runtimes, verify, write_report
+from onnxfit.app.verify import verify
+from onnxfit.verify import VerifyReport, available_runtimes, write_report
 
 __all__ = ["verify_command"]
 

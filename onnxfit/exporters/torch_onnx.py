@@ -52,7 +52,7 @@ import onnx.version_converter
 from onnxfit.errors import OnnxfitError, missing_extra
 from onnxfit.graphs import default_opset
 from onnxfit.model import save_model
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from onnxfit.optimizer.pipeline import PassReport
 from onnxfit.shapes import Dim, proto_shape
 from onnxfit.verify.contamination import contamination_check

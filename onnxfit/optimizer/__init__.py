@@ -1,13 +1,14 @@
-"""Graph-rewrite passes chosen per target EP, the pipeline that runs them, and the per-machine cache."""
+"""The engine: graph-rewrite passes, the pipeline that runs them on a model given a pass context.
+
+It never sees a job, the cache or advice: those are the application's (``onnxfit.app``).
+"""
 
 import onnxfit._graphsurgeon  # noqa: F401  (graph-surgeon quiet before any pass runs)
 
-from onnxfit.optimizer.job import JobResult, OptimizeJob, run_job
-from onnxfit.optimizer.optimize import OptimizeResult, optimize, optimize_model, rewrite_model, select_passes
 from onnxfit.optimizer.pipeline import Pass, PassContext, PassReport, get_passes, pass_names, register_pass, run_passes
+from onnxfit.optimizer.selection import select_passes
 
 __all__ = [
-    "optimize", "optimize_model", "OptimizeResult", "select_passes", "rewrite_model",
-    "OptimizeJob", "JobResult", "run_job",
+    "select_passes",
     "Pass", "PassContext", "PassReport", "get_passes", "pass_names", "register_pass", "run_passes",
 ]

@@ -22,7 +22,9 @@ import numpy as np
 import onnx
 
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
+from onnxfit.targets.partitions import count_partitions
 from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verify.inputs import (
     BatchAxes,
@@ -41,13 +43,15 @@ from onnxfit.verify.runtimes import (
     REFERENCE,
     ModelSource,
     Runtime,
+    SessionOpener,
     TooCostly,
     default_runtimes,
     make_runtime,
+    planned_targets,
     reference_evaluator_gaps,
 )
 
-__all__ = ["verify", "verify_models", "VerifyContext"]
+__all__ = ["verify", "verify_models", "VerifyContext", "partitions_check"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,7 @@ def verify(
     ort_version: str | None = None,
     batch_axis: BatchAxes | Sequence[str] | None = None,
     fixed_inputs: dict[str, object] | Sequence[str] | None = None,
+    open_planned: SessionOpener | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -119,7 +124,8 @@ def verify(
     ``{"state": 1}`` or ``["state=1"]``, an input's batch axis where its dim names do not tell
     (``none``: it has no batch axis). ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``,
     values the model fixed that the reference still takes as inputs (by default what the model's
-    metadata recorded when onnxfit fixed them).
+    metadata recorded when onnxfit fixed them). ``open_planned``: opens the ``planned-<target>``
+    sessions (``onnxfit.verify`` hands over ``onnxfit.session()``'s; without it there are none).
     """
     if batch is not None and batch < 1:
         raise OnnxfitError(f"--batch {batch}: must be a positive integer")
@@ -131,9 +137,9 @@ def verify(
     axes = batch_axes(specs, overrides)
     shapes = _input_shapes(proto, input_shapes)
     provided = _provided(inputs, specs)
-    selected = _runtimes(proto, source, runtimes)
-    if target is not None:
-        selected += _planned_runtime(target, source, selected)
+    selected = _runtimes(proto, source, runtimes, open_planned)
+    if target is not None and open_planned is not None:
+        selected += _planned_runtime(target, source, selected, open_planned)
 
     ref_specs = [s for s in model_inputs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
     per_frame = ref_proto is not None and _per_frame(specs, ref_specs, axes)
@@ -159,8 +165,6 @@ def verify(
         contamination = _judge_against_reference(ctx, contamination, resolved, overrides)
     report.checks.append(contamination)
     if target is not None:
-        from onnxfit.verify.partitions import partitions_check
-
         checks = [*checks, partitions_check(target, ort_version)]
     for extra in checks:
         report.checks.append(extra(ctx))
@@ -338,28 +342,28 @@ def _provided(inputs, specs: list[InputSpec]) -> dict[str, np.ndarray]:
     return load_npz(inputs, specs)
 
 
-def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str | Runtime] | None) -> list[Runtime]:
+def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str | Runtime] | None,
+              open_planned: SessionOpener | None = None) -> list[Runtime]:
     """The reference runtime first (always), then the others, each once."""
     names = default_runtimes(proto) if wanted is None else [REFERENCE, *wanted]
     selected: list[Runtime] = []
     seen: set[str] = set()
     for item in names:
-        runtime = make_runtime(item, source) if isinstance(item, str) else item
+        runtime = make_runtime(item, source, open_planned) if isinstance(item, str) else item
         if runtime.name not in seen:
             seen.add(runtime.name)
             selected.append(runtime)
     return selected
 
 
-def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime]) -> list[Runtime]:
+def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime],
+                     open_planned: SessionOpener) -> list[Runtime]:
     """``--target`` where its EP is here: parity of the session onnxfit.session() opens (EP options,
     CUDA graph replay). The CPU plan is ONNX Runtime's defaults, which ``ort-cpu`` runs already."""
-    from onnxfit.verify.runtimes import planned_targets
-
     name = f"planned-{target}"
     if target == "cpu" or target not in planned_targets() or any(r.name == name for r in selected):
         return []
-    return [make_runtime(name, source)]
+    return [make_runtime(name, source, open_planned)]
 
 
 def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec], axes: dict[str, int | None]) -> bool:
@@ -410,8 +414,6 @@ def _judge_against_reference(
 def _reference_fixed(model: onnx.ModelProto, reference: onnx.ModelProto | None, specs: list[InputSpec],
                      given: dict[str, object] | Sequence[str] | None) -> dict[str, np.ndarray]:
     """Values for the reference inputs the model no longer has: given, else the model's metadata."""
-    from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
-
     if reference is None:
         if given:
             raise OnnxfitError("--fix-input is for the reference model's inputs; give one with --reference")
@@ -465,3 +467,27 @@ def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) ->
         raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {first_line(exc)}") from None
 
 
+def partitions_check(target: str, ort_version: str | None = None):
+    """A verify check: the model must run as one partition on ``target``, and (with a reference)
+    in no more partitions than the reference."""
+    def check(ctx) -> Check:
+        report = count_partitions(ctx.source, target, ort_version)
+        details = {"model": report.to_dict()}
+        if report.compile_error is not None:
+            return Check("partitions", False, report.compile_error, details)
+        problems = []
+        if report.partitions > 1:
+            problems.append(f"{report.partitions} partitions on {target} (want 1)")
+        if ctx.reference_source is not None:
+            reference = count_partitions(ctx.reference_source, target, ort_version)
+            details["reference"] = reference.to_dict()
+            if reference.compile_error is None and report.partitions > reference.partitions:
+                problems.append(f"more partitions than the reference ({report.partitions} > {reference.partitions})")
+        figure = f"{report.partitions} partition(s), {report.nodes_on_ep}/{report.total_nodes} nodes on {report.ep} " \
+                 f"({report.source}, onnxruntime {report.ort_version})"
+        if report.unsupported:
+            first = report.unsupported[0]
+            figure += f"; first node left off: {first.name} ({first.op}: {first.reason})"
+        return Check("partitions", not problems, "; ".join(problems) or figure, details)
+
+    return check

@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 
 
 def _cases():

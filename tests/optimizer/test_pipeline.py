@@ -206,7 +206,7 @@ def test_quantized_crnn_optimizes_for_every_target_and_matches(zoo_model, target
     import onnx
 
     from onnxfit.model import load_model
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     model = load_model(zoo_model("crnn_ddddocr_quantized"))
     result = optimize_model(model, target, input_shapes={"input1": (1, 1, 64, 128)})

@@ -25,7 +25,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnxfit.optimizer import optimize
+from onnxfit.app.optimize import optimize
 from onnxfit.verify import verify
 from tests.conftest import assert_frames_independent
 

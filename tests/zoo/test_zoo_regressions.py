@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 import onnxfit
-from onnxfit.optimizer import optimize
+from onnxfit.app.optimize import optimize
 from tests.conftest import run_ort
 
 

@@ -1,4 +1,4 @@
-"""Per-machine cache of rewritten models: ``onnxfit.prepare()`` and ``onnxfit cache``.
+"""Per-machine cache of rewritten models: what ``onnxfit.prepare()`` and ``onnxfit cache`` use.
 
 Applications rewrite a model once per machine at load time and reuse it afterwards. Writing
 ``model_coreml.onnx`` next to the original and trusting its mtime breaks on read-only model
@@ -34,14 +34,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime
 import xxhash
 from filelock import FileLock
 
-from onnxfit import lazy_io
+from onnxfit import __version__, lazy_io
+from onnxfit.app.job import OptimizeJob, rewrite_model
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import (
     external_data_files,
@@ -50,11 +50,9 @@ from onnxfit.model import (
     save_model,
     write_atomic,
 )
+from onnxfit.optimizer.pipeline import get_passes
 
-if TYPE_CHECKING:
-    from onnxfit.optimizer.job import OptimizeJob
-
-__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "prepare_job", "auto_target", "parse_size"]
+__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare_job", "parse_size"]
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +69,6 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("onnxfit"))
-
-
-def auto_target(providers: list[str] | None = None) -> str:
-    """The target for the EPs this onnxruntime has: CoreML, CUDA, TensorRT, OpenVINO, else CPU.
-
-    CUDA goes before TensorRT: onnxruntime-gpu lists the TensorRT EP without shipping TensorRT,
-    and TensorRT engines take minutes to build on first use; ``target="tensorrt"`` asks for it.
-    """
-    providers = providers if providers is not None else onnxruntime.get_available_providers()
-    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("CUDAExecutionProvider", "cuda"),
-                             ("TensorrtExecutionProvider", "tensorrt"), ("OpenVINOExecutionProvider", "openvino")):
-        if provider in providers:
-            return target
-    return "cpu"
 
 
 @dataclass
@@ -361,8 +345,6 @@ def _external_files(model_path: Path) -> list[str]:
 
 
 def file_digest_of_strings(parts: list[str]) -> str:
-    import xxhash
-
     return xxhash.xxh3_128("|".join(parts).encode()).hexdigest()
 
 
@@ -381,53 +363,8 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
-def prepare(
-    model_path: str | os.PathLike,
-    target: str = "auto",
-    input_shapes: dict | None = None,
-    dynamic_batch: bool = False,
-    cache_dir: str | os.PathLike | None = None,
-    fixed_inputs: dict | None = None,
-    simplify: bool = False,
-    keep_inputs: list[str] | None = None,
-) -> Path:
-    """The path of the model to load on this machine, building the optimized model on a miss.
-
-    Returns the source path itself when no pass changes the model for this target.
-    ``fixed_inputs``: ``{"sr": 16000}``: those inputs become constants (and part of the key).
-    ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
-    ``keep_inputs``: initializers listed as graph inputs that stay overridable (part of the key).
-    """
-    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, fixed_inputs=fixed_inputs,
-                         simplify=simplify, keep_inputs=keep_inputs).path
-
-
-def prepare_entry(
-    model_path: str | os.PathLike,
-    target: str = "auto",
-    input_shapes: dict | None = None,
-    dynamic_batch: bool = False,
-    cache_dir: str | os.PathLike | None = None,
-    passes: list[str] | None = None,
-    fixed_inputs: dict | list[str] | None = None,
-    simplify: bool = False,
-    keep_inputs: list[str] | None = None,
-) -> PrepareResult:
-    """``prepare`` with the details: the cache key and whether it was a hit."""
-    from onnxfit.optimizer.job import OptimizeJob, run_job
-
-    job = OptimizeJob.create(model_path, target=target, passes=passes, input_shapes=input_shapes,
-                             fixed_inputs=fixed_inputs, dynamic_batch=dynamic_batch, simplify=simplify,
-                             keep_inputs=keep_inputs, cache=True, cache_dir=cache_dir)
-    return run_job(job).prepared
-
-
 def prepare_job(job: OptimizeJob) -> PrepareResult:
     """The cache step of ``run_job``: the entry for the job's key, built with its rewrite on a miss."""
-    from onnxfit import __version__
-    from onnxfit.optimizer.optimize import rewrite_model
-    from onnxfit.optimizer.pipeline import get_passes
-
     if not job.model.is_file():
         raise OnnxfitError(f"{job.model}: no such file")
     names = job.pass_names()

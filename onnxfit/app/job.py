@@ -3,45 +3,37 @@
 The CLI (``onnxfit optimize``), the Python API (``optimize``, ``optimize_model``, ``prepare``),
 the exporters and the benchmark scripts all build an ``OptimizeJob``: options are parsed and
 checked once, in ``OptimizeJob.create``, and a parameter can be followed from the flag or argument
-to the pass that reads it. ``run_job`` then runs
-
-    rewrite (into the output file, or through the per-machine cache)
-    -> partitions before/after on the target -> advice where some are left -> verify
-
-and returns a ``JobResult`` whose ``to_dict()`` is the JSON ``onnxfit optimize --json`` prints
-for a model. A job is a frozen dataclass of plain values: ``--jobs N`` sends it to worker processes.
+to the pass that reads it. ``rewrite_model`` is a job's rewrite step: it hands the engine a model
+and a ``PassContext``, never the job. ``run_job`` (``onnxfit.app.flow``) runs the rest.
+A job is a frozen dataclass of plain values: ``--jobs N`` sends it to worker processes.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import onnx
 
 from onnxfit.batch_axes import parse_batch_axes
 from onnxfit.errors import OnnxfitError
-from onnxfit.fixed_inputs import parse_fixed_inputs
-from onnxfit.model import parse_input_shapes
-from onnxfit.versions import Version, format_version, installed_ort_version, parse_version
+from onnxfit.fixed_inputs import parse_fixed_inputs, resolve_fixed_inputs
+from onnxfit.graphs import default_opset
+from onnxfit.model import parse_input_shapes, resolve_input_shapes
+from onnxfit.optimizer.pipeline import PassContext, PipelineResult, get_passes, run_passes
+from onnxfit.optimizer.selection import select_passes
+from onnxfit.targets import auto_target, get_target
+from onnxfit.versions import Version, installed_ort_version, parse_version
 
-if TYPE_CHECKING:
-    from onnxfit.advice import Advice
-    from onnxfit.optimizer.cache import PrepareResult
-    from onnxfit.optimizer.optimize import OptimizeResult
-    from onnxfit.verify.partitions import PartitionReport
-    from onnxfit.verify.report import VerifyReport
-
-__all__ = ["OptimizeJob", "JobResult", "run_job", "model_bytes"]
+__all__ = ["OptimizeJob", "OptimizeResult", "rewrite_model", "model_bytes"]
 
 # Counting partitions opens an ONNX Runtime session on the model before and after (seconds and
 # the model's size in memory for a 500 MB generator, more than the rewrite itself): by default
 # only below this size; --partitions / --no-partitions decide explicitly.
-_AUTO_PARTITIONS_MAX_BYTES = 256 * 10**6
+AUTO_PARTITIONS_MAX_BYTES = 256 * 10**6
 
 
 @dataclass(frozen=True)
@@ -100,13 +92,7 @@ class OptimizeJob:
         if target == "auto":
             if not cache:
                 raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
-            from onnxfit.optimizer.cache import auto_target
-
             target = auto_target()
-        from onnxfit.optimizer.optimize import select_passes
-        from onnxfit.optimizer.pipeline import get_passes
-        from onnxfit.targets import get_target
-
         get_target(target)
         if isinstance(ort_version, str):
             ort_version = parse_version(ort_version, "--ort-version")
@@ -142,15 +128,13 @@ class OptimizeJob:
 
     def pass_names(self) -> list[str]:
         """The passes this job runs, in order (the target's, or ``passes``, plus dynamic-batch/simplify)."""
-        from onnxfit.optimizer.optimize import select_passes
-
         return select_passes(self.target, list(self.passes) if self.passes else None, self.dynamic_batch,
                              self.rewrite_ort_version, simplify=self.simplify, exact=self.exact)
 
     def counts_partitions(self) -> bool:
         if self.partitions is not None:
             return self.partitions
-        return model_bytes(self.model) <= _AUTO_PARTITIONS_MAX_BYTES
+        return model_bytes(self.model) <= AUTO_PARTITIONS_MAX_BYTES
 
 
 def _is_list(value) -> bool:
@@ -179,118 +163,37 @@ def model_bytes(path: Path) -> int:
 
 
 @dataclass
-class JobResult:
-    """What ``run_job`` did; ``to_dict()`` is the per-model JSON of ``onnxfit optimize --json``."""
-
-    job: OptimizeJob
-    optimized: OptimizeResult | None = None  # the rewrite, without the cache
-    prepared: PrepareResult | None = None  # the cache entry, with it
-    output: Path | None = None  # the file written for -o
-    partitions: tuple[PartitionReport, PartitionReport] | None = None  # before, after
-    partitions_note: str | None = None  # why partitions were not counted
-    advice: list[Advice] | None = None  # None: not asked for
-    verify: VerifyReport | None = None
-    verify_note: str | None = None  # verify asked for, nothing to compare
+class OptimizeResult:
+    source: Path | None
+    output: Path | None
+    target: str
+    pipeline: PipelineResult
 
     @property
-    def path(self) -> Path:
-        """The model to load: the cache entry (or the source it points back to), else the output."""
-        return self.prepared.path if self.prepared is not None else self.output
+    def model(self) -> onnx.ModelProto:
+        return self.pipeline.model
 
     def to_dict(self) -> dict:
-        if self.prepared is not None:
-            entry = self.prepared
-            result = {"model": str(self.job.model), "output": str(self.output) if self.output else None,
-                      "target": self.job.target, "cached": str(entry.path), "hit": entry.hit,
-                      "changed": entry.rewritten, "key": entry.key, "passes": entry.meta.get("passes", [])}
-        else:
-            result = self.optimized.to_dict()
-        if self.partitions is not None:
-            before, after = self.partitions
-            result["partitions"] = {"before": before.to_dict(), "after": after.to_dict()}
-        elif self.partitions_note is not None:
-            result["partitions"] = {"note": self.partitions_note}
-        if self.advice is not None:
-            result["advice"] = [a.to_dict() | {"text": str(a)} for a in self.advice]
-        if self.verify is not None:
-            result["verify"] = self.verify.to_dict()
-        elif self.verify_note is not None:
-            result["verify"] = {"ok": True, "checks": [], "note": self.verify_note}
-        return result
+        return {
+            "model": str(self.source) if self.source else None,
+            "output": str(self.output) if self.output else None,
+            "target": self.target,
+            "changed": self.pipeline.changed,
+            "passes": [r.to_dict() for r in self.pipeline.reports],
+            "ops_before": dict(sorted(self.pipeline.ops_before.items())),
+            "ops_after": dict(sorted(self.pipeline.ops_after.items())),
+            "nodes_before": sum(self.pipeline.ops_before.values()),
+            "nodes_after": sum(self.pipeline.ops_after.values()),
+        }
 
 
-def run_job(job: OptimizeJob) -> JobResult:
-    """Rewrite -> partitions -> advice -> verify, each step only where the job asks for it."""
-    result = _prepare(job) if job.cache else _optimize(job)
-    if job.counts_partitions():
-        _count_partitions(job, result)
-        if job.advice and not job.input_shapes and not job.fixed_inputs:
-            result.advice = _advise(job, result)
-    elif job.partitions is None:
-        result.partitions_note = (f"model over {_AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
-                                  "into two ONNX Runtime sessions; pass --partitions to count")
-    if job.verify:
-        _verify(job, result)
-    return result
-
-
-def _optimize(job: OptimizeJob) -> JobResult:
-    from onnxfit.model import load_model, save_model
-    from onnxfit.optimizer.optimize import OptimizeResult, rewrite_model
-
-    pipeline = rewrite_model(load_model(job.model, lazy_weights=True), job)
-    output = None
-    if job.output is not None:
-        output = save_model(pipeline.model, job.output, external_data=job.external_data)
-    return JobResult(job, optimized=OptimizeResult(job.model, output, job.target, pipeline), output=output)
-
-
-def _prepare(job: OptimizeJob) -> JobResult:
-    """Build or reuse the cached model; copy it to the output when one was given."""
-    from onnxfit.optimizer.cache import prepare_job
-
-    entry = prepare_job(job)
-    output = None
-    if job.output is not None:
-        tmp = job.output.with_name(f".{job.output.name}.tmp")
-        shutil.copyfile(entry.path, tmp)
-        tmp.replace(job.output)
-        output = job.output
-    return JobResult(job, prepared=entry, output=output)
-
-
-def _count_partitions(job: OptimizeJob, result: JobResult) -> None:
-    """Partition counts on the target for the original and the result (real or estimated)."""
-    from onnxfit.verify.partitions import count_partitions
-
-    version = format_version(job.ort_version) if job.ort_version else None
-    try:
-        before = count_partitions(job.model, job.target, version)
-        after = before if result.path == job.model else count_partitions(result.path, job.target, version)
-    except OnnxfitError as exc:  # e.g. cuda without the CUDA EP: no profile to estimate with
-        result.partitions_note = str(exc)
-        return
-    result.partitions = (before, after)
-
-
-def _advise(job: OptimizeJob, result: JobResult) -> list[Advice]:
-    """Flags predicted to cut the partitions left (see onnxfit.advice); only where some are left."""
-    from onnxfit.advice import advise
-    from onnxfit.model import load_model
-
-    after = result.partitions[1].partitions if result.partitions is not None else None
-    if after is None or after == 1:
-        return []
-    version = format_version(job.ort_version) if job.ort_version else None
-    return advise(load_model(job.model), job.target, version, partitions_now=after)
-
-
-def _verify(job: OptimizeJob, result: JobResult) -> None:
-    """The optimized model against the original, per frame when the batch became dynamic."""
-    from onnxfit.verify import verify
-
-    if result.path == job.model:
-        result.verify_note = "nothing was rewritten: the original is used"
-        return
-    result.verify = verify(result.path, reference=job.model, input_shapes=job.input_shapes or None,
-                           fixed_inputs=job.fixed_inputs or None)
+def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
+    """The rewrite step of every job: its passes on ``model`` (not modified), with its context."""
+    names = job.pass_names()
+    version = job.rewrite_ort_version
+    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, job.input_shapes),
+                      target=job.target, ort_version=version,
+                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(job.batch_axes),
+                      fixed_inputs=resolve_fixed_inputs(model, job.fixed_inputs),
+                      overridable_inputs=frozenset(job.keep_inputs))
+    return run_passes(model, get_passes(names), ctx, check_each=job.check_each)

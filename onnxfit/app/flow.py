@@ -1,0 +1,129 @@
+"""The flow every job runs: rewrite -> partitions before/after -> advice -> verify.
+
+``run_job`` returns a ``JobResult`` whose ``to_dict()`` is the JSON ``onnxfit optimize --json``
+prints for a model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from onnxfit.app.advice import Advice, advise
+from onnxfit.app.cache import PrepareResult, prepare_job
+from onnxfit.app.job import AUTO_PARTITIONS_MAX_BYTES, OptimizeJob, OptimizeResult, rewrite_model
+from onnxfit.errors import OnnxfitError
+from onnxfit.model import load_model, save_model
+from onnxfit.targets.partitions import PartitionReport, count_partitions
+from onnxfit.verify import verify
+from onnxfit.verify.report import VerifyReport
+from onnxfit.versions import format_version
+
+__all__ = ["JobResult", "run_job"]
+
+
+@dataclass
+class JobResult:
+    """What ``run_job`` did; ``to_dict()`` is the per-model JSON of ``onnxfit optimize --json``."""
+
+    job: OptimizeJob
+    optimized: OptimizeResult | None = None  # the rewrite, without the cache
+    prepared: PrepareResult | None = None  # the cache entry, with it
+    output: Path | None = None  # the file written for -o
+    partitions: tuple[PartitionReport, PartitionReport] | None = None  # before, after
+    partitions_note: str | None = None  # why partitions were not counted
+    advice: list[Advice] | None = None  # None: not asked for
+    verify: VerifyReport | None = None
+    verify_note: str | None = None  # verify asked for, nothing to compare
+
+    @property
+    def path(self) -> Path:
+        """The model to load: the cache entry (or the source it points back to), else the output."""
+        return self.prepared.path if self.prepared is not None else self.output
+
+    def to_dict(self) -> dict:
+        if self.prepared is not None:
+            entry = self.prepared
+            result = {"model": str(self.job.model), "output": str(self.output) if self.output else None,
+                      "target": self.job.target, "cached": str(entry.path), "hit": entry.hit,
+                      "changed": entry.rewritten, "key": entry.key, "passes": entry.meta.get("passes", [])}
+        else:
+            result = self.optimized.to_dict()
+        if self.partitions is not None:
+            before, after = self.partitions
+            result["partitions"] = {"before": before.to_dict(), "after": after.to_dict()}
+        elif self.partitions_note is not None:
+            result["partitions"] = {"note": self.partitions_note}
+        if self.advice is not None:
+            result["advice"] = [a.to_dict() | {"text": str(a)} for a in self.advice]
+        if self.verify is not None:
+            result["verify"] = self.verify.to_dict()
+        elif self.verify_note is not None:
+            result["verify"] = {"ok": True, "checks": [], "note": self.verify_note}
+        return result
+
+
+def run_job(job: OptimizeJob) -> JobResult:
+    """Rewrite -> partitions -> advice -> verify, each step only where the job asks for it."""
+    result = _prepare(job) if job.cache else _optimize(job)
+    if job.counts_partitions():
+        _count_partitions(job, result)
+        if job.advice and not job.input_shapes and not job.fixed_inputs:
+            result.advice = _advise(job, result)
+    elif job.partitions is None:
+        result.partitions_note = (f"model over {AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
+                                  "into two ONNX Runtime sessions; pass --partitions to count")
+    if job.verify:
+        _verify(job, result)
+    return result
+
+
+def _optimize(job: OptimizeJob) -> JobResult:
+    pipeline = rewrite_model(load_model(job.model, lazy_weights=True), job)
+    output = None
+    if job.output is not None:
+        output = save_model(pipeline.model, job.output, external_data=job.external_data)
+    return JobResult(job, optimized=OptimizeResult(job.model, output, job.target, pipeline), output=output)
+
+
+def _prepare(job: OptimizeJob) -> JobResult:
+    """Build or reuse the cached model; copy it to the output when one was given."""
+    entry = prepare_job(job)
+    output = None
+    if job.output is not None:
+        tmp = job.output.with_name(f".{job.output.name}.tmp")
+        shutil.copyfile(entry.path, tmp)
+        tmp.replace(job.output)
+        output = job.output
+    return JobResult(job, prepared=entry, output=output)
+
+
+def _count_partitions(job: OptimizeJob, result: JobResult) -> None:
+    """Partition counts on the target for the original and the result (real or estimated)."""
+    version = format_version(job.ort_version) if job.ort_version else None
+    try:
+        before = count_partitions(job.model, job.target, version)
+        after = before if result.path == job.model else count_partitions(result.path, job.target, version)
+    except OnnxfitError as exc:  # e.g. cuda without the CUDA EP: no profile to estimate with
+        result.partitions_note = str(exc)
+        return
+    result.partitions = (before, after)
+
+
+def _advise(job: OptimizeJob, result: JobResult) -> list[Advice]:
+    """Flags predicted to cut the partitions left (see onnxfit.advice); only where some are left."""
+    after = result.partitions[1].partitions if result.partitions is not None else None
+    if after is None or after == 1:
+        return []
+    version = format_version(job.ort_version) if job.ort_version else None
+    return advise(load_model(job.model), job.target, version, partitions_now=after)
+
+
+def _verify(job: OptimizeJob, result: JobResult) -> None:
+    """The optimized model against the original, per frame when the batch became dynamic."""
+    if result.path == job.model:
+        result.verify_note = "nothing was rewritten: the original is used"
+        return
+    result.verify = verify(result.path, reference=job.model, input_shapes=job.input_shapes or None,
+                           fixed_inputs=job.fixed_inputs or None)
