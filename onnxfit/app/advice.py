@@ -25,6 +25,7 @@ from onnxfit.batch_axes import input_batch_axes
 from onnxfit.errors import OnnxfitError
 from onnxfit.shapes import proto_shape, setting_inputs_deciding_ifs, weightless_copy
 from onnxfit.targets.partitions import count_partitions
+from onnxfit.versions import OrtRelease
 
 __all__ = ["Advice", "advise"]
 
@@ -52,7 +53,7 @@ class Advice:
         return text
 
 
-def advise(model: onnx.ModelProto, target: str, ort_version: str | None = None,
+def advise(model: onnx.ModelProto, target: str, ort_version: OrtRelease | str | None = None,
            partitions_now: int | None = None) -> list[Advice]:
     """Flags that lower ``model``'s partitions on ``target`` after ``optimize``, each predicted.
 

@@ -375,16 +375,16 @@ def prepare_job(job: OptimizeJob) -> PrepareResult:
         "passes": [f"{p.name}@{p.version}" for p in get_passes(names)],
         "target": job.target,
         "onnxruntime": onnxruntime.__version__,
-        "input_shapes": {str(k): list(v) for k, v in job.input_shapes.items()},
+        "input_shapes": {str(k): list(v) for k, v in job.inputs.shapes.items()},
         "dynamic_batch": job.dynamic_batch,
-        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(job.fixed_inputs.items())},
-        "keep_inputs": sorted(set(job.keep_inputs)),
+        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(job.inputs.fixed.items())},
+        "keep_inputs": sorted(set(job.inputs.keep)),
         "onnxfit": __version__,
         "os": platform.system(),
         "machine": platform.machine(),
     }
-    if job.batch_axes:  # only when given: the keys of every other entry stay as they were
-        key_parts["batch_axes"] = dict(sorted(job.batch_axes.items()))
+    if job.inputs.batch_axes:  # only when given: the keys of every other entry stay as they were
+        key_parts["batch_axes"] = dict(sorted(job.inputs.batch_axes.items()))
     if "simplify" in names:
         # onnxsim's rewrites change between its releases: a new one builds a new entry.
         key_parts["onnxsim"] = importlib.metadata.version("onnxsim")

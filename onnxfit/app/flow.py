@@ -18,7 +18,6 @@ from onnxfit.model import load_model, save_model
 from onnxfit.targets.partitions import PartitionReport, count_partitions
 from onnxfit.verify import verify
 from onnxfit.verify.report import VerifyReport
-from onnxfit.versions import format_version
 
 __all__ = ["JobResult", "run_job"]
 
@@ -69,7 +68,7 @@ def run_job(job: OptimizeJob) -> JobResult:
     result = _prepare(job) if job.cache else _optimize(job)
     if job.counts_partitions():
         _count_partitions(job, result)
-        if job.advice and not job.input_shapes and not job.fixed_inputs:
+        if job.advice and not job.inputs.given():
             result.advice = _advise(job, result)
     elif job.partitions is None:
         result.partitions_note = (f"model over {AUTO_PARTITIONS_MAX_BYTES // 10**6} MB: counting loads it "
@@ -101,10 +100,9 @@ def _prepare(job: OptimizeJob) -> JobResult:
 
 def _count_partitions(job: OptimizeJob, result: JobResult) -> None:
     """Partition counts on the target for the original and the result (real or estimated)."""
-    version = format_version(job.ort_version) if job.ort_version else None
     try:
-        before = count_partitions(job.model, job.target, version)
-        after = before if result.path == job.model else count_partitions(result.path, job.target, version)
+        before = count_partitions(job.model, job.target, job.ort_version)
+        after = before if result.path == job.model else count_partitions(result.path, job.target, job.ort_version)
     except OnnxfitError as exc:  # e.g. cuda without the CUDA EP: no profile to estimate with
         result.partitions_note = str(exc)
         return
@@ -116,8 +114,7 @@ def _advise(job: OptimizeJob, result: JobResult) -> list[Advice]:
     after = result.partitions[1].partitions if result.partitions is not None else None
     if after is None or after == 1:
         return []
-    version = format_version(job.ort_version) if job.ort_version else None
-    return advise(load_model(job.model), job.target, version, partitions_now=after)
+    return advise(load_model(job.model), job.target, job.ort_version, partitions_now=after)
 
 
 def _verify(job: OptimizeJob, result: JobResult) -> None:
@@ -125,5 +122,4 @@ def _verify(job: OptimizeJob, result: JobResult) -> None:
     if result.path == job.model:
         result.verify_note = "nothing was rewritten: the original is used"
         return
-    result.verify = verify(result.path, reference=job.model, input_shapes=job.input_shapes or None,
-                           fixed_inputs=job.fixed_inputs or None)
+    result.verify = verify(result.path, reference=job.model, model_inputs=job.inputs)

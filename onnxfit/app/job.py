@@ -15,18 +15,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 
-from onnxfit.batch_axes import parse_batch_axes
 from onnxfit.errors import OnnxfitError
-from onnxfit.fixed_inputs import parse_fixed_inputs, resolve_fixed_inputs
+from onnxfit.fixed_inputs import resolve_fixed_inputs
 from onnxfit.graphs import default_opset
-from onnxfit.model import parse_input_shapes, resolve_input_shapes
+from onnxfit.model import resolve_input_shapes
+from onnxfit.model_inputs import ModelInputs
 from onnxfit.optimizer.pipeline import PassContext, PipelineResult, get_passes, run_passes
 from onnxfit.optimizer.selection import select_passes
 from onnxfit.targets import auto_target, get_target
-from onnxfit.versions import Version, installed_ort_version, parse_version
+from onnxfit.versions import OrtRelease, installed_ort_version
 
 __all__ = ["OptimizeJob", "OptimizeResult", "rewrite_model", "model_bytes"]
 
@@ -44,17 +43,14 @@ class OptimizeJob:
     output: Path | None = None  # where the result is written; None: nowhere (or only the cache)
     target: str = "coreml"  # a target name; "auto" is resolved by create() (with the cache)
     passes: tuple[str, ...] | None = None  # replaces the target's passes
-    input_shapes: dict[str | None, tuple[int, ...]] = field(default_factory=dict)  # None: the only input
-    fixed_inputs: dict[str, np.ndarray] = field(default_factory=dict)  # inputs that become constants
+    inputs: ModelInputs = field(default_factory=ModelInputs)  # shapes, batch axes, fixed and kept inputs
     dynamic_batch: bool = False
-    batch_axes: dict[str, int | None] = field(default_factory=dict)  # for dynamic-batch
-    keep_inputs: tuple[str, ...] = ()  # initializer-inputs keeps these overridable
     simplify: bool = False  # onnxsim first
     exact: bool = False  # only bit-exact passes (select_passes drops those that change rounding)
     # The onnxruntime the model will run on: passes skip what its EP does natively, partitions are
     # estimated for it. None: any release. Through the cache the rewrite is for the installed one
     # (it is part of the cache key); this then only picks the release partitions are counted for.
-    ort_version: Version | None = None
+    ort_version: OrtRelease | None = None
     check_each: bool = False  # the onnx checker after every pass
     external_data: bool | None = None  # save_model's choice when None
     cache: bool = False  # build or reuse the per-machine cache entry (prepare)
@@ -78,7 +74,7 @@ class OptimizeJob:
         keep_inputs: Iterable[str] | None = None,
         simplify: bool = False,
         exact: bool = False,
-        ort_version: str | Version | None = None,
+        ort_version: str | tuple[int, int] | OrtRelease | None = None,
         check_each: bool = False,
         external_data: bool | None = None,
         cache: bool = False,
@@ -86,16 +82,17 @@ class OptimizeJob:
         partitions: bool | None = False,
         advice: bool = False,
         verify: bool = False,
+        inputs: ModelInputs | None = None,
     ) -> OptimizeJob:
         """Parse API or CLI forms (``{"x": (1, 3, 64, 64)}`` or ``["x=1x3x64x64"]``, ``"1.25"`` or
-        ``(1, 25)``, ...) and check them: a bad option fails here, before any model is loaded."""
+        ``(1, 25)``, ...) and check them: a bad option fails here, before any model is loaded.
+        ``inputs`` (a ``ModelInputs``) stands for the four input keywords."""
         if target == "auto":
             if not cache:
                 raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
             target = auto_target()
         get_target(target)
-        if isinstance(ort_version, str):
-            ort_version = parse_version(ort_version, "--ort-version")
+        ort_version = OrtRelease.parse(ort_version, "--ort-version")
         passes = tuple(passes) if passes else None
         get_passes(select_passes(target, list(passes) if passes else None, dynamic_batch, simplify=simplify,
                                  exact=exact))
@@ -104,14 +101,12 @@ class OptimizeJob:
             output=Path(output) if output is not None else None,
             target=target,
             passes=passes,
-            input_shapes=_input_shapes(input_shapes),
-            fixed_inputs=_fixed_inputs(fixed_inputs),
+            inputs=ModelInputs.of(inputs, input_shapes=input_shapes, batch_axes=batch_axes,
+                                  fixed_inputs=fixed_inputs, keep_inputs=keep_inputs),
             dynamic_batch=dynamic_batch,
-            batch_axes=parse_batch_axes(list(batch_axes) if _is_list(batch_axes) else batch_axes),
-            keep_inputs=tuple(keep_inputs or ()),
             simplify=simplify,
             exact=exact,
-            ort_version=tuple(ort_version) if ort_version is not None else None,
+            ort_version=ort_version,
             check_each=check_each,
             external_data=external_data,
             cache=cache,
@@ -122,7 +117,7 @@ class OptimizeJob:
         )
 
     @property
-    def rewrite_ort_version(self) -> Version | None:
+    def rewrite_ort_version(self) -> OrtRelease | None:
         """The onnxruntime the passes rewrite for: the installed one through the cache."""
         return installed_ort_version() if self.cache else self.ort_version
 
@@ -135,26 +130,6 @@ class OptimizeJob:
         if self.partitions is not None:
             return self.partitions
         return model_bytes(self.model) <= AUTO_PARTITIONS_MAX_BYTES
-
-
-def _is_list(value) -> bool:
-    return value is not None and not isinstance(value, Mapping)
-
-
-def _input_shapes(shapes) -> dict[str | None, tuple[int, ...]]:
-    if not shapes:
-        return {}
-    if _is_list(shapes):
-        return parse_input_shapes(list(shapes))
-    return {name: tuple(dims) for name, dims in shapes.items()}
-
-
-def _fixed_inputs(values) -> dict[str, np.ndarray]:
-    if not values:
-        return {}
-    if _is_list(values):
-        return parse_fixed_inputs(list(values))
-    return {str(name): np.asarray(value) for name, value in values.items()}
 
 
 def model_bytes(path: Path) -> int:
@@ -191,9 +166,10 @@ def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
     """The rewrite step of every job: its passes on ``model`` (not modified), with its context."""
     names = job.pass_names()
     version = job.rewrite_ort_version
-    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, job.input_shapes),
+    inputs = job.inputs
+    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, inputs.shapes),
                       target=job.target, ort_version=version,
-                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(job.batch_axes),
-                      fixed_inputs=resolve_fixed_inputs(model, job.fixed_inputs),
-                      overridable_inputs=frozenset(job.keep_inputs))
+                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(inputs.batch_axes),
+                      fixed_inputs=resolve_fixed_inputs(model, inputs.fixed),
+                      overridable_inputs=frozenset(inputs.keep))
     return run_passes(model, get_passes(names), ctx, check_each=job.check_each)

@@ -10,6 +10,7 @@ import onnx
 
 from onnxfit.app.flow import run_job
 from onnxfit.app.job import OptimizeJob, OptimizeResult, rewrite_model
+from onnxfit.model_inputs import ModelInputs
 from onnxfit.optimizer.pipeline import PipelineResult
 
 __all__ = ["optimize", "optimize_model", "rewrite_model", "OptimizeResult"]
@@ -28,16 +29,18 @@ def optimize_model(
     simplify: bool = False,
     keep_inputs: Iterable[str] | None = None,
     exact: bool = False,
+    model_inputs: ModelInputs | None = None,
 ) -> PipelineResult:
     """Run the passes on an in-memory model (not modified); returns the pipeline result.
 
     ``ort_version``: the onnxruntime the model will run on, when known (``prepare`` passes the
     installed one). Unknown means "any version": every Pad the oldest EP release rejects is rewritten.
+    ``model_inputs``: a ``ModelInputs`` in place of the four input keywords.
     """
     job = OptimizeJob.create(None, target=target, passes=passes, input_shapes=input_shapes,
                              dynamic_batch=dynamic_batch, ort_version=ort_version, check_each=check_each,
                              batch_axes=batch_axes, fixed_inputs=fixed_inputs, simplify=simplify,
-                             keep_inputs=keep_inputs, exact=exact)
+                             keep_inputs=keep_inputs, exact=exact, inputs=model_inputs)
     return rewrite_model(model, job)
 
 
@@ -56,6 +59,7 @@ def optimize(
     simplify: bool = False,
     keep_inputs: Iterable[str] | None = None,
     exact: bool = False,
+    model_inputs: ModelInputs | None = None,
 ) -> OptimizeResult:
     """Optimize the model at ``model_path`` for ``target`` and write it to ``output`` (if given).
 
@@ -65,9 +69,10 @@ def optimize(
     ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``: those inputs become constants.
     ``keep_inputs``: initializers listed as graph inputs that stay overridable (initializer-inputs).
     ``exact``: only bit-exact rewrites (no folds into weights, no native functions).
+    ``model_inputs``: a ``ModelInputs`` in place of the four input keywords (built once, passed on).
     """
     job = OptimizeJob.create(model_path, output, target=target, passes=passes, input_shapes=input_shapes,
                              dynamic_batch=dynamic_batch, external_data=external_data, ort_version=ort_version,
                              check_each=check_each, batch_axes=batch_axes, fixed_inputs=fixed_inputs,
-                             simplify=simplify, keep_inputs=keep_inputs, exact=exact)
+                             simplify=simplify, keep_inputs=keep_inputs, exact=exact, inputs=model_inputs)
     return run_job(job).optimized

@@ -8,6 +8,7 @@ from pathlib import Path
 from onnxfit.app.cache import PrepareResult
 from onnxfit.app.flow import run_job
 from onnxfit.app.job import OptimizeJob
+from onnxfit.model_inputs import ModelInputs
 
 __all__ = ["prepare", "prepare_entry"]
 
@@ -21,6 +22,8 @@ def prepare(
     fixed_inputs: dict | None = None,
     simplify: bool = False,
     keep_inputs: list[str] | None = None,
+    batch_axes: dict[str, int | None] | list[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> Path:
     """The path of the model to load on this machine, building the optimized model on a miss.
 
@@ -28,9 +31,13 @@ def prepare(
     ``fixed_inputs``: ``{"sr": 16000}``: those inputs become constants (and part of the key).
     ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
     ``keep_inputs``: initializers listed as graph inputs that stay overridable (part of the key).
+    ``batch_axes``: ``{"state": 1}`` for dynamic-batch where dim names do not say (part of the key).
+    ``model_inputs``: a ``ModelInputs`` in place of the four input keywords. The rewrite is for the
+    installed onnxruntime (part of the key), so there is no ``ort_version`` to give.
     """
     return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, fixed_inputs=fixed_inputs,
-                         simplify=simplify, keep_inputs=keep_inputs).path
+                         simplify=simplify, keep_inputs=keep_inputs, batch_axes=batch_axes,
+                         model_inputs=model_inputs).path
 
 
 def prepare_entry(
@@ -43,9 +50,12 @@ def prepare_entry(
     fixed_inputs: dict | list[str] | None = None,
     simplify: bool = False,
     keep_inputs: list[str] | None = None,
+    batch_axes: dict[str, int | None] | list[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> PrepareResult:
     """``prepare`` with the details: the cache key and whether it was a hit."""
     job = OptimizeJob.create(model_path, target=target, passes=passes, input_shapes=input_shapes,
                              fixed_inputs=fixed_inputs, dynamic_batch=dynamic_batch, simplify=simplify,
-                             keep_inputs=keep_inputs, cache=True, cache_dir=cache_dir)
+                             keep_inputs=keep_inputs, batch_axes=batch_axes, cache=True, cache_dir=cache_dir,
+                             inputs=model_inputs)
     return run_job(job).prepared

@@ -38,6 +38,7 @@ from onnxfit.app.prepare import prepare_entry
 from onnxfit.errors import OnnxfitError, first_line, node_label
 from onnxfit.graphs import iter_graphs
 from onnxfit.model import load_model
+from onnxfit.model_inputs import ModelInputs
 from onnxfit.shapes import proto_shape, weightless_copy
 from onnxfit.targets import auto_target, get_target
 from onnxfit.targets.cuda import CUDA
@@ -306,13 +307,18 @@ def session_plan(
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
     simplify: bool = False,
+    batch_axes: Mapping[str, int | None] | Sequence[str] | None = None,
+    keep_inputs: Sequence[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> SessionPlan:
-    """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``)."""
+    """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``).
+    ``model_inputs``: a ``ModelInputs`` in place of the four input keywords."""
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
     target = auto_target(list(available)) if target == "auto" else target
-    entry = prepare_entry(model, target, dict(input_shapes or {}) or None, dynamic_batch, cache_dir, passes=passes,
-                          fixed_inputs=list(fixed_inputs) if isinstance(fixed_inputs, (list, tuple)) else fixed_inputs,
-                          simplify=simplify)
+    described = ModelInputs.of(model_inputs, input_shapes=input_shapes, batch_axes=batch_axes,
+                               fixed_inputs=fixed_inputs, keep_inputs=keep_inputs)
+    entry = prepare_entry(model, target, dynamic_batch=dynamic_batch, cache_dir=cache_dir, passes=passes,
+                          simplify=simplify, model_inputs=described)
     plan = plan_session(entry.path, target, available, provider_options)
     plan.source = str(model)
     plan.prepared = {"key": entry.key, "hit": entry.hit, "rewritten": entry.rewritten}
@@ -372,6 +378,9 @@ def session(
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
     simplify: bool = False,
+    batch_axes: Mapping[str, int | None] | Sequence[str] | None = None,
+    keep_inputs: Sequence[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> PlannedSession:
     """A ready ``onnxruntime.InferenceSession`` for ``model`` on this machine: prepared through the
     cache for ``target``, opened with the providers and options its plan chose (``.plan`` says why).
@@ -380,7 +389,8 @@ def session(
     capture a graph). ``provider_options``: options of the target's EP that win over the plan's.
     """
     plan = session_plan(model, target, input_shapes, fixed_inputs, dynamic_batch, provider_options,
-                        cache_dir=cache_dir, passes=passes, simplify=simplify)
+                        cache_dir=cache_dir, passes=passes, simplify=simplify, batch_axes=batch_axes,
+                        keep_inputs=keep_inputs, model_inputs=model_inputs)
     return open_session(plan, session_options)
 
 

@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import OrtVersion, ort_release
+from onnxfit.versions import OrtRelease
 from onnxfit.app.inspection import inspect
 
 
@@ -18,12 +20,12 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     target: str | None = typer.Option(None, "--target", "-t", help="Also count partitions on this target after "
                                       "optimize, and advise the flags that would cut them (predicted)."),
-    ort_version: str | None = typer.Option(None, "--ort-version", help="Estimate for this onnxruntime release."),
+    ort_version: OrtVersion = None,
 ) -> None:
     """Describe MODEL and list what the passes would rewrite, by node name."""
     report = inspect(model)
     if target is not None:
-        report["advice"] = _advice(model, target, ort_version)
+        report["advice"] = _advice(model, target, ort_release(ort_version))
     if as_json:
         print_json(report)
         return
@@ -57,7 +59,7 @@ def inspect_command(
             console.print(f"  advice: {item['text']}", soft_wrap=True)
 
 
-def _advice(model: Path, target: str, ort_version: str | None) -> dict:
+def _advice(model: Path, target: str, ort_version: OrtRelease | None) -> dict:
     """Partitions after a plain optimize, and the flags predicted to lower them."""
     from onnxfit.app.advice import advise
     from onnxfit.model import load_model

@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, KeepInputs, OrtVersion, model_inputs, ort_release
 from onnxfit.errors import OnnxfitError
 from onnxfit.app.flow import run_job
 from onnxfit.app.job import OptimizeJob
@@ -60,15 +61,11 @@ def optimize_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file (one model) or directory."),
     target: str = typer.Option("coreml", "--target", "-t", help=f"Target EP: {', '.join(target_names())}."),
     passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x640x640 or 1x3x640x640 (repeatable)."),
+    input_shape: InputShapes = [],
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
-    batch_axis: list[str] = typer.Option([], "--batch-axis", help="NAME=AXIS (or NAME=none) for --dynamic-batch, "
-                                         "where an input's dim names do not say which axis holds the batch."),
-    fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE (sr=16000, scale=0.5,0.5, mask=@mask.npy): "
-                                        "the input becomes a constant and leaves the graph inputs (repeatable)."),
-    keep_input: list[str] = typer.Option([], "--keep-input", help="NAME of a weight listed among the graph inputs "
-                                         "that stays overridable; initializer-inputs makes the others constants "
-                                         "(repeatable)."),
+    batch_axis: BatchAxes = [],
+    fix_input: FixedInputs = [],
+    keep_input: KeepInputs = [],
     simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
                                   "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
                                   "the simplify extra (onnxsim)."),
@@ -81,9 +78,7 @@ def optimize_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
     verify: bool = typer.Option(False, "--verify", help="Verify each result against its original; exit 1 on a mismatch."),
-    ort_version: str | None = typer.Option(None, "--ort-version", help="The onnxruntime release the model will run "
-                                           "on (e.g. 1.25): skips rewrites its EP does not need, and partitions are "
-                                           "estimated for it. Default: rewrite for every release."),
+    ort_version: OrtVersion = None,
     check_each: bool = typer.Option(False, "--check-each", help="Run the onnx checker after every pass (finds "
                                     "the pass that broke a model)."),
     partitions: bool | None = typer.Option(None, "--partitions/--no-partitions", show_default=False,
@@ -95,9 +90,9 @@ def optimize_command(
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
     # Every option parsed and checked once, before any model is read; one job per model from it.
     options = OptimizeJob.create(None, target=target, passes=passes.split(",") if passes else None,
-                                 input_shapes=input_shape, fixed_inputs=fix_input, dynamic_batch=dynamic_batch,
-                                 batch_axes=batch_axis, keep_inputs=keep_input, simplify=simplify,
-                                 exact=exact, ort_version=ort_version, check_each=check_each, cache=cache,
+                                 inputs=model_inputs(input_shape, batch_axis, fix_input, keep_input),
+                                 dynamic_batch=dynamic_batch, simplify=simplify, exact=exact,
+                                 ort_version=ort_release(ort_version), check_each=check_each, cache=cache,
                                  partitions=partitions, advice=advice, verify=verify)
     model_paths = collect_models(models)
     for path in model_paths:

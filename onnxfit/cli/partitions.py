@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import OrtVersion, ort_release
 from onnxfit.targets.partitions import count_partitions
 
 
@@ -17,7 +18,7 @@ from onnxfit.targets.partitions import count_partitions
 def partitions(
     model: Path = typer.Argument(..., help="ONNX model file."),
     target: str = typer.Option("coreml", "--target", "-t", help="coreml, coreml-nn, nnapi, openvino, cuda, tensorrt, cpu."),
-    ort_version: str = typer.Option(None, "--ort-version", help="Estimate for this ONNX Runtime release (X.Y)."),
+    ort_version: OrtVersion = None,
     ep: str = typer.Option(None, "--ep", help="Force a real placement with this execution provider."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
@@ -25,7 +26,7 @@ def partitions(
 
     Exit 1 when the EP fails to compile the model (a finding about the EP), 2 for bad input.
     """
-    report = count_partitions(model, target, ort_version=ort_version, ep=ep)
+    report = count_partitions(model, target, ort_version=ort_release(ort_version), ep=ep)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, OrtVersion, model_inputs, ort_release
 from onnxfit.app.verify import verify
 from onnxfit.verify import VerifyReport, available_runtimes, write_report
 
@@ -28,9 +29,7 @@ def verify_command(
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Batch dim when symbolic; default 1 for parity, 4 for the contamination test."
     ),
-    input_shape: list[str] = typer.Option(
-        [], "--input-shape", help="Fix an input's shape: NAME=1x3x64x96 (repeatable)."
-    ),
+    input_shape: InputShapes = [],
     runtime: list[str] = typer.Option(
         [], "--runtime", help=f"Runtimes to compare with the reference (repeatable): {', '.join(available_runtimes())}."
     ),
@@ -49,33 +48,23 @@ def verify_command(
         help="Also check partitions on this target (fails above 1, or above the reference); where its EP is here, "
              "parity of the session onnxfit.session() opens (EP options, CUDA graph) too.",
     ),
-    ort_version: Optional[str] = typer.Option(
-        None, "--ort-version", help="Estimate partitions for this onnxruntime release (e.g. 1.25)."
-    ),
-    batch_axis: list[str] = typer.Option(
-        [], "--batch-axis",
-        help="An input's batch axis where its dim names do not tell: NAME=AXIS, or NAME=none (repeatable).",
-    ),
-    fix_input: list[str] = typer.Option(
-        [], "--fix-input",
-        help="NAME=VALUE fed to the --reference for an input the model fixed (default: what optimize recorded).",
-    ),
+    ort_version: OrtVersion = None,
+    batch_axis: BatchAxes = [],
+    fix_input: FixedInputs = [],
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
     result = verify(
         model,
         reference,
         batch=batch,
-        input_shapes=input_shape,
+        model_inputs=model_inputs(input_shape, batch_axis, fix_input),
         runtimes=runtime or None,
         inputs=inputs,
         atol=atol,
         rtol=rtol,
         seed=seed,
         target=target,
-        ort_version=ort_version,
-        batch_axis=batch_axis,
-        fixed_inputs=fix_input or None,
+        ort_version=ort_release(ort_version),
     )
     if report is not None:
         write_report(result, report)

@@ -52,7 +52,7 @@ from onnxfit.targets.placement import (
     walk_order,
     without_cpp_frames,
 )
-from onnxfit.versions import Version, installed_ort_version, parse_version
+from onnxfit.versions import OrtRelease, Version, installed_ort_version
 
 __all__ = [
     "PartitionReport",
@@ -112,16 +112,16 @@ class PartitionReport:
 def count_partitions(
     model_or_path: onnx.ModelProto | str | os.PathLike,
     target: str,
-    ort_version: str | None = None,
+    ort_version: OrtRelease | str | None = None,
     ep: str | None = None,
 ) -> PartitionReport:
     """Partitions of a model on `target`: real if its EP runs here (or `ep` is given), else estimated.
 
-    `ort_version` ("1.26") asks about another ONNX Runtime release than the installed one, which
+    `ort_version` (``OrtRelease(1, 26)`` or "1.26") asks about another ONNX Runtime release than the installed one, which
     only an estimate can answer. `ep` forces a real placement with that provider name.
     """
     preset = get_target(target)
-    version = parse_version(ort_version) if ort_version else installed_ort_version()
+    version = OrtRelease.parse(ort_version) or installed_ort_version()
     if not isinstance(model_or_path, onnx.ModelProto):
         load_model(model_or_path, lazy_weights=True)  # one clear error for a bad file, before ORT sees it
     if ep is not None:

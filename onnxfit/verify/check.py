@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import onnx
 from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
+from onnxfit.model_inputs import ModelInputs
 from onnxfit.targets.partitions import count_partitions
 from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verify.inputs import (
@@ -35,7 +37,6 @@ from onnxfit.verify.inputs import (
     load_npz,
     make_inputs,
     model_inputs,
-    parse_batch_axes,
 )
 from onnxfit.verify.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
 from onnxfit.verify.report import Check, VerifyReport
@@ -50,10 +51,15 @@ from onnxfit.verify.runtimes import (
     planned_targets,
     reference_evaluator_gaps,
 )
+from onnxfit.versions import OrtRelease
 
 __all__ = ["verify", "verify_models", "VerifyContext", "partitions_check"]
 
 log = logging.getLogger(__name__)
+
+# verify()'s keywords model_inputs and batch_axes shadow these inside it.
+_input_specs = model_inputs
+_batch_axes = batch_axes
 
 
 @dataclass
@@ -109,10 +115,12 @@ def verify(
     seed: int = 0,
     checks: Sequence[Callable[[VerifyContext], Check]] = (),
     target: str | None = None,
-    ort_version: str | None = None,
-    batch_axis: BatchAxes | Sequence[str] | None = None,
+    ort_version: OrtRelease | str | None = None,
+    batch_axes: BatchAxes | Sequence[str] | None = None,
     fixed_inputs: dict[str, object] | Sequence[str] | None = None,
     open_planned: SessionOpener | None = None,
+    model_inputs: ModelInputs | None = None,
+    batch_axis: BatchAxes | Sequence[str] | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -120,28 +128,35 @@ def verify(
 
     ``input_shapes``: ``{"x": (1, 3, 64, 96)}`` or ``["x=1x3x64x96"]``. ``inputs``: an .npz path
     or a dict of arrays keyed by input name. ``batch``: the leading symbolic dim for parity and
-    the contamination test (default 1 for parity, 4 for contamination). ``batch_axis``:
+    the contamination test (default 1 for parity, 4 for contamination). ``batch_axes``:
     ``{"state": 1}`` or ``["state=1"]``, an input's batch axis where its dim names do not tell
     (``none``: it has no batch axis). ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``,
     values the model fixed that the reference still takes as inputs (by default what the model's
     metadata recorded when onnxfit fixed them). ``open_planned``: opens the ``planned-<target>``
     sessions (``onnxfit.verify`` hands over ``onnxfit.session()``'s; without it there are none).
+    ``model_inputs``: a ``ModelInputs`` for the shapes, batch axes and fixed inputs (the one
+    ``optimize --verify`` optimized with). ``batch_axis``: the old spelling of ``batch_axes``.
     """
+    if batch_axis is not None:
+        warnings.warn("verify(batch_axis=...) is spelled batch_axes=... now", DeprecationWarning, stacklevel=2)
+        batch_axes = batch_axis if batch_axes is None else batch_axes
+    described = ModelInputs.of(model_inputs, input_shapes=input_shapes, batch_axes=batch_axes,
+                               fixed_inputs=fixed_inputs)
     if batch is not None and batch < 1:
         raise OnnxfitError(f"--batch {batch}: must be a positive integer")
     proto, source, label = _load(model)
     ref_proto, ref_source, ref_label = _load(reference) if reference is not None else (None, None, None)
-    specs = model_inputs(proto)
-    ref_fixed = _reference_fixed(proto, ref_proto, specs, fixed_inputs)
-    overrides = parse_batch_axes(batch_axis)
-    axes = batch_axes(specs, overrides)
-    shapes = _input_shapes(proto, input_shapes)
+    specs = _input_specs(proto)
+    ref_fixed = _reference_fixed(proto, ref_proto, specs, described.fixed)
+    overrides = dict(described.batch_axes)
+    axes = _batch_axes(specs, overrides)
+    shapes = _input_shapes(proto, described.shapes)
     provided = _provided(inputs, specs)
     selected = _runtimes(proto, source, runtimes, open_planned)
     if target is not None and open_planned is not None:
         selected += _planned_runtime(target, source, selected, open_planned)
 
-    ref_specs = [s for s in model_inputs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
+    ref_specs = [s for s in _input_specs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
     per_frame = ref_proto is not None and _per_frame(specs, ref_specs, axes)
     if ref_proto is not None:
         shapes = {**_shapes_from_reference(specs, ref_specs, batch, axes), **shapes}
@@ -467,7 +482,7 @@ def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) ->
         raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {first_line(exc)}") from None
 
 
-def partitions_check(target: str, ort_version: str | None = None):
+def partitions_check(target: str, ort_version: OrtRelease | str | None = None):
     """A verify check: the model must run as one partition on ``target``, and (with a reference)
     in no more partitions than the reference."""
     def check(ctx) -> Check:

@@ -195,7 +195,7 @@ def test_state_inputs_nobody_gave_start_at_zeros_and_say_so():
              helper.make_node("ReduceSum", ["state_out"], ["y"], keepdims=0, axes=[0])]
     model = make_model(nodes, [tensor_info("x", [2, "N", 4]), tensor_info("state_in", [2, "N", 4])],
                        [tensor_info("y", ["N", 4]), tensor_info("state_out", [2, "N", 4])], opset=12)
-    report = verify(model, runtimes=["ort-cpu"], batch_axis=["state_in=1", "x=1"])
+    report = verify(model, runtimes=["ort-cpu"], batch_axes=["state_in=1", "x=1"])
     parity = report.check("parity")
     assert report.ok, parity.summary
     assert any("state_in start at zeros" in note for note in parity.details["notes"])
