@@ -4,7 +4,9 @@ Public API (re-exports, imported on first use so that ``import onnxfit`` stays l
     optimize, optimize_model      onnxfit.app.optimize
     prepare                       onnxfit.app.prepare (per-machine cache)
     session, session_plan         onnxfit.app.session (a ready onnxruntime session for the machine)
-    verify                        onnxfit.app.verify (parity, contamination, partitions)
+    verify                        onnxfit.app.verify (parity, contamination, partitions; the engine
+                                  is the onnxfit.verification package)
+    count_partitions              onnxfit.targets.partitions
     inspect                       onnxfit.app.inspection
     export_torch                  onnxfit.exporters.torch_onnx (needs the torch extra)
     load_model, save_model        onnxfit.model
@@ -12,8 +14,6 @@ Public API (re-exports, imported on first use so that ``import onnxfit`` stays l
 """
 
 import importlib
-import sys
-import types
 
 from onnxfit.errors import CheckFailed, OnnxfitError
 
@@ -28,6 +28,7 @@ _LAZY = {
     "export_torch": "onnxfit.exporters.torch_onnx",
     "optimize": "onnxfit.app.optimize",
     "optimize_model": "onnxfit.app.optimize",
+    "count_partitions": "onnxfit.targets.partitions",
     "load_model": "onnxfit.model",
     "save_model": "onnxfit.model",
 }
@@ -39,20 +40,5 @@ def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'onnxfit' has no attribute '{name}'")
     value = getattr(importlib.import_module(_LAZY[name]), name)
-    if name != "verify":
-        globals()[name] = value
+    globals()[name] = value
     return value
-
-
-def _function_over_submodule(module: str) -> property:
-    """The function ``module`` is named after, even once the submodule of that name is imported
-    (importing it sets the package attribute to the submodule: the setter ignores that)."""
-    return property(lambda self: getattr(importlib.import_module(module), module.rsplit(".", 1)[1]),
-                    lambda self, value: None)
-
-
-class _Package(types.ModuleType):
-    verify = _function_over_submodule("onnxfit.app.verify")
-
-
-sys.modules[__name__].__class__ = _Package

@@ -198,8 +198,8 @@ def frames_per_second(path: Path, batch: int, seconds: float = 2.0) -> float:
 
 def _cuda_contamination(path: Path, runtime) -> dict:
     """The frame test of `verify` run on the CUDA EP itself, at batch 16 (verify runs it on the CPU reference)."""
-    from onnxfit.verify.contamination import contamination_check
-    from onnxfit.verify.inputs import model_inputs
+    from onnxfit.verification.contamination import contamination_check
+    from onnxfit.verification.inputs import model_inputs
 
     proto = onnx.load(str(path))
     specs = model_inputs(proto)
@@ -236,7 +236,7 @@ def measure(models: Path, out_json: Path, out_md: Path) -> dict:
     from onnxfit.versions import parse_version
     from onnxfit import verify
     from onnxfit.targets.partitions import real_partitions
-    from onnxfit.verify.runtimes import OrtRuntime
+    from onnxfit.verification.runtimes import OrtRuntime
     from tests.zoo.manifest import by_name
 
     if CUDA_EP not in ort.get_available_providers():

@@ -157,7 +157,7 @@ def feeds_for(session, shapes: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def compare(actual: dict, expected: dict) -> dict:
-    from onnxfit.verify.parity import compare_outputs
+    from onnxfit.verification.parity import compare_outputs
 
     results = [r.to_dict() for r in compare_outputs(actual, expected)]
     return {"ok": all(r["ok"] for r in results), "max_abs": max(r["max_abs"] or 0.0 for r in results),

@@ -18,7 +18,7 @@ LAYERS = {
         "onnxfit.fixed_inputs", "onnxfit.model_inputs", "onnxfit.versions", "onnxfit.text",
     ),
     "engine: targets, optimizer, verify, exporters": (
-        "onnxfit.targets", "onnxfit.optimizer", "onnxfit.verify", "onnxfit.verification",
+        "onnxfit.targets", "onnxfit.optimizer", "onnxfit.verification",
         "onnxfit.exporters",
     ),
     "application: jobs, prepare/cache, advice, sessions, inspect, the public functions": (

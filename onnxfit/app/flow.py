@@ -16,8 +16,8 @@ from onnxfit.app.job import AUTO_PARTITIONS_MAX_BYTES, OptimizeJob, OptimizeResu
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import load_model, save_model
 from onnxfit.targets.partitions import PartitionReport, count_partitions
-from onnxfit.verify import verify
-from onnxfit.verify.report import VerifyReport
+from onnxfit.verification import verify
+from onnxfit.verification.report import VerifyReport
 
 __all__ = ["JobResult", "run_job"]
 

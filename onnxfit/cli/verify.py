@@ -12,7 +12,7 @@ from rich.table import Table
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, OrtVersion, model_inputs, ort_release
 from onnxfit.app.verify import verify
-from onnxfit.verify import VerifyReport, available_runtimes, write_report
+from onnxfit.verification import VerifyReport, available_runtimes, write_report
 
 __all__ = ["verify_command"]
 

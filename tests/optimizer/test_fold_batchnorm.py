@@ -286,7 +286,7 @@ def test_large_conv_weights_left_on_disk_are_read_for_folding(tmp_path):
 
 
 def test_onnxfit_verify_accepts_the_folded_model(tmp_path):
-    from onnxfit.verify import verify
+    from onnxfit.verification import verify
 
     model = _conv_bn_model(14, group=2)
     model.graph.node.append(_bn_node("y", "z", prefix="bn2"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from onnxfit.verify import verify
-from onnxfit.verify.contamination import BATCH_RULES, batch_flow
+from onnxfit.verification import verify
+from onnxfit.verification.contamination import BATCH_RULES, batch_flow
 from tests.conftest import assert_frames_independent, make_model, tensor_info
 from tests.models import B, W, const, conv_net, naive_rows_net, softmax_mixing_net
 

@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.verify import verify
-from onnxfit.verify.parity import compare_arrays, compare_outputs, match_outputs, stack_frames, tolerance_for
+from onnxfit.verification import verify
+from onnxfit.verification.parity import compare_arrays, compare_outputs, match_outputs, stack_frames, tolerance_for
 from tests.conftest import make_model, tensor_info
 from tests.models import B, W, const, conv_net
 
@@ -182,7 +182,7 @@ def test_generated_inputs_are_deterministic_and_in_range():
     first = verify(model, seed=3, runtimes=["ort-cpu"]).check("parity")
     again = verify(model, seed=3, runtimes=["ort-cpu"]).check("parity")
     assert first.details == again.details
-    from onnxfit.verify.inputs import make_inputs, model_inputs
+    from onnxfit.verification.inputs import make_inputs, model_inputs
 
     feeds, _ = make_inputs(model_inputs(model), batch=2, seed=3)
     assert feeds["x"].min() >= -1 and feeds["x"].max() <= 1 and feeds["x"].dtype == np.float32

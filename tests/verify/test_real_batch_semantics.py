@@ -15,8 +15,8 @@ from onnx import helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify import verify, write_report
-from onnxfit.verify.runtimes import concise_ort_error
+from onnxfit.verification import verify, write_report
+from onnxfit.verification.runtimes import concise_ort_error
 from tests.conftest import make_model, run_ort, tensor_info
 from tests.models import B, W, const, conv_net
 from tests.zoo.manifest import by_name

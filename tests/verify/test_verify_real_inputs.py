@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify import verify
+from onnxfit.verification import verify
 from tests.conftest import make_model, tensor_info
 
 
@@ -211,7 +211,7 @@ def test_a_batch_guess_the_graph_contradicts_is_no_verdict():
 
 
 def test_guessed_batch_axes_are_listed_as_guesses_in_the_report(tmp_path):
-    from onnxfit.verify import write_report
+    from onnxfit.verification import write_report
     from tests.models import conv_net
 
     report = verify(conv_net())

@@ -26,7 +26,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxfit.app.optimize import optimize
-from onnxfit.verify import verify
+from onnxfit.verification import verify
 from tests.conftest import assert_frames_independent
 
 SOURCE = Path(__file__).parent / "facephys" / "model.onnx"

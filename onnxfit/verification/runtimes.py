@@ -331,7 +331,7 @@ class ReferenceRuntime:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from onnx.reference import ReferenceEvaluator
 
-        from onnxfit.verify.reference_cost import memory_budget, reference_cost
+        from onnxfit.verification.reference_cost import memory_budget, reference_cost
 
         if self._proto is None:
             self._proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))

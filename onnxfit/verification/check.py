@@ -27,8 +27,8 @@ from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
 from onnxfit.model_inputs import ModelInputs
 from onnxfit.targets.partitions import count_partitions
-from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
-from onnxfit.verify.inputs import (
+from onnxfit.verification.contamination import DEFAULT_BATCH, contamination_check
+from onnxfit.verification.inputs import (
     BatchAxes,
     InputSpec,
     as_text,
@@ -38,9 +38,9 @@ from onnxfit.verify.inputs import (
     make_inputs,
     model_inputs,
 )
-from onnxfit.verify.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
-from onnxfit.verify.report import Check, VerifyReport
-from onnxfit.verify.runtimes import (
+from onnxfit.verification.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
+from onnxfit.verification.report import Check, VerifyReport
+from onnxfit.verification.runtimes import (
     REFERENCE,
     ModelSource,
     Runtime,
@@ -239,8 +239,8 @@ def _judge_by_runtime_floor(
     """The model on ``runtime`` is off the reference runtime: measure how far the reference model is
     off on that runtime too (TF32 on CUDA, another kernel). An output within NOISE_FACTOR times that
     deviation, itself small beside the output, differs by the runtime's numerics, not the model's."""
-    from onnxfit.verify.frame_test import NOISE_CAP, NOISE_FACTOR
-    from onnxfit.verify.runtimes import available_runtimes
+    from onnxfit.verification.frame_test import NOISE_CAP, NOISE_FACTOR
+    from onnxfit.verification.runtimes import available_runtimes
 
     # The same runtime on the reference model: named runtimes are made again, others say how (for_model).
     if hasattr(runtime, "for_model"):
