@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from onnxfit.batch_axes import BatchAxes, parse_batch_axes
 from onnxfit.errors import OnnxfitError
-from onnxfit.fixed_inputs import parse_fixed_inputs
-from onnxfit.model import parse_input_shapes
 
-__all__ = ["ModelInputs"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ModelInputs", "parse_input_shapes", "parse_shape"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +74,7 @@ def _shapes(shapes) -> dict[str | None, tuple[int, ...]]:
 def _batch_axes(axes) -> BatchAxes:
     parsed = parse_batch_axes(list(axes) if _is_list(axes) else axes)
     for name, axis in parsed.items():
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis < 0):
+        if axis is not None and (isinstance(axis, bool) or not hasattr(axis, "__index__") or axis < 0):
             raise OnnxfitError(f"batch axis {name}={axis}: the axis must be a non-negative integer or None")
     return {name: None if axis is None else int(axis) for name, axis in parsed.items()}
 
@@ -82,6 +82,33 @@ def _batch_axes(axes) -> BatchAxes:
 def _fixed(values) -> dict[str, np.ndarray]:
     if not values:
         return {}
+    # Deferred: numpy (and onnx, where fixed_inputs binds values) only when values are given;
+    # a cache hit without them imports neither.
+    import numpy as np
+
+    from onnxfit.fixed_inputs import parse_fixed_inputs
+
     if _is_list(values):
         return parse_fixed_inputs(list(values))
     return {str(name): np.asarray(value) for name, value in values.items()}
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1x3x640x640"`` -> ``(1, 3, 640, 640)``; commas work too."""
+    parts = text.replace(",", "x").lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise OnnxfitError(f"bad shape '{text}': expected dimensions like 1x3x640x640") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise OnnxfitError(f"bad shape '{text}': every dimension must be a positive integer")
+    return dims
+
+
+def parse_input_shapes(specs: Iterable[str]) -> dict[str | None, tuple[int, ...]]:
+    """``["images=1x3x640x640"]`` -> ``{"images": (1, 3, 640, 640)}``; no name -> key None."""
+    shapes: dict[str | None, tuple[int, ...]] = {}
+    for spec in specs:
+        name, sep, shape = spec.rpartition("=")
+        shapes[name if sep else None] = parse_shape(shape)
+    return shapes

@@ -5,12 +5,14 @@ parsed again."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import sys
 from typing import NamedTuple
 
 from onnxfit.errors import OnnxfitError
 
-__all__ = ["OrtRelease", "Version", "parse_version", "installed_ort_version", "format_version"]
+__all__ = ["OrtRelease", "Version", "parse_version", "installed_ort_text", "installed_ort_version", "format_version"]
 
 
 class OrtRelease(NamedTuple):
@@ -41,11 +43,28 @@ def parse_version(text: str, what: str = "ONNX Runtime version") -> OrtRelease:
     return OrtRelease(int(match.group(1)), int(match.group(2)))
 
 
-def installed_ort_version() -> OrtRelease:
-    """The onnxruntime this process imports (imported here, on first use)."""
+# onnxruntime ships under several distribution names, one package: ``onnxruntime``.
+_ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
+                      "onnxruntime-qnn", "onnxruntime-silicon", "onnxruntime-training")
+
+
+def installed_ort_text() -> str:
+    """The installed onnxruntime's version string (``onnxruntime.__version__``), read from its package
+    metadata when it is not imported yet: a cache hit names the release without importing it."""
+    if "onnxruntime" not in sys.modules:
+        for name in _ORT_DISTRIBUTIONS:
+            try:
+                return importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
     import onnxruntime
 
-    return parse_version(onnxruntime.__version__)
+    return onnxruntime.__version__
+
+
+def installed_ort_version() -> OrtRelease:
+    """The onnxruntime this process imports."""
+    return parse_version(installed_ort_text())
 
 
 def format_version(version: tuple[int, int]) -> str:

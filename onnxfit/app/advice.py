@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 import onnx
 
-from onnxfit.app.job import OptimizeJob, rewrite_model
+from onnxfit.app.job import OptimizeJob
+from onnxfit.app.rewrite import rewrite_model
 from onnxfit.batch_axes import input_batch_axes
 from onnxfit.errors import OnnxfitError
 from onnxfit.shapes import proto_shape, setting_inputs_deciding_ifs, weightless_copy

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onnxfit.app.advice import Advice, advise
-from onnxfit.app.cache import PrepareResult, prepare_job
-from onnxfit.app.job import AUTO_PARTITIONS_MAX_BYTES, OptimizeJob, OptimizeResult, rewrite_model
+from onnxfit.app.cache import PrepareResult
+from onnxfit.app.prepare import prepare_job
+from onnxfit.app.job import AUTO_PARTITIONS_MAX_BYTES, OptimizeJob
+from onnxfit.app.rewrite import OptimizeResult, rewrite_model
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import load_model, save_model
 from onnxfit.targets.partitions import PartitionReport, count_partitions

@@ -3,8 +3,9 @@
 The CLI (``onnxfit optimize``), the Python API (``optimize``, ``optimize_model``, ``prepare``),
 the exporters and the benchmark scripts all build an ``OptimizeJob``: options are parsed and
 checked once, in ``OptimizeJob.create``, and a parameter can be followed from the flag or argument
-to the pass that reads it. ``rewrite_model`` is a job's rewrite step: it hands the engine a model
-and a ``PassContext``, never the job. ``run_job`` (``onnxfit.app.flow``) runs the rest.
+to the pass that reads it. ``rewrite_model`` (``onnxfit.app.rewrite``) is a job's rewrite step:
+it hands the engine a model and a ``PassContext``, never the job; ``run_job``
+(``onnxfit.app.flow``) runs the rest. Building a job imports no engine: a cache hit runs on it.
 A job is a frozen dataclass of plain values: ``--jobs N`` sends it to worker processes.
 """
 
@@ -15,19 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
-
+from onnxfit.app.cache import Cache
 from onnxfit.errors import OnnxfitError
-from onnxfit.fixed_inputs import resolve_fixed_inputs
-from onnxfit.graphs import default_opset
-from onnxfit.model import resolve_input_shapes
 from onnxfit.model_inputs import ModelInputs
-from onnxfit.optimizer.pipeline import PassContext, PipelineResult, get_passes, run_passes
+from onnxfit.optimizer.catalog import check_names
 from onnxfit.optimizer.selection import select_passes
 from onnxfit.targets import auto_target, get_target
 from onnxfit.versions import OrtRelease, installed_ort_version
 
-__all__ = ["OptimizeJob", "OptimizeResult", "rewrite_model", "model_bytes"]
+__all__ = ["OptimizeJob", "model_bytes"]
 
 # Counting partitions opens an ONNX Runtime session on the model before and after (seconds and
 # the model's size in memory for a 500 MB generator, more than the rewrite itself): by default
@@ -90,12 +87,12 @@ class OptimizeJob:
         if target == "auto":
             if not cache:
                 raise OnnxfitError("--target auto picks the EP of this machine and needs --cache; name a target instead")
-            target = auto_target()
+            target = auto_target(Cache(cache_dir).providers())
         get_target(target)
         ort_version = OrtRelease.parse(ort_version, "--ort-version")
         passes = tuple(passes) if passes else None
-        get_passes(select_passes(target, list(passes) if passes else None, dynamic_batch, simplify=simplify,
-                                 exact=exact))
+        check_names(select_passes(target, list(passes) if passes else None, dynamic_batch, simplify=simplify,
+                                  exact=exact))
         return cls(
             model=Path(model) if model is not None else None,
             output=Path(output) if output is not None else None,
@@ -124,7 +121,7 @@ class OptimizeJob:
     def pass_names(self) -> list[str]:
         """The passes this job runs, in order (the target's, or ``passes``, plus dynamic-batch/simplify)."""
         return select_passes(self.target, list(self.passes) if self.passes else None, self.dynamic_batch,
-                             self.rewrite_ort_version, simplify=self.simplify, exact=self.exact)
+                             simplify=self.simplify, exact=self.exact)
 
     def counts_partitions(self) -> bool:
         if self.partitions is not None:
@@ -135,41 +132,3 @@ class OptimizeJob:
 def model_bytes(path: Path) -> int:
     """The model file plus external data files next to it named after it (model.onnx.data, ...)."""
     return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}.*") if p.is_file())
-
-
-@dataclass
-class OptimizeResult:
-    source: Path | None
-    output: Path | None
-    target: str
-    pipeline: PipelineResult
-
-    @property
-    def model(self) -> onnx.ModelProto:
-        return self.pipeline.model
-
-    def to_dict(self) -> dict:
-        return {
-            "model": str(self.source) if self.source else None,
-            "output": str(self.output) if self.output else None,
-            "target": self.target,
-            "changed": self.pipeline.changed,
-            "passes": [r.to_dict() for r in self.pipeline.reports],
-            "ops_before": dict(sorted(self.pipeline.ops_before.items())),
-            "ops_after": dict(sorted(self.pipeline.ops_after.items())),
-            "nodes_before": sum(self.pipeline.ops_before.values()),
-            "nodes_after": sum(self.pipeline.ops_after.values()),
-        }
-
-
-def rewrite_model(model: onnx.ModelProto, job: OptimizeJob) -> PipelineResult:
-    """The rewrite step of every job: its passes on ``model`` (not modified), with its context."""
-    names = job.pass_names()
-    version = job.rewrite_ort_version
-    inputs = job.inputs
-    ctx = PassContext(opset=default_opset(model), input_shapes=resolve_input_shapes(model, inputs.shapes),
-                      target=job.target, ort_version=version,
-                      dynamic_batch="dynamic-batch" in names, batch_axes=dict(inputs.batch_axes),
-                      fixed_inputs=resolve_fixed_inputs(model, inputs.fixed),
-                      overridable_inputs=frozenset(inputs.keep))
-    return run_passes(model, get_passes(names), ctx, check_each=job.check_each)

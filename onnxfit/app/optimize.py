@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 
 from onnxfit.app.flow import run_job
-from onnxfit.app.job import OptimizeJob, OptimizeResult, rewrite_model
+from onnxfit.app.job import OptimizeJob
+from onnxfit.app.rewrite import OptimizeResult, rewrite_model
 from onnxfit.model_inputs import ModelInputs
 from onnxfit.optimizer.pipeline import PipelineResult
 

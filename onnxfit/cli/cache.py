@@ -10,7 +10,6 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.app.cache import Cache, parse_size
 
 cache_app = typer.Typer(help="The per-machine cache used by onnxfit.prepare() and optimize --cache.",
                         no_args_is_help=True)
@@ -44,11 +43,11 @@ def _when(timestamp: float | None) -> str:
 @handle_errors
 def list_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
     """List cache entries, least recently used first."""
-    entries = sorted(Cache(cache_dir).entries(), key=lambda e: e.last_used)
+    entries = sorted(_cache(cache_dir).entries(), key=lambda e: e.last_used)
     if as_json:
         print_json([_entry_dict(e) for e in entries])
         return
-    table = Table(title=f"{len(entries)} entries in {Cache(cache_dir).directory}", title_justify="left")
+    table = Table(title=f"{len(entries)} entries in {_cache(cache_dir).directory}", title_justify="left")
     for column in ("key", "source", "target", "size", "last used"):
         table.add_column(column)
     for e in entries:
@@ -66,7 +65,7 @@ def info_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cache location and size, or the full metadata of one entry."""
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
     entries = cache.entries()
     if key is None:
         doc = {"path": str(cache.directory), "entries": len(entries), "size": sum(e.size for e in entries)}
@@ -89,7 +88,7 @@ def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.O
 
     A hit only re-hashes a file whose size, mtime or inode changed: this is the full check.
     """
-    checked, damaged = Cache(cache_dir).verify()
+    checked, damaged = _cache(cache_dir).verify()
     if as_json:
         print_json({"checked": checked, "removed": [d.__dict__ for d in damaged]})
     else:
@@ -104,7 +103,7 @@ def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.O
 @handle_errors
 def clear_command(cache_dir: Path | None = _DIR_OPTION) -> None:
     """Remove every entry."""
-    count = Cache(cache_dir).clear()
+    count = _cache(cache_dir).clear()
     console.print(f"removed {count} entries")
 
 
@@ -116,7 +115,9 @@ def prune_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evict least-recently-used entries until the cache fits in --max-size."""
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
+    from onnxfit.app.cache import parse_size
+
     evicted = cache.prune(parse_size(max_size))
     if as_json:
         print_json({"evicted": [e.key for e in evicted], "size": cache.total_size()})
@@ -128,4 +129,10 @@ def prune_command(
 @handle_errors
 def path_command(cache_dir: Path | None = _DIR_OPTION) -> None:
     """Print the cache directory."""
-    print(Cache(cache_dir).directory)
+    print(_cache(cache_dir).directory)
+
+
+def _cache(directory: Path | None):
+    from onnxfit.app.cache import Cache  # a verb imports what it runs when it runs: --help stays fast
+
+    return Cache(directory)

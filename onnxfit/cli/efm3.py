@@ -9,7 +9,7 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.exporters.efm3 import ARCHS, TOLERANCE, export_efm3, inspect_efm3, verify_efm3
+from onnxfit.exporters.mobilefacenet_arch import ARCHS
 
 efm3_app = typer.Typer(help="Inspect and verify EFM3 .bin files (FaceX MobileFaceNet weights).", no_args_is_help=True)
 app.add_typer(efm3_app, name="efm3")
@@ -28,6 +28,8 @@ def verify_command(
     """Run FILE with the numpy engine and a reference; exit 0 if max abs error <= 1e-5, else 1."""
     if onnx is not None and torch_reference:
         raise OnnxfitError("--onnx and --torch pick the reference: give one of them")
+    from onnxfit.exporters.efm3 import TOLERANCE, verify_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     result = verify_efm3(file, onnx, batch=batch, seed=seed, tolerance=TOLERANCE)
     if as_json:
         print_json(result.to_dict())
@@ -49,6 +51,8 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Validate FILE and show its arch header, JSON copy, tensor count, layer shapes and size."""
+    from onnxfit.exporters.efm3 import inspect_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     info = inspect_efm3(file)
     if as_json:
         print_json(info)
@@ -76,6 +80,8 @@ def export_efm3_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Write an EFM3 weight file from an ONNX MobileFaceNet or a torch state_dict/module."""
+    from onnxfit.exporters.efm3 import export_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     written = export_efm3(source, output, arch)
     summary = {"source": str(source), "output": str(output), "arch": written.arch.name,
                "n_tensors": len(written.tensors), "file_size": written.file_size}

@@ -10,8 +10,6 @@ from rich.table import Table
 
 from onnxfit.cli.common import console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.model import parse_shape
-from onnxfit.shapes import dims_text
 
 
 @export_app.command("torch")
@@ -36,6 +34,8 @@ def export_torch_command(
 
     if exporter not in EXPORTERS:
         raise OnnxfitError(f"--exporter {exporter}: choose from {', '.join(EXPORTERS)}")
+    from onnxfit.model_inputs import parse_shape
+
     shapes = [parse_shape(s) for s in input_shape]
     module = build_module(factory)
     # Zeros are enough: the exporters trace shapes, and verification draws its own random inputs.
@@ -48,6 +48,8 @@ def export_torch_command(
     table.add_column("what")
     table.add_column("result")
     rows = [("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")]
+    from onnxfit.shapes import dims_text
+
     rows += [(f"{kind} {t.name}", f"{t.dtype} {dims_text(t.shape)}")
              for kind, tensors in (("input", result.inputs), ("output", result.outputs)) for t in tensors.values()]
     rows += [(f"pass {r.name}", f"{r.rewritten} rewritten, {r.folded} folded" if r.changed else "nothing to do")

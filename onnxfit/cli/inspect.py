@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.cli.options import OrtVersion, ort_release
-from onnxfit.versions import OrtRelease
-from onnxfit.app.inspection import inspect
+
+if TYPE_CHECKING:
+    from onnxfit.versions import OrtRelease
 
 
 @app.command("inspect")
@@ -23,6 +25,8 @@ def inspect_command(
     ort_version: OrtVersion = None,
 ) -> None:
     """Describe MODEL and list what the passes would rewrite, by node name."""
+    from onnxfit.app.inspection import inspect  # a verb imports what it runs when it runs: --help stays fast
+
     report = inspect(model)
     if target is not None:
         report["advice"] = _advice(model, target, ort_release(ort_version))

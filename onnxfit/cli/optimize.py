@@ -5,18 +5,19 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, KeepInputs, OrtVersion, model_inputs, ort_release
 from onnxfit.errors import OnnxfitError
-from onnxfit.app.flow import run_job
-from onnxfit.app.job import OptimizeJob
 from onnxfit.targets import target_names
+
+if TYPE_CHECKING:
+    from onnxfit.app.job import OptimizeJob
 
 
 def collect_models(paths: list[Path]) -> list[Path]:
@@ -48,6 +49,8 @@ def output_paths(models: list[Path], output: Path) -> list[Path]:
 
 def _optimize_one(job: OptimizeJob) -> dict:
     """Worker entry (also used in-process): returns the JSON-able result or the error line."""
+    from onnxfit.app.flow import run_job  # a verb imports what it runs when it runs: --help stays fast
+
     try:
         return run_job(job).to_dict()
     except OnnxfitError as exc:
@@ -88,6 +91,8 @@ def optimize_command(
                                 "could cut them (--input-shape, --fix-input) in memory and print the predicted result."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
+    from onnxfit.app.job import OptimizeJob  # a verb imports what it runs when it runs: --help stays fast
+
     # Every option parsed and checked once, before any model is read; one job per model from it.
     options = OptimizeJob.create(None, target=target, passes=passes.split(",") if passes else None,
                                  inputs=model_inputs(input_shape, batch_axis, fix_input, keep_input),
@@ -136,6 +141,8 @@ def optimize_command(
 
 
 def _run_jobs(job_list: list[OptimizeJob], jobs: int, show_progress: bool) -> list[dict]:
+    from rich.progress import Progress
+
     with Progress(console=console, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("optimizing", total=len(job_list))
         if jobs == 1 or len(job_list) == 1:

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.cli.options import OrtVersion, ort_release
-from onnxfit.targets.partitions import count_partitions
 
 
 @app.command("partitions")
@@ -26,6 +25,8 @@ def partitions(
 
     Exit 1 when the EP fails to compile the model (a finding about the EP), 2 for bad input.
     """
+    from onnxfit.targets.partitions import count_partitions  # a verb imports what it runs when it runs: --help stays fast
+
     report = count_partitions(model, target, ort_version=ort_release(ort_version), ep=ep)
     if as_json:
         print_json(report.to_dict())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
@@ -11,8 +11,9 @@ from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
 from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, OrtVersion, model_inputs, ort_release
-from onnxfit.app.verify import verify
-from onnxfit.verification import VerifyReport, available_runtimes, write_report
+
+if TYPE_CHECKING:
+    from onnxfit.verification import VerifyReport
 
 __all__ = ["verify_command"]
 
@@ -31,7 +32,9 @@ def verify_command(
     ),
     input_shape: InputShapes = [],
     runtime: list[str] = typer.Option(
-        [], "--runtime", help=f"Runtimes to compare with the reference (repeatable): {', '.join(available_runtimes())}."
+        [], "--runtime", help="Runtimes to compare with the reference (repeatable): ort-cpu-noopt (the reference), ort-cpu, "
+             "onnx-reference, ort-<ep> for each EP of this onnxruntime, planned-<target> for the session "
+             "onnxfit.session() opens."
     ),
     inputs: Optional[Path] = typer.Option(
         None, "--inputs", help=".npz of input arrays keyed by input name (needed for scalars and states)."
@@ -53,6 +56,9 @@ def verify_command(
     fix_input: FixedInputs = [],
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
+    from onnxfit.app.verify import verify  # a verb imports what it runs when it runs: --help stays fast
+    from onnxfit.verification import write_report
+
     result = verify(
         model,
         reference,

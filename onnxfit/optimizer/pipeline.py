@@ -19,6 +19,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+import onnxfit._graphsurgeon  # noqa: F401  (graph-surgeon quiet before any pass runs)
+
 from onnxfit.errors import OnnxfitError
 from onnxfit.graphs import cleanup, default_opset, iter_graphs, op_histogram
 from onnxfit.fixed_inputs import METADATA_KEY, fixed_inputs_metadata

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from onnxfit.optimizer.pipeline import is_exact
+from onnxfit.optimizer.catalog import is_exact
 from onnxfit.targets import get_target
 
 __all__ = ["select_passes"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from onnxfit.errors import CheckFailed, OnnxfitError
-from onnxfit.model import write_atomic
+from onnxfit.files import write_atomic
 from onnxfit.text import json_default, markdown_table
 from onnxfit.verification.parity import ERROR_DECADES
 
