@@ -29,7 +29,7 @@ from onnx import helper
 from onnxfit.errors import node_label
 from onnxfit.graphs import graph_outputs, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport
-from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor, inferred_types
+from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor, inferred_types, profile_for
 
 __all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "declared_dtype", "find", "is_omitted"]
 
@@ -109,8 +109,6 @@ class MatchContext:
         """``target_takes_as``, where a target without a support profile (the CPU EP: every ONNX op
         has a kernel) runs any op: for rules that build an op every EP has, where a profile is asked
         only so that a fusion never moves nodes off the target EP."""
-        from onnxfit.targets.profiles import profile_for
-
         return profile_for(self.pass_ctx.target) is None or self.target_takes_as(node, op)
 
     def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
