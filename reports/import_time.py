@@ -1,6 +1,6 @@
 """What a start-up costs, as whole processes: median wall time of 15 fresh interpreters each.
 
-    .venv/bin/python reports/import_time.py         # writes reports/import_time.json
+    .venv/bin/python reports/import_time.py         # writes reports/import_time.json, STARTUP.md
 
 - ``python -c pass``: the interpreter alone, the floor every other figure stands on.
 - ``import onnxfit``: the package (the public API is imported on first use). Goal: <= 0.1 s.
@@ -66,7 +66,42 @@ def main() -> None:
         "python": sys.version.split()[0],
     }
     Path(__file__).with_name("import_time.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_startup_page()
     print(json.dumps(result, indent=2))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def write_startup_page() -> None:
+    """reports/STARTUP.md from import_time.json and cache_hit.json: whole-process times."""
+    here = Path(__file__).parent
+    start = json.loads((here / "import_time.json").read_text())
+    lines = ["# What a start-up costs", "",
+             "Whole processes, medians; written by `reports/import_time.py` and `reports/cache_hit.py` "
+             "(which rewrite this page).", "",
+             "| process | time | goal |", "|---|---|---|",
+             f"| `python -c pass` | {_ms(start['python_c_pass_s'])} | |",
+             f"| `python -c 'import onnxfit'` | {_ms(start['import_onnxfit_s'])} | <= {_ms(start['import_onnxfit_goal_s'])} |",
+             f"| bare two-command typer app `--help` | {_ms(start['bare_typer_help_s'])} | |",
+             f"| `onnxfit --help` | {_ms(start['onnxfit_help_s'])} ({start['onnxfit_help_over_bare_typer']}x bare typer) "
+             f"| <= {start['goal_help_over_bare_typer']}x |",
+             f"| `onnxfit optimize --help` | {_ms(start['onnxfit_optimize_help_s'])} "
+             f"({start['onnxfit_optimize_help_over_bare_typer']}x bare typer) | <= {start['goal_help_over_bare_typer']}x |"]
+    if (here / "cache_hit.json").exists():
+        hit = json.loads((here / "cache_hit.json").read_text())
+        if "hit_process_over_python" in hit:
+            lines += [
+                f"| `prepare()` cache hit, fresh process ({hit['model']}, {hit['model_mb']} MB) | "
+                f"{_ms(hit['hit_process_s_median'])} ({hit['hit_process_over_python']}x `python -c pass`, "
+                f"{hit['hit_process_over_miss_process']:.0%} of the miss) | <= {hit['goal_hit_process_over_python']}x, "
+                f"<= {hit['goal_hit_process_over_miss_process']:.0%} |",
+                f"| `prepare()` cache miss, fresh process | {_ms(hit['miss_process_s'])} | |", "",
+                f"Inside the hit process the `prepare()` call takes {_ms(hit['hit_prepare_s_median'])}; it imports "
+                f"{', '.join(hit['hit_heavy_imports']) or 'none'} of onnx, onnx-graphsurgeon, onnxruntime and numpy "
+                f"(the miss: {', '.join(hit['miss_heavy_imports'])}). {hit['machine']}, Python {hit['python']}."]
+    (here / "STARTUP.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
