@@ -131,7 +131,8 @@ def register_pass(cls):
 
 
 def _load_builtin_passes() -> None:
-    # Importing the package registers every built-in pass module.
+    # Importing the package registers every built-in pass module; here, not at the top: each pass
+    # module imports this one for register_pass.
     import onnxfit.optimizer.passes  # noqa: F401
 
 
