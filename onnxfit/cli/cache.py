@@ -9,14 +9,13 @@ import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import CacheDir, Json
 from onnxfit.errors import OnnxfitError
 
 cache_app = typer.Typer(help="The per-machine cache used by onnxfit.prepare() and optimize --cache.",
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-_DIR_OPTION = typer.Option(None, "--cache-dir", help="Cache directory (default: $ONNXFIT_CACHE_DIR or the "
-                                                     "platform's user cache directory).")
 
 
 def _entry_dict(entry) -> dict:
@@ -41,7 +40,7 @@ def _when(timestamp: float | None) -> str:
 
 @cache_app.command("list")
 @handle_errors
-def list_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_command(cache_dir: CacheDir = None, as_json: Json = False) -> None:
     """List cache entries, least recently used first."""
     entries = sorted(_cache(cache_dir).entries(), key=lambda e: e.last_used)
     if as_json:
@@ -61,8 +60,8 @@ def list_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Opt
 @handle_errors
 def info_command(
     key: str | None = typer.Argument(None, help="An entry key (or its first characters)."),
-    cache_dir: Path | None = _DIR_OPTION,
-    as_json: bool = typer.Option(False, "--json"),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Cache location and size, or the full metadata of one entry."""
     cache = _cache(cache_dir)
@@ -83,7 +82,7 @@ def info_command(
 
 @cache_app.command("verify")
 @handle_errors
-def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+def verify_command(cache_dir: CacheDir = None, as_json: Json = False) -> None:
     """Re-hash every entry; remove the damaged ones. Exit 1 if any was damaged.
 
     A hit only re-hashes a file whose size, mtime or inode changed: this is the full check.
@@ -101,7 +100,7 @@ def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.O
 
 @cache_app.command("clear")
 @handle_errors
-def clear_command(cache_dir: Path | None = _DIR_OPTION) -> None:
+def clear_command(cache_dir: CacheDir = None) -> None:
     """Remove every entry."""
     count = _cache(cache_dir).clear()
     console.print(f"removed {count} entries")
@@ -111,8 +110,8 @@ def clear_command(cache_dir: Path | None = _DIR_OPTION) -> None:
 @handle_errors
 def prune_command(
     max_size: str = typer.Option(..., "--max-size", help="Keep at most this much, e.g. 2GB; LRU entries go first."),
-    cache_dir: Path | None = _DIR_OPTION,
-    as_json: bool = typer.Option(False, "--json"),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Evict least-recently-used entries until the cache fits in --max-size."""
     cache = _cache(cache_dir)
@@ -127,7 +126,7 @@ def prune_command(
 
 @cache_app.command("path")
 @handle_errors
-def path_command(cache_dir: Path | None = _DIR_OPTION) -> None:
+def path_command(cache_dir: CacheDir = None) -> None:
     """Print the cache directory."""
     print(_cache(cache_dir).directory)
 

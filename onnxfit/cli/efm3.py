@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from onnxfit.cli.options import Json
 from onnxfit.cli.common import app, console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
 from onnxfit.exporters.mobilefacenet_arch import ARCHS
@@ -23,7 +24,7 @@ def verify_command(
     torch_reference: bool = typer.Option(False, "--torch", help="Compare with torch (the default without --onnx)."),
     batch: int = typer.Option(4, "--batch", min=1, help="Images per run."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random face-like inputs."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Run FILE with the numpy engine and a reference; exit 0 if max abs error <= 1e-5, else 1."""
     if onnx is not None and torch_reference:
@@ -48,7 +49,7 @@ def verify_command(
 @handle_errors
 def inspect_command(
     file: Path = typer.Argument(..., help="EFM3 .bin file."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Validate FILE and show its arch header, JSON copy, tensor count, layer shapes and size."""
     from onnxfit.exporters.efm3 import inspect_efm3  # a verb imports what it runs when it runs: --help stays fast
@@ -77,7 +78,7 @@ def export_efm3_command(
     source: Path = typer.Argument(..., help="ONNX MobileFaceNet (.onnx) or torch checkpoint (.pt/.pth)."),
     output: Path = typer.Option(..., "--output", "-o", help="EFM3 .bin to write."),
     arch: str | None = typer.Option(None, "--arch", help=f"{', '.join(ARCHS)}; inferred from weights if omitted."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Write an EFM3 weight file from an ONNX MobileFaceNet or a torch state_dict/module."""
     from onnxfit.exporters.efm3 import export_efm3  # a verb imports what it runs when it runs: --help stays fast

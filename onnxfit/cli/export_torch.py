@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from onnxfit.cli.options import Json
 from onnxfit.cli.common import console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
 
@@ -25,7 +26,7 @@ def export_torch_command(
     opset: int = typer.Option(17, "--opset", help="ONNX opset to export to."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--no-dynamic-batch",
                                        help="Make axis 0 of every input a symbolic batch (default) or keep it fixed."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+    as_json: Json = False,
 ) -> None:
     """Export MODULE:FACTORY() to ONNX, repair its batch, verify it against torch, and save it."""
     import torch

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.cli.options import OrtVersion, ort_release
+from onnxfit.cli.options import Json, OrtVersion, ort_release
 
 if TYPE_CHECKING:
     from onnxfit.versions import OrtRelease
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @handle_errors
 def inspect_command(
     model: Path = typer.Argument(..., help="ONNX model."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
     target: str | None = typer.Option(None, "--target", "-t", help="Also count partitions on this target after "
                                       "optimize, and advise the flags that would cut them (predicted)."),
     ort_version: OrtVersion = None,

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, KeepInputs, OrtVersion, model_inputs, ort_release
+from onnxfit.cli.options import (BatchAxes, FixedInputs, InputShapes, Json, KeepInputs, OrtVersion, Target, model_inputs,
+                                 ort_release)
 from onnxfit.errors import OnnxfitError
-from onnxfit.targets import target_names
 
 if TYPE_CHECKING:
     from onnxfit.app.job import OptimizeJob
@@ -62,7 +62,7 @@ def _optimize_one(job: OptimizeJob) -> dict:
 def optimize_command(
     models: list[Path] = typer.Argument(..., help="ONNX files or directories of them."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file (one model) or directory."),
-    target: str = typer.Option("coreml", "--target", "-t", help=f"Target EP: {', '.join(target_names())}."),
+    target: Target = "coreml",
     passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
     input_shape: InputShapes = [],
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
@@ -78,7 +78,7 @@ def optimize_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow -o to name the input model itself (it is "
                                    "replaced atomically once the result is checked)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    as_json: Json = False,
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
     verify: bool = typer.Option(False, "--verify", help="Verify each result against its original; exit 1 on a mismatch."),
     ort_version: OrtVersion = None,

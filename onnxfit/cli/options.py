@@ -4,15 +4,19 @@ value the API takes. Parsing imports what it needs when a verb runs, so ``--help
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+from onnxfit.targets import target_names
 
 if TYPE_CHECKING:
     from onnxfit.model_inputs import ModelInputs
     from onnxfit.versions import OrtRelease
 
-__all__ = ["BatchAxes", "FixedInputs", "InputShapes", "KeepInputs", "OrtVersion", "model_inputs", "ort_release"]
+__all__ = ["BatchAxes", "CacheDir", "FixedInputs", "InputShapes", "Json", "KeepInputs", "OrtVersion", "Target",
+           "model_inputs", "ort_release"]
 
 InputShapes = Annotated[list[str], typer.Option(
     "--input-shape", help="Fix an input's shape: NAME=1x3x640x640, or 1x3x640x640 for the only input (repeatable).")]
@@ -26,6 +30,10 @@ FixedInputs = Annotated[list[str], typer.Option(
 KeepInputs = Annotated[list[str], typer.Option(
     "--keep-input", help="NAME of a weight listed among the graph inputs that stays overridable; initializer-inputs "
                          "makes the others constants (repeatable).")]
+Target = Annotated[str, typer.Option("--target", "-t", help=f"Target EP: {', '.join(target_names())}.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+CacheDir = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="Cache directory (default: $ONNXFIT_CACHE_DIR or the user cache directory).")]
 OrtVersion = Annotated[Optional[str], typer.Option(
     "--ort-version", help="The onnxruntime release the model will run on (e.g. 1.25): rewrites its EP does not need "
                           "are skipped, partitions are estimated for it. Default: every release / the installed one.")]

@@ -9,17 +9,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.cli.options import OrtVersion, ort_release
+from onnxfit.cli.options import Json, OrtVersion, Target, ort_release
 
 
 @app.command("partitions")
 @handle_errors
 def partitions(
     model: Path = typer.Argument(..., help="ONNX model file."),
-    target: str = typer.Option("coreml", "--target", "-t", help="coreml, coreml-nn, nnapi, openvino, cuda, tensorrt, cpu."),
+    target: Target = "coreml",
     ort_version: OrtVersion = None,
     ep: str = typer.Option(None, "--ep", help="Force a real placement with this execution provider."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Partitions, nodes on the EP, and every node left to the CPU with the reason.
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, KeepInputs, model_inputs
+from onnxfit.cli.options import BatchAxes, CacheDir, FixedInputs, InputShapes, Json, KeepInputs, model_inputs
 from onnxfit.errors import OnnxfitError
 
 __all__ = ["session_plan_command"]
@@ -31,8 +30,8 @@ def session_plan_command(
                                                           "(repeatable), e.g. --option MLComputeUnits=CPUOnly."),
     provider: list[str] = typer.Option([], "--provider", help="Plan as if onnxruntime had these providers "
                                                               "(repeatable), e.g. CUDAExecutionProvider."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache directory (default: the user cache)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Plan the session `onnxfit.session()` would open, and say why; exit 2 for bad input."""
     from onnxfit.app.session import session_plan

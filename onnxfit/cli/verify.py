@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, OrtVersion, model_inputs, ort_release
+from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, Json, OrtVersion, model_inputs, ort_release
 
 if TYPE_CHECKING:
     from onnxfit.verification import VerifyReport
@@ -42,7 +42,7 @@ def verify_command(
     atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default by dtype: fp32 1e-4)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default by dtype: fp32 1e-3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated inputs."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    json_output: Json = False,
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write report.json, report.md and report.html into this directory."
     ),
