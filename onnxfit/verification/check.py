@@ -26,7 +26,6 @@ from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
 from onnxfit.model_inputs import ModelInputs
-from onnxfit.targets.partitions import count_partitions
 from onnxfit.verification.contamination import DEFAULT_BATCH, contamination_check
 from onnxfit.verification.inputs import (
     BatchAxes,
@@ -39,6 +38,7 @@ from onnxfit.verification.inputs import (
     model_inputs,
 )
 from onnxfit.verification.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
+from onnxfit.verification.partitions_check import partitions_check
 from onnxfit.verification.report import Check, VerifyReport
 from onnxfit.verification.runtimes import (
     REFERENCE,
@@ -53,7 +53,7 @@ from onnxfit.verification.runtimes import (
 )
 from onnxfit.versions import OrtRelease
 
-__all__ = ["verify", "verify_models", "VerifyContext", "partitions_check"]
+__all__ = ["verify", "verify_models", "VerifyContext"]
 
 log = logging.getLogger(__name__)
 
@@ -480,29 +480,3 @@ def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) ->
         return runtime.run(inputs)
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for a model it cannot run
         raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {first_line(exc)}") from None
-
-
-def partitions_check(target: str, ort_version: OrtRelease | str | None = None):
-    """A verify check: the model must run as one partition on ``target``, and (with a reference)
-    in no more partitions than the reference."""
-    def check(ctx) -> Check:
-        report = count_partitions(ctx.source, target, ort_version)
-        details = {"model": report.to_dict()}
-        if report.compile_error is not None:
-            return Check("partitions", False, report.compile_error, details)
-        problems = []
-        if report.partitions > 1:
-            problems.append(f"{report.partitions} partitions on {target} (want 1)")
-        if ctx.reference_source is not None:
-            reference = count_partitions(ctx.reference_source, target, ort_version)
-            details["reference"] = reference.to_dict()
-            if reference.compile_error is None and report.partitions > reference.partitions:
-                problems.append(f"more partitions than the reference ({report.partitions} > {reference.partitions})")
-        figure = f"{report.partitions} partition(s), {report.nodes_on_ep}/{report.total_nodes} nodes on {report.ep} " \
-                 f"({report.source}, onnxruntime {report.ort_version})"
-        if report.unsupported:
-            first = report.unsupported[0]
-            figure += f"; first node left off: {first.name} ({first.op}: {first.reason})"
-        return Check("partitions", not problems, "; ".join(problems) or figure, details)
-
-    return check
