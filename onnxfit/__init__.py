@@ -1,33 +1,34 @@
 """onnxfit: make ONNX vision models run whole on their execution provider, and prove it.
 
 Public API (re-exports, imported on first use so that ``import onnxfit`` stays light):
-    optimize, optimize_model      onnxfit.optimizer
-    prepare                       onnxfit.optimizer.cache (per-machine cache)
-    session, session_plan         onnxfit.session (a ready onnxruntime session for the machine)
-    verify                        onnxfit.verify (parity, contamination, partitions)
-    inspect                       onnxfit.inspection
+    optimize, optimize_model      onnxfit.app.optimize
+    prepare                       onnxfit.app.prepare (per-machine cache)
+    session, session_plan         onnxfit.app.session (a ready onnxruntime session for the machine)
+    verify                        onnxfit.app.verify (parity, contamination, partitions; the engine
+                                  is the onnxfit.verification package)
+    count_partitions              onnxfit.targets.partitions
+    inspect                       onnxfit.app.inspection
     export_torch                  onnxfit.exporters.torch_onnx (needs the torch extra)
     load_model, save_model        onnxfit.model
     OnnxfitError, CheckFailed     onnxfit.errors
 """
 
 import importlib
-import sys
-import types
 
 from onnxfit.errors import CheckFailed, OnnxfitError
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "inspect": "onnxfit.inspection",
-    "prepare": "onnxfit.optimizer.cache",
-    "session": "onnxfit.session",
-    "session_plan": "onnxfit.session",
-    "verify": "onnxfit.verify",
+    "inspect": "onnxfit.app.inspection",
+    "prepare": "onnxfit.app.prepare",
+    "session": "onnxfit.app.session",
+    "session_plan": "onnxfit.app.session",
+    "verify": "onnxfit.app.verify",
     "export_torch": "onnxfit.exporters.torch_onnx",
-    "optimize": "onnxfit.optimizer",
-    "optimize_model": "onnxfit.optimizer",
+    "optimize": "onnxfit.app.optimize",
+    "optimize_model": "onnxfit.app.optimize",
+    "count_partitions": "onnxfit.targets.partitions",
     "load_model": "onnxfit.model",
     "save_model": "onnxfit.model",
 }
@@ -39,21 +40,5 @@ def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'onnxfit' has no attribute '{name}'")
     value = getattr(importlib.import_module(_LAZY[name]), name)
-    if name not in ("verify", "session"):
-        globals()[name] = value
+    globals()[name] = value
     return value
-
-
-def _function_over_submodule(module: str) -> property:
-    """The function ``module`` is named after, even once the submodule of that name is imported
-    (importing it sets the package attribute to the submodule: the setter ignores that)."""
-    return property(lambda self: getattr(importlib.import_module(module), module.rsplit(".", 1)[1]),
-                    lambda self, value: None)
-
-
-class _Package(types.ModuleType):
-    verify = _function_over_submodule("onnxfit.verify")
-    session = _function_over_submodule("onnxfit.session")
-
-
-sys.modules[__name__].__class__ = _Package

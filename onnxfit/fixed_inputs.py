@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from onnxfit.errors import OnnxfitError
+from onnxfit.shapes import proto_shape
 
 __all__ = ["METADATA_KEY", "parse_fixed_inputs", "resolve_fixed_inputs", "fixed_inputs_metadata",
            "read_fixed_inputs"]
@@ -62,8 +63,6 @@ def _parse_value(name: str, text: str) -> np.ndarray:
 def resolve_fixed_inputs(model: onnx.ModelProto, values: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     """Bind values to the model's inputs: the declared element type and shape, checked."""
     from onnx.helper import tensor_dtype_to_np_dtype
-
-    from onnxfit.shapes import proto_shape
 
     if not values:
         return {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -19,7 +19,10 @@ from google.protobuf.message import DecodeError
 
 from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.files import file_digest, write_atomic
 from onnxfit.graphs import attribute_graphs, iter_graphs
+from onnxfit.model_inputs import parse_input_shapes, parse_shape  # noqa: F401  (their old home)
+from onnxfit.shapes import proto_shape
 
 __all__ = [
     "load_model",
@@ -248,60 +251,7 @@ def save_model(
     return path
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write one file atomically (temporary file beside it, then rename): a reader never sees half
-    of it, and a failure leaves the previous file or nothing. OS errors become OnnxfitError."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OnnxfitError(f"{path}: output directory '{parent}' does not exist")
-    try:
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-    except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write to '{parent}' ({first_line(exc)})") from None
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data.encode("utf-8") if isinstance(data, str) else data)
-        # mkstemp makes the file 0600; what we write is read like any file the user saves.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OnnxfitError(f"{path}: cannot write ({first_line(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _umask() -> int:
-    """The process umask (os.umask can only be read by setting it: set it back at once)."""
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
 # ------------------------------------------------------------------------------ shape specs
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1x3x640x640"`` -> ``(1, 3, 640, 640)``; commas work too."""
-    parts = text.replace(",", "x").lower().split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise OnnxfitError(f"bad shape '{text}': expected dimensions like 1x3x640x640") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise OnnxfitError(f"bad shape '{text}': every dimension must be a positive integer")
-    return dims
-
-
-def parse_input_shapes(specs: Iterable[str]) -> dict[str | None, tuple[int, ...]]:
-    """``["images=1x3x640x640"]`` -> ``{"images": (1, 3, 640, 640)}``; no name -> key None."""
-    shapes: dict[str | None, tuple[int, ...]] = {}
-    for spec in specs:
-        name, sep, shape = spec.rpartition("=")
-        shapes[name if sep else None] = parse_shape(shape)
-    return shapes
 
 
 def resolve_input_shapes(
@@ -312,8 +262,6 @@ def resolve_input_shapes(
     Only a dim_value > 0 is fixed; a dim_value <= 0 (Paddle's -1), an empty dim, a name and a
     missing shape are symbolic, and any positive size may replace them.
     """
-    from onnxfit.shapes import proto_shape  # shapes imports this module
-
     if not shapes:
         return {}
     initializers = {t.name for t in model.graph.initializer}
@@ -340,20 +288,3 @@ def resolve_input_shapes(
             )
         resolved[name] = shape
     return resolved
-
-
-# ---------------------------------------------------------------------------------- hashing
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """Fast content digest (xxh3-128) of one file, hashed from a memory map (no copies)."""
-    import mmap
-
-    import xxhash
-
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                hasher.update(mapped)
-    return hasher.hexdigest()

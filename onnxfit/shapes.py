@@ -20,7 +20,7 @@ from onnxfit.errors import first_line
 from onnxfit.graphs import iter_graphs
 from onnxfit.lazy_io import is_lazy
 
-__all__ = ["Dim", "dims_text", "infer_shapes", "proto_dim", "proto_shape", "weightless_copy"]
+__all__ = ["Dim", "dims_text", "infer_shapes", "proto_dim", "proto_shape", "setting_inputs_deciding_ifs", "weightless_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +106,55 @@ def proto_shape(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
 def dims_text(dims) -> str:
     """``[batch, 3, ?, 640]``: symbolic dims by name, unknown ones as ``?``."""
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+_SETTING_MAX_ELEMENTS = 4  # scalars and tiny vectors: settings a caller fixes, not data
+
+
+def setting_inputs_deciding_ifs(model: onnx.ModelProto) -> dict[str, int]:
+    """Small inputs (scalars, tiny vectors) from which an If condition is computed: name -> Ifs."""
+    initializers = {t.name for t in model.graph.initializer}
+    settings = []
+    for value_info in model.graph.input:
+        dims = proto_shape(value_info)
+        if value_info.name in initializers or dims is None:
+            continue
+        if all(isinstance(d, int) for d in dims) and _elements(dims) <= _SETTING_MAX_ELEMENTS:
+            settings.append(value_info.name)
+    if not settings:
+        return {}
+    producers = {}
+    for graph in iter_graphs(model.graph):
+        for node in graph.node:
+            for output in node.output:
+                producers[output] = node
+    counts: dict[str, int] = {}
+    for graph in iter_graphs(model.graph):
+        for node in graph.node:
+            if node.op_type == "If":
+                for name in _sources(node.input[0], producers, set(settings)):
+                    counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _sources(tensor: str, producers: dict, wanted: set[str]) -> set[str]:
+    """The ``wanted`` graph inputs ``tensor`` is computed from (through any ops)."""
+    found, stack, seen = set(), [tensor], set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in wanted:
+            found.add(name)
+        node = producers.get(name)
+        if node is not None:
+            stack.extend(i for i in node.input if i)
+    return found
+
+
+def _elements(dims: list[int]) -> int:
+    total = 1
+    for d in dims:
+        total *= d
+    return total

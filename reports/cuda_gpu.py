@@ -150,13 +150,13 @@ def _named(path: Path, out: Path) -> Path:
 
 def placement(path: Path, version) -> dict:
     """Real and estimated CUDA placement of one model, node by node (top-level nodes)."""
-    from onnxfit.verify.partitions import estimate_partitions, real_partitions
+    from onnxfit.targets.partitions import estimate_partitions, real_partitions
 
     real = real_partitions(path, "cuda", CUDA_EP)
     estimate = estimate_partitions(path, "cuda", version)
     real_cpu = {u.name for u in real.unsupported}
     estimated_cpu = {u.name: u.reason for u in estimate.unsupported}
-    from onnxfit.verify.partitions import prepare_graph
+    from onnxfit.targets.partitions import prepare_graph
     from onnxfit.errors import node_label
 
     labels = [node_label(n) for n in prepare_graph(path).nodes]
@@ -198,8 +198,8 @@ def frames_per_second(path: Path, batch: int, seconds: float = 2.0) -> float:
 
 def _cuda_contamination(path: Path, runtime) -> dict:
     """The frame test of `verify` run on the CUDA EP itself, at batch 16 (verify runs it on the CPU reference)."""
-    from onnxfit.verify.contamination import contamination_check
-    from onnxfit.verify.inputs import model_inputs
+    from onnxfit.verification.contamination import contamination_check
+    from onnxfit.verification.inputs import model_inputs
 
     proto = onnx.load(str(path))
     specs = model_inputs(proto)
@@ -231,12 +231,12 @@ def _verify_summary(report) -> dict:
 def measure(models: Path, out_json: Path, out_md: Path) -> dict:
     import onnxruntime as ort
 
-    from onnxfit.optimizer.optimize import optimize
+    from onnxfit.app.optimize import optimize
     from onnxfit.targets.cuda_kernels import ORT_VERSION
     from onnxfit.versions import parse_version
-    from onnxfit.verify import verify
-    from onnxfit.verify.partitions import real_partitions
-    from onnxfit.verify.runtimes import OrtRuntime
+    from onnxfit import verify
+    from onnxfit.targets.partitions import real_partitions
+    from onnxfit.verification.runtimes import OrtRuntime
     from tests.zoo.manifest import by_name
 
     if CUDA_EP not in ort.get_available_providers():

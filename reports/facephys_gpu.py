@@ -350,7 +350,7 @@ def main() -> None:
                 streams[label] = OrtStream(session)
                 result.setdefault("sessions", {})[label] = {"providers": session.get_providers()}
     import onnxfit
-    from onnxfit.session import plan_session
+    from onnxfit.app.session import plan_session
 
     # What the plan would be on a machine with the CUDA EP (estimated where this one lacks it).
     estimate = attempt("plan_estimate", plan_session, args.original, "cuda", [CUDA_EP, CPU_EP])
@@ -363,7 +363,7 @@ def main() -> None:
                          session_options=one_thread)
     if planned is not None:
         if not cuda:  # exercise the bound-runner path as the CUDA graph uses it, on CPU buffers
-            from onnxfit.cuda_graph import BoundRunner
+            from onnxfit.app.cuda_graph import BoundRunner
 
             probe = OrtStream(planned)
             outputs = planned.run(None, {**probe.feeds, "input": probe.frames[0]})
@@ -384,7 +384,7 @@ def main() -> None:
                         cache_dir=cache, session_options=one_thread)
         if second is not None:
             if not cuda:
-                from onnxfit.cuda_graph import BoundRunner
+                from onnxfit.app.cuda_graph import BoundRunner
 
                 second.runner = BoundRunner(second, {b.name: b.shape for b in planned.runner.outputs}, device="cpu")
             stream = attempt("onnxfit_session_device_states", DeviceStateStream, second, args.device)

@@ -150,14 +150,14 @@ def latency(step, seconds: float, min_runs: int = 20) -> dict:
 
 
 def feeds_for(session, shapes: dict, seed: int) -> dict[str, np.ndarray]:
-    from onnxfit.cuda_graph import buffer_specs
+    from onnxfit.app.cuda_graph import buffer_specs
 
     rng = np.random.default_rng(seed)
     return {b.name: rng.random(b.shape).astype(b.dtype) for b in buffer_specs(session.get_inputs(), shapes)}
 
 
 def compare(actual: dict, expected: dict) -> dict:
-    from onnxfit.verify.parity import compare_outputs
+    from onnxfit.verification.parity import compare_outputs
 
     results = [r.to_dict() for r in compare_outputs(actual, expected)]
     return {"ok": all(r["ok"] for r in results), "max_abs": max(r["max_abs"] or 0.0 for r in results),
@@ -169,7 +169,7 @@ def raw_capture(path: Path, shapes: dict, output_shapes: dict, ep: str, device: 
     """A session with enable_cuda_graph=1 made by hand: does ORT create it, do replays match?"""
     import onnxruntime as ort
 
-    from onnxfit.cuda_graph import BoundRunner
+    from onnxfit.app.cuda_graph import BoundRunner
 
     options = {"enable_cuda_graph": "1"} if ep == CUDA_EP else {}
     try:
@@ -190,9 +190,9 @@ def measure_model(name: str, path: Path, shapes: dict, ep: str, device: str, tar
     import onnxruntime as ort
 
     import onnxfit
-    from onnxfit.cuda_graph import BoundRunner
-    from onnxfit.session import plan_session
-    from onnxfit.verify import verify
+    from onnxfit.app.cuda_graph import BoundRunner
+    from onnxfit.app.session import plan_session
+    from onnxfit import verify
 
     entry: dict = {"model": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name,
                    "input_shapes": {k: list(v) for k, v in shapes.items()}}

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import onnxfit  # noqa: E402
 from onnxfit.errors import OnnxfitError, first_line  # noqa: E402
-from onnxfit.optimizer.job import OptimizeJob, run_job  # noqa: E402
+from onnxfit.app.flow import run_job  # noqa: E402
+from onnxfit.app.job import OptimizeJob  # noqa: E402
 from onnxfit.text import markdown_table  # noqa: E402
 from onnxfit.versions import format_version, installed_ort_version  # noqa: E402
 from tests.conftest import run_ort  # noqa: E402

@@ -9,10 +9,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from onnxfit.advice import advise
+from onnxfit.app.advice import advise
 from onnxfit.cli import app
-from onnxfit.optimizer import optimize
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.app.optimize import optimize
+from onnxfit.targets.partitions import count_partitions
 from tests.conftest import make_model, tensor_info
 
 runner = CliRunner()

@@ -23,8 +23,8 @@ from onnxfit.batch_ops import BATCH_OPS, Flow, reshape_target_problem
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer import PassContext, get_passes, run_passes
 from onnxfit.optimizer.passes.dynamic_batch.rules import RULES
-from onnxfit.verify.batch_flow import batch_flow
-from onnxfit.verify.parity import frame_axis
+from onnxfit.verification.batch_flow import batch_flow
+from onnxfit.verification.parity import frame_axis
 from tests.conftest import make_model, run_ort
 
 F, I64, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from onnx import helper
 
-from onnxfit.inspection import inspect_model
-from onnxfit.optimizer import optimize_model
+from onnxfit.app.inspection import inspect_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import make_model, tensor_info
 
 
@@ -21,7 +21,7 @@ def test_flatten_is_a_finding_until_flatten_to_reshape_rewrites_it():
 def test_inspect_lists_what_each_simplification_rule_would_remove():
     from onnx import helper
 
-    from onnxfit.inspection import inspect_model
+    from onnxfit.app.inspection import inspect_model
     from tests.conftest import make_model, tensor_info
 
     model = make_model([helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),

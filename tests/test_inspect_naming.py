@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.inspection import inspect_model
+from onnxfit.app.inspection import inspect_model
 from tests.conftest import make_model, tensor_info
 
 runner = CliRunner()

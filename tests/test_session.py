@@ -16,11 +16,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxfit
-from onnxfit.cuda_graph import BoundRunner, buffer_specs, device_copies
+from onnxfit.app.cuda_graph import BoundRunner, buffer_specs, device_copies
 from onnxfit.errors import OnnxfitError
-from onnxfit.session import PlannedSession, open_session, plan_session, session_plan
+from onnxfit.app.session import PlannedSession, open_session, plan_session, session_plan
 from onnxfit.targets.support import GraphFacts
-from onnxfit.verify import verify
+from onnxfit import verify
 from tests.conftest import make_model, random_feeds, tensor_info
 
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -363,7 +363,7 @@ def test_a_stream_runner_carries_states_between_calls_like_a_hand_written_loop(s
 
 
 def test_a_stream_runner_needs_states_it_can_pair(saved):
-    from onnxfit.cuda_graph import Buffer, pair_states
+    from onnxfit.app.cuda_graph import Buffer, pair_states
 
     opened = open_session(plan_session(saved(recurrent_head()), "cpu"))
     with pytest.raises(OnnxfitError, match="no input is named like a state"):

@@ -9,15 +9,13 @@ import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import CacheDir, Json
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer.cache import Cache, parse_size
 
 cache_app = typer.Typer(help="The per-machine cache used by onnxfit.prepare() and optimize --cache.",
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-_DIR_OPTION = typer.Option(None, "--cache-dir", help="Cache directory (default: $ONNXFIT_CACHE_DIR or the "
-                                                     "platform's user cache directory).")
 
 
 def _entry_dict(entry) -> dict:
@@ -42,13 +40,13 @@ def _when(timestamp: float | None) -> str:
 
 @cache_app.command("list")
 @handle_errors
-def list_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+def list_command(cache_dir: CacheDir = None, as_json: Json = False) -> None:
     """List cache entries, least recently used first."""
-    entries = sorted(Cache(cache_dir).entries(), key=lambda e: e.last_used)
+    entries = sorted(_cache(cache_dir).entries(), key=lambda e: e.last_used)
     if as_json:
         print_json([_entry_dict(e) for e in entries])
         return
-    table = Table(title=f"{len(entries)} entries in {Cache(cache_dir).directory}", title_justify="left")
+    table = Table(title=f"{len(entries)} entries in {_cache(cache_dir).directory}", title_justify="left")
     for column in ("key", "source", "target", "size", "last used"):
         table.add_column(column)
     for e in entries:
@@ -62,11 +60,11 @@ def list_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Opt
 @handle_errors
 def info_command(
     key: str | None = typer.Argument(None, help="An entry key (or its first characters)."),
-    cache_dir: Path | None = _DIR_OPTION,
-    as_json: bool = typer.Option(False, "--json"),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Cache location and size, or the full metadata of one entry."""
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
     entries = cache.entries()
     if key is None:
         doc = {"path": str(cache.directory), "entries": len(entries), "size": sum(e.size for e in entries)}
@@ -84,12 +82,12 @@ def info_command(
 
 @cache_app.command("verify")
 @handle_errors
-def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+def verify_command(cache_dir: CacheDir = None, as_json: Json = False) -> None:
     """Re-hash every entry; remove the damaged ones. Exit 1 if any was damaged.
 
     A hit only re-hashes a file whose size, mtime or inode changed: this is the full check.
     """
-    checked, damaged = Cache(cache_dir).verify()
+    checked, damaged = _cache(cache_dir).verify()
     if as_json:
         print_json({"checked": checked, "removed": [d.__dict__ for d in damaged]})
     else:
@@ -102,9 +100,9 @@ def verify_command(cache_dir: Path | None = _DIR_OPTION, as_json: bool = typer.O
 
 @cache_app.command("clear")
 @handle_errors
-def clear_command(cache_dir: Path | None = _DIR_OPTION) -> None:
+def clear_command(cache_dir: CacheDir = None) -> None:
     """Remove every entry."""
-    count = Cache(cache_dir).clear()
+    count = _cache(cache_dir).clear()
     console.print(f"removed {count} entries")
 
 
@@ -112,11 +110,13 @@ def clear_command(cache_dir: Path | None = _DIR_OPTION) -> None:
 @handle_errors
 def prune_command(
     max_size: str = typer.Option(..., "--max-size", help="Keep at most this much, e.g. 2GB; LRU entries go first."),
-    cache_dir: Path | None = _DIR_OPTION,
-    as_json: bool = typer.Option(False, "--json"),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Evict least-recently-used entries until the cache fits in --max-size."""
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
+    from onnxfit.app.cache import parse_size
+
     evicted = cache.prune(parse_size(max_size))
     if as_json:
         print_json({"evicted": [e.key for e in evicted], "size": cache.total_size()})
@@ -126,6 +126,12 @@ def prune_command(
 
 @cache_app.command("path")
 @handle_errors
-def path_command(cache_dir: Path | None = _DIR_OPTION) -> None:
+def path_command(cache_dir: CacheDir = None) -> None:
     """Print the cache directory."""
-    print(Cache(cache_dir).directory)
+    print(_cache(cache_dir).directory)
+
+
+def _cache(directory: Path | None):
+    from onnxfit.app.cache import Cache  # a verb imports what it runs when it runs: --help stays fast
+
+    return Cache(directory)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from onnxfit import __version__
 from onnxfit.errors import OnnxfitError, missing_extra
 from onnxfit.text import json_default
 
@@ -72,8 +73,6 @@ def print_json(document: Any) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from onnxfit import __version__
-
         print(f"onnxfit {__version__}")
         raise typer.Exit()
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from onnxfit.cli.options import Json
 from onnxfit.cli.common import app, console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.exporters.efm3 import ARCHS, TOLERANCE, export_efm3, inspect_efm3, verify_efm3
+from onnxfit.exporters.mobilefacenet_arch import ARCHS
 
 efm3_app = typer.Typer(help="Inspect and verify EFM3 .bin files (FaceX MobileFaceNet weights).", no_args_is_help=True)
 app.add_typer(efm3_app, name="efm3")
@@ -23,11 +24,13 @@ def verify_command(
     torch_reference: bool = typer.Option(False, "--torch", help="Compare with torch (the default without --onnx)."),
     batch: int = typer.Option(4, "--batch", min=1, help="Images per run."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random face-like inputs."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Run FILE with the numpy engine and a reference; exit 0 if max abs error <= 1e-5, else 1."""
     if onnx is not None and torch_reference:
         raise OnnxfitError("--onnx and --torch pick the reference: give one of them")
+    from onnxfit.exporters.efm3 import TOLERANCE, verify_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     result = verify_efm3(file, onnx, batch=batch, seed=seed, tolerance=TOLERANCE)
     if as_json:
         print_json(result.to_dict())
@@ -46,9 +49,11 @@ def verify_command(
 @handle_errors
 def inspect_command(
     file: Path = typer.Argument(..., help="EFM3 .bin file."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Validate FILE and show its arch header, JSON copy, tensor count, layer shapes and size."""
+    from onnxfit.exporters.efm3 import inspect_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     info = inspect_efm3(file)
     if as_json:
         print_json(info)
@@ -73,9 +78,11 @@ def export_efm3_command(
     source: Path = typer.Argument(..., help="ONNX MobileFaceNet (.onnx) or torch checkpoint (.pt/.pth)."),
     output: Path = typer.Option(..., "--output", "-o", help="EFM3 .bin to write."),
     arch: str | None = typer.Option(None, "--arch", help=f"{', '.join(ARCHS)}; inferred from weights if omitted."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Write an EFM3 weight file from an ONNX MobileFaceNet or a torch state_dict/module."""
+    from onnxfit.exporters.efm3 import export_efm3  # a verb imports what it runs when it runs: --help stays fast
+
     written = export_efm3(source, output, arch)
     summary = {"source": str(source), "output": str(output), "arch": written.arch.name,
                "n_tensors": len(written.tensors), "file_size": written.file_size}

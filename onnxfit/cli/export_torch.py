@@ -8,10 +8,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from onnxfit.cli.options import Json
 from onnxfit.cli.common import console, export_app, handle_errors, print_json
 from onnxfit.errors import OnnxfitError
-from onnxfit.model import parse_shape
-from onnxfit.shapes import dims_text
 
 
 @export_app.command("torch")
@@ -27,7 +26,7 @@ def export_torch_command(
     opset: int = typer.Option(17, "--opset", help="ONNX opset to export to."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--no-dynamic-batch",
                                        help="Make axis 0 of every input a symbolic batch (default) or keep it fixed."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+    as_json: Json = False,
 ) -> None:
     """Export MODULE:FACTORY() to ONNX, repair its batch, verify it against torch, and save it."""
     import torch
@@ -36,6 +35,8 @@ def export_torch_command(
 
     if exporter not in EXPORTERS:
         raise OnnxfitError(f"--exporter {exporter}: choose from {', '.join(EXPORTERS)}")
+    from onnxfit.model_inputs import parse_shape
+
     shapes = [parse_shape(s) for s in input_shape]
     module = build_module(factory)
     # Zeros are enough: the exporters trace shapes, and verification draws its own random inputs.
@@ -48,6 +49,8 @@ def export_torch_command(
     table.add_column("what")
     table.add_column("result")
     rows = [("exporter", f"{result.exporter}, opset {result.opset}, IR {result.ir_version}")]
+    from onnxfit.shapes import dims_text
+
     rows += [(f"{kind} {t.name}", f"{t.dtype} {dims_text(t.shape)}")
              for kind, tensors in (("input", result.inputs), ("output", result.outputs)) for t in tensors.values()]
     rows += [(f"pass {r.name}", f"{r.rewritten} rewritten, {r.folded} folded" if r.changed else "nothing to do")

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.inspection import inspect
+from onnxfit.cli.options import Json, OrtVersion, ort_release
+
+if TYPE_CHECKING:
+    from onnxfit.versions import OrtRelease
 
 
 @app.command("inspect")
 @handle_errors
 def inspect_command(
     model: Path = typer.Argument(..., help="ONNX model."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
     target: str | None = typer.Option(None, "--target", "-t", help="Also count partitions on this target after "
                                       "optimize, and advise the flags that would cut them (predicted)."),
-    ort_version: str | None = typer.Option(None, "--ort-version", help="Estimate for this onnxruntime release."),
+    ort_version: OrtVersion = None,
 ) -> None:
     """Describe MODEL and list what the passes would rewrite, by node name."""
+    from onnxfit.app.inspection import inspect  # a verb imports what it runs when it runs: --help stays fast
+
     report = inspect(model)
     if target is not None:
-        report["advice"] = _advice(model, target, ort_version)
+        report["advice"] = _advice(model, target, ort_release(ort_version))
     if as_json:
         print_json(report)
         return
@@ -57,13 +63,13 @@ def inspect_command(
             console.print(f"  advice: {item['text']}", soft_wrap=True)
 
 
-def _advice(model: Path, target: str, ort_version: str | None) -> dict:
+def _advice(model: Path, target: str, ort_version: OrtRelease | None) -> dict:
     """Partitions after a plain optimize, and the flags predicted to lower them."""
-    from onnxfit.advice import advise
+    from onnxfit.app.advice import advise
     from onnxfit.model import load_model
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
     from onnxfit.targets import get_target
-    from onnxfit.verify.partitions import count_partitions
+    from onnxfit.targets.partitions import count_partitions
 
     get_target(target)
     proto = load_model(model)

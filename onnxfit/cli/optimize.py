@@ -6,16 +6,19 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import (BatchAxes, FixedInputs, InputShapes, Json, KeepInputs, OrtVersion, Target, model_inputs,
+                                 ort_release)
 from onnxfit.errors import OnnxfitError, first_line
-from onnxfit.optimizer.job import OptimizeJob, run_job
-from onnxfit.targets import target_names
+
+if TYPE_CHECKING:
+    from onnxfit.app.job import OptimizeJob
 
 
 def collect_models(paths: list[Path]) -> list[Path]:
@@ -50,6 +53,8 @@ def _optimize_one(job: OptimizeJob) -> dict:
 
     A bug on one model is that model's error line (its traceback in the JSON): a directory of
     models is not taken down by one of them."""
+    from onnxfit.app.flow import run_job  # a verb imports what it runs when it runs: --help stays fast
+
     try:
         return run_job(job).to_dict()
     except OnnxfitError as exc:
@@ -65,17 +70,13 @@ def _optimize_one(job: OptimizeJob) -> dict:
 def optimize_command(
     models: list[Path] = typer.Argument(..., help="ONNX files or directories of them."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file (one model) or directory."),
-    target: str = typer.Option("coreml", "--target", "-t", help=f"Target EP: {', '.join(target_names())}."),
+    target: Target = "coreml",
     passes: str | None = typer.Option(None, "--passes", help="Comma-separated passes, replacing the target's."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x640x640 or 1x3x640x640 (repeatable)."),
+    input_shape: InputShapes = [],
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch axis symbolic and repair Reshapes."),
-    batch_axis: list[str] = typer.Option([], "--batch-axis", help="NAME=AXIS (or NAME=none) for --dynamic-batch, "
-                                         "where an input's dim names do not say which axis holds the batch."),
-    fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE (sr=16000, scale=0.5,0.5, mask=@mask.npy): "
-                                        "the input becomes a constant and leaves the graph inputs (repeatable)."),
-    keep_input: list[str] = typer.Option([], "--keep-input", help="NAME of a weight listed among the graph inputs "
-                                         "that stays overridable; initializer-inputs makes the others constants "
-                                         "(repeatable)."),
+    batch_axis: BatchAxes = [],
+    fix_input: FixedInputs = [],
+    keep_input: KeepInputs = [],
     simplify: bool = typer.Option(False, "--simplify", help="Run onnxsim first (after --dynamic-batch): folds "
                                   "constants, fuses Conv+BatchNormalization, drops Identity chains. Needs "
                                   "the simplify extra (onnxsim)."),
@@ -85,12 +86,10 @@ def optimize_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow -o to name the input model itself (it is "
                                    "replaced atomically once the result is checked)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models processed in parallel."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    as_json: Json = False,
     cache: bool = typer.Option(False, "--cache", help="Use the per-machine cache (what onnxfit.prepare() uses)."),
     verify: bool = typer.Option(False, "--verify", help="Verify each result against its original; exit 1 on a mismatch."),
-    ort_version: str | None = typer.Option(None, "--ort-version", help="The onnxruntime release the model will run "
-                                           "on (e.g. 1.25): skips rewrites its EP does not need, and partitions are "
-                                           "estimated for it. Default: rewrite for every release."),
+    ort_version: OrtVersion = None,
     check_each: bool = typer.Option(False, "--check-each", help="Run the onnx checker after every pass (finds "
                                     "the pass that broke a model)."),
     partitions: bool | None = typer.Option(None, "--partitions/--no-partitions", show_default=False,
@@ -100,11 +99,13 @@ def optimize_command(
                                 "could cut them (--input-shape, --fix-input) in memory and print the predicted result."),
 ) -> None:
     """Rewrite MODEL(s) so the target EP takes every node; numerically identical output."""
+    from onnxfit.app.job import OptimizeJob  # a verb imports what it runs when it runs: --help stays fast
+
     # Every option parsed and checked once, before any model is read; one job per model from it.
     options = OptimizeJob.create(None, target=target, passes=passes.split(",") if passes else None,
-                                 input_shapes=input_shape, fixed_inputs=fix_input, dynamic_batch=dynamic_batch,
-                                 batch_axes=batch_axis, keep_inputs=keep_input, simplify=simplify,
-                                 exact=exact, ort_version=ort_version, check_each=check_each, cache=cache,
+                                 inputs=model_inputs(input_shape, batch_axis, fix_input, keep_input),
+                                 dynamic_batch=dynamic_batch, simplify=simplify, exact=exact,
+                                 ort_version=ort_release(ort_version), check_each=check_each, cache=cache,
                                  partitions=partitions, advice=advice, verify=verify)
     model_paths = collect_models(models)
     for path in model_paths:
@@ -148,6 +149,8 @@ def optimize_command(
 
 
 def _run_jobs(job_list: list[OptimizeJob], jobs: int, show_progress: bool) -> list[dict]:
+    from rich.progress import Progress
+
     with Progress(console=console, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("optimizing", total=len(job_list))
         if jobs == 1 or len(job_list) == 1:

@@ -9,23 +9,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.cli.options import Json, OrtVersion, Target, ort_release
 
 
 @app.command("partitions")
 @handle_errors
 def partitions(
     model: Path = typer.Argument(..., help="ONNX model file."),
-    target: str = typer.Option("coreml", "--target", "-t", help="coreml, coreml-nn, nnapi, openvino, cuda, tensorrt, cpu."),
-    ort_version: str = typer.Option(None, "--ort-version", help="Estimate for this ONNX Runtime release (X.Y)."),
+    target: Target = "coreml",
+    ort_version: OrtVersion = None,
     ep: str = typer.Option(None, "--ep", help="Force a real placement with this execution provider."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: Json = False,
 ) -> None:
     """Partitions, nodes on the EP, and every node left to the CPU with the reason.
 
     Exit 1 when the EP fails to compile the model (a finding about the EP), 2 for bad input.
     """
-    report = count_partitions(model, target, ort_version=ort_version, ep=ep)
+    from onnxfit.targets.partitions import count_partitions  # a verb imports what it runs when it runs: --help stays fast
+
+    report = count_partitions(model, target, ort_version=ort_release(ort_version), ep=ep)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
+from onnxfit.cli.options import BatchAxes, CacheDir, FixedInputs, InputShapes, Json, KeepInputs, model_inputs
 from onnxfit.errors import OnnxfitError
 
 __all__ = ["session_plan_command"]
@@ -21,22 +21,23 @@ def session_plan_command(
     target: str = typer.Option("auto", "--target", "-t",
                                help="auto (this machine's best EP), coreml, coreml-nn, nnapi, openvino, cuda, "
                                     "tensorrt, cpu."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Fix an input's shape: NAME=1x3x64x96 (repeatable)."),
-    fix_input: list[str] = typer.Option([], "--fix-input", help="NAME=VALUE: the input becomes a constant (repeatable)."),
+    input_shape: InputShapes = [],
+    fix_input: FixedInputs = [],
+    batch_axis: BatchAxes = [],
+    keep_input: KeepInputs = [],
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Prepare with a symbolic batch dim."),
     option: list[str] = typer.Option([], "--option", help="KEY=VALUE for the target's EP; wins over the plan "
                                                           "(repeatable), e.g. --option MLComputeUnits=CPUOnly."),
     provider: list[str] = typer.Option([], "--provider", help="Plan as if onnxruntime had these providers "
                                                               "(repeatable), e.g. CUDAExecutionProvider."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache directory (default: the user cache)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    cache_dir: CacheDir = None,
+    as_json: Json = False,
 ) -> None:
     """Plan the session `onnxfit.session()` would open, and say why; exit 2 for bad input."""
-    from onnxfit.model import parse_input_shapes
-    from onnxfit.session import session_plan
+    from onnxfit.app.session import session_plan
 
-    plan = session_plan(model, target, input_shapes=parse_input_shapes(input_shape) or None,
-                        fixed_inputs=fix_input or None, dynamic_batch=dynamic_batch,
+    plan = session_plan(model, target, model_inputs=model_inputs(input_shape, batch_axis, fix_input, keep_input),
+                        dynamic_batch=dynamic_batch,
                         provider_options=_options(option), available_providers=provider or None, cache_dir=cache_dir)
     if as_json:
         print_json(plan.to_dict())

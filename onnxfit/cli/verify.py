@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from onnxfit.cli.common import app, console, handle_errors, print_json
-from onnxfit.verify import VerifyReport, available_runtimes, verify, write_report
+from onnxfit.cli.options import BatchAxes, FixedInputs, InputShapes, Json, OrtVersion, model_inputs, ort_release
+
+if TYPE_CHECKING:
+    from onnxfit.verification import VerifyReport
 
 __all__ = ["verify_command"]
 
@@ -27,11 +30,11 @@ def verify_command(
     batch: Optional[int] = typer.Option(
         None, "--batch", help="Batch dim when symbolic; default 1 for parity, 4 for the contamination test."
     ),
-    input_shape: list[str] = typer.Option(
-        [], "--input-shape", help="Fix an input's shape: NAME=1x3x64x96 (repeatable)."
-    ),
+    input_shape: InputShapes = [],
     runtime: list[str] = typer.Option(
-        [], "--runtime", help=f"Runtimes to compare with the reference (repeatable): {', '.join(available_runtimes())}."
+        [], "--runtime", help="Runtimes to compare with the reference (repeatable): ort-cpu-noopt (the reference), ort-cpu, "
+             "onnx-reference, ort-<ep> for each EP of this onnxruntime, planned-<target> for the session "
+             "onnxfit.session() opens."
     ),
     inputs: Optional[Path] = typer.Option(
         None, "--inputs", help=".npz of input arrays keyed by input name (needed for scalars and states)."
@@ -39,7 +42,7 @@ def verify_command(
     atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default by dtype: fp32 1e-4)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default by dtype: fp32 1e-3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated inputs."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    json_output: Json = False,
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write report.json, report.md and report.html into this directory."
     ),
@@ -48,33 +51,26 @@ def verify_command(
         help="Also check partitions on this target (fails above 1, or above the reference); where its EP is here, "
              "parity of the session onnxfit.session() opens (EP options, CUDA graph) too.",
     ),
-    ort_version: Optional[str] = typer.Option(
-        None, "--ort-version", help="Estimate partitions for this onnxruntime release (e.g. 1.25)."
-    ),
-    batch_axis: list[str] = typer.Option(
-        [], "--batch-axis",
-        help="An input's batch axis where its dim names do not tell: NAME=AXIS, or NAME=none (repeatable).",
-    ),
-    fix_input: list[str] = typer.Option(
-        [], "--fix-input",
-        help="NAME=VALUE fed to the --reference for an input the model fixed (default: what optimize recorded).",
-    ),
+    ort_version: OrtVersion = None,
+    batch_axis: BatchAxes = [],
+    fix_input: FixedInputs = [],
 ) -> None:
     """Check that MODEL computes what REF (and every runtime) computes, frame by frame."""
+    from onnxfit.app.verify import verify  # a verb imports what it runs when it runs: --help stays fast
+    from onnxfit.verification import write_report
+
     result = verify(
         model,
         reference,
         batch=batch,
-        input_shapes=input_shape,
+        model_inputs=model_inputs(input_shape, batch_axis, fix_input),
         runtimes=runtime or None,
         inputs=inputs,
         atol=atol,
         rtol=rtol,
         seed=seed,
         target=target,
-        ort_version=ort_version,
-        batch_axis=batch_axis,
-        fixed_inputs=fix_input or None,
+        ort_version=ort_release(ort_version),
     )
     if report is not None:
         write_report(result, report)

@@ -40,7 +40,7 @@ from onnxfit.exporters.mobilefacenet_arch import (
 from onnxfit.model import save_model
 
 if TYPE_CHECKING:
-    from onnxfit.exporters.efm3 import Efm3File
+    from onnxfit.exporters.efm3.fileformat import Efm3File
 
 __all__ = [
     "ARCHS",

@@ -52,14 +52,14 @@ import onnx.version_converter
 from onnxfit.errors import OnnxfitError, missing_extra
 from onnxfit.graphs import default_opset
 from onnxfit.model import save_model
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from onnxfit.optimizer.pipeline import PassReport
 from onnxfit.shapes import Dim, proto_shape
-from onnxfit.verify.contamination import contamination_check
-from onnxfit.verify.inputs import generate_inputs, model_inputs
-from onnxfit.verify.parity import compare_outputs
-from onnxfit.verify.report import Check, VerifyReport
-from onnxfit.verify.runtimes import OrtRuntime, TorchRuntime
+from onnxfit.verification.contamination import contamination_check
+from onnxfit.verification.inputs import generate_inputs, model_inputs
+from onnxfit.verification.parity import compare_outputs
+from onnxfit.verification.report import Check, VerifyReport
+from onnxfit.verification.runtimes import OrtRuntime, TorchRuntime
 
 __all__ = ["EXPORTERS", "BATCH_DIM", "PARITY_ATOL", "ExportResult", "TensorInfo", "export_torch", "load_factory",
            "build_module"]

@@ -1,13 +1,22 @@
-"""Graph-rewrite passes chosen per target EP, the pipeline that runs them, and the per-machine cache."""
+"""The engine: graph-rewrite passes, the pipeline that runs them on a model given a pass context.
 
-import onnxfit._graphsurgeon  # noqa: F401  (graph-surgeon quiet before any pass runs)
+It never sees a job, the cache or advice: those are the application's (``onnxfit.app``). The names
+below are imported on first use: ``onnxfit.optimizer.catalog`` (pass versions, read by a cache
+hit) must not cost graph-surgeon's import.
+"""
 
-from onnxfit.optimizer.job import JobResult, OptimizeJob, run_job
-from onnxfit.optimizer.optimize import OptimizeResult, optimize, optimize_model, rewrite_model, select_passes
-from onnxfit.optimizer.pipeline import Pass, PassContext, PassReport, get_passes, pass_names, register_pass, run_passes
+import importlib
 
-__all__ = [
-    "optimize", "optimize_model", "OptimizeResult", "select_passes", "rewrite_model",
-    "OptimizeJob", "JobResult", "run_job",
-    "Pass", "PassContext", "PassReport", "get_passes", "pass_names", "register_pass", "run_passes",
-]
+_LAZY = {
+    "select_passes": "onnxfit.optimizer.selection",
+    **dict.fromkeys(["Pass", "PassContext", "PassReport", "get_passes", "pass_names", "register_pass", "run_passes"],
+                    "onnxfit.optimizer.pipeline"),
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'onnxfit.optimizer' has no attribute '{name}'")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -15,6 +15,8 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper, numpy_helper
 
+from onnxfit.errors import first_line
+
 __all__ = ["OrtRefused", "constant_node_value", "constant_value", "evaluate_node", "is_constant", "node_proto", "run_on_cpu", "static_shape"]
 
 log = logging.getLogger(__name__)
@@ -173,8 +175,6 @@ def run_on_cpu(nodes: list[onnx.NodeProto], opset: int, initializers: list[onnx.
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         return [np.asarray(r) for r in session.run(outputs, inputs)]
     except Exception as exc:  # noqa: BLE001 - ORT raises several types; the caller keeps the nodes
-        from onnxfit.errors import first_line
-
         raise OrtRefused(first_line(exc)[:200]) from None
 
 

@@ -15,24 +15,13 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxfit.graphs import cleanup, disconnect
 from onnxfit.lazy_io import is_lazy, read_lazy
-from onnxfit.optimizer.rewrite import Skip, is_omitted
+from onnxfit.optimizer.rewrite import Skip, declared_dtype, is_omitted
 
 __all__ = ["bypass", "bypass_blocked", "cleanup", "constant_array", "consumers", "declared_dtype", "disconnect",
            "producer", "replace_uses", "set_input", "set_inputs", "slice_params", "small_constant", "uniform_value"]
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
 _SMALL = 1 << 20
-
-
-def declared_dtype(tensor: gs.Tensor) -> np.dtype | None:
-    """The tensor's numpy dtype as the model declares it; None when undeclared or a type numpy
-    lacks (graph-surgeon gives bfloat16 and float8 as onnx enums)."""
-    if tensor is None or tensor.dtype is None:
-        return None
-    try:
-        return np.dtype(tensor.dtype)
-    except TypeError:
-        return None
 
 
 def producer(tensor: gs.Tensor) -> gs.Node | None:

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from onnxfit.errors import OnnxfitError, first_line
-from onnxfit.shapes import weightless_copy
+from onnxfit.shapes import setting_inputs_deciding_ifs, weightless_copy
 
 __all__ = ["check_model", "check_inference", "check_runtime_loads"]
 
@@ -68,8 +68,6 @@ def check_inference(light: onnx.ModelProto, original: onnx.ModelProto, input_sha
         return
     reason = re.sub(r"\s+", " ", reason)[:300]
     if input_shapes:
-        from onnxfit.advice import setting_inputs_deciding_ifs
-
         deciding = [n for n in setting_inputs_deciding_ifs(original) if n not in fixed_inputs]
         hint = ("a branch of the model cannot take the input shapes given"
                 + (f"; fix the input that picks the branch: {', '.join(f'--fix-input {n}=VALUE' for n in deciding)}"

@@ -29,8 +29,9 @@ from onnx import helper
 from onnxfit.errors import node_label
 from onnxfit.graphs import graph_outputs, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport
+from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor, inferred_types, profile_for
 
-__all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "find", "is_omitted"]
+__all__ = ["DEFAULT_DOMAINS", "MatchContext", "RewriteRule", "Skip", "declared_dtype", "find", "is_omitted"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,17 @@ DEFAULT_DOMAINS = (None, "", "ai.onnx")
 def is_omitted(tensor: gs.Tensor | None) -> bool:
     """An optional input left out: absent, or given as the empty name ONNX uses for "none"."""
     return tensor is None or (isinstance(tensor, gs.Variable) and tensor.name == "")
+
+
+def declared_dtype(tensor: gs.Tensor) -> np.dtype | None:
+    """The tensor's numpy dtype as the model declares it; None when undeclared or a type numpy
+    lacks (graph-surgeon gives bfloat16 and float8 as onnx enums)."""
+    if tensor is None or tensor.dtype is None:
+        return None
+    try:
+        return np.dtype(tensor.dtype)
+    except TypeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,6 @@ class MatchContext:
 
     def dtype(self, tensor: gs.Tensor):
         """The tensor's numpy dtype: declared, else from the graph's onnx inference; None if unknown."""
-        from onnxfit.optimizer.edits import declared_dtype
-
         declared = declared_dtype(tensor)
         if declared is not None:
             return declared
@@ -92,8 +102,6 @@ class MatchContext:
         """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
         asks the profile about a replacement before building it. With no ``--ort-version`` (any
         release) the oldest profiled release is asked: the replacement must hold for every one."""
-        from onnxfit.targets.profiles import OLDEST_PROFILED
-
         probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
                                 attrs={})
         return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(probe)
@@ -113,8 +121,6 @@ class MatchContext:
         """``target_takes_as``, where a target without a support profile (the CPU EP: every ONNX op
         has a kernel) runs any op: for rules that build an op every EP has, where a profile is asked
         only so that a fusion never moves nodes off the target EP."""
-        from onnxfit.targets.profiles import profile_for
-
         return profile_for(self.pass_ctx.target) is None or self.target_takes_as(node, op)
 
     def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
@@ -128,15 +134,11 @@ class MatchContext:
 
     def _inferred(self) -> dict:
         if self._types is None:
-            from onnxfit.targets.profiles import inferred_types
-
             self._types = inferred_types(self.root)
         return self._types
 
     def _acceptor(self, version) -> Callable[[gs.Node], bool]:
         if version not in self._acceptors:
-            from onnxfit.targets.profiles import ep_acceptor
-
             ctx = self.pass_ctx
             self._acceptors[version] = ep_acceptor(self.root, ctx.target, ctx.opset, version, inferred=self._inferred)
         return self._acceptors[version]

@@ -28,26 +28,8 @@ contains), not from merge dates; docs/ep-rules.md lists them. Not modelled: from
 the EP drops partitions made only of "trivial" ops (the builders overriding IsTrivial: Cast,
 Flatten, Identity, Reshape, Squeeze/Unsqueeze, Tile, Transpose and some unary ops).
 
-Where ORT's usability checker (onnxruntime.tools.mobile_helpers.usability_checker, driven by
-coreml_supported_{mlprogram,neuralnetwork}_ops.md) disagrees with this profile:
-1. MLProgram Pad: the .md has no Pad row (the list lags pad_op_builder.cc, which supports
-   MLProgram); the checker calls every Pad unsupported, this profile applies the builder's rules.
-2. MLProgram Gather: no row in the .md either; gather_op_builder.cc supports MLProgram and rejects
-   scalar (rank-0) indices (upstream issue #28180). The checker calls every Gather unsupported.
-3. The checker only looks at op types (plus rank <= 5 and, with fixed sizes required, static
-   shapes); it does not check the caveats it prints (constant inputs, modes, 2D-only pools and
-   convs, dtypes). This profile checks them, so a node the checker counts as supported can be
-   unsupported here, with the reason listed.
-4. The checker requires every input of a node to have a fixed shape (it runs with
-   require_fixed_input_sizes=True); the CoreML EP itself accepts symbolic dims by default.
-5. NeuralNetwork Unsqueeze: the .md has Squeeze but no Unsqueeze row; op_builder_factory.cc
-   registers the Squeeze builder for both, so Unsqueeze is supported here.
-6. The checker counts an omitted optional input ('' as in Resize(X, '', '', sizes)) as a value
-   without a fixed shape and rejects the node; ORT's IsInputSupported skips inputs that do not
-   exist. (Applies to its NNAPI check too.)
-7. The checker links producers to consumers in one pass over graph.node, so it needs the nodes in
-   topological order; ORT's C++ builds edges for any order. onnxfit groups over real edges.
-The fidelity tests compare on models where none of these apply, and test each one apart.
+Where ORT's usability checker (onnxruntime.tools.mobile_helpers.usability_checker) disagrees with
+this profile, tests/targets/test_usability_checker.py says why and tests each case.
 """
 
 from __future__ import annotations
@@ -69,11 +51,12 @@ from onnxfit.targets.support import (
     input_dtype,
     input_rank,
     optional_const_input,
+    pad_facts,
     ort_partition_groups,
 )
 from onnxfit.versions import parse_version
 
-__all__ = ["MLPROGRAM", "NEURALNETWORK", "MAX_DIM", "pad_facts"]
+__all__ = ["MLPROGRAM", "NEURALNETWORK", "MAX_DIM"]
 
 EP = "CoreMLExecutionProvider"
 MAX_DIM = 16384  # coremltools#1003: CoreML fails to load a model with a larger input dim
@@ -107,31 +90,6 @@ def _first_input_dtype(allowed: tuple[int, ...]) -> Check:
 
 
 # ---------------------------------------------------------------------------------- Pad
-
-
-def pad_facts(facts: NodeFacts) -> tuple[list[int], list[int], list[int]] | str:
-    """Decode Pad-11+ inputs into (begin, end, axes) per padded axis, or a rejection reason."""
-    shape = facts.shape(0)
-    if shape is None:
-        return "input shape is unknown"
-    rank = len(shape)
-    if not facts.is_const(1):
-        return "input 'pads' must be a constant initializer"
-    pads = facts.value(1)
-    if pads is None:
-        return "input 'pads' could not be read"
-    pads = [int(p) for p in pads.reshape(-1)]
-    if any(p < 0 for p in pads):
-        return f"negative pads {pads} are not supported"
-    if facts.input(3):
-        if not facts.is_const(3):
-            return "input 'axes', if given, must be a constant initializer"
-        axes = [int(a) % rank for a in facts.value(3).reshape(-1)]
-    else:
-        axes = list(range(rank))
-    if len(pads) != 2 * len(axes):
-        return f"pads {pads} do not match {len(axes)} axes"
-    return pads[: len(axes)], pads[len(axes) :], axes
 
 
 def _pad_rule(modes: tuple[str, ...], neural_network: bool) -> Check:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from onnxfit.errors import OnnxfitError
 
-__all__ = ["MOBILE_TARGETS", "SIMPLIFICATION_RULES", "Target", "TARGETS", "get_target", "target_names"]
+__all__ = ["MOBILE_TARGETS", "SIMPLIFICATION_RULES", "Target", "TARGETS", "auto_target", "get_target", "target_names"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,20 @@ def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise OnnxfitError(f"unknown target '{name}'; valid targets: {', '.join(TARGETS)}")
     return TARGETS[name]
+
+
+def auto_target(providers: list[str] | None = None) -> str:
+    """The target for the EPs this onnxruntime has: CoreML, CUDA, TensorRT, OpenVINO, else CPU.
+
+    CUDA goes before TensorRT: onnxruntime-gpu lists the TensorRT EP without shipping TensorRT,
+    and TensorRT engines take minutes to build on first use; ``target="tensorrt"`` asks for it.
+    """
+    if providers is None:
+        import onnxruntime  # deferred: naming a target must not cost onnxruntime's import
+
+        providers = onnxruntime.get_available_providers()
+    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("CUDAExecutionProvider", "cuda"),
+                             ("TensorrtExecutionProvider", "tensorrt"), ("OpenVINOExecutionProvider", "openvino")):
+        if provider in providers:
+            return target
+    return "cpu"

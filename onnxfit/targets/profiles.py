@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnxfit.graphs import iter_graphs
+from onnxfit.shapes import weightless_copy
 from onnxfit.targets.coreml import MLPROGRAM, NEURALNETWORK
 from onnxfit.targets.cuda import CUDA
 from onnxfit.targets.nnapi import NNAPI
@@ -84,9 +86,7 @@ def ep_acceptor(graph, target: str, opset: int, ort_version: Version | None,
 
 def inferred_types(graph) -> dict[str, onnx.TypeProto]:
     """Tensor name -> type from one weightless onnx shape inference of the graph and its subgraphs."""
-    from onnxfit._graphsurgeon import export_graph
-    from onnxfit.graphs import iter_graphs
-    from onnxfit.shapes import weightless_copy
+    from onnxfit._graphsurgeon import export_graph  # deferred: partition counts run without graph-surgeon
 
     try:
         light = weightless_copy(export_graph(graph))
@@ -98,7 +98,7 @@ def inferred_types(graph) -> dict[str, onnx.TypeProto]:
 
 
 def _single_node_model(node, opset: int, inferred: dict[str, onnx.TypeProto]) -> onnx.ModelProto:
-    import onnx_graphsurgeon as gs
+    import onnx_graphsurgeon as gs  # deferred, as constant_value's module imports it
 
     from onnxfit.optimizer.constants import constant_value
 

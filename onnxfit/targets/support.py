@@ -37,6 +37,7 @@ __all__ = [
     "Verdict",
     "ort_partition_groups",
     "const_input",
+    "pad_facts",
     "optional_const_input",
     "attr_in",
     "input_rank",
@@ -422,3 +423,28 @@ def input_dtype(i: int, allowed: Iterable[int]) -> Check:
         return None
 
     return check
+
+
+def pad_facts(facts: NodeFacts) -> tuple[list[int], list[int], list[int]] | str:
+    """Decode Pad-11+ inputs into (begin, end, axes) per padded axis, or a rejection reason."""
+    shape = facts.shape(0)
+    if shape is None:
+        return "input shape is unknown"
+    rank = len(shape)
+    if not facts.is_const(1):
+        return "input 'pads' must be a constant initializer"
+    pads = facts.value(1)
+    if pads is None:
+        return "input 'pads' could not be read"
+    pads = [int(p) for p in pads.reshape(-1)]
+    if any(p < 0 for p in pads):
+        return f"negative pads {pads} are not supported"
+    if facts.input(3):
+        if not facts.is_const(3):
+            return "input 'axes', if given, must be a constant initializer"
+        axes = [int(a) % rank for a in facts.value(3).reshape(-1)]
+    else:
+        axes = list(range(rank))
+    if len(pads) != 2 * len(axes):
+        return f"pads {pads} do not match {len(axes)} axes"
+    return pads[: len(axes)], pads[len(axes) :], axes

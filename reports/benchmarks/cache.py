@@ -119,7 +119,7 @@ def render(sec: dict) -> list[str]:
                 f"- passes: {', '.join(t['passes'])}; changed the model: "
                 f"{', '.join(t['changed_passes']) or 'none (the entry records unchanged; prepare returns the source)'}",
                 f"- artefact: {fmt_mb(t['artefact_bytes']) if t['rewritten'] else 'none'}; "
-                f"`import onnxfit.optimizer.cache` in a fresh process: {fmt_s(t['import_s'])}",
+                f"`from onnxfit.app.prepare import prepare_entry` in a fresh process: {fmt_s(t['import_s'])}",
                 f"- peak RSS: miss/hit process {fmt_mb(t['peak_rss_bytes_miss_process'])}, fresh-process hit "
                 f"{fmt_mb(t['peak_rss_bytes_fresh_hit_process'])}",
                 f"- all misses (s): {t['miss_s_all']}; all same-process hits (s): {t['hit_s_all']}; "

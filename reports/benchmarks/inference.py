@@ -141,7 +141,7 @@ def render(sec: dict) -> list[str]:
         return out
     out += [f"onnxruntime {ov['onnxruntime']} with `OpenVINOExecutionProvider` (device CPU, "
             f"num_of_threads={sec['threads']}) and the CPU EP as fallback, run by `.venv-openvino/bin/python`. "
-            "Partitions: `onnxfit.verify.partitions.count_partitions(model, \"openvino\")` (a real placement read "
+            "Partitions: `onnxfit.verification.partitions.count_partitions(model, \"openvino\")` (a real placement read "
             "from ORT's session log). Latency measured as above.", ""]
     rows = []
     for m in ov["models"]:

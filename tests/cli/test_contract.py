@@ -172,11 +172,11 @@ def test_python_dash_m_and_usage_error_exit_2():
 def test_partition_report_is_automatic_below_the_size_limit_and_forced_by_flag(gather_model, monkeypatch):
     from dataclasses import replace
 
-    from onnxfit.optimizer import job as job_module
+    from onnxfit.app import job as job_module
 
     job = job_module.OptimizeJob.create(gather_model, target="coreml", partitions=None)
     assert job.counts_partitions()
-    monkeypatch.setattr(job_module, "_AUTO_PARTITIONS_MAX_BYTES", 10)
+    monkeypatch.setattr(job_module, "AUTO_PARTITIONS_MAX_BYTES", 10)
     assert not job.counts_partitions()
     assert replace(job, partitions=True).counts_partitions()
     assert not replace(job, partitions=False).counts_partitions()

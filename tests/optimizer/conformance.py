@@ -31,7 +31,7 @@ import onnx
 import onnxruntime as ort
 
 from onnxfit.errors import OnnxfitError, first_line
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from onnxfit.targets.presets import MOBILE_TARGETS, TARGETS
 
 __all__ = ["Case", "Outcome", "SharedRun", "TARGETS_TRIED", "cases", "run_case", "same_outputs", "shared_runs"]

@@ -11,7 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer.cache import Cache, auto_target, parse_size, prepare, prepare_entry
+from onnxfit.app.cache import Cache, parse_size
+from onnxfit.app.prepare import prepare, prepare_entry
+from onnxfit.targets import auto_target
 from tests.conftest import assert_same_outputs, make_model, random_feeds, tensor_info
 from tests.models import relu_model, scalar_gather_model
 
@@ -194,7 +196,7 @@ def _no_hashing(monkeypatch):
     def refuse(path):
         raise AssertionError(f"{path} was hashed")
 
-    monkeypatch.setattr("onnxfit.optimizer.cache.file_digest", refuse)
+    monkeypatch.setattr("onnxfit.app.cache.file_digest", refuse)
 
 
 def test_hit_with_unchanged_stats_reads_neither_source_nor_artefact(source, cache_dir, monkeypatch):
@@ -206,7 +208,7 @@ def test_hit_with_unchanged_stats_reads_neither_source_nor_artefact(source, cach
 
 
 def test_artefact_with_a_new_stat_is_rehashed_once_then_trusted(source, cache_dir, monkeypatch):
-    import onnxfit.optimizer.cache as cache_module
+    import onnxfit.app.cache as cache_module
 
     first = _prepare(source, cache_dir)
     stat = first.path.stat()

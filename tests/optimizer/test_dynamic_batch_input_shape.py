@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from onnxfit.optimizer import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import make_model, run_ort, tensor_info
 
 

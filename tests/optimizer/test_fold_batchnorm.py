@@ -271,7 +271,7 @@ def test_decoded_affine_is_scale_over_std_and_shifted_mean():
 
 def test_large_conv_weights_left_on_disk_are_read_for_folding(tmp_path):
     """A weight over lazy_io's threshold stays in the source file while the passes run."""
-    from onnxfit.optimizer import optimize
+    from onnxfit.app.optimize import optimize
 
     cin, cout = 256, 128
     inits = [numpy_helper.from_array(_array([cout, cin, 3, 3]), "W")] + _bn_stats(cout)  # 1.2 MB: left on disk
@@ -286,7 +286,7 @@ def test_large_conv_weights_left_on_disk_are_read_for_folding(tmp_path):
 
 
 def test_onnxfit_verify_accepts_the_folded_model(tmp_path):
-    from onnxfit.verify import verify
+    from onnxfit.verification import verify
 
     model = _conv_bn_model(14, group=2)
     model.graph.node.append(_bn_node("y", "z", prefix="bn2"))
@@ -305,8 +305,8 @@ def test_ppocr_v4_det_bn_after_add_leaves_coreml_mlprogram_whole(zoo_model):
     """PP-OCRv4's detector (Paddle2ONNX, opset 12): ONNX Runtime fuses its two BNs after Conv, the
     one after an Add stays and MLProgram has no builder for it. Measured: 2 CoreML partitions
     (327/328 nodes on the EP) before; 1 partition, every node, after the coreml target's passes."""
-    from onnxfit.optimizer import optimize_model
-    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.app.optimize import optimize_model
+    from onnxfit.targets.partitions import estimate_partitions
     from onnxfit.versions import installed_ort_version
 
     model = onnx.load(zoo_model("ppocr_v4_det"))
@@ -327,7 +327,7 @@ def test_ppocr_v4_det_bn_after_add_leaves_coreml_mlprogram_whole(zoo_model):
 def test_zoo_bns_all_fold_within_tolerance(zoo_model, name):
     """Paddle2ONNX writes weights as Constant nodes, Caffe2's light models make them with
     ConstantOfShape (folded by fold-shapes first, as in the mobile targets' order)."""
-    from onnxfit.optimizer import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     model = onnx.load(zoo_model(name))
     result = optimize_model(model, "cpu", ["initializer-inputs", "fold-shapes", "fold-batchnorm"])

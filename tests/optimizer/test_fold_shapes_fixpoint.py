@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from onnxfit.model import load_model
 from onnxfit.optimizer import PassContext, get_passes, run_passes
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
 
 I64 = TensorProto.INT64

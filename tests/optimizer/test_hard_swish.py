@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import assert_same_outputs, make_model, random_feeds, tensor_info
 
 

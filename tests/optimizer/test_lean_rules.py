@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxfit.optimizer.optimize import optimize_model, select_passes
+from onnxfit.app.optimize import optimize_model
+from onnxfit.optimizer.selection import select_passes
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
 
 LEAN = ["fold-constants", "eliminate-noops", "dedupe-nodes", "select-to-where", "native-functions"]

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 
 from onnxfit.errors import OnnxfitError
 from onnxfit.optimizer.load_guard import runtime_refuses
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.cli.test_contract import onnxfit
 from tests.conftest import make_model, run_ort, tensor_info
 

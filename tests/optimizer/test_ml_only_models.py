@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.cli.test_contract import onnxfit
 from tests.conftest import IR_VERSION, run_ort, tensor_info
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.conftest import make_model, run_ort, tensor_info
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.optimizer.conformance import MODES, TARGETS_TRIED, cases, reference_outputs, run_case, shared_runs
 
 RUNS = shared_runs()

@@ -206,7 +206,7 @@ def test_quantized_crnn_optimizes_for_every_target_and_matches(zoo_model, target
     import onnx
 
     from onnxfit.model import load_model
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     model = load_model(zoo_model("crnn_ddddocr_quantized"))
     result = optimize_model(model, target, input_shapes={"input1": (1, 1, 64, 128)})
@@ -214,3 +214,11 @@ def test_quantized_crnn_optimizes_for_every_target_and_matches(zoo_model, target
     assert result.model.graph.output[0].type.tensor_type.HasField("shape")
     feeds = random_feeds(model, shapes={"input1": (1, 1, 64, 128)})
     assert_same_outputs(model, result.model, feeds, exact=False, atol=1e-4)
+
+
+def test_the_pass_catalog_a_cache_hit_reads_is_the_registry():
+    """A cache hit keys by pass versions without importing the passes: the catalog must match them."""
+    from onnxfit.optimizer.catalog import PASSES
+
+    registered = {p.name: (p.version, bool(getattr(p, "exact", True))) for p in get_passes(pass_names())}
+    assert registered == {name: tuple(info) for name, info in PASSES.items()}

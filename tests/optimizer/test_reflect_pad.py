@@ -342,7 +342,7 @@ def test_reflect_pad_random_graphs_are_bit_exact(case):
 
 def test_target_that_runs_reflect_natively_keeps_last_two_axis_reflect_pads():
     """prepare() on onnxruntime >= 1.26 with CoreML: reflect on H/W stays, edge is still rewritten."""
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
     nodes = [helper.make_node("Pad", ["x", "pads"], ["r"], mode="reflect", name="reflect_hw"),
@@ -424,7 +424,7 @@ def test_pads_from_the_shape_of_a_constant_are_constant():
 
 def test_silero_vad_stft_reflect_pad_is_rewritten_by_reflect_pad_alone(zoo_model):
     from onnxfit.model import load_model
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     model = load_model(zoo_model("silero_vad_16k_op15"))
     result = optimize_model(model, "coreml", passes=["reflect-pad"])

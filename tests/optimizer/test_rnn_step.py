@@ -279,7 +279,7 @@ def test_silero_vad_streaming_lstm_runs_whole_on_coreml(name, zoo_model, tmp_pat
     """silero-vad's LSTM step through the coreml target's passes: same outputs on ORT, no LSTM left,
     and a CoreML estimate no worse (measured: 2 partitions -> 1 on each, every node on the EP)."""
     from onnxfit.targets.presets import get_target
-    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.targets.partitions import estimate_partitions
     from onnxfit.versions import installed_ort_version
     from tests.zoo.manifest import by_name
 

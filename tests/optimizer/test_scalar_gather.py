@@ -88,7 +88,7 @@ def test_scalar_gather_inside_if_branch_is_rewritten():
 
 
 def _optimize(model, version, target="coreml"):
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     return optimize_model(model, target, passes=["scalar-gather", "split-to-slice"], ort_version=version)
 
@@ -119,8 +119,8 @@ def test_nnapi_takes_constant_scalar_gather_and_cpu_target_rewrites_everything()
 def test_prepare_uses_the_installed_onnxruntime_release(tmp_path, monkeypatch, installed, rewritten):
     """prepare() names the installed onnxruntime: at 1.32 the CoreML EP takes the opset-11 Split
     and the scalar Gather, so both stay; at 1.26 it takes neither, so both are rewritten."""
-    from onnxfit.optimizer import job
-    from onnxfit.optimizer.cache import prepare_entry
+    from onnxfit.app import job
+    from onnxfit.app.prepare import prepare_entry
     from tests.targets.corpus import split11_scalar_gather
 
     monkeypatch.setattr(job, "installed_ort_version", lambda: installed)
@@ -151,8 +151,8 @@ def _shape_chain_model(index, dims):
                          ids=["fused-by-ort", "computed"])
 def test_scalar_gather_leaves_shape_math_ort_folds_and_never_worsens_the_estimate(target, version, index, dims,
                                                                                  folded):
-    from onnxfit.optimizer.optimize import optimize_model
-    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.app.optimize import optimize_model
+    from onnxfit.targets.partitions import estimate_partitions
 
     model = _shape_chain_model(index, dims)
     result = optimize_model(model, target=target, ort_version=version)

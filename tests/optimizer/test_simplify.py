@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from onnxfit.cli import app
 from onnxfit.errors import OnnxfitError
 from onnxfit.model import load_model, save_model
-from onnxfit.optimizer import optimize_model, select_passes
-from onnxfit.optimizer.cache import prepare_entry
+from onnxfit.app.optimize import optimize_model
+from onnxfit.optimizer.selection import select_passes
+from onnxfit.app.prepare import prepare_entry
 from onnxfit.optimizer.passes import simplify as simplify_pass
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, run_ort, tensor_info
 

@@ -234,7 +234,7 @@ def test_property_split_to_slice_is_bit_exact_for_random_splits(case):
 
 @pytest.mark.parametrize(("version", "slices"), [(None, 2), ((1, 20), 2), ((1, 26), 2), ((1, 27), 0), ((1, 32), 0)])
 def test_coreml_takes_opset11_split_from_1_27(version, slices):
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
     from tests.targets.corpus import split11_scalar_gather
 
     model = split11_scalar_gather()
@@ -247,7 +247,7 @@ def test_coreml_takes_opset11_split_from_1_27(version, slices):
 def test_coreml_1_27_still_rewrites_a_split_it_refuses():
     """Per node: the 1.27 builder needs a static split axis, so sizes on a symbolic axis are still
     rewritten (the sizes are constant, so the Slices are exact)."""
-    from onnxfit.optimizer.optimize import optimize_model
+    from onnxfit.app.optimize import optimize_model
 
     model = _split_model([4, "m"], 1, 11, 2, sizes=(1, 3))
     result = optimize_model(model, "coreml", passes=["split-to-slice"], ort_version=(1, 27))

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxfit.optimizer.optimize import optimize_model
+from onnxfit.app.optimize import optimize_model
 from tests.cli.test_contract import onnxfit
 from tests.conftest import make_model, run_ort, tensor_info
 from tests.optimizer.conformance import same_outputs
@@ -137,7 +137,7 @@ def test_inspect_target_and_directory_run_take_a_string_model(tmp_path):
 
 def test_a_bug_on_one_model_is_that_models_error_line(monkeypatch, tmp_path):
     from onnxfit.cli import optimize as command
-    from onnxfit.optimizer.job import OptimizeJob
+    from onnxfit.app.job import OptimizeJob
 
     def broken(job):
         raise TypeError("Can not use raw_data to store string type.")

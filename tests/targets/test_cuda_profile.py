@@ -15,8 +15,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.errors import node_label
-from onnxfit.optimizer.optimize import optimize
-from onnxfit.verify.partitions import count_partitions, estimate_partitions, prepare_graph
+from onnxfit.app.optimize import optimize
+from onnxfit.targets.partitions import count_partitions, estimate_partitions, prepare_graph
 from onnxfit.versions import installed_ort_version
 from tests.conftest import make_model, tensor_info
 from tests.targets import corpus

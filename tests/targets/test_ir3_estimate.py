@@ -7,7 +7,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from onnxfit.versions import parse_version
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.targets.partitions import estimate_partitions
 from tests.conftest import make_model, tensor_info
 
 

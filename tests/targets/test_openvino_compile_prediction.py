@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.targets.partitions import estimate_partitions
 from onnxfit.versions import installed_ort_version
 from tests.conftest import make_model, tensor_info
 

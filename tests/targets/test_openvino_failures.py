@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from onnxfit.verify.partitions import count_partitions, estimate_partitions, partitions_check
+from onnxfit.targets.partitions import count_partitions, estimate_partitions
+from onnxfit.verification.partitions_check import partitions_check
 from onnxfit.versions import installed_ort_version
 from tests.targets.corpus import unsupported_in_chain
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onnxfit.verify.partitions import count_partitions, estimate_partitions
+from onnxfit.targets.partitions import count_partitions, estimate_partitions
 from onnxfit.versions import installed_ort_version
 from tests.targets.corpus import built_corpus, sample_paths
 

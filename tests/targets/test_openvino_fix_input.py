@@ -7,8 +7,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxfit.optimizer import optimize
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.app.optimize import optimize
+from onnxfit.targets.partitions import count_partitions
 
 pytestmark = pytest.mark.openvino_ep
 

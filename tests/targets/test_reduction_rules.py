@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.targets.support import parse_version
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.targets.partitions import estimate_partitions
 from tests.conftest import make_model, tensor_info
 
 VERSION = parse_version("1.32")

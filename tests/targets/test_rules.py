@@ -244,7 +244,7 @@ def test_openvino_grouping_splits_unconnected_pieces():
 
 @pytest.mark.parametrize(("version", "partitions"), [("1.20", 2), ("1.26", 2), ("1.27", 1), ("1.32", 1)])
 def test_split11_and_scalar_gather_partitions_per_release(version, partitions):
-    from onnxfit.verify.partitions import estimate_partitions
+    from onnxfit.targets.partitions import estimate_partitions
     from tests.targets.corpus import split11_scalar_gather
 
     report = estimate_partitions(split11_scalar_gather(), "coreml", parse_version(version))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from onnx import TensorProto, helper
 
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.targets.partitions import count_partitions
 from tests.conftest import make_model, tensor_info
 from tests.targets import corpus
 

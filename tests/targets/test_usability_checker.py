@@ -1,7 +1,29 @@
 """CoreML/NNAPI estimates against ONNX Runtime's own usability checker.
 
 Equal wherever the checker's op lists agree with the EP code; each documented disagreement
-(targets/coreml.py and nnapi.py docstrings) has its own test.
+(below for CoreML, the targets/nnapi.py docstring for NNAPI) has its own test.
+
+Where ORT's usability checker (onnxruntime.tools.mobile_helpers.usability_checker, driven by
+coreml_supported_{mlprogram,neuralnetwork}_ops.md) disagrees with the CoreML profile
+(targets/coreml.py):
+1. MLProgram Pad: the .md has no Pad row (the list lags pad_op_builder.cc, which supports
+   MLProgram); the checker calls every Pad unsupported, this profile applies the builder's rules.
+2. MLProgram Gather: no row in the .md either; gather_op_builder.cc supports MLProgram and rejects
+   scalar (rank-0) indices (upstream issue #28180). The checker calls every Gather unsupported.
+3. The checker only looks at op types (plus rank <= 5 and, with fixed sizes required, static
+   shapes); it does not check the caveats it prints (constant inputs, modes, 2D-only pools and
+   convs, dtypes). This profile checks them, so a node the checker counts as supported can be
+   unsupported here, with the reason listed.
+4. The checker requires every input of a node to have a fixed shape (it runs with
+   require_fixed_input_sizes=True); the CoreML EP itself accepts symbolic dims by default.
+5. NeuralNetwork Unsqueeze: the .md has Squeeze but no Unsqueeze row; op_builder_factory.cc
+   registers the Squeeze builder for both, so Unsqueeze is supported here.
+6. The checker counts an omitted optional input ('' as in Resize(X, '', '', sizes)) as a value
+   without a fixed shape and rejects the node; ORT's IsInputSupported skips inputs that do not
+   exist. (Applies to its NNAPI check too.)
+7. The checker links producers to consumers in one pass over graph.node, so it needs the nodes in
+   topological order; ORT's C++ builds edges for any order. onnxfit groups over real edges.
+The fidelity tests compare on models where none of these apply, and test each one apart.
 """
 
 from __future__ import annotations
@@ -10,7 +32,7 @@ import pytest
 from onnxruntime.tools.mobile_helpers import usability_checker
 
 from onnxfit.targets.openvino import ort_topological_order
-from onnxfit.verify.partitions import estimate_partitions, prepare_graph
+from onnxfit.targets.partitions import estimate_partitions, prepare_graph
 from tests.targets import corpus
 
 CHECKERS = {

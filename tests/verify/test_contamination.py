@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from onnxfit.verify import verify
-from onnxfit.verify.contamination import BATCH_RULES, batch_flow
+from onnxfit.verification import verify
+from onnxfit.verification.contamination import BATCH_RULES, batch_flow
 from tests.conftest import assert_frames_independent, make_model, tensor_info
 from tests.models import B, W, const, conv_net, naive_rows_net, softmax_mixing_net
 
@@ -155,7 +155,7 @@ def test_static_inputs_whose_leading_dims_disagree_are_not_taken_for_a_batch():
     assert check.details["dynamic"] is False
     assert "disagree on a fixed batch dim (x: 1 (axis 0), cache: 2 (axis 0))" in check.details["notes"][0]
     # Naming the cache's batch axis makes both inputs agree on batch 1: the static analysis runs.
-    named = verify(model, inputs=feeds, batch_axis={"cache": 1}).check("contamination")
+    named = verify(model, inputs=feeds, batch_axes={"cache": 1}).check("contamination")
     assert named.ok and "cannot be batched" in " ".join(named.details["notes"])
 
 
@@ -175,7 +175,7 @@ def test_time_distributed_rows_after_dynamic_batch_verify_per_frame_with_a_share
     original = streaming_model()
     rewritten = run_passes(original, get_passes(["dynamic-batch"]), PassContext(opset=11)).model
     for batch_axis in (None, ["dt=none"]):
-        report = verify(rewritten, original, batch=4, inputs=_streaming_feeds(original), batch_axis=batch_axis,
+        report = verify(rewritten, original, batch=4, inputs=_streaming_feeds(original), batch_axes=batch_axis,
                         runtimes=["ort-cpu-noopt"])
         static = assert_frames_independent(report)
         check = report.check("contamination")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from onnxfit.verify.contamination import contamination_check
-from onnxfit.verify.frame_test import NOISE_FACTOR, frame_test
-from onnxfit.verify.inputs import make_inputs, model_inputs
-from onnxfit.verify.runtimes import OrtRuntime
+from onnxfit.verification.contamination import contamination_check
+from onnxfit.verification.frame_test import NOISE_FACTOR, frame_test
+from onnxfit.verification.inputs import make_inputs, model_inputs
+from onnxfit.verification.runtimes import OrtRuntime
 from tests.conftest import make_model, tensor_info
 from tests.models import conv_net, softmax_mixing_net
 
@@ -101,7 +101,7 @@ class Rounding:
 
 
 def test_parity_on_a_coarse_runtime_is_judged_against_its_deviation_on_the_reference_model():
-    from onnxfit.verify import verify
+    from onnxfit.verification import verify
 
     model, reference = conv_net(), conv_net()
     plain = verify(model, runtimes=[Rounding(model)])  # no reference model: nothing to measure the runtime by

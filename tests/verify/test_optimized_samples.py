@@ -50,7 +50,7 @@ def _symbolic_hw(source, path):
 
 @pytest.mark.parametrize("name", ["inswapper_like", "gfpgan_like", "scrfd_like"])
 def test_coreml_partitions_drop_to_one_on_every_sample(tmp_path, name):
-    from onnxfit.verify.partitions import count_partitions
+    from onnxfit.targets.partitions import count_partitions
 
     source = WEIGHTS / f"{name}.onnx"
     shapes = None

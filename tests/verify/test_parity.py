@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.verify import verify
-from onnxfit.verify.parity import compare_arrays, compare_outputs, match_outputs, stack_frames, tolerance_for
+from onnxfit.verification import verify
+from onnxfit.verification.parity import compare_arrays, compare_outputs, match_outputs, stack_frames, tolerance_for
 from tests.conftest import make_model, tensor_info
 from tests.models import B, W, const, conv_net
 
@@ -182,7 +182,7 @@ def test_generated_inputs_are_deterministic_and_in_range():
     first = verify(model, seed=3, runtimes=["ort-cpu"]).check("parity")
     again = verify(model, seed=3, runtimes=["ort-cpu"]).check("parity")
     assert first.details == again.details
-    from onnxfit.verify.inputs import make_inputs, model_inputs
+    from onnxfit.verification.inputs import make_inputs, model_inputs
 
     feeds, _ = make_inputs(model_inputs(model), batch=2, seed=3)
     assert feeds["x"].min() >= -1 and feeds["x"].max() <= 1 and feeds["x"].dtype == np.float32
@@ -195,7 +195,7 @@ def test_state_inputs_nobody_gave_start_at_zeros_and_say_so():
              helper.make_node("ReduceSum", ["state_out"], ["y"], keepdims=0, axes=[0])]
     model = make_model(nodes, [tensor_info("x", [2, "N", 4]), tensor_info("state_in", [2, "N", 4])],
                        [tensor_info("y", ["N", 4]), tensor_info("state_out", [2, "N", 4])], opset=12)
-    report = verify(model, runtimes=["ort-cpu"], batch_axis=["state_in=1", "x=1"])
+    report = verify(model, runtimes=["ort-cpu"], batch_axes=["state_in=1", "x=1"])
     parity = report.check("parity")
     assert report.ok, parity.summary
     assert any("state_in start at zeros" in note for note in parity.details["notes"])

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from onnxfit.cli import app
 from onnxfit.errors import OnnxfitError
 from onnxfit.targets.presets import get_target
-from onnxfit.verify.partitions import count_partitions, parse_placement_log
+from onnxfit.targets.partitions import count_partitions, parse_placement_log
 from tests.targets import corpus
 
 runner = CliRunner()

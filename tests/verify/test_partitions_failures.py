@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxfit.verify.partitions import compile_failure, count_partitions
+from onnxfit.targets.partitions import compile_failure, count_partitions
 from tests.conftest import make_model, tensor_info
 
 # str(exc) of onnxruntime-openvino 1.24.1 creating a session on silero_vad_half.onnx.

@@ -14,8 +14,8 @@ from onnx import TensorProto, helper
 
 from onnxfit.errors import node_label
 from onnxfit.targets.support import ort_partition_groups
-from onnxfit.verify.partitions import _ep_partitions, count_partitions, parse_placement_log, prepare_graph
-from onnxfit.verify.placement import labelled as label_placement
+from onnxfit.targets.partitions import _ep_partitions, count_partitions, parse_placement_log, prepare_graph
+from onnxfit.targets.placement import labelled as label_placement
 from tests.conftest import make_model, tensor_info
 from tests.targets import corpus
 

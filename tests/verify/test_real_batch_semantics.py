@@ -15,8 +15,8 @@ from onnx import helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify import verify, write_report
-from onnxfit.verify.runtimes import concise_ort_error
+from onnxfit.verification import verify, write_report
+from onnxfit.verification.runtimes import concise_ort_error
 from tests.conftest import make_model, run_ort, tensor_info
 from tests.models import B, W, const, conv_net
 from tests.zoo.manifest import by_name
@@ -118,7 +118,7 @@ def test_unnamed_state_batch_axis_leaves_the_frame_test_to_the_batch_axis_option
     check = verify(model, inputs=STATE_FEEDS).check("contamination")
     assert check.ok and not check.ran
     assert re.search(r"input 'state' \[2, \?, 4\].*--batch-axis state=1", check.details["notes"][0])
-    report = verify(model, inputs=STATE_FEEDS, batch_axis=["state=1"])
+    report = verify(model, inputs=STATE_FEEDS, batch_axes=["state=1"])
     assert report.ok, [c.summary for c in report.checks]
 
 
@@ -141,7 +141,7 @@ def test_silero_vad_unnamed_state_needs_batch_axis_state_1_for_its_frame_test(zo
     assert result.exit_code == 0 and "PASS parity" in result.output and "NOT RUN contamination" in result.output
     text = " ".join(result.output.split())
     assert "input 'state' [2, ?, 128]" in text and "--batch-axis state=1" in text
-    report = verify(path, inputs=npz, batch_axis={"state": 1})
+    report = verify(path, inputs=npz, batch_axes={"state": 1})
     assert report.ok, [c.summary for c in report.checks]
     assert report.check("contamination").details["frames"]["output_axes"]["stateN"] == 1
 

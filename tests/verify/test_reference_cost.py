@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from onnxfit.verify import verify
-from onnxfit.verify.reference_cost import memory_budget, reference_cost
+from onnxfit.verification import verify
+from onnxfit.verification.reference_cost import memory_budget, reference_cost
 from tests.conftest import make_model, tensor_info
 
 

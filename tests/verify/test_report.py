@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from onnxfit.errors import CheckFailed
-from onnxfit.verify import Check, VerifyReport, verify, write_report
-from onnxfit.verify.report import to_html, to_markdown
+from onnxfit.verification import Check, VerifyReport, verify, write_report
+from onnxfit.verification.report import to_html, to_markdown
 from tests.models import conv_net, softmax_mixing_net
 
 

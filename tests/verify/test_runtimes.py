@@ -9,7 +9,7 @@ import pytest
 from onnx import helper
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.verify.runtimes import (
+from onnxfit.verification.runtimes import (
     REFERENCE,
     OrtRuntime,
     ReferenceRuntime,
@@ -113,7 +113,7 @@ def test_torch_runtime_matches_the_same_conv_net_built_in_onnx():
 def test_verify_accepts_a_torch_runtime_next_to_named_ones():
     import torch
 
-    from onnxfit.verify import verify
+    from onnxfit.verification import verify
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
     net[0].weight.data, net[0].bias.data = torch.from_numpy(W), torch.from_numpy(B)

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from onnxfit.cli import app
-from onnxfit.verify import verify
+from onnxfit.verification import verify
 from tests.conftest import make_model, tensor_info
 
 
@@ -38,7 +38,7 @@ def test_unknown_state_batch_axis_runs_parity_and_leaves_the_frame_test_not_run(
     assert "PASS parity" in text and "NOT RUN contamination" in text and "--batch-axis state=AXIS" in text
     assert "all checks that ran passed (not run: contamination)" in text
     # The flag the report names runs the test.
-    report = verify(model, model, inputs=feeds, batch_axis={"state": 1})
+    report = verify(model, model, inputs=feeds, batch_axes={"state": 1})
     assert report.ok and report.check("contamination").ran
     assert report.check("contamination").summary == "frames independent at batch 4 on ort-cpu-noopt"
 
@@ -203,7 +203,7 @@ def test_a_batch_guess_the_graph_contradicts_is_no_verdict():
     assert check.details["guessed_axes"] == {"x": "axis 1 (dim 'N')"}
     assert check.details["failures"] == [] and "frame 0 run alone differs" in check.details["unconfirmed_failures"][0]
     # Given by the user, the same axis is tested and the mixing fails.
-    given = verify(_self_attention([1, "N", 16]), batch_axis=["x=1"]).check("contamination")
+    given = verify(_self_attention([1, "N", 16]), batch_axes=["x=1"]).check("contamination")
     assert given.ran and not given.ok and "guessed_axes" not in given.details
     # On axis 0 a guess stands: a re-export that mixes its frames fails (tests/cli: naive rows net).
     leading = verify(_self_attention(["N", 16, 16])).check("contamination")
@@ -211,7 +211,7 @@ def test_a_batch_guess_the_graph_contradicts_is_no_verdict():
 
 
 def test_guessed_batch_axes_are_listed_as_guesses_in_the_report(tmp_path):
-    from onnxfit.verify import write_report
+    from onnxfit.verification import write_report
     from tests.models import conv_net
 
     report = verify(conv_net())

@@ -8,7 +8,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 import onnxfit
-from onnxfit.verify.parity import compare_arrays
+from onnxfit.verification.parity import compare_arrays
 from tests.conftest import make_model, run_ort, tensor_info
 from tests.models import const
 

@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnxfit.optimizer.optimize import optimize_model
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.app.optimize import optimize_model
+from onnxfit.targets.partitions import estimate_partitions
 
 MODEL = Path(__file__).parent / "facephys" / "model.onnx"
 FRAMES = 300

@@ -25,8 +25,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnxfit.optimizer import optimize
-from onnxfit.verify import verify
+from onnxfit.app.optimize import optimize
+from onnxfit.verification import verify
 from tests.conftest import assert_frames_independent
 
 SOURCE = Path(__file__).parent / "facephys" / "model.onnx"
@@ -128,7 +128,7 @@ def test_verify_proves_the_streams_independent(batched):
     session = _session(SOURCE)
     feeds = {"input": np.random.default_rng(2).uniform(0, 1, (1, 1, 36, 36, 3)).astype(np.float32), "dt": DT,
              **_zero_states(session, 1)}
-    report = verify(str(batched), str(SOURCE), batch=4, batch_axis=["dt=none"], inputs=feeds,
+    report = verify(str(batched), str(SOURCE), batch=4, batch_axes=["dt=none"], inputs=feeds,
                     runtimes=["ort-cpu-noopt"])
     static = assert_frames_independent(report)
     assert not static["notes"]

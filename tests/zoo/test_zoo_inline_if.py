@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from onnxfit.optimizer import optimize
-from onnxfit.verify.partitions import estimate_partitions
+from onnxfit.app.optimize import optimize
+from onnxfit.targets.partitions import estimate_partitions
 from onnxfit.versions import parse_version
 from tests.conftest import op_count, run_ort
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 import onnxfit
-from onnxfit.optimizer import optimize
+from onnxfit.app.optimize import optimize
 from tests.conftest import run_ort
 
 
@@ -62,7 +62,8 @@ def test_external_data_export_through_every_target(zoo_model, tmp_path):
 def test_more_partitions_than_the_original_come_with_a_reason(zoo_model, tmp_path):
     """ddddocr's quantized CRNN on NNAPI at a fixed input shape: the passes put about 70 more nodes
     on the EP, split into more partitions; the result says so instead of only showing 25 -> 44."""
-    from onnxfit.optimizer.job import OptimizeJob, run_job
+    from onnxfit.app.flow import run_job
+    from onnxfit.app.job import OptimizeJob
 
     job = OptimizeJob.create(zoo_model("crnn_ddddocr_quantized"), tmp_path / "crnn.onnx", target="nnapi",
                              input_shapes={"input1": (1, 1, 64, 128)}, ort_version="1.32", partitions=True)

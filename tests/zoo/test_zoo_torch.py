@@ -27,7 +27,7 @@ import pytest
 import torch
 
 import onnxfit
-from onnxfit.verify.runtimes import TorchRuntime
+from onnxfit.verification.runtimes import TorchRuntime
 from tests.zoo import torch_models
 
 # Float32 convs and GEMMs of ORT and torch sum in different orders; measured max is 4.5e-7.

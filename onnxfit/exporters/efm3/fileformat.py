@@ -28,7 +28,7 @@ from onnxfit.exporters.mobilefacenet_arch import (
     feature_size,
     tensor_specs,
 )
-from onnxfit.model import write_atomic
+from onnxfit.files import write_atomic
 
 __all__ = [
     "HEADER_SIZE",

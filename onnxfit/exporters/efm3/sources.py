@@ -19,6 +19,7 @@ import numpy as np
 from onnxfit.errors import OnnxfitError
 from onnxfit.exporters.efm3.fileformat import MAGIC, Efm3File, read_efm3, write_efm3
 from onnxfit.exporters.mobilefacenet_arch import ARCHS, BN_EPS, Arch, plan
+from onnxfit.model import load_model
 
 __all__ = ["IDENTITY_VAR", "export_efm3", "tensors_from_onnx", "tensors_from_state_dict"]
 
@@ -273,8 +274,6 @@ def export_efm3(source: str | os.PathLike, output: str | os.PathLike, arch: str 
         raise OnnxfitError(f"unknown arch '{arch}': choose one of {', '.join(ARCHS)}")
     wanted = ARCHS[arch] if arch else None
     if source.suffix.lower() == ".onnx":
-        from onnxfit.model import load_model
-
         found, tensors = tensors_from_onnx(load_model(source), str(source), wanted)
     elif source.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin"):
         from onnxfit.exporters.mobilefacenet import load_checkpoint

@@ -13,6 +13,7 @@ from onnxfit.errors import OnnxfitError, first_line
 from onnxfit.exporters.efm3.engine import Efm3Engine
 from onnxfit.exporters.efm3.fileformat import HEADER_VERSION, VERSION, read_efm3
 from onnxfit.exporters.mobilefacenet_arch import INPUT_SIZE, L2_EPS, plan
+from onnxfit.model import load_model
 
 __all__ = ["TOLERANCE", "Efm3Verification", "face_like_inputs", "inspect_efm3", "verify_efm3"]
 
@@ -83,8 +84,6 @@ def _embed_with_onnxruntime(path: Path, images: np.ndarray) -> np.ndarray:
         InvalidGraph,
         RuntimeException,
     )
-
-    from onnxfit.model import load_model
 
     model = load_model(path)
     initializers = {t.name for t in model.graph.initializer}

@@ -61,11 +61,12 @@ from onnxfit._graphsurgeon import export_graph
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
-from onnxfit.optimizer.passes.inline_if import inline_decided_ifs, straight_graphs as _straight_graphs
+from onnxfit.optimizer.branches import inline_decided_ifs, straight_graphs as _straight_graphs
 from onnxfit.graphs import cleanup, iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 from onnxfit.targets.presets import MOBILE_TARGETS
+from onnxfit.batch_axes import input_batch_axes, is_symbolic
 
 __all__ = ["FoldShapesPass", "known_values"]
 
@@ -186,8 +187,6 @@ def _set_input_shapes(graph: gs.Graph, ctx: PassContext, report: PassReport) -> 
 
 def _dynamic_batch_axes(graph: gs.Graph, ctx: PassContext) -> dict[str, int | None]:
     """Input -> batch axis where it is symbolic (the axis dynamic-batch left symbolic)."""
-    from onnxfit.batch_axes import input_batch_axes, is_symbolic
-
     shapes = {t.name: list(t.shape) if t.shape is not None else None for t in graph.inputs}
     axes = {**input_batch_axes(shapes), **ctx.batch_axes}
     return {name: axis for name, axis in axes.items()

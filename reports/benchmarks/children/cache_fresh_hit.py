@@ -4,7 +4,7 @@
 """
 import json, sys, time
 t = time.perf_counter()
-from onnxfit.optimizer.cache import prepare_entry
+from onnxfit.app.prepare import prepare_entry
 import_s = time.perf_counter() - t
 t = time.perf_counter(); e = prepare_entry(sys.argv[1], sys.argv[3], cache_dir=sys.argv[2]); s = time.perf_counter() - t
 assert e.hit, "fresh-process prepare_entry was not a hit"

@@ -6,7 +6,7 @@ import json, shutil, sys, tempfile, time
 from pathlib import Path
 model, work, target, rounds, hits = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 t = time.perf_counter()
-from onnxfit.optimizer.cache import prepare_entry
+from onnxfit.app.prepare import prepare_entry
 import_s = time.perf_counter() - t
 out = {"import_s": import_s, "rounds": []}
 keep = None

@@ -4,7 +4,7 @@
 """
 import json, sys
 spec = json.loads(sys.argv[1])
-from onnxfit.verify.partitions import count_partitions
+from onnxfit.targets.partitions import count_partitions
 out = {}
 for label, path in spec["variants"].items():
     try:

@@ -11,7 +11,9 @@ Names a user can pick with ``--runtime``:
 - ``ort-<ep>``: any other EP of this build (``ort-cuda``, ``ort-coreml``, ...), on request.
 - ``planned-<target>``: the session ``onnxfit.session()`` opens for that target (its EP options, and
   on CUDA the graph replay on fixed device buffers when the plan captures one); for every target
-  whose EP this build has. ``verify --target`` adds it when the target's EP is here.
+  whose EP this build has. ``verify --target`` adds it when the target's EP is here. verify does
+  not plan sessions: it is handed the opener (``open_planned``, ``onnxfit.verify`` passes the
+  application's), and without one a ``planned-`` runtime is an error.
 
 ``TorchRuntime(module)`` adapts a torch module (used by the exporters to compare against the
 module they exported). Sessions are created lazily on the first ``run``.
@@ -36,6 +38,7 @@ import onnxruntime as ort
 
 from onnxfit.errors import MissingExtra, OnnxfitError
 from onnxfit.model import load_model, model_data_size
+from onnxfit.targets import TARGETS
 
 __all__ = [
     "Runtime",
@@ -50,6 +53,7 @@ __all__ = [
     "make_runtime",
     "runtime_name",
     "ModelSource",
+    "SessionOpener",
     "REFERENCE_EVALUATOR_WRONG",
     "ReferenceGap",
     "concise_ort_error",
@@ -59,6 +63,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ModelSource = str | os.PathLike | onnx.ModelProto
+# (model, target) -> the session the application plans for target, opened on model.
+SessionOpener = Callable[[ModelSource, str], Any]
 
 REFERENCE = "ort-cpu-noopt"
 
@@ -128,8 +134,6 @@ def available_runtimes() -> dict[str, str]:
 
 def planned_targets() -> list[str]:
     """Targets whose EP this onnxruntime build has: ``planned-<target>`` runtimes exist for them."""
-    from onnxfit.targets import TARGETS
-
     providers = ort.get_available_providers()
     return [name for name, target in TARGETS.items() if target.ep in providers]
 
@@ -166,8 +170,9 @@ def reference_evaluator_gaps(model: onnx.ModelProto) -> list[str]:
     return [gaps[op] for op in sorted(gaps)]
 
 
-def make_runtime(name: str, model: ModelSource) -> Runtime:
-    """The runtime called ``name`` for ``model``; unknown names raise listing the available ones."""
+def make_runtime(name: str, model: ModelSource, open_planned: SessionOpener | None = None) -> Runtime:
+    """The runtime called ``name`` for ``model``; unknown names raise listing the available ones.
+    ``open_planned`` opens the session of a ``planned-<target>`` runtime."""
     available = available_runtimes()
     if name not in available:
         if name in _EP_EXTRAS:
@@ -183,7 +188,10 @@ def make_runtime(name: str, model: ModelSource) -> Runtime:
     if name == "onnx-reference":
         return ReferenceRuntime(model)
     if name.startswith("planned-"):
-        return PlannedRuntime(model, name.removeprefix("planned-"))
+        if open_planned is None:
+            raise OnnxfitError(f"runtime '{name}' is the session onnxfit.session() plans: run it through "
+                               "onnxfit.verify or `onnxfit verify`")
+        return PlannedRuntime(model, name.removeprefix("planned-"), open_planned)
     provider = next(p for p in ort.get_available_providers() if runtime_name(p) == name)
     return OrtRuntime(model, provider=provider, name=name)
 
@@ -246,20 +254,20 @@ class OrtRuntime:
 
 
 class PlannedRuntime:
-    """The session ``onnxfit.session()`` would open for ``target``, on the model as it is (no prepare)."""
+    """The session ``onnxfit.session()`` would open for ``target``, on the model as it is (no prepare),
+    opened by ``open_planned`` on the first run."""
 
-    def __init__(self, model: ModelSource, target: str) -> None:
+    def __init__(self, model: ModelSource, target: str, open_planned: SessionOpener) -> None:
         self.name = f"planned-{target}"
         self.model = model
         self.target = target
+        self.open_planned = open_planned
         self._session = None
 
     @property
     def session(self):
         if self._session is None:
-            from onnxfit.session import open_session, plan_session
-
-            self._session = open_session(plan_session(self.model, self.target), model=self.model)
+            self._session = self.open_planned(self.model, self.target)
         return self._session
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -323,7 +331,7 @@ class ReferenceRuntime:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from onnx.reference import ReferenceEvaluator
 
-        from onnxfit.verify.reference_cost import memory_budget, reference_cost
+        from onnxfit.verification.reference_cost import memory_budget, reference_cost
 
         if self._proto is None:
             self._proto = self.model if isinstance(self.model, onnx.ModelProto) else load_model(Path(self.model))

@@ -1,4 +1,5 @@
-"""verify: prove an (optimized) model computes what its reference computes, frame by frame.
+"""verification, the engine behind ``onnxfit.verify``: prove an (optimized) model computes what its
+reference computes, frame by frame.
 
     report = onnxfit.verify("model.onnx", reference="original.onnx")
     report.ok, report.checks            # Check(name, ok, summary, details) per check
@@ -8,9 +9,9 @@ Pieces, Polygraphy-style: ``inputs`` makes data, ``runtimes`` run it (one interf
 backend), ``parity`` and ``contamination`` judge outputs, ``report`` holds and renders results.
 """
 
-from onnxfit.verify.check import VerifyContext, verify, verify_models
-from onnxfit.verify.report import Check, VerifyReport, write_report
-from onnxfit.verify.runtimes import REFERENCE, OrtRuntime, ReferenceRuntime, Runtime, TorchRuntime, available_runtimes
+from onnxfit.verification.check import VerifyContext, verify, verify_models
+from onnxfit.verification.report import Check, VerifyReport, write_report
+from onnxfit.verification.runtimes import REFERENCE, OrtRuntime, ReferenceRuntime, Runtime, TorchRuntime, available_runtimes
 
 __all__ = [
     "verify",

@@ -13,14 +13,14 @@ or given with ``--batch-axis NAME=AXIS``: axis 0 of ``x: [N, 3, H, W]``, axis 1 
    A symbolic batch runs all three at batch N (default 4); a batch fixed to N > 1 runs b at N
    (frames cannot run alone, and need not). A model without a batch axis (time-major:
    ``[sequence_length, 576]``) has no frames to keep apart and passes with a note.
-2. A static batch-flow analysis (``onnxfit.verify.batch_flow``), also for fixed-batch models:
+2. A static batch-flow analysis (``onnxfit.verification.batch_flow``), also for fixed-batch models:
    onnx shape inference at two batch sizes tells which axis of every tensor scales with the
    batch; the batch-op table that ``dynamic-batch`` rewrites with (``onnxfit.batch_ops``,
    re-exported here as ``BATCH_RULES``) then names the first node that merges, moves, reduces or
    mixes the batch axis. For a model whose batch is fixed to 1 these nodes are what blocks
    ``--dynamic-batch``.
 
-The dynamic test lives in ``onnxfit.verify.frame_test``; this module decides which test a model
+The dynamic test lives in ``onnxfit.verification.frame_test``; this module decides which test a model
 gets and turns the results into one ``Check``.
 """
 
@@ -34,9 +34,9 @@ import onnx
 from onnxfit.batch_axes import TIME_NAME
 from onnxfit.errors import first_line
 from onnxfit.batch_ops import BATCH_OPS as BATCH_RULES
-from onnxfit.verify.batch_flow import BatchFlow, Finding, batch_flow, with_dim
-from onnxfit.verify.frame_test import FrameTest, fixed_batch_test, frame_test
-from onnxfit.verify.inputs import (
+from onnxfit.verification.batch_flow import BatchFlow, Finding, batch_flow, with_dim
+from onnxfit.verification.frame_test import FrameTest, fixed_batch_test, frame_test
+from onnxfit.verification.inputs import (
     InputSpec,
     batch_axes,
     generate_inputs,
@@ -45,8 +45,8 @@ from onnxfit.verify.inputs import (
     unknown_axis_message,
     unknown_batch_axes,
 )
-from onnxfit.verify.report import Check
-from onnxfit.verify.runtimes import Runtime
+from onnxfit.verification.report import Check
+from onnxfit.verification.runtimes import Runtime
 
 __all__ = [
     "BATCH_RULES",

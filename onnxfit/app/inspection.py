@@ -27,9 +27,10 @@ from onnxfit.optimizer.passes.flatten_to_reshape import FlattenToReshapePass
 from onnxfit.optimizer.passes.reflect_pad import ReflectPadPass, pad_mode
 from onnxfit.optimizer.passes.scalar_gather import ScalarGatherPass
 from onnxfit.optimizer.passes.split_to_slice import SplitToSlicePass
-from onnxfit.optimizer.pipeline import PassContext
+from onnxfit.optimizer.pipeline import PassContext, get_passes, run_passes
 from onnxfit.optimizer.rewrite import find
 from onnxfit.shapes import proto_shape
+from onnxfit.targets.presets import SIMPLIFICATION_RULES
 
 __all__ = ["inspect_model", "inspect"]
 
@@ -81,9 +82,6 @@ def inspect_model(model: onnx.ModelProto) -> dict:
 def _simplifications(model: onnx.ModelProto) -> list[dict]:
     """What the simplification rules would remove, rule by rule: they run in memory on the model
     (every target runs them; the result is not kept)."""
-    from onnxfit.optimizer.pipeline import get_passes, run_passes
-    from onnxfit.targets.presets import SIMPLIFICATION_RULES
-
     try:
         result = run_passes(model, get_passes(SIMPLIFICATION_RULES), PassContext(opset=default_opset(model)))
     except OnnxfitError as exc:

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from onnxfit.errors import first_line
-from onnxfit.verify.parity import compare_arrays, frame_axis, split_frames
-from onnxfit.verify.runtimes import Runtime
+from onnxfit.verification.parity import compare_arrays, frame_axis, split_frames
+from onnxfit.verification.runtimes import Runtime
 
 __all__ = ["FrameTest", "NOISE_CAP", "NOISE_FACTOR", "fixed_batch_test", "frame_test"]
 

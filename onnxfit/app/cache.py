@@ -1,4 +1,4 @@
-"""Per-machine cache of rewritten models: ``onnxfit.prepare()`` and ``onnxfit cache``.
+"""Per-machine cache of rewritten models: what ``onnxfit.prepare()`` and ``onnxfit cache`` use.
 
 Applications rewrite a model once per machine at load time and reuse it afterwards. Writing
 ``model_coreml.onnx`` next to the original and trusting its mtime breaks on read-only model
@@ -24,44 +24,32 @@ directories, on concurrent start-ups and on half-written files; this cache does 
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-import onnxruntime
 import xxhash
 from filelock import FileLock
 
-from onnxfit import lazy_io
 from onnxfit.errors import OnnxfitError
-from onnxfit.model import (
-    external_data_files,
-    file_digest,
-    load_model,
-    save_model,
-    write_atomic,
-)
+from onnxfit.files import file_digest, write_atomic
+from onnxfit.versions import installed_ort_text
 
-if TYPE_CHECKING:
-    from onnxfit.optimizer.job import OptimizeJob
-
-__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "prepare", "prepare_entry", "prepare_job", "auto_target", "parse_size"]
+__all__ = ["Cache", "CacheEntry", "DamagedEntry", "PrepareResult", "default_cache_dir", "parse_size"]
 
 log = logging.getLogger(__name__)
 
-_ARTEFACT = "model.onnx"
+ARTEFACT = "model.onnx"
 _META = "meta.json"
 _LAST_USED = "last_used"
 _DIGESTS = "digests.json"
+_PROVIDERS = "providers.json"
 
 
 def default_cache_dir() -> Path:
@@ -71,20 +59,6 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("onnxfit"))
-
-
-def auto_target(providers: list[str] | None = None) -> str:
-    """The target for the EPs this onnxruntime has: CoreML, CUDA, TensorRT, OpenVINO, else CPU.
-
-    CUDA goes before TensorRT: onnxruntime-gpu lists the TensorRT EP without shipping TensorRT,
-    and TensorRT engines take minutes to build on first use; ``target="tensorrt"`` asks for it.
-    """
-    providers = providers if providers is not None else onnxruntime.get_available_providers()
-    for provider, target in (("CoreMLExecutionProvider", "coreml"), ("CUDAExecutionProvider", "cuda"),
-                             ("TensorrtExecutionProvider", "tensorrt"), ("OpenVINOExecutionProvider", "openvino")):
-        if provider in providers:
-            return target
-    return "cpu"
 
 
 @dataclass
@@ -141,7 +115,7 @@ class Cache:
     def entries_dir(self) -> Path:
         return self.directory / "entries"
 
-    def _ensure(self) -> None:
+    def ensure(self) -> None:
         try:
             for sub in ("entries", "tmp", "locks"):
                 (self.directory / sub).mkdir(parents=True, exist_ok=True)
@@ -182,7 +156,7 @@ class Cache:
         Records of an earlier state of the same files are dropped, so the memo holds one record
         per file rather than one per edit.
         """
-        self._ensure()
+        self.ensure()
         memo_path = self.directory / _DIGESTS
         changed = {key.rsplit("|", 3)[0] for key in added}
         with FileLock(str(self.directory / "locks" / f"{_DIGESTS}.lock")):
@@ -261,7 +235,7 @@ class Cache:
         """
         directories = sorted(self.entries_dir.iterdir()) if self.entries_dir.is_dir() else []
         if directories:
-            self._ensure()
+            self.ensure()
         damaged = []
         for directory in directories:
             # The key's lock: a build of the same key neither races the check nor is removed by it.
@@ -308,6 +282,25 @@ class Cache:
                 pass  # a read-only cache re-hashes on the next hit instead
         return None
 
+    def providers(self) -> list[str]:
+        """The execution providers of the installed onnxruntime (``target="auto"`` picks from them),
+        remembered per installation: a hit in a fresh process reads them instead of importing it."""
+        spec = importlib.util.find_spec("onnxruntime")
+        where = spec.origin if spec is not None and spec.origin else "?"
+        installed = f"{where}|{os.stat(where).st_mtime_ns if where != '?' else 0}|{installed_ort_text()}"
+        memo_path = self.directory / _PROVIDERS
+        memo = _read_json(memo_path) or {}
+        if installed not in memo:
+            import onnxruntime  # deferred: a new installation is asked once
+
+            memo = {installed: onnxruntime.get_available_providers()}
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                _write_json_atomic(memo_path, memo)
+            except (OSError, OnnxfitError):
+                pass  # a read-only cache asks onnxruntime every time
+        return list(memo[installed])
+
     def touch(self, key: str) -> None:
         try:
             (self.entries_dir / key / _LAST_USED).touch()
@@ -316,7 +309,7 @@ class Cache:
 
     def build(self, key: str, builder) -> dict:
         """Build an entry with ``builder(tmp_dir) -> meta`` under the key's lock; return its meta."""
-        self._ensure()
+        self.ensure()
         with FileLock(str(self.directory / "locks" / f"{key}.lock")):
             meta = self.lookup(key)
             if meta is not None:
@@ -350,6 +343,9 @@ def _external_files(model_path: Path) -> list[str]:
     The lazy skeleton turns every main-graph weight into a reference (absolute path, offset):
     those pointing at a file other than the model itself are its external data.
     """
+    from onnxfit import lazy_io  # deferred: onnx, read on a digest miss only
+    from onnxfit.model import external_data_files, load_model
+
     skeleton = load_model(model_path, lazy_weights=True)
     source, base = model_path.resolve(), model_path.parent.resolve()
     files = dict.fromkeys(name for name in external_data_files(skeleton) if not os.path.isabs(name))
@@ -361,8 +357,6 @@ def _external_files(model_path: Path) -> list[str]:
 
 
 def file_digest_of_strings(parts: list[str]) -> str:
-    import xxhash
-
     return xxhash.xxh3_128("|".join(parts).encode()).hexdigest()
 
 
@@ -373,100 +367,12 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _array_digest(value: np.ndarray) -> str:
+def array_digest(value) -> str:
+    """Digest of a numpy array's bytes (a fixed input in the cache key)."""
+    import numpy as np  # deferred: only fixed inputs are arrays
+
     return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(value).tobytes())
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True))
-
-
-def prepare(
-    model_path: str | os.PathLike,
-    target: str = "auto",
-    input_shapes: dict | None = None,
-    dynamic_batch: bool = False,
-    cache_dir: str | os.PathLike | None = None,
-    fixed_inputs: dict | None = None,
-    simplify: bool = False,
-    keep_inputs: list[str] | None = None,
-) -> Path:
-    """The path of the model to load on this machine, building the optimized model on a miss.
-
-    Returns the source path itself when no pass changes the model for this target.
-    ``fixed_inputs``: ``{"sr": 16000}``: those inputs become constants (and part of the key).
-    ``simplify``: run onnxsim first (the ``simplify`` pass and the onnxsim version join the key).
-    ``keep_inputs``: initializers listed as graph inputs that stay overridable (part of the key).
-    """
-    return prepare_entry(model_path, target, input_shapes, dynamic_batch, cache_dir, fixed_inputs=fixed_inputs,
-                         simplify=simplify, keep_inputs=keep_inputs).path
-
-
-def prepare_entry(
-    model_path: str | os.PathLike,
-    target: str = "auto",
-    input_shapes: dict | None = None,
-    dynamic_batch: bool = False,
-    cache_dir: str | os.PathLike | None = None,
-    passes: list[str] | None = None,
-    fixed_inputs: dict | list[str] | None = None,
-    simplify: bool = False,
-    keep_inputs: list[str] | None = None,
-) -> PrepareResult:
-    """``prepare`` with the details: the cache key and whether it was a hit."""
-    from onnxfit.optimizer.job import OptimizeJob, run_job
-
-    job = OptimizeJob.create(model_path, target=target, passes=passes, input_shapes=input_shapes,
-                             fixed_inputs=fixed_inputs, dynamic_batch=dynamic_batch, simplify=simplify,
-                             keep_inputs=keep_inputs, cache=True, cache_dir=cache_dir)
-    return run_job(job).prepared
-
-
-def prepare_job(job: OptimizeJob) -> PrepareResult:
-    """The cache step of ``run_job``: the entry for the job's key, built with its rewrite on a miss."""
-    from onnxfit import __version__
-    from onnxfit.optimizer.optimize import rewrite_model
-    from onnxfit.optimizer.pipeline import get_passes
-
-    if not job.model.is_file():
-        raise OnnxfitError(f"{job.model}: no such file")
-    names = job.pass_names()
-    cache = Cache(job.cache_dir)
-    cache._ensure()
-    key_parts = {
-        "source_digest": cache.source_digest(job.model),
-        "passes": [f"{p.name}@{p.version}" for p in get_passes(names)],
-        "target": job.target,
-        "onnxruntime": onnxruntime.__version__,
-        "input_shapes": {str(k): list(v) for k, v in job.input_shapes.items()},
-        "dynamic_batch": job.dynamic_batch,
-        "fixed_inputs": {k: [str(v.dtype), list(v.shape), _array_digest(v)] for k, v in sorted(job.fixed_inputs.items())},
-        "keep_inputs": sorted(set(job.keep_inputs)),
-        "onnxfit": __version__,
-        "os": platform.system(),
-        "machine": platform.machine(),
-    }
-    if job.batch_axes:  # only when given: the keys of every other entry stay as they were
-        key_parts["batch_axes"] = dict(sorted(job.batch_axes.items()))
-    if "simplify" in names:
-        # onnxsim's rewrites change between its releases: a new one builds a new entry.
-        key_parts["onnxsim"] = importlib.metadata.version("onnxsim")
-    key = file_digest_of_strings([json.dumps(key_parts, sort_keys=True)])
-
-    meta = cache.lookup(key)
-    hit = meta is not None
-    if meta is None:
-        def builder(tmp_dir: Path) -> dict:
-            result = rewrite_model(load_model(job.model, lazy_weights=True), job)
-            meta = {"source": str(job.model.resolve()), "key": key_parts, "created": time.time(),
-                    "unchanged": not result.changed, "passes": [r.to_dict() for r in result.reports]}
-            if result.changed:
-                save_model(result.model, tmp_dir / _ARTEFACT)
-            return meta
-
-        meta = cache.build(key, builder)
-        hit = meta.pop("_hit")
-    cache.touch(key)
-    if meta.get("unchanged"):
-        return PrepareResult(job.model, hit, key, rewritten=False, meta=meta)
-    return PrepareResult(cache.entries_dir / key / _ARTEFACT, hit, key, rewritten=True, meta=meta)

@@ -33,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxfit.errors import OnnxfitError, node_label
+from onnxfit.targets.cuda import HOST_OUTPUT_OPS, host_memory_inputs
 from onnxfit.targets.support import GraphFacts
 
 __all__ = ["Buffer", "BoundRunner", "StreamRunner", "buffer_specs", "control_flow_nodes", "device_copies", "numpy_dtype",
@@ -57,8 +58,6 @@ def device_copies(graph: GraphFacts, on_cpu: set[int]) -> list[str]:
     tensors. Graph inputs and initializers are placed by ORT where they are consumed: no copy node.
     """
     # The CUDA profile's tables: which kernels write host memory, which inputs they read from it.
-    from onnxfit.targets.cuda import HOST_OUTPUT_OPS, host_memory_inputs
-
     on_host: dict[str, bool] = {}
     for index, node in enumerate(graph.nodes):
         host = index in on_cpu or (node.op_type in HOST_OUTPUT_OPS and node.domain in ("", "ai.onnx"))

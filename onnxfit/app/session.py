@@ -29,19 +29,23 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import onnx
 import onnxruntime as ort
 
+from onnxfit.app.cuda_graph import BoundRunner, StreamRunner, control_flow_nodes, device_copies
+from onnxfit.app.prepare import prepare_entry
 from onnxfit.errors import OnnxfitError, first_line, node_label
+from onnxfit.graphs import iter_graphs
 from onnxfit.model import load_model
-from onnxfit.shapes import proto_shape
+from onnxfit.model_inputs import ModelInputs
+from onnxfit.shapes import proto_shape, weightless_copy
+from onnxfit.targets import auto_target, get_target
+from onnxfit.targets.cuda import CUDA
+from onnxfit.targets.partitions import prepare_graph, real_partitions
+from onnxfit.versions import installed_ort_version
 
-if TYPE_CHECKING:
-    from onnxfit.cuda_graph import StreamRunner
-
-__all__ = ["PlannedSession", "SessionPlan", "open_session", "plan_session", "session", "session_plan"]
+__all__ = ["PlannedSession", "SessionPlan", "open_planned", "open_session", "plan_session", "session", "session_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,10 @@ class PlannedSession(ort.InferenceSession):
         self.plan = plan
         self.runner = None
 
-    def stream(self, carry: Mapping[str, str] | str = "auto") -> "StreamRunner":
+    def stream(self, carry: Mapping[str, str] | str = "auto") -> StreamRunner:
         """A runner for a streaming model that keeps its states on the device from call to call
         (``carry``: output -> input name, or "auto": inputs named like states take the outputs of
         their shape, in order). On the CPU it runs the same way, with the states in host memory."""
-        from onnxfit.cuda_graph import StreamRunner
-
         device = "cuda" if self.plan.ep in (CUDA_EP, "TensorrtExecutionProvider") else "cpu"
         device_id = int(self.plan.options().get("device_id", 0)) if device == "cuda" else 0
         return StreamRunner(self, carry, self.plan.output_shapes or None, device=device, device_id=device_id)
@@ -126,9 +128,6 @@ def plan_session(
     ``available_providers`` simulates another machine's EP list (default: this onnxruntime's).
     ``provider_options`` for the target's EP win over the planned ones.
     """
-    from onnxfit.optimizer.cache import auto_target
-    from onnxfit.targets import get_target
-
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
     target = auto_target(list(available)) if target == "auto" else target
     preset = get_target(target)
@@ -195,11 +194,6 @@ def _plan_cuda(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
 
 def _cuda_graph_problems(p: SessionPlan, model: ModelSource) -> list[str]:
     """Why ORT would refuse or a replay would be wrong (cuda_graph.py's rules); [] when eligible."""
-    from onnxfit.cuda_graph import control_flow_nodes, device_copies
-    from onnxfit.targets.cuda import CUDA
-    from onnxfit.verify.partitions import prepare_graph, real_partitions
-    from onnxfit.versions import installed_ort_version
-
     problems = []
     symbolic = [name for name, dims in p.input_shapes.items() if not all(isinstance(d, int) for d in dims)]
     if symbolic:
@@ -272,9 +266,6 @@ def _plan_default(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
 def _largest_tensor(skeleton: onnx.ModelProto) -> int | None:
     """Elements of the largest value the model (as ``plan_session`` loaded it) computes, from shape
     inference; None when a shape is not known."""
-    from onnxfit.graphs import iter_graphs
-    from onnxfit.shapes import weightless_copy
-
     try:
         inferred = onnx.shape_inference.infer_shapes(weightless_copy(skeleton))
     except (onnx.shape_inference.InferenceError, ValueError):
@@ -316,15 +307,18 @@ def session_plan(
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
     simplify: bool = False,
+    batch_axes: Mapping[str, int | None] | Sequence[str] | None = None,
+    keep_inputs: Sequence[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> SessionPlan:
-    """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``)."""
-    from onnxfit.optimizer.cache import auto_target, prepare_entry
-
+    """Prepare ``model`` through the cache for ``target``, then plan its session (``plan_session``).
+    ``model_inputs``: a ``ModelInputs`` in place of the four input keywords."""
     available = list(available_providers) if available_providers is not None else ort.get_available_providers()
     target = auto_target(list(available)) if target == "auto" else target
-    entry = prepare_entry(model, target, dict(input_shapes or {}) or None, dynamic_batch, cache_dir, passes=passes,
-                          fixed_inputs=list(fixed_inputs) if isinstance(fixed_inputs, (list, tuple)) else fixed_inputs,
-                          simplify=simplify)
+    described = ModelInputs.of(model_inputs, input_shapes=input_shapes, batch_axes=batch_axes,
+                               fixed_inputs=fixed_inputs, keep_inputs=keep_inputs)
+    entry = prepare_entry(model, target, dynamic_batch=dynamic_batch, cache_dir=cache_dir, passes=passes,
+                          simplify=simplify, model_inputs=described)
     plan = plan_session(entry.path, target, available, provider_options)
     plan.source = str(model)
     plan.prepared = {"key": entry.key, "hit": entry.hit, "rewritten": entry.rewritten}
@@ -356,8 +350,6 @@ def open_session(plan: SessionPlan, session_options: ort.SessionOptions | None =
         plan.reasons.append(f"enable_cuda_graph dropped: ONNX Runtime refused it ({reason})")
         opened = _open(plan, session_options, model)
     if plan.cuda_graph:
-        from onnxfit.cuda_graph import BoundRunner
-
         opened.runner = BoundRunner(opened, plan.output_shapes, device="cuda",
                                     device_id=int(plan.options().get("device_id", 0)))
     return opened
@@ -386,6 +378,9 @@ def session(
     cache_dir: str | os.PathLike | None = None,
     passes: list[str] | None = None,
     simplify: bool = False,
+    batch_axes: Mapping[str, int | None] | Sequence[str] | None = None,
+    keep_inputs: Sequence[str] | None = None,
+    model_inputs: ModelInputs | None = None,
 ) -> PlannedSession:
     """A ready ``onnxruntime.InferenceSession`` for ``model`` on this machine: prepared through the
     cache for ``target``, opened with the providers and options its plan chose (``.plan`` says why).
@@ -394,5 +389,12 @@ def session(
     capture a graph). ``provider_options``: options of the target's EP that win over the plan's.
     """
     plan = session_plan(model, target, input_shapes, fixed_inputs, dynamic_batch, provider_options,
-                        cache_dir=cache_dir, passes=passes, simplify=simplify)
+                        cache_dir=cache_dir, passes=passes, simplify=simplify, batch_axes=batch_axes,
+                        keep_inputs=keep_inputs, model_inputs=model_inputs)
     return open_session(plan, session_options)
+
+
+def open_planned(model: ModelSource, target: str) -> PlannedSession:
+    """The session ``session()`` would open for ``target`` on ``model`` as it is (no prepare): what
+    verify's ``planned-<target>`` runtimes run."""
+    return open_session(plan_session(model, target), model=model)

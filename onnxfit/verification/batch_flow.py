@@ -29,7 +29,7 @@ from onnxfit.batch_ops import (
 )
 from onnxfit.errors import first_line, node_label
 from onnxfit.shapes import infer_shapes, weightless_copy
-from onnxfit.verify.inputs import InputSpec, batch_axes, model_inputs
+from onnxfit.verification.inputs import InputSpec, batch_axes, model_inputs
 
 __all__ = ["Axis", "BatchFlow", "Finding", "batch_flow", "with_dim"]
 

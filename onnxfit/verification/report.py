@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from onnxfit.errors import CheckFailed, OnnxfitError
-from onnxfit.model import write_atomic
+from onnxfit.files import write_atomic
 from onnxfit.text import json_default, markdown_table
-from onnxfit.verify.parity import ERROR_DECADES
+from onnxfit.verification.parity import ERROR_DECADES
 
 __all__ = ["Check", "VerifyReport", "to_markdown", "to_html", "write_report", "SECTIONS"]
 

@@ -40,7 +40,7 @@ from onnxfit.model import load_model
 from onnxfit.targets.presets import get_target
 from onnxfit.targets.profiles import PROFILES, PROVIDER_OPTIONS, profile_for
 from onnxfit.targets.support import GraphFacts, ort_partition_groups
-from onnxfit.verify.placement import (
+from onnxfit.targets.placement import (
     CPU_EP,
     SessionFailed,
     captured_stderr,
@@ -52,7 +52,7 @@ from onnxfit.verify.placement import (
     walk_order,
     without_cpp_frames,
 )
-from onnxfit.versions import Version, installed_ort_version, parse_version
+from onnxfit.versions import OrtRelease, Version, installed_ort_version
 
 __all__ = [
     "PartitionReport",
@@ -112,16 +112,16 @@ class PartitionReport:
 def count_partitions(
     model_or_path: onnx.ModelProto | str | os.PathLike,
     target: str,
-    ort_version: str | None = None,
+    ort_version: OrtRelease | str | None = None,
     ep: str | None = None,
 ) -> PartitionReport:
     """Partitions of a model on `target`: real if its EP runs here (or `ep` is given), else estimated.
 
-    `ort_version` ("1.26") asks about another ONNX Runtime release than the installed one, which
+    `ort_version` (``OrtRelease(1, 26)`` or "1.26") asks about another ONNX Runtime release than the installed one, which
     only an estimate can answer. `ep` forces a real placement with that provider name.
     """
     preset = get_target(target)
-    version = parse_version(ort_version) if ort_version else installed_ort_version()
+    version = OrtRelease.parse(ort_version) or installed_ort_version()
     if not isinstance(model_or_path, onnx.ModelProto):
         load_model(model_or_path, lazy_weights=True)  # one clear error for a bad file, before ORT sees it
     if ep is not None:
@@ -311,34 +311,3 @@ def _available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
-
-
-# ------------------------------------------------------------------------ verify integration
-
-
-def partitions_check(target: str, ort_version: str | None = None):
-    """A verify check: the model must run as one partition on ``target``, and (with a reference)
-    in no more partitions than the reference."""
-    from onnxfit.verify.report import Check
-
-    def check(ctx) -> Check:
-        report = count_partitions(ctx.source, target, ort_version)
-        details = {"model": report.to_dict()}
-        if report.compile_error is not None:
-            return Check("partitions", False, report.compile_error, details)
-        problems = []
-        if report.partitions > 1:
-            problems.append(f"{report.partitions} partitions on {target} (want 1)")
-        if ctx.reference_source is not None:
-            reference = count_partitions(ctx.reference_source, target, ort_version)
-            details["reference"] = reference.to_dict()
-            if reference.compile_error is None and report.partitions > reference.partitions:
-                problems.append(f"more partitions than the reference ({report.partitions} > {reference.partitions})")
-        figure = f"{report.partitions} partition(s), {report.nodes_on_ep}/{report.total_nodes} nodes on {report.ep} " \
-                 f"({report.source}, onnxruntime {report.ort_version})"
-        if report.unsupported:
-            first = report.unsupported[0]
-            figure += f"; first node left off: {first.name} ({first.op}: {first.reason})"
-        return Check("partitions", not problems, "; ".join(problems) or figure, details)
-
-    return check

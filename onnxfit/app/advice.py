@@ -20,17 +20,19 @@ from dataclasses import asdict, dataclass
 
 import onnx
 
+from onnxfit.app.job import OptimizeJob
+from onnxfit.app.rewrite import rewrite_model
 from onnxfit.batch_axes import input_batch_axes
 from onnxfit.errors import OnnxfitError
-from onnxfit.graphs import iter_graphs
-from onnxfit.shapes import proto_shape, weightless_copy
+from onnxfit.shapes import proto_shape, setting_inputs_deciding_ifs, weightless_copy
+from onnxfit.targets.partitions import count_partitions
+from onnxfit.versions import OrtRelease
 
-__all__ = ["Advice", "advise", "setting_inputs_deciding_ifs"]
+__all__ = ["Advice", "advise"]
 
 log = logging.getLogger(__name__)
 
 _IMAGE_SIZE = 640
-_SETTING_MAX_ELEMENTS = 4  # scalars and tiny vectors: settings a caller fixes, not data
 
 
 @dataclass
@@ -52,18 +54,15 @@ class Advice:
         return text
 
 
-def advise(model: onnx.ModelProto, target: str, ort_version: str | None = None,
+def advise(model: onnx.ModelProto, target: str, ort_version: OrtRelease | str | None = None,
            partitions_now: int | None = None) -> list[Advice]:
     """Flags that lower ``model``'s partitions on ``target`` after ``optimize``, each predicted.
 
     ``partitions_now``: the count after a plain ``optimize --target`` when the caller has it.
     """
-    from onnxfit.optimizer.optimize import optimize_model
-    from onnxfit.verify.partitions import count_partitions
-
     def partitions(**options) -> int | None:
         try:
-            result = optimize_model(model, target, **options)
+            result = rewrite_model(model, OptimizeJob.create(None, target=target, **options))
             return count_partitions(result.model, target, ort_version).partitions
         except OnnxfitError as exc:
             log.info("advice: optimize %s failed: %s", options, exc)
@@ -172,52 +171,3 @@ def _shape_ops_on_symbolic_dims(model: onnx.ModelProto) -> int:
             if dims is None or any(not isinstance(d, int) for d in dims):
                 count += 1
     return count
-
-
-def setting_inputs_deciding_ifs(model: onnx.ModelProto) -> dict[str, int]:
-    """Small inputs (scalars, tiny vectors) from which an If condition is computed: name -> Ifs."""
-    initializers = {t.name for t in model.graph.initializer}
-    settings = []
-    for value_info in model.graph.input:
-        dims = proto_shape(value_info)
-        if value_info.name in initializers or dims is None:
-            continue
-        if all(isinstance(d, int) for d in dims) and _elements(dims) <= _SETTING_MAX_ELEMENTS:
-            settings.append(value_info.name)
-    if not settings:
-        return {}
-    producers = {}
-    for graph in iter_graphs(model.graph):
-        for node in graph.node:
-            for output in node.output:
-                producers[output] = node
-    counts: dict[str, int] = {}
-    for graph in iter_graphs(model.graph):
-        for node in graph.node:
-            if node.op_type == "If":
-                for name in _sources(node.input[0], producers, set(settings)):
-                    counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def _sources(tensor: str, producers: dict, wanted: set[str]) -> set[str]:
-    """The ``wanted`` graph inputs ``tensor`` is computed from (through any ops)."""
-    found, stack, seen = set(), [tensor], set()
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in wanted:
-            found.add(name)
-        node = producers.get(name)
-        if node is not None:
-            stack.extend(i for i in node.input if i)
-    return found
-
-
-def _elements(dims: list[int]) -> int:
-    total = 1
-    for d in dims:
-        total *= d
-    return total

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,11 @@ import numpy as np
 import onnx
 
 from onnxfit.errors import OnnxfitError, first_line
+from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
 from onnxfit.model import load_model, parse_input_shapes, resolve_input_shapes
-from onnxfit.verify.contamination import DEFAULT_BATCH, contamination_check
-from onnxfit.verify.inputs import (
+from onnxfit.model_inputs import ModelInputs
+from onnxfit.verification.contamination import DEFAULT_BATCH, contamination_check
+from onnxfit.verification.inputs import (
     BatchAxes,
     InputSpec,
     as_text,
@@ -33,23 +36,30 @@ from onnxfit.verify.inputs import (
     load_npz,
     make_inputs,
     model_inputs,
-    parse_batch_axes,
 )
-from onnxfit.verify.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
-from onnxfit.verify.report import Check, VerifyReport
-from onnxfit.verify.runtimes import (
+from onnxfit.verification.parity import chunk_frames, compare_outputs, match_outputs, split_chunks, stack_frames
+from onnxfit.verification.partitions_check import partitions_check
+from onnxfit.verification.report import Check, VerifyReport
+from onnxfit.verification.runtimes import (
     REFERENCE,
     ModelSource,
     Runtime,
+    SessionOpener,
     TooCostly,
     default_runtimes,
     make_runtime,
+    planned_targets,
     reference_evaluator_gaps,
 )
+from onnxfit.versions import OrtRelease
 
 __all__ = ["verify", "verify_models", "VerifyContext"]
 
 log = logging.getLogger(__name__)
+
+# verify()'s keywords model_inputs and batch_axes shadow these inside it.
+_input_specs = model_inputs
+_batch_axes = batch_axes
 
 
 @dataclass
@@ -105,9 +115,12 @@ def verify(
     seed: int = 0,
     checks: Sequence[Callable[[VerifyContext], Check]] = (),
     target: str | None = None,
-    ort_version: str | None = None,
-    batch_axis: BatchAxes | Sequence[str] | None = None,
+    ort_version: OrtRelease | str | None = None,
+    batch_axes: BatchAxes | Sequence[str] | None = None,
     fixed_inputs: dict[str, object] | Sequence[str] | None = None,
+    open_planned: SessionOpener | None = None,
+    model_inputs: ModelInputs | None = None,
+    batch_axis: BatchAxes | Sequence[str] | None = None,
 ) -> VerifyReport:
     """Verify ``model`` (a path or ModelProto): parity against ``reference`` and across
     ``runtimes`` (names from ``available_runtimes()`` or ``Runtime`` objects such as
@@ -115,27 +128,35 @@ def verify(
 
     ``input_shapes``: ``{"x": (1, 3, 64, 96)}`` or ``["x=1x3x64x96"]``. ``inputs``: an .npz path
     or a dict of arrays keyed by input name. ``batch``: the leading symbolic dim for parity and
-    the contamination test (default 1 for parity, 4 for contamination). ``batch_axis``:
+    the contamination test (default 1 for parity, 4 for contamination). ``batch_axes``:
     ``{"state": 1}`` or ``["state=1"]``, an input's batch axis where its dim names do not tell
     (``none``: it has no batch axis). ``fixed_inputs``: ``{"sr": 16000}`` or ``["sr=16000"]``,
     values the model fixed that the reference still takes as inputs (by default what the model's
-    metadata recorded when onnxfit fixed them).
+    metadata recorded when onnxfit fixed them). ``open_planned``: opens the ``planned-<target>``
+    sessions (``onnxfit.verify`` hands over ``onnxfit.session()``'s; without it there are none).
+    ``model_inputs``: a ``ModelInputs`` for the shapes, batch axes and fixed inputs (the one
+    ``optimize --verify`` optimized with). ``batch_axis``: the old spelling of ``batch_axes``.
     """
+    if batch_axis is not None:
+        warnings.warn("verify(batch_axis=...) is spelled batch_axes=... now", DeprecationWarning, stacklevel=2)
+        batch_axes = batch_axis if batch_axes is None else batch_axes
+    described = ModelInputs.of(model_inputs, input_shapes=input_shapes, batch_axes=batch_axes,
+                               fixed_inputs=fixed_inputs)
     if batch is not None and batch < 1:
         raise OnnxfitError(f"--batch {batch}: must be a positive integer")
     proto, source, label = _load(model)
     ref_proto, ref_source, ref_label = _load(reference) if reference is not None else (None, None, None)
-    specs = model_inputs(proto)
-    ref_fixed = _reference_fixed(proto, ref_proto, specs, fixed_inputs)
-    overrides = parse_batch_axes(batch_axis)
-    axes = batch_axes(specs, overrides)
-    shapes = _input_shapes(proto, input_shapes)
+    specs = _input_specs(proto)
+    ref_fixed = _reference_fixed(proto, ref_proto, specs, described.fixed)
+    overrides = dict(described.batch_axes)
+    axes = _batch_axes(specs, overrides)
+    shapes = _input_shapes(proto, described.shapes)
     provided = _provided(inputs, specs)
-    selected = _runtimes(proto, source, runtimes)
-    if target is not None:
-        selected += _planned_runtime(target, source, selected)
+    selected = _runtimes(proto, source, runtimes, open_planned)
+    if target is not None and open_planned is not None:
+        selected += _planned_runtime(target, source, selected, open_planned)
 
-    ref_specs = [s for s in model_inputs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
+    ref_specs = [s for s in _input_specs(ref_proto) if s.name not in ref_fixed] if ref_proto is not None else []
     per_frame = ref_proto is not None and _per_frame(specs, ref_specs, axes)
     if ref_proto is not None:
         shapes = {**_shapes_from_reference(specs, ref_specs, batch, axes), **shapes}
@@ -159,8 +180,6 @@ def verify(
         contamination = _judge_against_reference(ctx, contamination, resolved, overrides)
     report.checks.append(contamination)
     if target is not None:
-        from onnxfit.verify.partitions import partitions_check
-
         checks = [*checks, partitions_check(target, ort_version)]
     for extra in checks:
         report.checks.append(extra(ctx))
@@ -220,8 +239,8 @@ def _judge_by_runtime_floor(
     """The model on ``runtime`` is off the reference runtime: measure how far the reference model is
     off on that runtime too (TF32 on CUDA, another kernel). An output within NOISE_FACTOR times that
     deviation, itself small beside the output, differs by the runtime's numerics, not the model's."""
-    from onnxfit.verify.frame_test import NOISE_CAP, NOISE_FACTOR
-    from onnxfit.verify.runtimes import available_runtimes
+    from onnxfit.verification.frame_test import NOISE_CAP, NOISE_FACTOR
+    from onnxfit.verification.runtimes import available_runtimes
 
     # The same runtime on the reference model: named runtimes are made again, others say how (for_model).
     if hasattr(runtime, "for_model"):
@@ -338,28 +357,28 @@ def _provided(inputs, specs: list[InputSpec]) -> dict[str, np.ndarray]:
     return load_npz(inputs, specs)
 
 
-def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str | Runtime] | None) -> list[Runtime]:
+def _runtimes(proto: onnx.ModelProto, source: ModelSource, wanted: Sequence[str | Runtime] | None,
+              open_planned: SessionOpener | None = None) -> list[Runtime]:
     """The reference runtime first (always), then the others, each once."""
     names = default_runtimes(proto) if wanted is None else [REFERENCE, *wanted]
     selected: list[Runtime] = []
     seen: set[str] = set()
     for item in names:
-        runtime = make_runtime(item, source) if isinstance(item, str) else item
+        runtime = make_runtime(item, source, open_planned) if isinstance(item, str) else item
         if runtime.name not in seen:
             seen.add(runtime.name)
             selected.append(runtime)
     return selected
 
 
-def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime]) -> list[Runtime]:
+def _planned_runtime(target: str, source: ModelSource, selected: list[Runtime],
+                     open_planned: SessionOpener) -> list[Runtime]:
     """``--target`` where its EP is here: parity of the session onnxfit.session() opens (EP options,
     CUDA graph replay). The CPU plan is ONNX Runtime's defaults, which ``ort-cpu`` runs already."""
-    from onnxfit.verify.runtimes import planned_targets
-
     name = f"planned-{target}"
     if target == "cpu" or target not in planned_targets() or any(r.name == name for r in selected):
         return []
-    return [make_runtime(name, source)]
+    return [make_runtime(name, source, open_planned)]
 
 
 def _per_frame(specs: list[InputSpec], ref_specs: list[InputSpec], axes: dict[str, int | None]) -> bool:
@@ -410,8 +429,6 @@ def _judge_against_reference(
 def _reference_fixed(model: onnx.ModelProto, reference: onnx.ModelProto | None, specs: list[InputSpec],
                      given: dict[str, object] | Sequence[str] | None) -> dict[str, np.ndarray]:
     """Values for the reference inputs the model no longer has: given, else the model's metadata."""
-    from onnxfit.fixed_inputs import parse_fixed_inputs, read_fixed_inputs, resolve_fixed_inputs
-
     if reference is None:
         if given:
             raise OnnxfitError("--fix-input is for the reference model's inputs; give one with --reference")
@@ -463,5 +480,3 @@ def _run_or_raise(runtime: Runtime, inputs: dict[str, np.ndarray], what: str) ->
         return runtime.run(inputs)
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for a model it cannot run
         raise OnnxfitError(f"{what}: {runtime.name} cannot run it: {first_line(exc)}") from None
-
-
