@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from onnxfit.optimizer import optimize
+from onnxfit import optimize
 from tests.conftest import make_model, run_ort, tensor_info
 from tests.optimizer.conformance import TARGETS_TRIED
 
