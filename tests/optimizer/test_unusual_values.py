@@ -136,13 +136,14 @@ def test_inspect_target_and_directory_run_take_a_string_model(tmp_path):
 
 
 def test_a_bug_on_one_model_is_that_models_error_line(monkeypatch, tmp_path):
-    from onnxfit.cli import optimize as command
+    from onnxfit.app import flow
     from onnxfit.app.job import OptimizeJob
+    from onnxfit.cli import optimize as command
 
     def broken(job):
         raise TypeError("Can not use raw_data to store string type.")
 
-    monkeypatch.setattr(command, "run_job", broken)
+    monkeypatch.setattr(flow, "run_job", broken)  # the command imports it when it runs
     result = command._optimize_one(OptimizeJob.create(tmp_path / "m.onnx", tmp_path / "o.onnx"))
     assert result["error"].startswith(f"{tmp_path / 'm.onnx'}: onnxfit failed (TypeError: Can not use raw_data")
     assert "onnxfit bug" in result["error"] and "Traceback" in result["traceback"]
