@@ -37,8 +37,9 @@ def _bn_node(x, y, prefix="bn", **attrs):
                                                    f"{prefix}_var"], [y], name=prefix, **attrs)
 
 
-def _run(model, opset):
-    return run_passes(model, get_passes(["fold-batchnorm"]), PassContext(opset=opset))
+def _run(model, opset, target="coreml"):
+    """CoreML's MLProgram has no BN builder: rule 3 applies there (the CPU EP runs any BN)."""
+    return run_passes(model, get_passes(["fold-batchnorm"]), PassContext(opset=opset, target=target))
 
 
 def _assert_close(model, result, atol=1e-5, rtol=1e-5):
@@ -77,6 +78,13 @@ def test_bn_after_conv_folds_into_weights_and_bias(opset, group, bias):
     report = result.reports[0]
     assert (report.rewritten, report.removed, report.added) == (1, 1, 0)
     _assert_close(model, result)
+
+
+def test_a_bn_with_nothing_to_fold_into_stays_where_the_target_runs_it():
+    model = _conv_bn_model(14, second_consumer=True)
+    result = _run(model, 14, target="cpu")
+    assert op_count(result.model, "BatchNormalization") == 1 and op_count(result.model, "Mul") == 0
+    assert any("the target EP runs it" in note for note in result.reports[0].notes)
 
 
 def test_bn_whose_conv_output_has_a_second_consumer_is_not_folded_into_the_conv():
@@ -326,11 +334,11 @@ def test_ppocr_v4_det_bn_after_add_leaves_coreml_mlprogram_whole(zoo_model):
 @pytest.mark.parametrize("name", ["shufflenet_ir3", "pplcnet_orientation", "ppocr_mobile_v2_cls", "picodet_layout_cdla"])
 def test_zoo_bns_all_fold_within_tolerance(zoo_model, name):
     """Paddle2ONNX writes weights as Constant nodes, Caffe2's light models make them with
-    ConstantOfShape (folded by fold-shapes first, as in the mobile targets' order)."""
+    ConstantOfShape (folded by fold-constants first, as in every target's order)."""
     from onnxfit.app.optimize import optimize_model
 
     model = onnx.load(zoo_model(name))
-    result = optimize_model(model, "cpu", ["initializer-inputs", "fold-shapes", "fold-batchnorm"])
+    result = optimize_model(model, "cpu", ["initializer-inputs", "fold-shapes", "fold-constants", "fold-batchnorm"])
     assert op_count(model, "BatchNormalization") > 0 and op_count(result.model, "BatchNormalization") == 0
     shapes = {vi.name: [d.dim_value if d.dim_value > 0 else 64 for d in vi.type.tensor_type.shape.dim]
               for vi in model.graph.input}

@@ -13,9 +13,10 @@ the graph. In inference a BN is ``y = x * a + b`` per channel (axis 1), with
    to the weight dtype. Conv scales W's axis 0; ConvTranspose the output channels of W's axis 1
    within each of its ``group`` blocks; Gemm the output-feature axis of B (axis 1, or 0 under
    ``transB``), and its C becomes ``beta * C * a + b`` with beta 1;
-3. any other inference BN on an input of known rank >= 2 becomes Mul + Add with constant
-   per-channel tensors shaped [C, 1, ...] to broadcast on axis 1 (``spatial=0``: the
-   per-activation [C, D1, ...] statistics as they are);
+3. any other inference BN on an input of known rank >= 2 that the target EP does not run itself
+   (its profile; the CPU EP runs every BN) becomes Mul + Add with constant per-channel tensors
+   shaped [C, 1, ...] to broadcast on axis 1 (``spatial=0``: the per-activation [C, D1, ...]
+   statistics as they are): one node more, where the EP would otherwise leave a CPU island;
 4. left alone and reported in ``skipped``: training BNs, statistics computed at run time,
    non-float types and an input rank that is not known (neither from shapes nor from a Conv,
    ConvTranspose or Gemm making the input).
@@ -38,7 +39,7 @@ from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
 from onnxfit.graphs import iter_graphs
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
-from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, Skip, is_omitted
+from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, Skip, is_omitted
 
 __all__ = ["Affine", "FoldBatchNormPass", "Skip"]
 
@@ -67,12 +68,13 @@ class Affine:
 @register_pass
 class FoldBatchNormPass:
     name = "fold-batchnorm"
-    version = 2
+    version = 3
     exact = False  # float32 within 1e-5 relative (rule above); --exact leaves it out
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name, changed=False)
         graph_outputs = {id(t) for g in iter_graphs(graph) for t in g.outputs}
+        mctx = MatchContext(ctx, graph)  # asks the target's profile about BNs left after rule 2
         for g in iter_graphs(graph):
             own = {id(n) for n in g.nodes}
             for node in [n for n in g.nodes if n.op == "BatchNormalization" and n.domain in DEFAULT_DOMAINS]:
@@ -85,6 +87,9 @@ class FoldBatchNormPass:
                 if producer is not None and _fold_into(g, producer, affine, ctx.opset):
                     _bypass(node, producer)
                     g.nodes.remove(node)
+                elif mctx.target_runs_as(node, "BatchNormalization"):
+                    report.notes.append(f"BatchNormalization '{node_label(node)}' left as is: the target EP runs it")
+                    continue
                 else:
                     skip = _to_mul_add(g, node, affine, ctx.opset)
                     if skip is not None:
