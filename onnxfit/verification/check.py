@@ -217,8 +217,8 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
             continue
         results = compare_outputs(outputs, base, ctx.atol, ctx.rtol)
         comparison = {**entry, "ok": all(r.ok for r in results), "outputs": [r.to_dict() for r in results]}
-        if not comparison["ok"] and ctx.reference is not None and not per_frame:
-            _judge_by_runtime_floor(ctx, runtime, base, comparison, notes)
+        if not comparison["ok"] and ctx.reference is not None:
+            _judge_by_runtime_floor(ctx, runtime, base, comparison, notes, per_frame)
         comparisons.append(comparison)
     details = {
         "reference_runtime": reference_rt.name,
@@ -234,11 +234,14 @@ def parity_check(ctx: VerifyContext, per_frame: bool, explicit: bool) -> Check:
 
 
 def _judge_by_runtime_floor(
-    ctx: VerifyContext, runtime: Runtime, base: dict[str, np.ndarray], comparison: dict, notes: list[str]
+    ctx: VerifyContext, runtime: Runtime, base: dict[str, np.ndarray], comparison: dict, notes: list[str],
+    per_frame: bool = False,
 ) -> None:
     """The model on ``runtime`` is off the reference runtime: measure how far the reference model is
     off on that runtime too (TF32 on CUDA, another kernel). An output within NOISE_FACTOR times that
-    deviation, itself small beside the output, differs by the runtime's numerics, not the model's."""
+    deviation, itself small beside the output, differs by the runtime's numerics, not the model's.
+    ``per_frame``: the reference takes one frame (a batch-1 export), so its deviation is measured on
+    the first frame."""
     from onnxfit.verification.frame_test import NOISE_CAP, NOISE_FACTOR
     from onnxfit.verification.runtimes import available_runtimes
 
@@ -251,6 +254,10 @@ def _judge_by_runtime_floor(
         return
     ref_names = [s.name for s in ctx.reference_specs()]
     feeds = {r: ctx.inputs[m] for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r}
+    if per_frame:
+        names = dict((r, m) for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r)
+        feeds = {r: np.take(v, [0], axis=ctx.axes[names[r]]) if ctx.axes.get(names[r]) is not None else v
+                 for r, v in feeds.items()}
     try:
         theirs = _FixedFeeds(same_kind, ctx.reference_fixed).run(feeds)
         expected = ctx.reference_runtime().run(feeds)

@@ -116,3 +116,20 @@ def test_parity_on_a_coarse_runtime_is_judged_against_its_deviation_on_the_refer
     # A model far worse on the runtime than the reference model is there still fails.
     worse = verify(model, reference, runtimes=[Rounding(model, bits=3, reference_bits=12)])
     assert not worse.check("parity").ok
+
+
+def test_per_frame_parity_against_a_batch_1_reference_is_judged_against_its_first_frame():
+    """A repaired model at batch 4 against its batch-1 export (YOLOv8n on CUDA with TF32 on): the
+    runtime's deviation is measured on the reference model's first frame."""
+    from onnxfit.verification import verify
+
+    model, reference = conv_net(), conv_net()
+    for value in (*reference.graph.input, *reference.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    report = verify(model, reference, batch=4, runtimes=[Rounding(model)])
+    parity = report.check("parity")
+    assert parity.ok, parity.summary
+    (entry,) = [c for c in parity.details["comparisons"] if c["runtime"] == "rounding"]
+    assert entry["outputs"][0]["noise_floor"] > 0
+    worse = verify(model, reference, batch=4, runtimes=[Rounding(model, bits=3, reference_bits=12)])
+    assert not worse.check("parity").ok
