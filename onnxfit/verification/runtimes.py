@@ -224,6 +224,11 @@ class OrtRuntime:
         self.provider_options = provider_options or {}
         self._session: ort.InferenceSession | None = None
 
+    def for_model(self, model: ModelSource) -> OrtRuntime:
+        """The same EP, options and name for another model: how parity measures this runtime's own
+        deviation on the reference model (TF32 on CUDA)."""
+        return OrtRuntime(model, self.provider, self.name, self.optimization_level, self.provider_options)
+
     @property
     def session(self) -> ort.InferenceSession:
         if self._session is None:

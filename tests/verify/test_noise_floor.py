@@ -133,3 +133,13 @@ def test_per_frame_parity_against_a_batch_1_reference_is_judged_against_its_firs
     assert entry["outputs"][0]["noise_floor"] > 0
     worse = verify(model, reference, batch=4, runtimes=[Rounding(model, bits=3, reference_bits=12)])
     assert not worse.check("parity").ok
+
+
+def test_an_ort_runtime_given_as_an_object_is_measured_on_the_reference_with_its_own_options():
+    """verify(..., runtimes=[OrtRuntime(model, "CUDAExecutionProvider", provider_options={"use_tf32": 0})]):
+    its deviation on the reference model comes from the same EP and options."""
+    model, reference = conv_net(), conv_net()
+    runtime = OrtRuntime(model, name="ort-custom", provider_options={})
+    again = runtime.for_model(reference)
+    assert (again.model, again.provider, again.name, again.provider_options) == (reference, runtime.provider,
+                                                                                "ort-custom", {})
