@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from facephys_common import (ORIGINAL, OrtStream, cpu_info, error_text, git_state, interleave,  # noqa: E402
                              ort_node_counts, ort_options, state_index, thread_count)
 
-TFLITE = Path("/work/shared/models/facephys/model.tflite")
+TFLITE = ROOT.parent / "shared" / "models" / "facephys" / "model.tflite"  # beside the repository; --tflite elsewhere
 WORK = ROOT / "reports" / "_work"
 LITERT_PIN = "ai-edge-litert==2.3.0"  # installed into .venv with `pip install ai-edge-litert==2.3.0`
 
