@@ -253,11 +253,10 @@ def _judge_by_runtime_floor(
     else:
         return
     ref_names = [s.name for s in ctx.reference_specs()]
-    feeds = {r: ctx.inputs[m] for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r}
-    if per_frame:
-        names = dict((r, m) for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r)
-        feeds = {r: np.take(v, [0], axis=ctx.axes[names[r]]) if ctx.axes.get(names[r]) is not None else v
-                 for r, v in feeds.items()}
+    pairs = [(m, r) for m, r in match_outputs([s.name for s in ctx.specs], ref_names) if m and r]
+    # A batch-1 reference (per frame) is measured on the first frame.
+    feeds = {r: np.take(ctx.inputs[m], [0], axis=ctx.axes[m]) if per_frame and ctx.axes.get(m) is not None
+             else ctx.inputs[m] for m, r in pairs}
     try:
         theirs = _FixedFeeds(same_kind, ctx.reference_fixed).run(feeds)
         expected = ctx.reference_runtime().run(feeds)
