@@ -57,7 +57,8 @@ _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batch
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm", "rnn-step", "scalar-gather",
-           "reflect-pad", "split-to-slice", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul", "sum-to-add")
+           "reflect-pad", "split-to-slice", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul", "sum-to-add",
+           "reciprocal-to-div", "reduce-sum-to-mean")
 
 TARGETS: dict[str, Target] = {
     t.name: t
