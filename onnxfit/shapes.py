@@ -31,16 +31,21 @@ _KEEP_ELEMENTS = 4096  # initializers up to this size keep their values (shape m
 def infer_shapes(
     model: onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[Dim]] | None = None,
+    known: Sequence[onnx.ValueInfoProto] = (),
+    elem_types: dict[str, int] | None = None,
 ) -> dict[str, tuple[Dim, ...] | None]:
     """Tensor name -> inferred shape (also inside subgraphs); None where inference knows no shape.
 
     ``input_shapes`` replaces the declared shapes of those inputs (e.g. batch 1, or a probe batch).
-    Stale value_info and declared output shapes are dropped so they cannot contradict inference.
+    Stale value_info and declared output shapes are dropped so they cannot contradict inference;
+    ``known`` value_info (shapes the caller proved, where inference finds none) is given to it.
+    ``elem_types``, when given, receives each tensor's inferred element type.
     Returns {} (and logs why) when onnx's inference fails on the model.
     """
     light = weightless_copy(model, input_shapes)
     for output in light.graph.output:
         output.ClearField("type")
+    light.graph.value_info.extend(known)
     try:
         inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
@@ -49,6 +54,8 @@ def infer_shapes(
     table: dict[str, tuple[Dim, ...] | None] = {}
     for g in iter_graphs(inferred.graph):
         for vi in [*g.input, *g.value_info, *g.output]:
+            if elem_types is not None and vi.type.tensor_type.elem_type:
+                elem_types[vi.name] = vi.type.tensor_type.elem_type
             shape = proto_shape(vi)
             if shape is not None:
                 table[vi.name] = shape

@@ -365,6 +365,32 @@ def test_reshape_then_shape_of_its_output_folds_in_a_second_round_at_opset_13():
     assert_same_outputs(model, folded, random_feeds(model), exact=True)
 
 
+def test_a_reshape_to_a_partly_known_target_tells_its_shape_downstream_at_opset_13():
+    # silero-vad v4: Reshape(x, [1, 1, sequence]) -> Unsqueeze -> Pad -> Shape[1] == 1 decides an If;
+    # before opset 14 onnx infers nothing after the Reshape, so the If stayed.
+    inits = [_scalar("i0", 0), _scalar("i1", 1), _ints("axis0", [0]), _ints("axis1", [1]), _ints("one", [1]),
+             _ints("pads", [0, 0, 0, 2, 0, 0, 0, 2])]
+    then_branch = helper.make_graph([helper.make_node("Squeeze", ["p", "axis1"], ["t"])], "then", [],
+                                    [tensor_info("t", None)])
+    else_branch = helper.make_graph([helper.make_node("Identity", ["p"], ["e"])], "else", [], [tensor_info("e", None)])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i1"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "axis0"], ["nu"]),
+             helper.make_node("Concat", ["one", "one", "nu"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["r"]),  # [1, 1, sequence]
+             helper.make_node("Unsqueeze", ["r", "axis1"], ["u"]),  # [1, 1, 1, sequence]
+             helper.make_node("Pad", ["u", "pads"], ["p"], mode="reflect"),
+             helper.make_node("Shape", ["p"], ["ps"]),
+             helper.make_node("Gather", ["ps", "i1"], ["d1"], axis=0),
+             helper.make_node("Equal", ["d1", "i1"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch)]
+    model = make_model(nodes, [tensor_info("x", [1, "sequence"])], [tensor_info("y", None)], inits, opset=13)
+    result = run_passes(model, get_passes(["fold-shapes", "inline-if"]), PassContext(opset=13, inline_if=True))
+    assert op_count(result.model, "If") == 0 and op_count(result.model, "Equal") == 0
+    for length in (8, 21):
+        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [1, length]}), exact=True)
+
+
 def test_loop_body_is_left_alone_and_its_growing_tensor_stays_correct():
     # v: [1] -> [2] -> [3] -> [4]: a shape inside a Loop body is not one value per run.
     body = helper.make_graph(

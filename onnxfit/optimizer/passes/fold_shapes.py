@@ -20,6 +20,9 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    last three elements: Gather/Slice/Concat/Unsqueeze/Squeeze/Reshape/Identity and integer Casts
    of such partly known vectors stay partly known, and fold as soon as no symbolic element is
    left. ``Gather(Shape(x), 0)`` stays dynamic; ``Gather(Shape(x), 2)`` becomes a constant.
+   3b. A Reshape to a partly known target whose output onnx leaves unknown (before opset 14
+   inference ignores computed targets) gets the shape the target spells: silero-vad v4's
+   ``Reshape(x, [1, 1, sequence])``, whose padded dim 1 then decides an ``If``.
 4. A Resize whose ``sizes`` is computed, with every axis either a static ratio that float32
    represents exactly (``sizes == floor(in * scale)`` for ORT's own ``scale = sizes / in``) or the
    same symbolic dim as the input (ratio 1), gets constant ``scales`` instead and loses ``sizes``.
@@ -95,7 +98,7 @@ _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.IN
 @register_pass
 class FoldShapesPass:
     name = "fold-shapes"
-    version = 4
+    version = 5
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
@@ -103,11 +106,12 @@ class FoldShapesPass:
         report.rewritten += _set_input_shapes(graph, ctx, report)
         before = _node_count(graph)
         skipped: dict[str, str] = {}  # Resize label -> why it keeps sizes (a later round may convert it)
+        hints: dict[str, tuple] = {}  # rule 3b: Reshape output -> (elem type, dims) inference is told
         for _ in range(_MAX_ROUNDS):
             # Rounds run to a fixpoint: each starts with fresh inference, so the round that changes
             # nothing has also rewritten every tensor's shape from the now constant shapes (the
             # exporter's symbolic value_info, ``floor(height/2 - 1/2) + 1``, does not survive).
-            if not self._round(graph, ctx, report, skipped):
+            if not self._round(graph, ctx, report, skipped, hints):
                 break
         report.skipped = list(skipped.values())
         report.changed = bool(report.rewritten or report.folded or _node_count(graph) != before)
@@ -116,13 +120,18 @@ class FoldShapesPass:
             report.notes.append(f"{left} Shape op(s) stay: they read dims not known before run time")
         return report
 
-    def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport, skipped: dict[str, str]) -> bool:
+    def _round(self, graph: gs.Graph, ctx: PassContext, report: PassReport, skipped: dict[str, str],
+               hints: dict[str, tuple]) -> bool:
         """Infer shapes, learn values, rewrite Resize, fold; True if anything changed (rule 6)."""
-        _write_inferred_shapes(graph, _infer_shapes(graph))
+        elem_types: dict[str, int] = {}
+        _write_inferred_shapes(graph, _infer_shapes(graph, hints, elem_types))
         known = _Known(ctx.opset)
         for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
             for node in g.nodes:
                 known.learn(node)
+        given = {d for t in graph.inputs for d in (t.shape or ()) if isinstance(d, str)}
+        shaped = sum(_reshape_output_shape(n, known, hints, given, elem_types.get(n.outputs[0].name))
+                     for g in _straight_graphs(graph) for n in g.nodes if n.op == "Reshape")
         changed, held = (inline_decided_ifs(graph, known.value, ctx.opset, hold=ctx.target in MOBILE_TARGETS)
                          if ctx.inline_if else (0, []))
         for node in held:  # ORT must not see these conditions as constants either (inline-if rule 5)
@@ -148,7 +157,7 @@ class FoldShapesPass:
             report.folded += folded
             changed += folded
         cleanup(graph)
-        return bool(changed)
+        return bool(changed or shaped)
 
 
 def known_values(graph: gs.Graph, opset: int):
@@ -197,10 +206,15 @@ def _dynamic_batch_axes(graph: gs.Graph, ctx: PassContext) -> dict[str, int | No
 # --------------------------------------------------------------------------------- shape inference
 
 
-def _infer_shapes(graph: gs.Graph) -> dict[str, list[Dim] | None]:
-    """Tensor name -> shape from onnx shape inference without the weights (rule 2)."""
+def _infer_shapes(graph: gs.Graph, hints: dict[str, tuple] | None = None,
+                  elem_types: dict[str, int] | None = None) -> dict[str, list[Dim] | None]:
+    """Tensor name -> shape from onnx shape inference without the weights (rule 2), told the
+    shapes of ``hints`` (rule 3b) where it would know none."""
+    model = export_graph(graph)
+    told = [onnx.helper.make_tensor_value_info(name, elem_type, list(dims))
+            for name, (elem_type, dims) in (hints or {}).items()]
     return {name: list(shape) if shape is not None else None
-            for name, shape in infer_shapes(export_graph(graph)).items()}
+            for name, shape in infer_shapes(model, known=told, elem_types=elem_types).items()}
 
 
 def _write_inferred_shapes(graph: gs.Graph, shapes: dict[str, list[Dim] | None]) -> None:
@@ -347,6 +361,37 @@ def _shape_dims(node: gs.Node) -> _Dims | None:
     # Shape's start/end (opset 15) count from the back when negative and clamp, as Python slicing.
     dims = dims[node.attrs.get("start", 0):node.attrs.get("end", None)]
     return _Dims(tuple(dims), False, np.dtype(np.int64))
+
+
+def _reshape_output_shape(node: gs.Node, known: _Known, hints: dict[str, tuple], given: set[str],
+                          elem_type: int | None) -> bool:
+    """Rule 3b: a Reshape whose output shape inference left unknown (a computed target before opset
+    14) gets the shape its partly known target spells, so the dims after it are known next round.
+    Only the input dims' own names are told: names inference made up change from round to round.
+    True if that told something new."""
+    out, data = node.outputs[0], node.inputs[0]
+    target = known.vector(node.inputs[1]) if len(node.inputs) > 1 else None
+    if target is None or target.scalar or node.attrs.get("allowzero", 0) or node.domain not in _DEFAULT_DOMAINS:
+        return False
+    source = list(data.shape) if data.shape is not None and len(data.shape) >= len(target.elements) else None
+    dims: list[Dim] = []
+    for i, e in enumerate(target.elements):
+        if e == 0:
+            e = source[i] if source is not None else None
+        dims.append(None if (isinstance(e, str) and e not in given) or (isinstance(e, (int, np.integer)) and e < 0)
+                    else e)
+    if all(d is None for d in dims) or not elem_type:
+        return False
+    old = list(out.shape) if out.shape is not None else None
+    if old is None or len(old) != len(dims):
+        out.shape = list(dims)
+    else:
+        out.shape = [o if d is None else d for o, d in zip(old, dims)]
+    told = (elem_type, tuple(dims))
+    if hints.get(out.name) == told:
+        return False
+    hints[out.name] = told
+    return True
 
 
 def _empty(tensor: gs.Tensor | None) -> bool:
