@@ -28,6 +28,7 @@ from onnx import helper
 
 from onnxfit.errors import node_label
 from onnxfit.graphs import graph_outputs, iter_graphs
+from onnxfit.optimizer.constants import static_shape
 from onnxfit.optimizer.pipeline import PassContext, PassReport
 from onnxfit.targets.profiles import OLDEST_PROFILED, ep_acceptor, inferred_types, profile_for
 
@@ -93,6 +94,18 @@ class MatchContext:
         inferred = self._inferred().get(tensor.name)
         elem = inferred.tensor_type.elem_type if inferred is not None and inferred.HasField("tensor_type") else 0
         return np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else None
+
+    def static_shape(self, tensor: gs.Tensor) -> tuple[int, ...] | None:
+        """The tensor's dims when every one is a known size: declared, else from the graph's onnx
+        inference; None otherwise."""
+        declared = static_shape(tensor)
+        if declared is not None:
+            return declared
+        inferred = self._inferred().get(tensor.name)
+        if inferred is None or not inferred.HasField("tensor_type") or not inferred.tensor_type.HasField("shape"):
+            return None
+        dims = inferred.tensor_type.shape.dim
+        return tuple(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
 
     def target_takes(self, node: gs.Node) -> bool:
         """True when the target EP runs ``node`` as it is at ``--ort-version`` (its support profile)."""
