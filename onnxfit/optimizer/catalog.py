@@ -33,6 +33,7 @@ PASSES = {
     "hard-swish": PassInfo(1, exact=False),
     "infer-shapes": PassInfo(1, exact=True),
     "initializer-inputs": PassInfo(1, exact=True),
+    "lower-rank": PassInfo(1, exact=True),
     "inline-if": PassInfo(2, exact=True),
     "matmul-add-to-gemm": PassInfo(1, exact=False),
     "native-functions": PassInfo(2, exact=False),

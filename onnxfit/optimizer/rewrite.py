@@ -96,7 +96,8 @@ class MatchContext:
         return np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else None
 
     def static_shape(self, tensor: gs.Tensor) -> tuple[int, ...] | None:
-        """The tensor's shape when every dim is known: declared, else from the graph's onnx inference."""
+        """The tensor's dims when every one is a known size: declared, else from the graph's onnx
+        inference; None otherwise."""
         declared = static_shape(tensor)
         if declared is not None:
             return declared
@@ -104,7 +105,7 @@ class MatchContext:
         if inferred is None or not inferred.HasField("tensor_type") or not inferred.tensor_type.HasField("shape"):
             return None
         dims = inferred.tensor_type.shape.dim
-        return tuple(d.dim_value for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+        return tuple(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
 
     def target_takes(self, node: gs.Node) -> bool:
         """True when the target EP runs ``node`` as it is at ``--ort-version`` (its support profile)."""

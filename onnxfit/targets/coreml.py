@@ -74,8 +74,6 @@ def _inputs_supported(facts: NodeFacts) -> str | None:
         shape = facts.shape(i)
         if shape is None:
             return f"input '{name}' has no shape information (rank unknown)"
-        if len(shape) > MAX_RANK:
-            return f"input '{name}' has rank {len(shape)} (CoreML supports rank <= {MAX_RANK})"
         for dim in shape:
             if dim is not None and dim > MAX_DIM:
                 return f"input '{name}' has a dim of {dim} (CoreML fails to load dims > {MAX_DIM})"
@@ -469,6 +467,7 @@ MLPROGRAM = Profile(
     ep=EP,
     rules=_rules(neural_network=False),
     node_checks=(_inputs_supported,),
+    max_rank=MAX_RANK,
     group=ort_partition_groups,
     description="CoreML EP with ModelFormat=MLProgram (macOS 12+/iOS 15+)",
 )
@@ -478,6 +477,7 @@ NEURALNETWORK = Profile(
     ep=EP,
     rules=_rules(neural_network=True),
     node_checks=(_inputs_supported,),
+    max_rank=MAX_RANK,
     group=ort_partition_groups,
     description="CoreML EP with ModelFormat=NeuralNetwork",
 )

@@ -43,7 +43,7 @@ from onnxfit.targets.support import (
 
 __all__ = ["NNAPI"]
 
-MAX_RANK = 4
+MAX_RANK = 4  # helper.cc: tensors of rank > 4 are not supported by most NNAPI operations
 
 
 def _static_inputs(facts: NodeFacts) -> str | None:
@@ -55,8 +55,6 @@ def _static_inputs(facts: NodeFacts) -> str | None:
             return f"input '{name}' has no shape information (rank unknown; NNAPI needs fixed shapes)"
         if None in shape:
             return f"input '{name}' has a dynamic shape {format_shape(shape)} (NNAPI needs fixed shapes)"
-        if len(shape) > MAX_RANK:
-            return f"input '{name}' has rank {len(shape)} (NNAPI supports rank <= {MAX_RANK})"
     return None
 
 
@@ -165,4 +163,5 @@ NNAPI = Profile(
     node_checks=(_static_inputs,),
     group=ort_partition_groups,
     description="Android NNAPI EP",
+    max_rank=MAX_RANK,
 )

@@ -16,6 +16,9 @@ Why these lists (see the profiles in this package and docs/ep-rules.md for the p
   and with `--input-shape` fold-shapes already infers everything. `--passes` adds it. MLProgram has no BatchNormalization builder and ONNX
   Runtime fuses BN only into a Conv: fold-batchnorm folds the rest (NeuralNetwork and NNAPI have a
   BN builder, and take the folded form as well).
+- NNAPI takes rank <= 4 and CoreML rank <= 5 (the profiles' max_rank): lower-rank runs their
+  element-wise regions above it on fewer dims, the axes of size 1 dropped (tf2onnx's
+  time-distributed layers are rank 5).
 - Every target: weights that old exporters list as graph inputs are not constant to ONNX Runtime
   (IR >= 4), so builders that need constant weights refuse their nodes and no fusion touches
   them: initializer-inputs makes them constants (exact).
@@ -56,9 +59,12 @@ MOBILE_TARGETS = ("coreml", "coreml-nn", "nnapi")
 _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
+# lower-rank after the simplification rules: it sees the final ops, and folds its Reshapes into the
+# Reshapes next to each region, so none pairs up after the fixpoint group (FacePhys: none). Before
+# reciprocal-to-div and reduce-sum-to-mean: an EP with a rank limit takes their ops on lowered values.
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm", "rnn-step", "scalar-gather",
            "reflect-pad", "split-to-slice", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul", "sum-to-add",
-           "reciprocal-to-div", "reduce-sum-to-mean")
+           "lower-rank", "reciprocal-to-div", "reduce-sum-to-mean")
 
 TARGETS: dict[str, Target] = {
     t.name: t

@@ -250,7 +250,9 @@ class Profile:
     """What one EP (in one configuration) accepts, and how it groups accepted nodes.
 
     `node_checks` run on every node before the op's own rule (e.g. CoreML's per-input shape
-    checks). `group` turns per-node support into partitions, the EP's way.
+    checks). `max_rank`, when set, is the highest input rank the EP's builders take: inputs of a
+    higher rank are refused after the node checks, and the lower-rank pass lowers element-wise
+    regions to it. `group` turns per-node support into partitions, the EP's way.
     """
 
     name: str
@@ -259,6 +261,7 @@ class Profile:
     node_checks: tuple[Check, ...] = ()
     group: GroupFn | None = None
     description: str = ""
+    max_rank: int | None = None
 
     def rules_for(self, domain: str, op: str) -> list[Rule]:
         return [r for r in self.rules if r.op == op and r.domain == domain]
@@ -278,11 +281,20 @@ class Profile:
         since = facts.since_version()
         if since is not None and since < rule.min_opset:
             return verdict(f"opset {since} form of {facts.op} is not supported (needs opset >= {rule.min_opset})")
-        for check in (*self.node_checks, *rule.checks):
+        for check in (*self.node_checks, self._within_max_rank, *rule.checks):
             reason = check(facts)
             if reason:
                 return verdict(reason)
         return verdict()
+
+    def _within_max_rank(self, facts: NodeFacts) -> str | None:
+        if self.max_rank is None:
+            return None
+        for i, name in enumerate(facts.inputs):
+            shape = facts.shape(i)
+            if shape is not None and len(shape) > self.max_rank:
+                return f"input '{name}' has rank {len(shape)} ({self.name} supports rank <= {self.max_rank})"
+        return None
 
     def judge_graph(self, graph: GraphFacts, version: Version) -> list[Verdict]:
         return [self.judge(graph.node_facts(i), version) for i in range(len(graph.nodes))]
