@@ -391,6 +391,24 @@ def test_a_reshape_to_a_partly_known_target_tells_its_shape_downstream_at_opset_
         assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [1, length]}), exact=True)
 
 
+def test_a_shape_compared_with_minus_one_is_decided_false_and_its_where_goes():
+    # torch's x.expand(-1, c, -1): Where(Equal(shape, -1), 1, shape) -> Expand; dims are never -1
+    inits = [_ints("minus1", [-1, -1, -1]), _ints("ones", [1, 1, 1]), _ints("c", [4])]
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "i0_1", "i1_1"], ["n"]),
+             helper.make_node("Slice", ["s", "i2_1", "i3_1"], ["w"]),
+             helper.make_node("Concat", ["n", "c", "w"], ["target"], axis=0),
+             helper.make_node("Equal", ["target", "minus1"], ["is_minus1"]),
+             helper.make_node("Where", ["is_minus1", "ones", "target"], ["shape"]),
+             helper.make_node("Expand", ["x", "shape"], ["y"])]
+    inits += [_ints("i0_1", [0]), _ints("i1_1", [1]), _ints("i2_1", [2]), _ints("i3_1", [3])]
+    model = make_model(nodes, [tensor_info("x", ["N", 1, "W"])], [tensor_info("y", None)], inits, opset=13)
+    result = run_passes(model, get_passes(["fold-shapes", "eliminate-noops"]), PassContext(opset=13))
+    assert op_count(result.model, "Equal") == 0 and op_count(result.model, "Where") == 0
+    for n, w in ((1, 5), (3, 2)):
+        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [n, 1, w]}), exact=True)
+
+
 def test_loop_body_is_left_alone_and_its_growing_tensor_stays_correct():
     # v: [1] -> [2] -> [3] -> [4]: a shape inside a Loop body is not one value per run.
     body = helper.make_graph(

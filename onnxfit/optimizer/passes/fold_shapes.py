@@ -23,6 +23,8 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    3b. A Reshape to a partly known target whose output onnx leaves unknown (before opset 14
    inference ignores computed targets) gets the shape the target spells: silero-vad v4's
    ``Reshape(x, [1, 1, sequence])``, whose padded dim 1 then decides an ``If``.
+   3c. ``Equal`` of a partly known vector is decided where each pair is: dims are never negative,
+   so none equals the ``-1`` torch's ``expand(-1, ...)`` compares a shape with (rivagan).
 4. A Resize whose ``sizes`` is computed, with every axis either a static ratio that float32
    represents exactly (``sizes == floor(in * scale)`` for ORT's own ``scale = sizes / in``) or the
    same symbolic dim as the input (ratio 1), gets constant ``scales`` instead and loses ``sizes``.
@@ -92,7 +94,6 @@ _MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and sta
 _MAX_ROUNDS = 8  # rule 6: one round per Shape -> Reshape -> Shape link; real models need 2-3
 _INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
               onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
-
 
 
 @register_pass
@@ -298,9 +299,31 @@ class _Known:
                 if results is not None:
                     self.values[out.name] = results[0]
                     return
+        if node.op == "Equal":
+            decided = self._equal(node)
+            if decided is not None:
+                self.values[out.name] = decided
+            return
         dims = self._select(node) if node.op in _SELECTING else self._cast(node) if node.op == "Cast" else None
         if dims is not None:
             self._store(out, dims)
+
+    def _equal(self, node: gs.Node) -> np.ndarray | None:
+        """Rule 3c: Equal of a partly known shape vector, decided where every pair is: a dim (never
+        negative) is not -1, the ``expand(-1, ...)`` marker torch compares a shape with."""
+        a, b = (self.vector(t) for t in node.inputs[:2])
+        if a is None or b is None or a.scalar != b.scalar or len(a.elements) != len(b.elements):
+            return None
+        decided = []
+        for x, y in zip(a.elements, b.elements):
+            if isinstance(x, int) and isinstance(y, int):
+                decided.append(x == y)
+            elif isinstance(x, int) != isinstance(y, int) and min(v for v in (x, y) if isinstance(v, int)) < 0:
+                decided.append(False)
+            else:
+                return None
+        value = np.array(decided, dtype=bool)
+        return value.reshape(()) if a.scalar else value
 
     def forget(self, tensor: gs.Tensor) -> None:
         """Drop what is known of ``tensor`` and of the computed tensors it was derived from."""
