@@ -22,7 +22,7 @@ import onnx_graphsurgeon as gs
 import onnxfit._graphsurgeon  # noqa: F401  (graph-surgeon quiet before any pass runs)
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.graphs import cleanup, default_opset, iter_graphs, op_histogram
+from onnxfit.graphs import cleanup, default_opset, iter_graphs, op_histogram, toposort
 from onnxfit.fixed_inputs import METADATA_KEY, fixed_inputs_metadata
 from onnxfit.optimizer.load_guard import check_inference, check_model, check_runtime_loads
 from onnxfit.optimizer.roundtrip import export_model, import_graph, initializer_inputs
@@ -229,7 +229,7 @@ def run_passes(
                 # A simplification rule that found nothing left the graph as it was (their driver
                 # says changed only on a rewrite): no cleanup and count for it in every round.
                 if not (report.changed is False and getattr(p, "fixpoint", False)):
-                    cleanup(graph).toposort()
+                    toposort(cleanup(graph))
                     ops = _settle(report, ops, _graph_ops(graph))
                 changed |= bool(report.changed)
                 if p.name in by_name:

@@ -67,7 +67,7 @@ from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value, evaluate_node
 from onnxfit.optimizer.branches import inline_decided_ifs, straight_graphs as _straight_graphs
-from onnxfit.graphs import cleanup, iter_graphs
+from onnxfit.graphs import cleanup, iter_graphs, toposort
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.shapes import Dim, infer_shapes
 from onnxfit.targets.presets import MOBILE_TARGETS
@@ -103,7 +103,7 @@ class FoldShapesPass:
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         report = PassReport(self.name)
-        cleanup(graph).toposort()  # dead nodes are not ours to count
+        toposort(cleanup(graph))  # dead nodes are not ours to count
         report.rewritten += _set_input_shapes(graph, ctx, report)
         before = _node_count(graph)
         skipped: dict[str, str] = {}  # Resize label -> why it keeps sizes (a later round may convert it)
@@ -139,7 +139,7 @@ class FoldShapesPass:
             known.forget(node.inputs[0])
         report.rewritten += changed
         if changed:
-            graph.toposort()
+            toposort(graph)
         for g in _straight_graphs(graph):
             for node in [n for n in g.nodes if n.op == "Resize"]:
                 scales = _resize_scales(node, known, ctx.opset)

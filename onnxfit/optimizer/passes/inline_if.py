@@ -37,7 +37,7 @@ from onnxfit.errors import node_label
 from onnxfit.optimizer.branches import inline_decided_ifs
 from onnxfit.optimizer.passes.fold_shapes import known_values
 from onnxfit.targets.presets import MOBILE_TARGETS
-from onnxfit.graphs import cleanup, iter_graphs
+from onnxfit.graphs import cleanup, iter_graphs, toposort
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 
 __all__ = ["InlineIfPass"]
@@ -53,6 +53,8 @@ class InlineIfPass:
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         # fold-shapes owns value propagation (shapes, partly known shape vectors).
         report = PassReport(self.name, changed=False)
+        if not any(n.op == "If" for g in iter_graphs(graph) for n in g.nodes):
+            return report  # no If: not worth a shape inference
         held = []
         for _ in range(_MAX_ROUNDS):
             inlined, held = inline_decided_ifs(graph, known_values(graph, ctx.opset), ctx.opset,
@@ -61,7 +63,7 @@ class InlineIfPass:
                 break
             report.rewritten += inlined
             report.changed = True
-            cleanup(graph).toposort()
+            toposort(cleanup(graph))
         for node in held:
             report.skipped.append(f"If '{node_label(node)}': decided by shapes, but its branch holds Ifs decided "
                                   "only at run time (--input-shape decides them)")

@@ -85,7 +85,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.errors import OnnxfitError
-from onnxfit.graphs import iter_graphs
+from onnxfit.graphs import iter_graphs, toposort
 from onnxfit.optimizer.nodes import share_name_registry
 from onnxfit.optimizer.passes.dynamic_batch.export_shapes import (
     batch_seeds,
@@ -127,7 +127,7 @@ class DynamicBatchPass:
         for name in plan.candidates:
             if batch != 1:  # all ones next to a fixed export batch above 1: not a batch
                 plan.shared[name] = f"its batch of 1 is not the export batch of {batch}"
-        graph.toposort()
+        toposort(graph)
         already_dynamic = all(not isinstance(x.shape[b], (int, np.integer)) for x, b in framed)
         shapes = shapes_at_export_batch(graph, [(x, b) for x, b in seeds if x.name not in plan.shared], batch, ctx)
         plan.scalars = squeezed_to_scalars(graph, plan.candidates, shapes)
