@@ -152,11 +152,13 @@ def cleanup(root: gs.Graph) -> gs.Graph:
     """
     outputs = graph_outputs(root)
     graphs = list(iter_graphs(root))
+    # A reader no graph holds any more (a rewrite dropped it from the list) reads nothing.
+    held = {id(node) for graph in graphs for node in graph.nodes}
     for graph in graphs:
         dead = True
         while dead:  # readers first, so a dead chain mostly goes in one sweep
             dead = [node for node in reversed(graph.nodes) if (node.inputs or node.outputs)
-                    and not any(t.outputs or id(t) in outputs for t in node.outputs)]
+                    and not any(id(t) in outputs or any(id(r) in held for r in t.outputs) for t in node.outputs)]
             for node in dead:
                 disconnect(node)
         graph.nodes = [node for node in graph.nodes if node.inputs or node.outputs]  # folded Constants too
