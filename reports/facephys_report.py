@@ -1,4 +1,5 @@
-"""reports/FACEPHYS.md from reports/facephys_cpu.json and, where present, reports/facephys_gpu.json.
+"""reports/FACEPHYS.md from reports/facephys_cpu.json and, where present, reports/facephys_gpu.json
+and reports/facephys_partitions.json.
 
     python reports/facephys_report.py [--cpu reports/facephys_cpu.json] [--gpu reports/facephys_gpu.json]
 
@@ -258,7 +259,22 @@ def gpu_section(d: dict) -> list[str]:
     return lines
 
 
-def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -> str:
+def partitions_section(d: dict) -> list[str]:
+    lines = ["## CoreML and NNAPI: partitions (estimated)", "",
+             f"Estimated by onnxfit's EP profiles per ONNX Runtime release (no device needed), as published and "
+             f"after `onnxfit.optimize(model, target=T, ort_version=release)`; {d['date']}, `{d['command']}`.", "",
+             "| target | onnxruntime | partitions | nodes on the EP | left on the CPU (first reasons) |",
+             "|---|---|---:|---:|---|"]
+    for row in d["rows"]:
+        pub, opt = row["published"], row["optimized"]
+        left = "; ".join(f"{k} ({v})" for k, v in list(opt["left"].items())[:2]) or "-"
+        lines.append(f"| {row['target']} | {row['ort']} | {pub['partitions']} → {opt['partitions']} | "
+                     f"{pub['nodes_on_ep']}/{pub['nodes']} → {opt['nodes_on_ep']}/{opt['nodes']} | {left[:220]} |")
+    return lines
+
+
+def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path,
+           partitions: dict | None = None) -> str:
     lines = [
         "# FacePhys: a fragmented streaming model on CPU and GPU",
         "",
@@ -271,6 +287,8 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -
         "",
     ]
     lines += cpu_section(cpu) if cpu else ["## CPU", "", f"No {cpu_path.name}: run `python reports/facephys_cpu.py`."]
+    if partitions:
+        lines += [""] + partitions_section(partitions)
     lines += ["", "## Reproduce", "",
               "- CPU (here): `.venv/bin/pip install -e '.[bench]'` (LiteRT `ai-edge-litert==2.3.0`), then "
               "`.venv/bin/python reports/facephys_cpu.py` (writes reports/facephys_cpu.json).",
@@ -278,6 +296,7 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path) -
               "check with `bash reports/facephys_gpu.sh --plan` (prints the calls and carry lists), then make the "
               "calls back to back; the last one runs `bash reports/facephys_gpu.sh`. Copy `$OUT/facephys_gpu.json` "
               "to reports/. `python reports/facephys_gpu.py --device cpu` checks the script anywhere.",
+              "- Partitions: `python reports/facephys_partitions.py` (writes reports/facephys_partitions.json).",
               "- This page: `python reports/facephys_report.py`."]
     lines.append("")
     if gpu:
@@ -298,7 +317,9 @@ def main() -> None:
     args = parser.parse_args()
     cpu = json.loads(args.cpu.read_text()) if args.cpu.is_file() else None
     gpu = json.loads(args.gpu.read_text()) if args.gpu.is_file() else None
-    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu))
+    partitions = REPORTS / "facephys_partitions.json"
+    partitions = json.loads(partitions.read_text()) if partitions.is_file() else None
+    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu, partitions))
     print(f"wrote {args.out}")
 
 
