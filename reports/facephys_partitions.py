@@ -10,6 +10,7 @@ facephys_report.py renders it into FACEPHYS.md.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -30,7 +31,7 @@ TARGETS = ("coreml", "nnapi")
 
 def estimate(model: onnx.ModelProto, target: str, release: tuple[int, int]) -> dict:
     e = estimate_partitions(model, target, release)
-    left = Counter(f"{u.op}: {u.reason}" for u in e.unsupported)
+    left = Counter(f"{u.op}: " + re.sub(r"'[^']*'", "X", u.reason) for u in e.unsupported)
     return {"partitions": e.partitions, "nodes_on_ep": e.nodes_on_ep, "nodes": e.total_nodes,
             "left": dict(left.most_common(6))}
 
