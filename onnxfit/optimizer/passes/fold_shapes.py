@@ -15,7 +15,7 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
    kept over names that inference invents.
 3. Values are then propagated forward through the graph and its If branches: Shape and Size of
-   tensors with known dims, and the ops in ``_EVALUATED`` on known inputs (onnx.reference, exact).
+   tensors with known dims, and the ops in ``EVALUATED`` on known inputs (onnx.reference, exact).
    Shape values are tracked element by element, so ``Shape(x)`` of ``[N, 8, 20, 20]`` knows its
    last three elements: Gather/Slice/Concat/Unsqueeze/Squeeze/Reshape/Identity and integer Casts
    of such partly known vectors stay partly known, and fold as soon as no symbolic element is
@@ -25,13 +25,17 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    ``Reshape(x, [1, 1, sequence])``, whose padded dim 1 then decides an ``If``.
    3c. ``Equal`` of a partly known vector is decided where each pair is: dims are never negative,
    so none equals the ``-1`` torch's ``expand(-1, ...)`` compares a shape with (rivagan).
+   3d. A Reshape target known but for one entry, the others positive, gets ``-1`` there: Reshape
+   keeps the element count, so the entry is what ``-1`` computes (magika's
+   ``[Shape(bytes)[0], 512, 256]``, smart-turn's ``[batch, 6, 64, 400]`` from a permuted Shape).
+   Exact for every input the original runs on (one it would refuse for a wrong entry reshapes).
 4. A Resize whose ``sizes`` is computed, with every axis either a static ratio that float32
    represents exactly (``sizes == floor(in * scale)`` for ORT's own ``scale = sizes / in``) or the
    same symbolic dim as the input (ratio 1), gets constant ``scales`` instead and loses ``sizes``.
    ORT derives the scales from ``sizes`` the same way, so nearest and linear results are
    bit-identical (tested per mode). Only ``keep_aspect_ratio_policy=stretch`` without ``axes``.
 5. Values are turned into constants only where a node that stays reads them (or a graph output
-   is one), and no tensor over ``_MAX_ELEMENTS`` is made, so weights are never folded. Values
+   is one), and no tensor over ``MAX_ELEMENTS`` is made, so weights are never folded. Values
    computed from constants alone fold too: onnx's inference reads Slice starts or Pad pads only
    from constants (silero-vad's ``F.pad`` chain: Shape -> ConstantOfShape -> Concat -> Reshape ->
    Slice -> Transpose -> Reshape -> Cast), and ORT's level-1 folding would fold them anyway; the
@@ -56,7 +60,6 @@ fixed shapes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -65,7 +68,7 @@ import onnx_graphsurgeon as gs
 from onnxfit._graphsurgeon import export_graph
 from onnxfit.errors import node_label
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.constants import constant_value, evaluate_node
+from onnxfit.optimizer.shape_values import DEFAULT_DOMAINS, MAX_ELEMENTS, KnownValues, is_empty
 from onnxfit.optimizer.branches import inline_decided_ifs, straight_graphs as _straight_graphs
 from onnxfit.graphs import cleanup, iter_graphs, toposort
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
@@ -77,23 +80,7 @@ __all__ = ["FoldShapesPass", "known_values"]
 
 log = logging.getLogger(__name__)
 
-# Ops evaluated with onnx.reference once every input is known: the arithmetic of shape math.
-_EVALUATED = frozenset({
-    "Identity", "Cast", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Gather", "Slice", "Flatten",
-    "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Round", "Max", "Min", "Range",
-    "Expand", "ConstantOfShape", "Equal", "Where", "Not", "And", "Or", "Less", "Greater",
-    "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin",
-    # Moves and exact arithmetic on folded grids (YOLOv8's anchors: Range -> Add -> Expand ->
-    # Transpose -> Unsqueeze), which ONNX Runtime's level-1 folding would also fold.
-    "Transpose", "Tile", "LessOrEqual", "GreaterOrEqual", "Xor", "Sign", "Relu", "Clip", "Sqrt", "Reciprocal",
-})
-# Ops that only move elements: they can carry partly known shape vectors (rule 3).
-_SELECTING = frozenset({"Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape"})
-_DEFAULT_DOMAINS = (None, "", "ai.onnx")  # graph-surgeon imports "" as None
-_MAX_ELEMENTS = 1 << 16  # a shape-sized tensor; anything larger is data and stays computed
 _MAX_ROUNDS = 8  # rule 6: one round per Shape -> Reshape -> Shape link; real models need 2-3
-_INT_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
-              onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
 
 
 @register_pass
@@ -126,7 +113,7 @@ class FoldShapesPass:
         """Infer shapes, learn values, rewrite Resize, fold; True if anything changed (rule 6)."""
         elem_types: dict[str, int] = {}
         _write_inferred_shapes(graph, _infer_shapes(graph, hints, elem_types))
-        known = _Known(ctx.opset)
+        known = KnownValues(ctx.opset)
         for g in _straight_graphs(graph):  # outer graphs first: subgraphs read outer values
             for node in g.nodes:
                 known.learn(node)
@@ -150,6 +137,8 @@ class FoldShapesPass:
                 skipped.pop(node_label(node), None)
                 _use_scales(g, node, scales, ctx.opset)
                 changed += 1
+        for g in _straight_graphs(graph):
+            changed += sum(_reshape_minus_one(g, n, known) for n in g.nodes if n.op == "Reshape")
         report.rewritten += changed
         # Drop the sizes computations Resize no longer reads before deciding what must be constant.
         cleanup(graph)
@@ -164,7 +153,7 @@ class FoldShapesPass:
 def known_values(graph: gs.Graph, opset: int):
     """Infer shapes, then propagate values (rules 2-3): ``tensor -> ndarray | None`` for inline-if."""
     _write_inferred_shapes(graph, _infer_shapes(graph))
-    known = _Known(opset)
+    known = KnownValues(opset)
     for g in _straight_graphs(graph):
         for node in g.nodes:
             known.learn(node)
@@ -235,158 +224,7 @@ def _merge_dims(old, new: list[Dim]) -> list[Dim]:
             for o, n in zip(old, new)]
 
 
-def _elements(shape) -> int:
-    if shape is None or any(not isinstance(d, (int, np.integer)) for d in shape):
-        return -1
-    return int(np.prod(shape, dtype=np.int64))
-
-
-# --------------------------------------------------------------------------------- known values
-
-
-@dataclass(frozen=True)
-class _Dims:
-    """A rank-0 or rank-1 integer tensor known element by element (rule 3)."""
-
-    elements: tuple[Dim, ...]
-    scalar: bool
-    dtype: np.dtype
-
-    def value(self) -> np.ndarray | None:
-        if not all(isinstance(e, int) for e in self.elements):
-            return None
-        value = np.asarray(self.elements, dtype=self.dtype)
-        return value.reshape(()) if self.scalar else value
-
-
-class _Known:
-    """Values (and partly known shape vectors) of tensors, learned node by node in graph order."""
-
-    def __init__(self, opset: int):
-        self.opset = opset
-        self.values: dict[str, np.ndarray] = {}
-        self.dims: dict[str, _Dims] = {}
-
-    def value(self, tensor: gs.Tensor) -> np.ndarray | None:
-        if tensor.name in self.values:
-            return self.values[tensor.name]
-        if isinstance(tensor, gs.Constant) or (tensor.inputs and tensor.inputs[0].op == "Constant"):
-            return constant_value(tensor, self.opset)
-        return None
-
-    def vector(self, tensor: gs.Tensor) -> _Dims | None:
-        """``tensor`` as a partly known integer vector or scalar, if it is one."""
-        if tensor.name in self.dims:
-            return self.dims[tensor.name]
-        value = self.value(tensor)
-        if value is None or value.ndim > 1 or not np.issubdtype(value.dtype, np.integer):
-            return None
-        return _Dims(tuple(int(v) for v in value.reshape(-1)), value.ndim == 0, value.dtype)
-
-    def learn(self, node: gs.Node) -> None:
-        if node.domain not in _DEFAULT_DOMAINS or len(node.outputs) != 1:
-            return
-        out = node.outputs[0]
-        if node.op in ("Shape", "Size"):
-            dims = _shape_dims(node)
-            if dims is not None:
-                self._store(out, dims)
-            return
-        if node.op in _EVALUATED and _elements(out.shape) <= _MAX_ELEMENTS:
-            inputs = [None if _empty(t) else self.value(t) for t in node.inputs]
-            if all(v is not None for v, t in zip(inputs, node.inputs) if not _empty(t)):
-                results = evaluate_node(node, inputs, self.opset)
-                if results is not None:
-                    self.values[out.name] = results[0]
-                    return
-        if node.op == "Equal":
-            decided = self._equal(node)
-            if decided is not None:
-                self.values[out.name] = decided
-            return
-        dims = self._select(node) if node.op in _SELECTING else self._cast(node) if node.op == "Cast" else None
-        if dims is not None:
-            self._store(out, dims)
-
-    def _equal(self, node: gs.Node) -> np.ndarray | None:
-        """Rule 3c: Equal of a partly known shape vector, decided where every pair is: a dim (never
-        negative) is not -1, the ``expand(-1, ...)`` marker torch compares a shape with."""
-        a, b = (self.vector(t) for t in node.inputs[:2])
-        if a is None or b is None or a.scalar != b.scalar or len(a.elements) != len(b.elements):
-            return None
-        decided = []
-        for x, y in zip(a.elements, b.elements):
-            if isinstance(x, int) and isinstance(y, int):
-                decided.append(x == y)
-            elif isinstance(x, int) != isinstance(y, int) and min(v for v in (x, y) if isinstance(v, int)) < 0:
-                decided.append(False)
-            else:
-                return None
-        value = np.array(decided, dtype=bool)
-        return value.reshape(()) if a.scalar else value
-
-    def forget(self, tensor: gs.Tensor) -> None:
-        """Drop what is known of ``tensor`` and of the computed tensors it was derived from."""
-        if isinstance(tensor, gs.Constant) or (tensor.name not in self.values and tensor.name not in self.dims):
-            return
-        self.values.pop(tensor.name, None)
-        self.dims.pop(tensor.name, None)
-        for producer in tensor.inputs:
-            if producer.op != "Constant":
-                for source in producer.inputs:
-                    self.forget(source)
-
-    def _store(self, tensor: gs.Tensor, dims: _Dims) -> None:
-        value = dims.value()
-        if value is not None:
-            self.values[tensor.name] = value
-        else:
-            self.dims[tensor.name] = dims
-
-    def _select(self, node: gs.Node) -> _Dims | None:
-        """Run an element-moving op on element indices instead of values, then map them back."""
-        data = list(node.inputs) if node.op == "Concat" else node.inputs[:1]
-        vectors = [self.vector(t) for t in data]
-        if any(v is None for v in vectors):
-            return None
-        rest = [None if _empty(t) else self.value(t) for t in node.inputs[len(data):]]
-        if any(v is None and not _empty(t) for v, t in zip(rest, node.inputs[len(data):])):
-            return None
-        elements: list[Dim] = []
-        indices = []
-        for v in vectors:
-            index = np.arange(len(elements), len(elements) + len(v.elements), dtype=np.int64)
-            indices.append(index.reshape(()) if v.scalar else index)
-            elements.extend(v.elements)
-        results = evaluate_node(node, [*indices, *rest], self.opset)
-        if results is None or results[0].ndim > 1:
-            return None
-        picked = results[0]
-        return _Dims(tuple(elements[i] for i in picked.reshape(-1)), picked.ndim == 0, vectors[0].dtype)
-
-    def _cast(self, node: gs.Node) -> _Dims | None:
-        # Integer -> integer casts keep sizes as they are; to float, only fully known values fold.
-        vector = self.vector(node.inputs[0])
-        if vector is None or node.attrs.get("to") not in _INT_TYPES:
-            return None
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(node.attrs["to"])
-        return _Dims(vector.elements, vector.scalar, dtype)
-
-
-def _shape_dims(node: gs.Node) -> _Dims | None:
-    shape = node.inputs[0].shape
-    if shape is None:
-        return None
-    dims = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else (d if isinstance(d, str) and d else None)
-            for d in shape]
-    if node.op == "Size":
-        return _Dims((int(np.prod(dims)),), True, np.dtype(np.int64)) if _elements(dims) >= 0 else None
-    # Shape's start/end (opset 15) count from the back when negative and clamp, as Python slicing.
-    dims = dims[node.attrs.get("start", 0):node.attrs.get("end", None)]
-    return _Dims(tuple(dims), False, np.dtype(np.int64))
-
-
-def _reshape_output_shape(node: gs.Node, known: _Known, hints: dict[str, tuple], given: set[str],
+def _reshape_output_shape(node: gs.Node, known: KnownValues, hints: dict[str, tuple], given: set[str],
                           elem_type: int | None) -> bool:
     """Rule 3b: a Reshape whose output shape inference left unknown (a computed target before opset
     14) gets the shape its partly known target spells, so the dims after it are known next round.
@@ -394,7 +232,7 @@ def _reshape_output_shape(node: gs.Node, known: _Known, hints: dict[str, tuple],
     True if that told something new."""
     out, data = node.outputs[0], node.inputs[0]
     target = known.vector(node.inputs[1]) if len(node.inputs) > 1 else None
-    if target is None or target.scalar or node.attrs.get("allowzero", 0) or node.domain not in _DEFAULT_DOMAINS:
+    if target is None or target.scalar or node.attrs.get("allowzero", 0) or node.domain not in DEFAULT_DOMAINS:
         return False
     source = list(data.shape) if data.shape is not None and len(data.shape) >= len(target.elements) else None
     dims: list[Dim] = []
@@ -417,16 +255,29 @@ def _reshape_output_shape(node: gs.Node, known: _Known, hints: dict[str, tuple],
     return True
 
 
-def _empty(tensor: gs.Tensor | None) -> bool:
-    return tensor is None or (isinstance(tensor, gs.Variable) and tensor.name == "")
+def _reshape_minus_one(graph: gs.Graph, node: gs.Node, known: KnownValues) -> int:
+    """Rule 3d: a Reshape target known but for one entry, the others positive, gets that entry as
+    ``-1``: the element count is kept, so the entry is the count over the others, which is what
+    ``-1`` computes. 1 if rewritten."""
+    if len(node.inputs) < 2 or node.attrs.get("allowzero", 0) or known.value(node.inputs[1]) is not None:
+        return 0
+    target = known.vector(node.inputs[1])
+    if target is None or target.scalar:
+        return 0
+    sizes = [e for e in target.elements if isinstance(e, int)]
+    if len(target.elements) - len(sizes) != 1 or min(sizes, default=1) <= 0:
+        return 0
+    dims = [e if isinstance(e, int) else -1 for e in target.elements]
+    node.inputs[1] = gs.Constant(nodes.unique_name(graph, f"{node.name or 'reshape'}_shape"), np.array(dims, np.int64))
+    return 1
 
 
 # ------------------------------------------------------------------------------- Resize: sizes -> scales
 
 
-def _resize_scales(node: gs.Node, known: _Known, opset: int) -> np.ndarray | str:
+def _resize_scales(node: gs.Node, known: KnownValues, opset: int) -> np.ndarray | str:
     """The constant scales that give exactly the computed ``sizes`` (rule 4), or why not ('' = no sizes)."""
-    if opset < 11 or node.domain not in _DEFAULT_DOMAINS or len(node.inputs) < 4 or _empty(node.inputs[3]):
+    if opset < 11 or node.domain not in DEFAULT_DOMAINS or len(node.inputs) < 4 or is_empty(node.inputs[3]):
         return ""
     sizes = node.inputs[3]
     if isinstance(sizes, gs.Constant) or (sizes.inputs and sizes.inputs[0].op == "Constant"):
@@ -456,7 +307,7 @@ def _resize_scales(node: gs.Node, known: _Known, opset: int) -> np.ndarray | str
 def _use_scales(graph: gs.Graph, node: gs.Node, scales: np.ndarray, opset: int) -> None:
     base = node.name or "resize"
     roi = node.inputs[1]
-    if _empty(roi) and opset < 13:
+    if is_empty(roi) and opset < 13:
         # roi is a required input before opset 13; it is ignored unless tf_crop_and_resize.
         roi = gs.Constant(nodes.unique_name(graph, f"{base}_roi"), np.zeros(0, dtype=np.float32))
     x = node.inputs[0]
@@ -467,7 +318,7 @@ def _use_scales(graph: gs.Graph, node: gs.Node, scales: np.ndarray, opset: int) 
 # ------------------------------------------------------------------------------------ materialize
 
 
-def _materialize(graph: gs.Graph, known: _Known) -> int:
+def _materialize(graph: gs.Graph, known: KnownValues) -> int:
     """Turn shape-derived values read by nodes that stay (or graph outputs) into constants (rule 5)."""
     folded = 0
     outputs = {t.name for t in graph.outputs}
@@ -476,7 +327,7 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
             continue
         out = node.outputs[0]
         value = known.values.get(out.name)
-        if value is None or value.size > _MAX_ELEMENTS:
+        if value is None or value.size > MAX_ELEMENTS:
             continue
         if out.name in outputs:
             # A graph output keeps its name and producer: the producer becomes Identity(constant).
@@ -492,8 +343,8 @@ def _materialize(graph: gs.Graph, known: _Known) -> int:
     return folded
 
 
-def _all_known(node: gs.Node, known: _Known) -> bool:
-    return all(_empty(t) or t.name in known.values for t in node.outputs)
+def _all_known(node: gs.Node, known: KnownValues) -> bool:
+    return all(is_empty(t) or t.name in known.values for t in node.outputs)
 
 
 def _node_count(graph: gs.Graph) -> int:

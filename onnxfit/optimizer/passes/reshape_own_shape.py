@@ -14,12 +14,9 @@ input" (``allowzero`` 0), which is exactly what the Shape slice does. Rules:
 3. Only with ``allowzero`` 0 (the default). Casts of the shape values to int32 or int64 on the way
    (Paddle2ONNX's int64 -> int32 -> int64) are looked through: a dim fits int32 in any tensor an
    exporter writes such a round trip for.
-4. A target whose entries are positive constants but one, computed at run time (any shape math: a
-   batch read from another tensor's Shape), gets ``-1`` there: Reshape keeps the element count, so
-   that entry is the count divided by the constants, which is what ``-1`` computes (magika's
-   ``Reshape(x, [Shape(bytes)[0], 512, 256])``).
-The shape math goes when nothing else reads it. Exact: the target it computes is the same, for every
-input the original runs on (an input it would refuse for a wrong entry reshapes instead).
+   The target itself may come through such Casts too (jax2tf casts the Concat).
+The shape math goes when nothing else reads it. Exact: the target it computes is the same.
+(A target known but for one entry from another tensor's Shape is fold-shapes' rule 3d.)
 """
 
 from __future__ import annotations
@@ -50,19 +47,12 @@ class ReshapeOwnShapePass(RewriteRule):
         concat = _through_integer_casts(producer(target))
         pieces = list(concat.inputs) if concat is not None and concat.op == "Concat" else [target]
         dims: list[int] = []
-        unknown = []
         for piece in pieces:
             values = _piece(piece, x, len(dims), ctx.opset)
             if values is None:
-                if ctx.static_shape(piece) != (1,):
-                    return None
-                unknown.append(len(dims))
-                values = [-1]
+                return None
             dims += values
-        if not unknown:
-            return dims if 0 in dims else None
-        # Rule 4: one run-time entry among positive constants is what -1 computes.
-        return dims if len(unknown) == 1 and dims.count(-1) == 1 and min(dims) == -1 and 0 not in dims else None
+        return dims if 0 in dims else None
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: list[int], ctx: MatchContext) -> None:
         set_input(node, 1, nodes.int64_constant(graph, f"{node.name or 'reshape'}_shape", plan))
