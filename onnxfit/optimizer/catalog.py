@@ -20,6 +20,7 @@ class PassInfo(NamedTuple):
 
 
 PASSES = {
+    "concat-chains": PassInfo(1, exact=True),
     "constant-chains": PassInfo(1, exact=False),
     "dedupe-nodes": PassInfo(2, exact=True),
     "dynamic-batch": PassInfo(6, exact=True),
@@ -42,7 +43,7 @@ PASSES = {
     "reduce-sum-to-mean": PassInfo(1, exact=True),
     "reflect-pad": PassInfo(3, exact=True),
     "reshape-chains": PassInfo(1, exact=True),
-    "reshape-own-shape": PassInfo(2, exact=True),
+    "reshape-own-shape": PassInfo(3, exact=True),
     "rnn-step": PassInfo(1, exact=True),
     "scalar-gather": PassInfo(3, exact=True),
     "select-to-where": PassInfo(1, exact=True),

@@ -49,7 +49,7 @@ class Target:
 # passes nor ONNX Runtime's own folding and fusions would treat them as constants.
 # The simplification rules (docs/passes.md): they run in the pipeline's fixpoint rounds, after the
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
-_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "reshape-own-shape", "slice-chains",
+_LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "reshape-own-shape", "slice-chains", "concat-chains",
          "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv", "matmul-add-to-gemm",
          "hard-swish", "native-functions")
 SIMPLIFICATION_RULES = _LEAN

@@ -443,6 +443,47 @@ def test_a_reshape_to_its_own_leading_dims_gets_a_constant_target_bit_exact():
         assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [batch, 4, 1, 1]}))
 
 
+@pytest.mark.parametrize("opset", [11, 13])
+def test_torch_view_of_its_own_leading_dims_gets_a_constant_target_bit_exact(opset):
+    # torch: x.view(x.size(0), x.size(1), -1) = Reshape(x, Concat(Unsqueeze(Gather(Shape(x), i)), ..., -1))
+    unsqueeze = (lambda i, o: helper.make_node("Unsqueeze", [i], [o], axes=[0])) if opset < 13 else \
+        (lambda i, o: helper.make_node("Unsqueeze", [i, "axis0"], [o]))
+    model = make_model([
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["d0"], axis=0),
+        helper.make_node("Gather", ["s", "i1"], ["d1"], axis=0),
+        unsqueeze("d0", "u0"), unsqueeze("d1", "u1"),
+        helper.make_node("Concat", ["u0", "u1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ], [tensor_info("x", ["N", "T", 4, 8])], [tensor_info("y", ["N", "T", 32])],
+        [const("i0", np.array(0, np.int64)), const("i1", np.array(1, np.int64)),
+         const("axis0", np.array([0], np.int64)), const("minus_one", np.array([-1], np.int64))], opset=opset)
+    result = lean(model, ["reshape-own-shape"])
+    assert [n.op_type for n in result.model.graph.node] == ["Reshape"]
+    for n, t in ((1, 3), (2, 5)):
+        assert_same_outputs(model, result.model, random_feeds(model, shapes={"x": [n, t, 4, 8]}))
+
+
+def test_nested_concats_on_one_axis_become_one_concat_bit_exact():
+    # tf.concat in a loop: c2 = Concat(x2, Concat(x1, x0)); axis -1 and 2 are one axis at rank 3
+    model = make_model([
+        helper.make_node("Concat", ["x1", "x0"], ["c1"], axis=-1),
+        helper.make_node("Concat", ["x2", "c1"], ["c2"], axis=2),
+        helper.make_node("Concat", ["c2", "w"], ["y"], axis=1),  # another axis: stays
+    ], [*(tensor_info(f"x{i}", [1, 2, 3]) for i in range(3)), tensor_info("w", [1, 2, 9])], [tensor_info("y", None)])
+    result = lean(model, ["concat-chains"])
+    concats = [n for n in result.model.graph.node if n.op_type == "Concat"]
+    assert [list(n.input) for n in concats] == [["x2", "x1", "x0"], ["c2", "w"]]
+    assert_same_outputs(model, result.model, random_feeds(model))
+    # an inner Concat another node reads too stays
+    shared = make_model([
+        helper.make_node("Concat", ["x1", "x0"], ["c1"], axis=0),
+        helper.make_node("Concat", ["x2", "c1"], ["y"], axis=0),
+        helper.make_node("Relu", ["c1"], ["z"]),
+    ], [tensor_info(f"x{i}", [1, 2]) for i in range(3)], [tensor_info("y", None), tensor_info("z", None)])
+    assert op_count(lean(shared, ["concat-chains"]).model, "Concat") == 2
+
+
 def test_a_reshape_target_known_but_for_one_entry_gets_minus_one_bit_exact():
     # jax2tf (magika): Reshape(h, Cast(Concat(Shape(bytes)[0:1], 512, 256))), h computed from bytes
     model = make_model([

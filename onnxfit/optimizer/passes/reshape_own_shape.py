@@ -8,7 +8,7 @@ input" (``allowzero`` 0), which is exactly what the Shape slice does. Rules:
 
 1. The target is a Concat (or a single tensor) whose pieces are constants without 0 entries, or
    ``Slice``/``Gather`` of ``Shape(x)`` for the Reshape's own data ``x`` (constant indices, step 1,
-   no ``start``/``end`` attributes on the Shape).
+   no ``start``/``end`` attributes on the Shape), or torch's ``Unsqueeze(Gather(Shape(x), i), 0)``.
 2. A piece taken from ``Shape(x)`` must copy dim ``i`` of ``x`` to position ``i`` of the target:
    it becomes ``0``. Any other position (a dim moved) leaves the Reshape alone.
 3. Only with ``allowzero`` 0 (the default). Casts of the shape values to int32 or int64 on the way
@@ -35,7 +35,7 @@ __all__ = ["ReshapeOwnShapePass"]
 @register_pass
 class ReshapeOwnShapePass(RewriteRule):
     name = "reshape-own-shape"
-    version = 2
+    version = 3
     op = "Reshape"
     min_opset = 5
     fixpoint = True
@@ -65,16 +65,27 @@ def _piece(piece: gs.Tensor, x: gs.Tensor, position: int, opset: int) -> list[in
         flat = [int(v) for v in value.reshape(-1)]
         return flat if 0 not in flat else None
     node = _through_integer_casts(producer(piece))
+    unsqueezed = node is not None and node.op == "Unsqueeze" and _unsqueeze_axes(node, opset) == [0]
+    if unsqueezed:  # torch: Unsqueeze(Gather(Shape(x), i)), a scalar made one entry
+        node = _through_integer_casts(producer(node.inputs[0]))
+        if node is None or node.op != "Gather" or small_constant(node.inputs[1]) is None or \
+                small_constant(node.inputs[1]).ndim != 0:
+            return None
     if node is None:
         return None
     shape = _through_integer_casts(producer(node.inputs[0])) if node.inputs else None
     if shape is None or shape.op != "Shape" or shape.inputs[0] is not x or shape.attrs.get("start") or \
             shape.attrs.get("end") is not None:
         return None
-    indices = _indices(node, opset)
+    indices = [int(small_constant(node.inputs[1]))] if unsqueezed else _indices(node, opset)
     if indices is None or indices != list(range(position, position + len(indices))):
         return None
     return [0] * len(indices)
+
+
+def _unsqueeze_axes(node: gs.Node, opset: int) -> list[int] | None:
+    axes = node.attrs.get("axes") if opset < 13 else (small_constant(node.inputs[1]) if len(node.inputs) > 1 else None)
+    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
 
 
 _INTEGER_CASTS = (6, 7)  # int32, int64
