@@ -111,6 +111,11 @@ class MatchContext:
         """True when the target EP runs ``node`` as it is at ``--ort-version`` (its support profile)."""
         return self._acceptor(self.pass_ctx.ort_version)(node)
 
+    def target_takes_at_any(self, node: gs.Node) -> bool:
+        """``target_takes``, where no ``--ort-version`` asks the oldest profiled release (as
+        ``target_takes_as`` does) instead of taking nothing."""
+        return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(node)
+
     def target_takes_as(self, node: gs.Node, op: str) -> bool:
         """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
         asks the profile about a replacement before building it. With no ``--ort-version`` (any

@@ -110,6 +110,23 @@ def test_coreml_lowers_rank_6_to_5():
     assert_same_outputs(model, result.model, random_feeds(model))
 
 
+def test_a_region_between_nodes_the_ep_refuses_stays_rather_than_become_an_island():
+    # rivagan's Conv3d blocks: rank-5 Conv (NNAPI: rank <= 4) -> Mul/Add/Tanh -> Conv
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "k1"], ["c1"], name="conv1"),
+             helper.make_node("Mul", ["c1", "s"], ["m"], name="mul"), helper.make_node("Tanh", ["m"], ["t"], name="tanh"),
+             helper.make_node("Conv", ["t", "k2"], ["y"], name="conv2")]
+    model = make_model(nodes, [tensor_info("x", [1, 2, 1, 6, 6])], [tensor_info("y", [1, 2, 1, 6, 6])],
+                       [const("k1", rng.random((2, 2, 1, 1, 1), dtype=np.float32)),
+                        const("k2", rng.random((2, 2, 1, 1, 1), dtype=np.float32)),
+                        const("s", rng.random((2, 1, 1, 1), dtype=np.float32))])
+    result = lower(model)
+    assert not result.changed
+    report = next(r for r in result.reports if r.name == "lower-rank")
+    assert "every node next to it stays on the CPU" in report.skipped[0]
+    assert estimate_partitions(result.model, "nnapi", (1, 32)).partitions == 0
+
+
 def test_a_region_without_enough_unit_axes_is_left_alone_and_reported():
     nodes = [helper.make_node("Add", ["x", "b"], ["s"], name="add"),
              helper.make_node("Relu", ["s"], ["y"], name="relu")]
@@ -124,16 +141,19 @@ def test_a_region_without_enough_unit_axes_is_left_alone_and_reported():
 
 def test_a_value_read_by_an_axis_carrying_op_is_reshaped_back_for_it():
     nodes = [
+        helper.make_node("Relu", ["x4"], ["r"], name="relu"),  # on the EP: the region is no island
+        helper.make_node("Reshape", ["r", "to5"], ["x"], name="to_rank5"),
         helper.make_node("Mul", ["x", "w"], ["m"], name="mul"),
         helper.make_node("Sigmoid", ["m"], ["s"], name="sigmoid"),
         helper.make_node("ReduceMean", ["m"], ["mean"], axes=[2, 3], keepdims=1, name="mean"),
         helper.make_node("Transpose", ["s"], ["t"], perm=[0, 1, 4, 2, 3], name="transpose"),
     ]
-    model = make_model(nodes, [tensor_info("x", [1, 1, 3, 4, 5])],
+    model = make_model(nodes, [tensor_info("x4", [1, 3, 4, 5])],
                        [tensor_info("mean", [1, 1, 1, 1, 5]), tensor_info("t", [1, 1, 5, 3, 4])],
-                       [const("w", np.random.default_rng(2).random(5, dtype=np.float32))], opset=13)
+                       [const("w", np.random.default_rng(2).random(5, dtype=np.float32)),
+                        const("to5", np.array([1, 1, 3, 4, 5], np.int64))], opset=13)
     result = lower(model)
-    assert elementwise_ranks(result.model) == {"mul": 4, "sigmoid": 4}
+    assert elementwise_ranks(result.model) == {"relu": 4, "mul": 4, "sigmoid": 4}
     shapes = infer_shapes(result.model)
     readers = {n.op_type: n.input[0] for n in result.model.graph.node if n.op_type in ("ReduceMean", "Transpose")}
     assert {op: shapes[name] for op, name in readers.items()} == {"ReduceMean": (1, 1, 3, 4, 5),
@@ -145,14 +165,15 @@ def test_a_value_read_by_an_axis_carrying_op_is_reshaped_back_for_it():
 def test_a_region_inside_an_if_branch_reading_an_outer_value_is_lowered():
     branch = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["sq"]), helper.make_node("Exp", ["sq"], ["e"])],
                                "then", [], [tensor_info("e", [1, 1, 2, 3, 4])])
-    other = helper.make_graph([helper.make_node("Neg", ["x"], ["n"])], "else", [], [tensor_info("n", [1, 1, 2, 3, 4])])
+    # the else branch reads another input: a CPU reader of x would make the region an island (rule 6)
+    other = helper.make_graph([helper.make_node("Neg", ["x2"], ["n"])], "else", [], [tensor_info("n", [1, 1, 2, 3, 4])])
     nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=other)]
-    model = make_model(nodes, [tensor_info("cond", [], TensorProto.BOOL), tensor_info("x", [1, 1, 2, 3, 4])],
-                       [tensor_info("y", [1, 1, 2, 3, 4])])
+    model = make_model(nodes, [tensor_info("cond", [], TensorProto.BOOL), tensor_info("x", [1, 1, 2, 3, 4]),
+                               tensor_info("x2", [1, 1, 2, 3, 4])], [tensor_info("y", [1, 1, 2, 3, 4])])
     result = lower(model)
     assert result.changed
     for cond in (True, False):
-        feeds = {"cond": np.array(cond), "x": random_feeds(model)["x"]}
+        feeds = {"cond": np.array(cond), **{k: v for k, v in random_feeds(model).items() if k != "cond"}}
         assert_same_outputs(model, result.model, feeds)
     then = next(a.g for a in result.model.graph.node[0].attribute if a.name == "then_branch")
     assert [n.op_type for n in then.node].count("Reshape") == 2  # x in, e back out

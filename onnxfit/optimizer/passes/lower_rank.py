@@ -22,6 +22,9 @@ carry nothing. Rules:
 5. Outputs: a value read outside the region, or returned by a graph, is reshaped back to its full
    shape under its own name (graph outputs keep their names and shapes); a reader that is a
    Reshape with a constant shape without 0 entries reads the reduced value itself.
+6. A region whose every neighbouring node stays off the EP (past the Reshapes rules 4-5 adapt) is
+   left: lowered, it would be an EP partition of its own between CPU nodes (rivagan's Conv3d
+   blocks). A region with no neighbouring node (graph inputs to graph outputs) is lowered.
 Exact: the region's ops and attributes are unchanged; dropping axes of size 1 moves no element,
 and since every value loses the same axes of the full rank, broadcasting pairs the same elements.
 Axis-carrying ops (Reduce*, Softmax, Concat, Transpose) are not element-wise here: they bound
@@ -72,6 +75,8 @@ class LowerRankPass:
         for g in list(iter_graphs(graph)):
             lowering = _Lowering(g, mctx)
             for region, plan in [(r, _plan(r, mctx, max_rank)) for r in _regions(g, mctx, max_rank)]:
+                if not isinstance(plan, Skip) and not _touches_the_ep(region, mctx):
+                    plan = Skip("every node next to it stays on the CPU: lowered, it would be a partition of its own")
                 if isinstance(plan, Skip):
                     report.skipped.append(f"{_label(region)}: {plan.reason}")
                     continue
@@ -159,6 +164,23 @@ def _plan(region: list[gs.Node], ctx: MatchContext, max_rank: int) -> _Plan | Sk
         return Skip(f"rank {rank} with {len(units)} axes of size 1 in every value: "
                     f"{needed} needed for rank <= {max_rank}")
     return _Plan(rank, frozenset(units[:needed]), shapes)
+
+
+def _touches_the_ep(region: list[gs.Node], ctx: MatchContext) -> bool:
+    """Rule 6: a node next to the region (past the Reshapes the lowering adapts) runs on the EP, or
+    no node is next to it (it reads graph inputs and writes graph outputs only)."""
+    inside = {id(n) for n in region}
+    neighbours = []
+    for tensor in _values(region):
+        for node in (producer(tensor), *consumers(tensor)):
+            if node is None or id(node) in inside:
+                continue
+            if node.op == "Reshape":  # rules 4-5 adapt it: the node past it decides
+                neighbours += [n for n in (producer(node.inputs[0]), *consumers(node.outputs[0]))
+                               if n is not None and n is not node and id(n) not in inside]
+            else:
+                neighbours.append(node)
+    return not neighbours or any(ctx.target_takes_at_any(n) for n in neighbours)
 
 
 def _dim(shape: Shape, axis: int, rank: int) -> int:
