@@ -150,6 +150,15 @@ class MatchContext:
             return Skip(f"the target EP takes no {op} either at this --ort-version")
         return True
 
+    def float_replacement_needed(self, node: gs.Node, op: str):
+        """``replacement_needed`` for rules that rewrite float math only: the input's dtype when the
+        rewrite is needed, None for other dtypes (or where the EP runs the node), else ``Skip``."""
+        dtype = self.dtype(node.inputs[0])
+        if dtype is None or dtype.kind != "f":
+            return None
+        needed = self.replacement_needed(node, op)
+        return dtype if needed is True else needed
+
     def _inferred(self) -> dict:
         if self._types is None:
             self._types = inferred_types(self.root)

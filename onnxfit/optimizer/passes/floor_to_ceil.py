@@ -33,11 +33,7 @@ class FloorToCeilPass(RewriteRule):
     min_opset = 6
 
     def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
-        dtype = ctx.dtype(node.inputs[0])
-        if dtype is None or dtype.kind != "f":
-            return None
-        needed = ctx.replacement_needed(node, "Ceil")
-        return dtype if needed is True else needed
+        return ctx.float_replacement_needed(node, "Ceil")
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
         x = node.inputs[0]

@@ -28,11 +28,7 @@ class NegToMulPass(RewriteRule):
     op = "Neg"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
-        dtype = ctx.dtype(node.inputs[0])
-        if dtype is None or dtype.kind != "f":
-            return None
-        needed = ctx.replacement_needed(node, "Mul")
-        return dtype if needed is True else needed
+        return ctx.float_replacement_needed(node, "Mul")
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
         minus_one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'neg'}_minus_one"), np.array(-1, dtype=plan))

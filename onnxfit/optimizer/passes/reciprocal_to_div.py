@@ -34,11 +34,7 @@ class ReciprocalToDivPass(RewriteRule):
     op = "Reciprocal"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> np.dtype | Skip | None:
-        dtype = ctx.dtype(node.inputs[0])
-        if dtype is None or dtype.kind != "f":
-            return None
-        needed = ctx.replacement_needed(node, "Div")
-        return dtype if needed is True else needed
+        return ctx.float_replacement_needed(node, "Div")
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: np.dtype, ctx: MatchContext) -> None:
         one = gs.Constant(nodes.unique_name(graph, f"{node.name or 'reciprocal'}_one"), np.array(1, dtype=plan))

@@ -39,12 +39,9 @@ class ReduceSumToMeanPass(RewriteRule):
     op = "ReduceSum"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> tuple | Skip | None:
-        dtype = ctx.dtype(node.inputs[0])
-        if dtype is None or dtype.kind != "f":
-            return None
-        needed = ctx.replacement_needed(node, "ReduceMean")
-        if needed is not True:
-            return needed
+        dtype = ctx.float_replacement_needed(node, "ReduceMean")
+        if not isinstance(dtype, np.dtype):
+            return dtype
         shape = ctx.static_shape(node.inputs[0])
         axes = _axes(node, ctx.opset, None if shape is None else len(shape))
         if shape is None or axes is None:
