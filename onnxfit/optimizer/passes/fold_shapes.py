@@ -15,7 +15,8 @@ SCRFD face detector that is 21 ms per frame; folded, 4 ms. Rules:
    written back onto the graph's tensors. Inferred integer dims win; dim names the model gave are
    kept over names that inference invents.
 3. Values are then propagated forward through the graph and its If branches: Shape and Size of
-   tensors with known dims, and the ops in ``EVALUATED`` on known inputs (onnx.reference, exact).
+   tensors with known dims, and shape arithmetic on known inputs (onnx.reference, exact;
+   ``optimizer/shape_values.py`` lists the ops).
    Shape values are tracked element by element, so ``Shape(x)`` of ``[N, 8, 20, 20]`` knows its
    last three elements: Gather/Slice/Concat/Unsqueeze/Squeeze/Reshape/Identity and integer Casts
    of such partly known vectors stay partly known, and fold as soon as no symbolic element is
