@@ -10,7 +10,7 @@ every RMS/layer norm (FacePhys: 18), each a CPU island between NNAPI partitions.
 Not bit-exact under ONNX Runtime: ``Div(1, x)`` computes exactly what Reciprocal does (both round
 ``1 / x`` once), but ORT's level-1 DivMulFusion turns ``Div(1, x)`` read by a Mul into one
 ``Div(y, x)``, which rounds once where ``y * (1 / x)`` rounded twice: float32 within 1 ulp per
-product (FacePhys over 3 frames: 3.3e-6 of the pulse). ``--exact`` leaves the rule out.
+product (FacePhys's pulse over 3 frames: up to 3.3e-6 apart). ``--exact`` leaves the rule out.
 """
 
 from __future__ import annotations
