@@ -112,6 +112,7 @@ def toposort(root: gs.Graph) -> gs.Graph:
 
 def _sort_by_depth(graph: gs.Graph) -> None:
     producers = {t.name: node for node in graph.nodes for t in node.outputs if t.name}
+    inputs = {id(node): _local_producers(node, producers) for node in graph.nodes}
     depth: dict[int, int] = {}
     for start in graph.nodes:
         stack = [start]
@@ -120,13 +121,13 @@ def _sort_by_depth(graph: gs.Graph) -> None:
             if id(node) in depth:
                 stack.pop()
                 continue
-            waiting = [p for p in _local_producers(node, producers) if id(p) not in depth]
+            waiting = [p for p in inputs[id(node)] if id(p) not in depth]
             if waiting:
                 if len(stack) > len(graph.nodes):
                     raise ValueError(f"cycle in graph '{graph.name}' at node '{node.name}'")
                 stack.extend(waiting)
                 continue
-            depth[id(node)] = 1 + max((depth[id(p)] for p in _local_producers(node, producers)), default=-1)
+            depth[id(node)] = 1 + max((depth[id(p)] for p in inputs[id(node)]), default=-1)
             stack.pop()
     graph.nodes = sorted(graph.nodes, key=lambda n: depth[id(n)])
 

@@ -73,9 +73,10 @@ def _axes(node: gs.Node, opset: int, rank: int | None) -> list[int] | None:
     if rank is None:
         return None
     if opset >= 13:
-        given = None if len(node.inputs) < 2 or is_omitted(node.inputs[1]) else small_constant(node.inputs[1])
-        if given is None and len(node.inputs) >= 2 and not is_omitted(node.inputs[1]):
-            return None
+        axes = node.inputs[1] if len(node.inputs) > 1 and not is_omitted(node.inputs[1]) else None
+        given = None if axes is None else small_constant(axes)
+        if axes is not None and given is None:
+            return None  # computed at run time
     else:
         given = node.attrs.get("axes")
     if given is None or len(given) == 0:

@@ -65,11 +65,12 @@ def _piece(piece: gs.Tensor, x: gs.Tensor, position: int, opset: int) -> list[in
         flat = [int(v) for v in value.reshape(-1)]
         return flat if 0 not in flat else None
     node = _through_integer_casts(producer(piece))
-    unsqueezed = node is not None and node.op == "Unsqueeze" and _unsqueeze_axes(node, opset) == [0]
-    if unsqueezed:  # torch: Unsqueeze(Gather(Shape(x), i)), a scalar made one entry
+    scalar_index = None
+    if node is not None and node.op == "Unsqueeze" and _unsqueeze_axes(node, opset) == [0]:
+        # torch: Unsqueeze(Gather(Shape(x), i)), a scalar made one entry
         node = _through_integer_casts(producer(node.inputs[0]))
-        if node is None or node.op != "Gather" or small_constant(node.inputs[1]) is None or \
-                small_constant(node.inputs[1]).ndim != 0:
+        scalar_index = small_constant(node.inputs[1]) if node is not None and node.op == "Gather" else None
+        if scalar_index is None or scalar_index.ndim != 0:
             return None
     if node is None:
         return None
@@ -77,7 +78,7 @@ def _piece(piece: gs.Tensor, x: gs.Tensor, position: int, opset: int) -> list[in
     if shape is None or shape.op != "Shape" or shape.inputs[0] is not x or shape.attrs.get("start") or \
             shape.attrs.get("end") is not None:
         return None
-    indices = [int(small_constant(node.inputs[1]))] if unsqueezed else _indices(node, opset)
+    indices = [int(scalar_index)] if scalar_index is not None else _indices(node, opset)
     if indices is None or indices != list(range(position, position + len(indices))):
         return None
     return [0] * len(indices)
