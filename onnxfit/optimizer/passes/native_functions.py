@@ -22,14 +22,18 @@ single ops. Rules:
    sin/cos differ from the true functions by 3.2e-4) stays as the model computes it: the native op
    would change its outputs beyond float noise (1.4e-4 of the pulse over 300 frames); the pass
    lists it in ``skipped``.
+4. Not exact: the native op is the function the approximation approximates, within the measured
+   error (the pass notes it, per op: the largest relative difference and ``R``); outside ``[-R, R]``
+   the approximation itself was inaccurate. ``--exact`` leaves this rule out.
 5. Such a cruder sin or cos that is a quadrant-reduced Taylor polynomial (``native_trig``: Floor
    reduction by pi/2, K = 1..4 terms) is written again in its compact form, which ONNX Runtime
    evaluates on the same samples within the float noise of rule 3; a sine and a cosine of one
    value share the reduction (FacePhys: 63 nodes per pair -> 25). The quadrant is taken by
    ``Mod`` where the target EP runs it, else by Floor arithmetic.
-4. Not exact: the native op is the function the approximation approximates, within the measured
-   error (the pass notes it, per op: the largest relative difference and ``R``); outside ``[-R, R]``
-   the approximation itself was inaccurate. ``--exact`` leaves this rule out.
+6. An exp more than 8 ulps from the true function whose error is that of a range-reduced
+   polynomial (``native_exp``: ``c * d^m`` relative, ``d`` the argument reduced by ln 2) is written
+   ``Exp(x - c * d^m)`` when that is at least twice as close to it as ``Exp`` (FacePhys: 3.2e-6 ->
+   8.6e-7, the float noise of its own polynomial; 29 nodes -> 7): states that multiply by it each frame stay with the model's.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer.constants import OrtRefused, node_proto, run_on_cpu
 from onnxfit.optimizer.edits import disconnect, producer, small_constant, uniform_value
-from onnxfit.optimizer import native_trig
+from onnxfit.optimizer import native_exp, native_trig
 from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
 
@@ -81,12 +85,13 @@ class Replacement:
     rel_error: float
     bound: float
     form: native_trig.TrigForm | None = None  # rule 5: the compact approximation, not the native op
+    correction: native_exp.ExpCorrection | None = None  # rule 6: Exp with the approximation's error term
 
 
 @register_pass
 class NativeFunctionsPass(RewriteRule):
     name = "native-functions"
-    version = 2
+    version = 3
     op = _MARKERS
     fixpoint = True
     exact = False
@@ -114,6 +119,9 @@ class NativeFunctionsPass(RewriteRule):
         if plan.form is not None:
             for added in native_trig.build(graph, plan.x, plan.y, plan.form, ctx.dtype(plan.x), self._trig):
                 self._kept[id(added)] = None  # rule 5's own nodes are not matched again
+        elif plan.correction is not None:
+            for added in native_exp.build(graph, plan.x, plan.y, plan.correction, ctx.dtype(plan.x)):
+                self._kept[id(added)] = None  # rule 6's Round is no marker of another approximation
         else:
             graph.nodes.append(gs.Node(plan.op, name=f"{plan.y.name}_{plan.op.lower()}", inputs=[plan.x],
                                        outputs=[plan.y]))
@@ -134,10 +142,19 @@ class NativeFunctionsPass(RewriteRule):
         self._uniform.clear()  # other rules made and dropped constants since the last round
         report = super().run(graph, ctx)
         for op in sorted({r.op for r in self._replaced if r.form is None}):
-            done = [r for r in self._replaced if r.op == op and r.form is None]
-            report.notes.append(f"{len(done)} approximation(s) of {op} ({sum(len(r.region) for r in done)} nodes) "
-                                f"-> {op}: largest difference {max(r.rel_error for r in done):.1e} relative "
-                                f"on [-{min(r.bound for r in done):g}, {min(r.bound for r in done):g}]")
+            done = [r for r in self._replaced if r.op == op and r.form is None and r.correction is None]
+            if done:
+                report.notes.append(f"{len(done)} approximation(s) of {op} ({sum(len(r.region) for r in done)} nodes) "
+                                    f"-> {op}: largest difference {max(r.rel_error for r in done):.1e} relative "
+                                    f"on [-{min(r.bound for r in done):g}, {min(r.bound for r in done):g}]")
+        corrected = [r for r in self._replaced if r.correction is not None]
+        if corrected:
+            powers = ", ".join(sorted({f"d^{r.correction.power}" for r in corrected}))
+            report.notes.append(f"{len(corrected)} range-reduced polynomial exp(s) ({sum(len(r.region) for r in corrected)} "
+                                f"nodes) -> Exp(x - c*{powers}), d the reduced argument: largest difference "
+                                f"{max(r.correction.rel_error for r in corrected):.1e} relative (plain Exp: "
+                                f"{max(r.rel_error for r in corrected):.1e}) on [-{min(r.bound for r in corrected):g}, "
+                                f"{min(r.bound for r in corrected):g}]")
         compact = [r for r in self._replaced if r.form is not None]
         if compact:
             report.notes.append(f"{len(compact)} quadrant-reduced Taylor sin/cos ({sum(len(r.region) for r in compact)} "
@@ -235,7 +252,8 @@ def _fit(x: gs.Tensor, marker: gs.Node, ctx: MatchContext, cache: dict, uniform:
         found, close = region.verdicts[id(y)]
         if found is not None:
             op, rel, bound = found
-            return Replacement(x, y, op, nodes, rel, bound)
+            correction = _exp_correction(samples, region.values[id(y)], bound, ctx, x, nodes) if op == "Exp" else None
+            return Replacement(x, y, op, nodes, rel, bound, correction=correction)
         if close is not None and close[0] in ("Sin", "Cos"):
             compact = _compact_trig(samples, region.values.get(id(y)), ctx, marker)
             if compact is not None:
@@ -375,6 +393,14 @@ def _compact_trig(samples: np.ndarray, y: np.ndarray, ctx: MatchContext,
             if np.all(ok[inside]):
                 return form, float(np.max(err[inside] / np.maximum(np.abs(y64[inside]), 1.0))), bound
     return None
+
+
+def _exp_correction(samples: np.ndarray, y: np.ndarray, bound: float, ctx: MatchContext, x: gs.Tensor,
+                    nodes: list[gs.Node]) -> native_exp.ExpCorrection | None:
+    """Rule 6, with the ops the target EP runs: Round, else Floor or Ceil; Pow, else Muls."""
+    probe = next(n for n in nodes if x in n.inputs)  # a float node: the profile asks about its types
+    rounding = next((op for op in ("Round", "Floor", "Ceil") if ctx.target_runs_as(probe, op)), None)
+    return native_exp.fit(samples, y, bound, rounding, ctx.target_runs_as(probe, "Pow"))
 
 
 _EXPECTED: dict[str, dict[str, np.ndarray]] = {}
