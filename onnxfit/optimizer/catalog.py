@@ -50,6 +50,7 @@ PASSES = {
     "select-to-where": PassInfo(1, exact=True),
     "simplify": PassInfo(1, exact=True),
     "slice-chains": PassInfo(1, exact=True),
+    "split-reshapes": PassInfo(1, exact=True),
     "split-to-slice": PassInfo(2, exact=True),
     "sum-to-add": PassInfo(1, exact=True),
     "transpose-chains": PassInfo(1, exact=True),

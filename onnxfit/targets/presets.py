@@ -50,8 +50,8 @@ class Target:
 # The simplification rules (docs/passes.md): they run in the pipeline's fixpoint rounds, after the
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
 _LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "reshape-own-shape", "slice-chains", "concat-chains",
-         "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv", "matmul-add-to-gemm",
-         "hard-swish", "native-functions", "merge-siblings")
+         "split-reshapes", "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv",
+         "matmul-add-to-gemm", "hard-swish", "native-functions", "merge-siblings")
 SIMPLIFICATION_RULES = _LEAN
 # Targets whose EPs lack If/Loop and run dynamic shapes on the CPU: a node they refuse is a CPU
 # island between partitions, so rewrites there weigh partitions over node counts.
