@@ -28,6 +28,7 @@ from onnxfit.optimizer import nodes as node_names
 __all__ = ["ExpCorrection", "build", "fit"]
 
 _POWERS = range(2, 13)
+_RANGES = (64.0, 32.0, 16.0, 8.0, 4.0)
 _LOG2E = 1 / math.log(2)
 
 
@@ -38,21 +39,37 @@ class ExpCorrection:
     rounding: str  # how Round(t) is written: "Round", "Floor" (t + 0.5) or "Ceil" (t - 0.5)
     use_pow: bool  # d^m as one Pow, else as Muls by repeated squaring
     rel_error: float  # largest relative difference to the approximation, computed in its float type
+    plain_error: float  # the same for the plain Exp
+    bound: float  # on [-bound, bound]
 
 
 def fit(samples: np.ndarray, y: np.ndarray, bound: float, rounding: str | None, use_pow: bool) -> ExpCorrection | None:
-    """The correction that brings ``Exp`` at least twice as close to ``y`` on ``[-bound, bound]``; None
-    when the plain ``Exp`` is within 8 ulps already, when there is no such correction, or no way to
-    round on the target."""
+    """The correction that brings ``Exp`` at least twice as close to ``y`` on the widest of
+    ``[-R, R]``, R <= ``bound`` (far from 0 the approximation's own float rounding of ``x - k ln 2``
+    is what differs); None when the plain ``Exp`` is within 8 ulps already, when there is no such
+    correction, or no way to round on the target."""
+    if rounding is None:
+        return None
     x64, y64 = samples.astype(np.float64), y.astype(np.float64)
     tiny = np.finfo(samples.dtype).tiny
-    inside = (np.abs(x64) <= bound) & np.isfinite(y64) & (y64 > tiny * 1e6) & (np.exp(x64) > tiny * 1e6)
-    if rounding is None or inside.sum() < 64:
-        return None
-    plain_error = float(np.max(np.abs(np.exp(x64[inside]) / y64[inside] - 1)))
-    if plain_error <= 8 * np.finfo(samples.dtype).eps:
-        return None
-    x, log_ratio = x64[inside], np.log(y64[inside]) - x64[inside]  # ~ -c d^m
+    usable = np.isfinite(y64) & (y64 > tiny * 1e6) & (np.exp(x64) > tiny * 1e6)
+    for width in [r for r in _RANGES if r <= bound]:
+        inside = usable & (np.abs(x64) <= width)
+        if inside.sum() < 64:
+            continue
+        plain_error = float(np.max(np.abs(np.exp(x64[inside]) / y64[inside] - 1)))
+        if plain_error <= 8 * np.finfo(samples.dtype).eps:
+            return None
+        m, c = _fitted_term(x64[inside], y64[inside])
+        error = _error(samples[inside], y64[inside], m, c, rounding)
+        if error <= plain_error / 2:
+            return ExpCorrection(m, c, rounding, use_pow, error, plain_error, width)
+    return None
+
+
+def _fitted_term(x: np.ndarray, y64: np.ndarray) -> tuple[int, float]:
+    """``(m, c)`` of the ``-c * d^m`` that best spells ``log(y / exp(x))`` (least squares per m)."""
+    log_ratio = np.log(y64) - x
     t = x * _LOG2E
     d = t - np.rint(t)
     best = None
@@ -62,11 +79,7 @@ def fit(samples: np.ndarray, y: np.ndarray, bound: float, rounding: str | None, 
         residual = float(np.max(np.abs(log_ratio + c * basis)))
         if best is None or residual < best[2]:
             best = (m, c, residual)
-    m, c, _ = best
-    error = _error(samples[inside], y64[inside], m, c, rounding)
-    if not error <= plain_error / 2:
-        return None
-    return ExpCorrection(m, c, rounding, use_pow, error)
+    return best[0], best[1]
 
 
 def _error(x: np.ndarray, y64: np.ndarray, m: int, c: float, rounding: str) -> float:

@@ -182,17 +182,17 @@ def test_a_float_select_stays_because_zero_times_inf_is_nan():
 
 # ------------------------------------------------------------------------------ native-functions
 
-def exp_by_hand(x="x", y="y"):
+def exp_by_hand(x="x", y="y", degree=7):
     """exp(x) as NPU exports write it: k = floor(x*log2e + 0.5), r = x - k*ln2, 2^k * poly(r)."""
-    coeffs = [1 / math.factorial(i) for i in range(8)]
+    coeffs = [1 / math.factorial(i) for i in range(degree + 1)]
     nodes = [helper.make_node("Mul", [x, "log2e"], ["t"]), helper.make_node("Add", ["t", "half"], ["t2"]),
              helper.make_node("Floor", ["t2"], ["k"]), helper.make_node("Mul", ["k", "ln2"], ["kl"]),
              helper.make_node("Sub", [x, "kl"], ["r"]), helper.make_node("Pow", ["two", "k"], ["p2"])]
     inits = [const("log2e", np.float32(1 / math.log(2))), const("half", np.float32(0.5)),
              const("ln2", np.float32(math.log(2))), const("two", np.float32(2))]
-    acc = "c7"
-    inits.append(const("c7", np.float32(coeffs[7])))
-    for i in range(6, -1, -1):
+    acc = f"c{degree}"
+    inits.append(const(acc, np.float32(coeffs[degree])))
+    for i in range(degree - 1, -1, -1):
         inits.append(const(f"c{i}", np.float32(coeffs[i])))
         nodes += [helper.make_node("Mul", [acc, "r"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"c{i}"], [f"a{i}"])]
         acc = f"a{i}"

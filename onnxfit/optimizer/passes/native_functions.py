@@ -153,8 +153,8 @@ class NativeFunctionsPass(RewriteRule):
             report.notes.append(f"{len(corrected)} range-reduced polynomial exp(s) ({sum(len(r.region) for r in corrected)} "
                                 f"nodes) -> Exp(x - c*{powers}), d the reduced argument: largest difference "
                                 f"{max(r.correction.rel_error for r in corrected):.1e} relative (plain Exp: "
-                                f"{max(r.rel_error for r in corrected):.1e}) on [-{min(r.bound for r in corrected):g}, "
-                                f"{min(r.bound for r in corrected):g}]")
+                                f"{max(r.correction.plain_error for r in corrected):.1e}) on "
+                                f"[-{min(r.correction.bound for r in corrected):g}, {min(r.correction.bound for r in corrected):g}]")
         compact = [r for r in self._replaced if r.form is not None]
         if compact:
             report.notes.append(f"{len(compact)} quadrant-reduced Taylor sin/cos ({sum(len(r.region) for r in compact)} "
