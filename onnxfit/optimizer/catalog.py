@@ -41,6 +41,7 @@ PASSES = {
     "native-functions": PassInfo(3, exact=False),
     "neg-to-mul": PassInfo(1, exact=True),
     "reciprocal-to-div": PassInfo(1, exact=False),
+    "reduce-sum-to-matmul": PassInfo(1, exact=False),
     "reduce-sum-to-mean": PassInfo(1, exact=True),
     "reflect-pad": PassInfo(3, exact=True),
     "reshape-chains": PassInfo(1, exact=True),

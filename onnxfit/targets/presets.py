@@ -51,7 +51,7 @@ class Target:
 # shape chains are folded and decided Ifs inlined, before the EP rewrites see the graph.
 _LEAN = ("fold-constants", "eliminate-noops", "dedupe-nodes", "reshape-chains", "reshape-own-shape", "slice-chains", "concat-chains",
          "split-reshapes", "transpose-chains", "transpose-to-reshape", "select-to-where", "constant-chains", "fold-into-conv",
-         "matmul-add-to-gemm", "hard-swish", "native-functions", "merge-siblings")
+         "matmul-add-to-gemm", "reduce-sum-to-matmul", "hard-swish", "native-functions", "merge-siblings")
 SIMPLIFICATION_RULES = _LEAN
 # Targets whose EPs lack If/Loop and run dynamic shapes on the CPU: a node they refuse is a CPU
 # island between partitions, so rewrites there weigh partitions over node counts.
