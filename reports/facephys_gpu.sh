@@ -102,5 +102,9 @@ args=(--original "$model" --jax-dir .gpu/jax --out "$OUT" --budget-s "${FACEPHYS
 # shellcheck disable=SC2086
 python3 reports/facephys_gpu.py "${args[@]}" ${FACEPHYS_ARGS:-} 2>&1 | tee "$OUT/facephys_gpu.log"
 rc=${PIPESTATUS[0]}
+if [ -f $WORK/facephys_cuda.onnx ]; then
+  python3 reports/facephys_gpu_profile.py --model $WORK/facephys_cuda.onnx --out "$OUT" 2>&1 | tee "$OUT/facephys_gpu_profile.log" \
+    || echo "kernel profile failed: see facephys_gpu_profile.log"
+fi
 ls -l "$OUT"
 exit "$rc"
