@@ -48,6 +48,7 @@ PASSES = {
     "reshape-own-shape": PassInfo(3, exact=True),
     "rnn-step": PassInfo(1, exact=True),
     "scalar-gather": PassInfo(3, exact=True),
+    "scatter-to-concat": PassInfo(1, exact=True),
     "select-to-where": PassInfo(1, exact=True),
     "simplify": PassInfo(1, exact=True),
     "slice-chains": PassInfo(1, exact=True),

@@ -63,8 +63,8 @@ _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batch
 # Reshapes next to each region, so none pairs up after the fixpoint group (FacePhys: none). Before
 # reciprocal-to-div and reduce-sum-to-mean: an EP with a rank limit takes their ops on lowered values.
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm", "rnn-step", "scalar-gather",
-           "reflect-pad", "split-to-slice", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul", "sum-to-add",
-           "lower-rank", "reciprocal-to-div", "reduce-sum-to-mean")
+           "reflect-pad", "split-to-slice", "scatter-to-concat", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul",
+           "sum-to-add", "lower-rank", "reciprocal-to-div", "reduce-sum-to-mean")
 
 TARGETS: dict[str, Target] = {
     t.name: t
