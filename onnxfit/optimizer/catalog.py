@@ -31,6 +31,7 @@ PASSES = {
     "fold-constants": PassInfo(2, exact=True),
     "fold-into-conv": PassInfo(1, exact=False),
     "fold-shapes": PassInfo(5, exact=True),
+    "gather-flat-indices": PassInfo(1, exact=True),
     "hard-swish": PassInfo(1, exact=False),
     "infer-shapes": PassInfo(1, exact=True),
     "initializer-inputs": PassInfo(1, exact=True),

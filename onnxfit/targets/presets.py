@@ -62,9 +62,11 @@ _KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batch
 # lower-rank after the simplification rules: it sees the final ops, and folds its Reshapes into the
 # Reshapes next to each region, so none pairs up after the fixpoint group (FacePhys: none). Before
 # reciprocal-to-div and reduce-sum-to-mean: an EP with a rank limit takes their ops on lowered values.
+# gather-flat-indices after the simplification rules too: they turn the unit-axis Transpose between a
+# sliding-window Gather and its Reshape into a Reshape merged into the next one (gtcrn_simple).
 _MOBILE = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm", "rnn-step", "scalar-gather",
            "reflect-pad", "split-to-slice", "scatter-to-concat", "flatten-to-reshape", "floor-to-ceil", "neg-to-mul",
-           "sum-to-add", "lower-rank", "reciprocal-to-div", "reduce-sum-to-mean")
+           "sum-to-add", "gather-flat-indices", "lower-rank", "reciprocal-to-div", "reduce-sum-to-mean")
 
 TARGETS: dict[str, Target] = {
     t.name: t
