@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,8 +274,36 @@ def partitions_section(d: dict) -> list[str]:
     return lines
 
 
+def short_kernel(name: str) -> str:
+    """A CUDA kernel's name without its template arguments, ONNX Runtime's element-wise op kept."""
+    op = re.search(r"OP_(\w+?)<", name)
+    base = re.sub(r"^(void |std::enable_if<[^>]*>::type )", "", name).split("<")[0].split("(")[0]
+    return base + (f" ({op.group(1)})" if op else "")
+
+
+def profile_section(d: dict, gpu: dict | None) -> list[str]:
+    """The CUDA kernels of one frame (facephys_gpu_profile.json), from the same GPU run."""
+    name = (gpu or {}).get("gpu", {}).get("name", "the GPU of the run above")
+    lines = ["### Kernels per frame (CUDA EP, CUPTI)", "",
+             f"`python3 reports/facephys_gpu_profile.py` after the timing, same machine ({name}), onnxruntime "
+             f"{d['onnxruntime']}, the cuda-optimized model, {d['plain']['frames']} frames under torch's profiler "
+             "(it slows the host side: wall times here are above the table's). Busy = the sum of the kernels' own "
+             "durations per frame.", "",
+             "| runner | kernels + copies / frame | GPU busy ms / frame | wall ms / frame | mean kernel µs |",
+             "|---|---:|---:|---:|---:|"]
+    labels = {"plain": "plain CUDA EP, host states", "stream": "`onnxfit.session(...).stream()` (CUDA graph)"}
+    for key, label in labels.items():
+        r = d[key]
+        lines.append(f"| {label} | {r['kernels_per_frame']:g} | {r['busy_ms_per_frame']:.3f} | "
+                     f"{r['wall_ms_per_frame']:.3f} | {r['mean_kernel_us']:.2f} |")
+    lines += ["", "Most time per frame under `stream()`:", "", "| µs / frame | launches / frame | kernel |", "|---:|---:|---|"]
+    for row in d["stream"]["top"][:10]:
+        lines.append(f"| {row['us_per_frame']:.1f} | {row['per_frame']:g} | `{short_kernel(row['kernel'])}` |")
+    return lines
+
+
 def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path,
-           partitions: dict | None = None) -> str:
+           partitions: dict | None = None, profile: dict | None = None) -> str:
     lines = [
         "# FacePhys: a fragmented streaming model on CPU and GPU",
         "",
@@ -301,6 +330,8 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path,
     lines.append("")
     if gpu:
         lines += gpu_section(gpu)
+        if profile:
+            lines += [""] + profile_section(profile, gpu)
     else:
         lines += ["## GPU", "", f"Not measured yet (no {gpu_path.name}). On the GPU machine, as the last call of the "
                   "onnxruntime-gpu transfer: `bash reports/facephys_gpu.sh` (its header and `bash reports/facephys_gpu.sh "
@@ -319,7 +350,9 @@ def main() -> None:
     gpu = json.loads(args.gpu.read_text()) if args.gpu.is_file() else None
     partitions = REPORTS / "facephys_partitions.json"
     partitions = json.loads(partitions.read_text()) if partitions.is_file() else None
-    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu, partitions))
+    profile = REPORTS / "facephys_gpu_profile.json"
+    profile = json.loads(profile.read_text()) if profile.is_file() else None
+    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu, partitions, profile))
     print(f"wrote {args.out}")
 
 
