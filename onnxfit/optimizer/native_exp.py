@@ -10,8 +10,8 @@ approximation as
 
     t = x * log2(e)      d = t - Round(t)      Exp(x - c * d^m)
 
-with ``m`` and ``c`` fitted to the approximation's own error (FacePhys: m = 6, c = ln(2)^6 / 720,
-the polynomial's truncation term), 7 nodes for the 29. The caller keeps the plain ``Exp`` unless
+with ``m`` and ``c`` fitted to the approximation's own error (FacePhys: m = 6 and c = 1.60e-4, near
+the truncation term's ln(2)^6 / 720 = 1.54e-4), 7 nodes for the 29. The caller keeps the plain ``Exp`` unless
 this form, computed in the model's float type, is at least twice as close to the approximation.
 """
 
@@ -86,7 +86,10 @@ def _error(x: np.ndarray, y64: np.ndarray, m: int, c: float, rounding: str) -> f
     """The largest relative difference of the written form, each step rounded to ``x``'s type."""
     dtype = x.dtype.type
     t = x * dtype(_LOG2E)
-    k = {"Round": np.rint, "Floor": lambda v: np.floor(v + dtype(0.5)), "Ceil": lambda v: np.ceil(v - dtype(0.5))}[rounding](t)
+    if rounding == "Round":
+        k = np.rint(t)
+    else:
+        k = np.floor(t + dtype(0.5)) if rounding == "Floor" else np.ceil(t - dtype(0.5))
     d = t - k
     power = d ** dtype(m)
     corrected = np.exp((x - power * dtype(c)).astype(np.float64))

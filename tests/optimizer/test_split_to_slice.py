@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from onnxfit.optimizer import PassContext, get_passes, run_passes
-from onnxfit.optimizer.passes.split_to_slice import Skip, SplitPlan, _matches
+from onnxfit.optimizer.passes.split_to_slice import Skip, SplitPlan, decode_split
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, run_ort, tensor_info
 
 
@@ -87,7 +87,7 @@ def test_equal_split_with_num_outputs_at_opset_18_is_bit_exact():
 def test_num_outputs_uneven_last_chunk_is_smaller_like_onnx_runtime(length, n, expected):
     model = _split_model([2, length], 1, 18, n, num_outputs=n)
     node = gs.import_onnx(model).nodes[0]
-    assert _matches(node, 18) == SplitPlan(axis=1, sizes=expected)
+    assert decode_split(node, 18) == SplitPlan(axis=1, sizes=expected)
     _assert_rewritten_bit_exact(model, 18, n)
 
 
@@ -183,14 +183,14 @@ def test_matches_decodes_every_opset_form():
     def node(model):
         return gs.import_onnx(model).nodes[-1]
 
-    assert _matches(node(_split_model([4, 6], -1, 11, 2, sizes=[2, 4])), 11) == SplitPlan(1, (2, 4))
-    assert _matches(node(_split_model([4, 6], 0, 13, 2, sizes=[1, 3], sizes_as="constant-node")), 13) == \
+    assert decode_split(node(_split_model([4, 6], -1, 11, 2, sizes=[2, 4])), 11) == SplitPlan(1, (2, 4))
+    assert decode_split(node(_split_model([4, 6], 0, 13, 2, sizes=[1, 3], sizes_as="constant-node")), 13) == \
         SplitPlan(0, (1, 3))
-    assert _matches(node(_split_model([4, 6], 1, 13, 3)), 13) == SplitPlan(1, (2, 2, 2))
-    assert _matches(node(_split_model([4, 7], 1, 18, 2, num_outputs=2)), 18) == SplitPlan(1, (4, 3))
-    assert _matches(node(_split_model([4, 7], 1, 13, 2)), 13) == \
+    assert decode_split(node(_split_model([4, 6], 1, 13, 3)), 13) == SplitPlan(1, (2, 2, 2))
+    assert decode_split(node(_split_model([4, 7], 1, 18, 2, num_outputs=2)), 18) == SplitPlan(1, (4, 3))
+    assert decode_split(node(_split_model([4, 7], 1, 13, 2)), 13) == \
         Skip("length 7 of axis 1 does not split evenly into 2 outputs")
-    assert _matches(node(_split_model([4, "W"], 1, 18, 2, num_outputs=2)), 18) == \
+    assert decode_split(node(_split_model([4, "W"], 1, 18, 2, num_outputs=2)), 18) == \
         Skip("num_outputs split needs the length of axis 1, which is not known")
 
 

@@ -30,8 +30,8 @@ import onnx_graphsurgeon as gs
 from onnxfit.graphs import disconnect
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.edits import small_constant
-from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.passes.split_to_slice import SplitPlan, _matches as decode_split
+from onnxfit.optimizer.pipeline import PassContext, PassReport, register_pass
+from onnxfit.optimizer.passes.split_to_slice import SplitPlan, decode_split
 from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule
 
 __all__ = ["MergeSiblingsPass"]
@@ -67,7 +67,7 @@ class MergeSiblingsPass(RewriteRule):
             return None  # a reader inside an If/Loop body: its value stays where that body computes it
         return plan
 
-    def run(self, graph: gs.Graph, ctx) -> object:
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassReport:
         self._members: dict[int, set[int]] = {}  # graph -> its nodes when first asked, this run
         return super().run(graph, ctx)
 
@@ -82,8 +82,8 @@ class MergeSiblingsPass(RewriteRule):
         inputs = [plan.source, values] if plan.side == 0 else [values, plan.source]
         nodes.add_node(graph, plan.op, f"{base}_merged", inputs, outputs=[merged])
         if ctx.opset >= 13:
-            nodes.add_node(graph, "Split", f"{base}_split", [merged, nodes.int64_constant(graph, f"{base}_sizes", plan.sizes)],
-                           attrs={"axis": plan.axis}, outputs=outputs)
+            sizes = nodes.int64_constant(graph, f"{base}_sizes", plan.sizes)
+            nodes.add_node(graph, "Split", f"{base}_split", [merged, sizes], attrs={"axis": plan.axis}, outputs=outputs)
         else:
             nodes.add_node(graph, "Split", f"{base}_split", [merged], attrs={"axis": plan.axis, "split": plan.sizes},
                            outputs=outputs)

@@ -32,8 +32,9 @@ single ops. Rules:
    ``Mod`` where the target EP runs it, else by Floor arithmetic.
 6. An exp more than 8 ulps from the true function whose error is that of a range-reduced
    polynomial (``native_exp``: ``c * d^m`` relative, ``d`` the argument reduced by ln 2) is written
-   ``Exp(x - c * d^m)`` when that is at least twice as close to it as ``Exp`` (FacePhys: 3.2e-6 ->
-   8.6e-7, the float noise of its own polynomial; 29 nodes -> 7): states that multiply by it each frame stay with the model's.
+   ``Exp(x - c * d^m)`` when that is at least twice as close to it as ``Exp`` (FacePhys: 3.2e-6
+   -> 8.6e-7, the float noise of its own polynomial; 29 nodes -> 7): states that multiply by it
+   each frame then stay with the model's.
 """
 
 from __future__ import annotations
@@ -147,14 +148,15 @@ class NativeFunctionsPass(RewriteRule):
                 report.notes.append(f"{len(done)} approximation(s) of {op} ({sum(len(r.region) for r in done)} nodes) "
                                     f"-> {op}: largest difference {max(r.rel_error for r in done):.1e} relative "
                                     f"on [-{min(r.bound for r in done):g}, {min(r.bound for r in done):g}]")
-        corrected = [r for r in self._replaced if r.correction is not None]
-        if corrected:
-            powers = ", ".join(sorted({f"d^{r.correction.power}" for r in corrected}))
-            report.notes.append(f"{len(corrected)} range-reduced polynomial exp(s) ({sum(len(r.region) for r in corrected)} "
-                                f"nodes) -> Exp(x - c*{powers}), d the reduced argument: largest difference "
-                                f"{max(r.correction.rel_error for r in corrected):.1e} relative (plain Exp: "
-                                f"{max(r.correction.plain_error for r in corrected):.1e}) on "
-                                f"[-{min(r.correction.bound for r in corrected):g}, {min(r.correction.bound for r in corrected):g}]")
+        corrections = [r.correction for r in self._replaced if r.correction is not None]
+        if corrections:
+            powers = ", ".join(sorted({f"d^{c.power}" for c in corrections}))
+            regions = sum(len(r.region) for r in self._replaced if r.correction is not None)
+            bound = min(c.bound for c in corrections)
+            report.notes.append(f"{len(corrections)} range-reduced polynomial exp(s) ({regions} nodes) -> "
+                                f"Exp(x - c*{powers}), d the reduced argument: largest difference "
+                                f"{max(c.rel_error for c in corrections):.1e} relative (plain Exp: "
+                                f"{max(c.plain_error for c in corrections):.1e}) on [-{bound:g}, {bound:g}]")
         compact = [r for r in self._replaced if r.form is not None]
         if compact:
             report.notes.append(f"{len(compact)} quadrant-reduced Taylor sin/cos ({sum(len(r.region) for r in compact)} "

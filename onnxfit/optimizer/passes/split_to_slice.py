@@ -37,7 +37,7 @@ from onnxfit.optimizer.constants import constant_value
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
-__all__ = ["SplitToSlicePass", "SplitPlan", "Skip"]
+__all__ = ["SplitToSlicePass", "SplitPlan", "Skip", "decode_split"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SplitToSlicePass(RewriteRule):
     kept_when_target_takes = "Split"
 
     def match(self, node: gs.Node, ctx: MatchContext) -> SplitPlan | Skip:
-        return _matches(node, ctx.opset)
+        return decode_split(node, ctx.opset)
 
     def rewrite(self, graph: gs.Graph, node: gs.Node, plan: SplitPlan, ctx: MatchContext) -> None:
         _rewrite(graph, node, plan, ctx.opset)
@@ -67,7 +67,7 @@ class SplitToSlicePass(RewriteRule):
         return f"Split '{node.name}'"
 
 
-def _matches(node: gs.Node, opset: int) -> SplitPlan | Skip:
+def decode_split(node: gs.Node, opset: int) -> SplitPlan | Skip:
     """Decode every Split form into a SplitPlan, or say why it cannot be rewritten exactly.
 
     Forms: ``split`` attribute (opsets 1-12), ``split`` input (opset 1 and >= 13), neither
