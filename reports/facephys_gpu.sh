@@ -15,8 +15,10 @@
 # If the sha256 check fails (exit 3), the machine went back in between: start the transfer again.
 #
 # $OUT gets facephys_gpu.json (copy it to reports/, then `python reports/facephys_report.py`),
-# facephys_gpu.log, optimize_cuda.json, optimize_batch.json.
-# Variables: FACEPHYS_ARGS (extra arguments for facephys_gpu.py), FACEPHYS_BUDGET_S (default 300);
+# facephys_gpu.log, optimize_cuda.json, optimize_batch.json, facephys_gpu_profile.json (the CUDA
+# kernels of one frame; `bash reports/facephys_gpu.sh --profile-only` runs only that).
+# Variables: FACEPHYS_ARGS (extra arguments for facephys_gpu.py), FACEPHYS_BUDGET_S (default 300),
+# FACEPHYS_PROFILE_ARGS (for facephys_gpu_profile.py, e.g. --variant nhwc=prefer_nhwc=1);
 # SITE, JXSITE, CH, WORK (default /tmp/site, /tmp/jxsite, /tmp/ch, /tmp/facephys) to rehearse elsewhere.
 # The tree travels with every call: calls 1..n-1 (a 52 MiB part each) fit 64 MiB while it stays under
 # ~12 MiB; --plan says the headroom, and `--resplit 40M` cuts the staged wheel into smaller parts.
@@ -98,12 +100,18 @@ python3 -m onnxfit optimize "$model" -o $WORK/facephys_cuda_batch.onnx --target 
 args=(--original "$model" --jax-dir .gpu/jax --out "$OUT" --budget-s "${FACEPHYS_BUDGET_S:-300}")
 [ -f $WORK/facephys_cuda.onnx ] && args+=(--optimized $WORK/facephys_cuda.onnx)
 [ -f $WORK/facephys_cuda_batch.onnx ] && args+=(--batched $WORK/facephys_cuda_batch.onnx)
-# 4. the measurements (writes $OUT/facephys_gpu.json after every stage)
-# shellcheck disable=SC2086
-python3 reports/facephys_gpu.py "${args[@]}" ${FACEPHYS_ARGS:-} 2>&1 | tee "$OUT/facephys_gpu.log"
-rc=${PIPESTATUS[0]}
+# 4. the measurements (writes $OUT/facephys_gpu.json after every stage), then the kernels of one frame
+#    (--profile-only: the kernels alone)
+rc=0
+if [ "${1:-}" != "--profile-only" ]; then
+  # shellcheck disable=SC2086
+  python3 reports/facephys_gpu.py "${args[@]}" ${FACEPHYS_ARGS:-} 2>&1 | tee "$OUT/facephys_gpu.log"
+  rc=${PIPESTATUS[0]}
+fi
 if [ -f $WORK/facephys_cuda.onnx ]; then
-  python3 reports/facephys_gpu_profile.py --model $WORK/facephys_cuda.onnx --out "$OUT" 2>&1 | tee "$OUT/facephys_gpu_profile.log" \
+  # shellcheck disable=SC2086
+  python3 reports/facephys_gpu_profile.py --model $WORK/facephys_cuda.onnx --out "$OUT" ${FACEPHYS_PROFILE_ARGS:-} 2>&1 \
+    | tee "$OUT/facephys_gpu_profile.log" \
     || echo "kernel profile failed: see facephys_gpu_profile.log"
 fi
 ls -l "$OUT"

@@ -9,10 +9,15 @@ carried, batch 1:
 
 Per runner: kernels per frame, the sum of their durations (GPU busy time) and the wall time per
 frame, and the kernels grouped by name (the 25 with the most time). Busy time far below wall time
-means the frame is bound by the count of kernels, not by what they compute. Writes
+means the frame is bound by the count of kernels, not by what they compute.
+
+``--variant NAME=key=value[,key=value]`` adds a `stream()` runner opened with those CUDA provider
+options (``nhwc=prefer_nhwc=1``): profiled like the others, and timed against the plain `stream()`
+without the profiler, interleaved (``--rounds`` x ``--frames`` calls each, medians). Writes
 ``facephys_gpu_profile.json`` into ``--out``.
 
-    python3 reports/facephys_gpu_profile.py --model /tmp/facephys/facephys_cuda.onnx --out $OUT
+    python3 reports/facephys_gpu_profile.py --model /tmp/facephys/facephys_cuda.onnx --out $OUT \
+        --variant nhwc=prefer_nhwc=1
 """
 
 from __future__ import annotations
@@ -68,11 +73,40 @@ def profile(step, frames: int) -> dict:
     }
 
 
+def stream_of(planned, frames):
+    """One frame per call of ``planned.stream()``, states on the device."""
+    runner = planned.stream()
+    count = [0]
+
+    def step() -> None:
+        count[0] += 1
+        runner.run({"input": frames[count[0] % len(frames)], "dt": DT})
+
+    return step
+
+
+def interleaved(steps: dict, rounds: int, frames: int) -> dict:
+    """Median wall ms per frame of each runner, the runners alternating round by round."""
+    import torch
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(rounds):
+        for name in list(steps)[r % len(steps):] + list(steps)[:r % len(steps)]:
+            for _ in range(frames):
+                start = time.perf_counter()
+                steps[name]()
+                torch.cuda.synchronize()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: round(float(np.median(v)), 4) for name, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the cuda-optimized FacePhys model")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--variant", action="append", default=[], help="NAME=key=value[,key=value]")
     args = parser.parse_args()
     import onnxruntime as ort
 
@@ -82,19 +116,26 @@ def main() -> None:
     options = ort.SessionOptions()
     plain = OrtStream(ort.InferenceSession(str(args.model), options, providers=["CUDAExecutionProvider"]))
     result["plain"] = profile(plain.step, args.frames)
-    planned = onnxfit.session(str(args.model), target="cuda")
-    runner = planned.stream()
-    frames = plain.frames
-    count = [0]
-
-    def stream_step() -> None:
-        count[0] += 1
-        runner.run({"input": frames[count[0] % len(frames)], "dt": DT})
-
-    result["stream"] = profile(stream_step, args.frames)
+    steps = {"stream": stream_of(onnxfit.session(str(args.model), target="cuda"), plain.frames)}
+    result["variants"] = {}
+    for variant in args.variant:
+        name, options = variant.split("=", 1)
+        options = dict(item.split("=", 1) for item in options.split(","))
+        try:
+            planned = onnxfit.session(str(args.model), target="cuda", provider_options=options)
+            steps[name] = stream_of(planned, plain.frames)
+            result["variants"][name] = {"provider_options": options, "plan": planned.plan.to_dict()}
+        except Exception as error:  # an option this build lacks: recorded, the others still run
+            result["variants"][name] = {"provider_options": options, "error": f"{type(error).__name__}: {error}"}
+    for name, step in steps.items():
+        result[name] = profile(step, args.frames)
+    if len(steps) > 1:
+        result["timing"] = interleaved(steps, args.rounds, args.frames)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "facephys_gpu_profile.json").write_text(json.dumps(result, indent=1) + "\n")
-    for key in ("plain", "stream"):
+    if "timing" in result:
+        print("interleaved, median ms per frame:", result["timing"])
+    for key in ("plain", *steps):
         r = result[key]
         print(f"{key}: {r['kernels_per_frame']} kernels/frame, busy {r['busy_ms_per_frame']} ms, "
               f"wall {r['wall_ms_per_frame']} ms, mean kernel {r['mean_kernel_us']} us")
