@@ -73,6 +73,12 @@ def profile(step, frames: int) -> dict:
     }
 
 
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
 def stream_of(planned, frames):
     """One frame per call of ``planned.stream()``, states on the device."""
     runner = planned.stream()
@@ -112,7 +118,9 @@ def main() -> None:
 
     import onnxfit
 
-    result: dict = {"model": str(args.model), "onnxruntime": ort.__version__}
+    result: dict = {"model": str(args.model), "onnxruntime": ort.__version__, "gpu": _gpu_name(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "command": "python3 reports/facephys_gpu_profile.py " + " ".join(sys.argv[1:])}
     options = ort.SessionOptions()
     plain = OrtStream(ort.InferenceSession(str(args.model), options, providers=["CUDAExecutionProvider"]))
     result["plain"] = profile(plain.step, args.frames)

@@ -282,20 +282,28 @@ def short_kernel(name: str) -> str:
 
 
 def profile_section(d: dict, gpu: dict | None) -> list[str]:
-    """The CUDA kernels of one frame (facephys_gpu_profile.json), from the same GPU run."""
-    name = (gpu or {}).get("gpu", {}).get("name", "the GPU of the run above")
+    """The CUDA kernels of one frame (facephys_gpu_profile.json), and stream() under other CUDA
+    provider options where the run had variants."""
+    name = d.get("gpu") or (gpu or {}).get("gpu", {}).get("name", "the GPU of the run above")
     lines = ["### Kernels per frame (CUDA EP, CUPTI)", "",
-             f"`python3 reports/facephys_gpu_profile.py` after the timing, same machine ({name}), onnxruntime "
-             f"{d['onnxruntime']}, the cuda-optimized model, {d['plain']['frames']} frames under torch's profiler "
-             "(it slows the host side: wall times here are above the table's). Busy = the sum of the kernels' own "
-             "durations per frame.", "",
+             f"`{d.get('command', 'python3 reports/facephys_gpu_profile.py')}` ({d.get('date', 'after the timing')}, "
+             f"{name}, onnxruntime {d['onnxruntime']}): the cuda-optimized model, {d['plain']['frames']} frames under "
+             "torch's profiler (it slows the host side: wall times here are above the table's). Busy = the sum of "
+             "the kernels' own durations per frame.", "",
              "| runner | kernels + copies / frame | GPU busy ms / frame | wall ms / frame | mean kernel µs |",
              "|---|---:|---:|---:|---:|"]
     labels = {"plain": "plain CUDA EP, host states", "stream": "`onnxfit.session(...).stream()` (CUDA graph)"}
+    for key, options in d.get("variants", {}).items():
+        if key in d:
+            labels[key] = "`stream()` with " + ", ".join(f"{k}={v}" for k, v in options["provider_options"].items())
     for key, label in labels.items():
         r = d[key]
         lines.append(f"| {label} | {r['kernels_per_frame']:g} | {r['busy_ms_per_frame']:.3f} | "
                      f"{r['wall_ms_per_frame']:.3f} | {r['mean_kernel_us']:.2f} |")
+    if d.get("timing"):
+        lines += ["", "Without the profiler, the `stream()` runners interleaved round by round (each call followed by a "
+                  "device synchronize), median ms per frame: " + ", ".join(
+                      f"{labels.get(k, k)} {v:.3f}" for k, v in d["timing"].items()) + "."]
     lines += ["", "Most time per frame under `stream()`:", "", "| µs / frame | launches / frame | kernel |", "|---:|---:|---|"]
     for row in d["stream"]["top"][:10]:
         lines.append(f"| {row['us_per_frame']:.1f} | {row['per_frame']:g} | `{short_kernel(row['kernel'])}` |")
