@@ -126,6 +126,29 @@ def test_cuda_plan_captures_a_graph_for_a_static_fragmented_model(saved):
     assert plan.output_shapes == {"y": [1, 8]}
 
 
+def conv_in_layout(nhwc: bool) -> onnx.ModelProto:
+    """A 3x3 Conv + Relu; with ``nhwc`` in TensorFlow's layout, wrapped in Transposes as tf2onnx writes it."""
+    inits = [_weight("w", [4, 4, 3, 3], 7)]
+    conv = [helper.make_node("Conv", ["xc", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"])]
+    if not nhwc:
+        conv[0].input[0], conv[1].output[0] = "x", "y"
+        return make_model(conv, [tensor_info("x", [1, 4, 8, 8])], [tensor_info("y", [1, 4, 8, 8])], inits)
+    nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]), *conv,
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])]
+    return make_model(nodes, [tensor_info("x", [1, 8, 8, 4])], [tensor_info("y", [1, 8, 8, 4])], inits)
+
+
+def test_cuda_plan_prefers_nhwc_for_convs_wrapped_in_layout_transposes(saved):
+    plan = plan_session(saved(conv_in_layout(nhwc=True)), "cuda", available_providers=CUDA)
+    assert plan.options()["prefer_nhwc"] == "1" and plan.cuda_graph
+    assert any(r.startswith("prefer_nhwc=1: 1 of 1 Convs") for r in plan.reasons)
+    nchw = plan_session(saved(conv_in_layout(nhwc=False), "nchw.onnx"), "cuda", available_providers=CUDA)
+    assert "prefer_nhwc" not in nchw.options()
+    caller = plan_session(saved(conv_in_layout(nhwc=True)), "cuda", available_providers=CUDA,
+                          provider_options={"prefer_nhwc": "0"})
+    assert caller.options()["prefer_nhwc"] == "0"
+
+
 def test_cuda_plan_without_fixed_shapes_runs_plain_and_says_to_pass_input_shapes(saved):
     plan = plan_session(saved(recurrent_head(batch="N")), "cuda", available_providers=CUDA)
     assert not plan.cuda_graph and "enable_cuda_graph" not in plan.options()

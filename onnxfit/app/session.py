@@ -182,14 +182,52 @@ def _plan_coreml(model_format: str):
 
 
 def _plan_cuda(p: SessionPlan, model, skeleton, available) -> dict[str, str]:
+    options = {"device_id": "0"}
+    wrapped, convs = _nhwc_convs(skeleton)
+    if wrapped and installed_ort_version() >= (1, 20):
+        options["prefer_nhwc"] = "1"
+        p.reasons.append(f"prefer_nhwc=1: {wrapped} of {convs} Convs sit between NHWC -> NCHW and NCHW -> NHWC "
+                         "Transposes (a TensorFlow export's layout); run in NHWC, ONNX Runtime drops those Transposes")
     problems = _cuda_graph_problems(p, model)
     if problems:
         p.reasons.append("enable_cuda_graph off: " + "; ".join(problems))
-        return {"device_id": "0"}
+        return options
     p.cuda_graph = True
     p.reasons.append("enable_cuda_graph=1: fixed shapes, no control flow, every node on CUDA or in host-only "
                      "shape math (no device copies); run() replays the graph on fixed device buffers")
-    return {"device_id": "0", "enable_cuda_graph": "1"}
+    return {**options, "enable_cuda_graph": "1"}
+
+
+_NHWC_TO_NCHW, _NCHW_TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
+_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh")
+
+
+def _nhwc_convs(skeleton: onnx.ModelProto) -> tuple[int, int]:
+    """(2-D Convs that read an NHWC -> NCHW Transpose and whose output, through at most one
+    activation, only an NCHW -> NHWC Transpose reads; all Convs) of the main graph."""
+    nodes = skeleton.graph.node
+    producers = {out: n for n in nodes for out in n.output}
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+
+    def is_transpose(node, perm) -> bool:
+        return node is not None and node.op_type == "Transpose" and node.domain in ("", "ai.onnx") and \
+            [list(a.ints) for a in node.attribute if a.name == "perm"] == [perm]
+
+    def only_reader(name: str):
+        found = readers.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    convs = [n for n in nodes if n.op_type == "Conv" and n.domain in ("", "ai.onnx")]
+    wrapped = 0
+    for conv in convs:
+        after = only_reader(conv.output[0])
+        if after is not None and after.op_type in _ACTIVATIONS:
+            after = only_reader(after.output[0])
+        wrapped += is_transpose(producers.get(conv.input[0]), _NHWC_TO_NCHW) and is_transpose(after, _NCHW_TO_NHWC)
+    return wrapped, len(convs)
 
 
 def _cuda_graph_problems(p: SessionPlan, model: ModelSource) -> list[str]:
