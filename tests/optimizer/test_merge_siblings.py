@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper, numpy_helper
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
 
 from onnxfit.app.optimize import optimize_model
 from tests.conftest import assert_same_outputs, make_model, op_count, tensor_info
@@ -91,3 +93,36 @@ def test_the_default_pipeline_runs_it_for_cpu_and_cuda():
         out = optimize_model(model, target=target).model
         assert op_count(out, "Split") == 2
         assert_same_outputs(model, out, feeds(), exact=True)
+
+
+X_SHAPES = [(), (1, 4), (3, 1), (1, 1)]
+CONSTANT_SHAPES = [(3, 4), (3, 4), (4,), (3, 1), (1, 4), ()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(X_SHAPES),
+       st.lists(st.tuples(st.sampled_from(["Add", "Sub", "Mul", "Div"]), st.integers(0, 1),
+                          st.sampled_from(CONSTANT_SHAPES), st.booleans()), min_size=1, max_size=6),
+       st.booleans(), st.integers(0, 2**16))
+def test_random_siblings_and_their_readers_stay_bit_exact(x_shape, siblings, one_op, seed):
+    """Any mix of ops, sides and constant shapes on one value (``one_op``: all of the first's op
+    and side, so that they merge), each result maybe read once more by the same kind of node:
+    merged or not, the outputs are bit for bit the original's."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, outputs = [], [], []
+    for i, (op, side, shape, follow) in enumerate(siblings):
+        op, side = (siblings[0][0], siblings[0][1]) if one_op else (op, side)
+        inits.append(const(f"c{i}", rng.standard_normal(shape) + 3.0))
+        inputs = ["x", f"c{i}"] if side == 0 else [f"c{i}", "x"]
+        nodes.append(helper.make_node(op, inputs, [f"s{i}"]))
+        out = f"s{i}"
+        if follow:
+            inits.append(const(f"d{i}", rng.standard_normal(shape) + 3.0))
+            nodes.append(helper.make_node(op, [f"s{i}", f"d{i}"], [f"f{i}"]))
+            out = f"f{i}"
+        outputs.append(tensor_info(out, list(np.broadcast_shapes(x_shape, shape))))
+    model = make_model(nodes, [tensor_info("x", list(x_shape))], outputs, inits)
+    result = optimize_model(model, target="cpu", passes=["merge-siblings"])
+    feeds = {"x": np.asarray(rng.standard_normal(x_shape) + 3.0, dtype=np.float32)}
+    assert_same_outputs(model, result.model, feeds, exact=True)
+    assert len(result.model.graph.node) <= len(model.graph.node)
