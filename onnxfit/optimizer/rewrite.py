@@ -116,12 +116,13 @@ class MatchContext:
         ``target_takes_as`` does) instead of taking nothing."""
         return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(node)
 
-    def target_takes_as(self, node: gs.Node, op: str) -> bool:
-        """True when the target EP would run ``op`` on ``node``'s inputs and outputs (no attributes):
-        asks the profile about a replacement before building it. With no ``--ort-version`` (any
-        release) the oldest profiled release is asked: the replacement must hold for every one."""
-        probe = SimpleNamespace(op=op, domain=node.domain, name=node.name, inputs=node.inputs, outputs=node.outputs,
-                                attrs={})
+    def target_takes_as(self, node: gs.Node, op: str, inputs: list[gs.Tensor] | None = None) -> bool:
+        """True when the target EP would run ``op`` on ``node``'s inputs (or the ``inputs`` the
+        replacement reads) and outputs, no attributes: asks the profile about a replacement before
+        building it. With no ``--ort-version`` (any release) the oldest profiled release is asked:
+        the replacement must hold for every one."""
+        probe = SimpleNamespace(op=op, domain=node.domain, name=node.name,
+                                inputs=node.inputs if inputs is None else inputs, outputs=node.outputs, attrs={})
         return self._acceptor(self.pass_ctx.ort_version or OLDEST_PROFILED)(probe)
 
     def runtime_folds(self, node: gs.Node) -> bool:
@@ -135,11 +136,11 @@ class MatchContext:
             self._removed_at_load = removed_at_load(export_graph(self.root))
         return any(t.name in self._removed_at_load for t in node.outputs)
 
-    def target_runs_as(self, node: gs.Node, op: str) -> bool:
+    def target_runs_as(self, node: gs.Node, op: str, inputs: list[gs.Tensor] | None = None) -> bool:
         """``target_takes_as``, where a target without a support profile (the CPU EP: every ONNX op
         has a kernel) runs any op: for rules that build an op every EP has, where a profile is asked
         only so that a fusion never moves nodes off the target EP."""
-        return profile_for(self.pass_ctx.target) is None or self.target_takes_as(node, op)
+        return profile_for(self.pass_ctx.target) is None or self.target_takes_as(node, op, inputs)
 
     def replacement_needed(self, node: gs.Node, op: str) -> bool | Skip | None:
         """For rules that swap an op the target EP lacks for an equivalent it takes: None when the EP

@@ -22,8 +22,6 @@ relative). ``--exact`` leaves it out.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import onnx_graphsurgeon as gs
 
@@ -65,7 +63,7 @@ class ReduceSumToMatMulPass(RewriteRule):
                 continue
             if _axes(node, ctx.opset, len(shape)) != [len(shape) - 1]:
                 return None  # not a sum over the last axis alone
-            if not ctx.target_runs_as(_matmul_probe(node, x, v, k, dtype, ctx), "MatMul"):
+            if not ctx.target_runs_as(node, "MatMul", [x, _column_probe(v, k, dtype, ctx)]):
                 return Skip("the target EP takes no MatMul of these inputs")
             return x, v, k, dtype
         return None
@@ -113,10 +111,9 @@ def _existing_column(graph: gs.Graph, v: gs.Tensor, k: int) -> gs.Tensor | None:
     return None
 
 
-def _matmul_probe(node: gs.Node, x: gs.Tensor, v: gs.Tensor, k: int, dtype, ctx: MatchContext) -> SimpleNamespace:
-    """The MatMul the rewrite builds, as the EP profile sees it: the column is a constant when v is."""
+def _column_probe(v: gs.Tensor, k: int, dtype, ctx: MatchContext) -> gs.Tensor:
+    """The ``[K, 1]`` column the rewrite builds, as the EP profile sees it: a constant when v is."""
     name = f"{v.name}_column_probe"
     value = constant_value(v, ctx.opset)
-    column = gs.Constant(name, np.asarray(value).reshape(k, 1)) if value is not None else \
+    return gs.Constant(name, np.asarray(value).reshape(k, 1)) if value is not None else \
         gs.Variable(name, dtype=dtype, shape=[k, 1])
-    return SimpleNamespace(op="MatMul", domain="", name=node.name, inputs=[x, column], outputs=node.outputs, attrs={})

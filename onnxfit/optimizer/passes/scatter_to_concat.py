@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -158,7 +157,6 @@ def _ep_takes_parts(node: gs.Node, plan: ScatterPlan, ctx: MatchContext) -> Scat
         shape = gs.Constant(f"{node.name}_probe_shape", np.asarray(plan.block, dtype=np.int64))
         wanted.append(("Reshape", [updates, shape]))
     for op, inputs in wanted:
-        probe = SimpleNamespace(domain=node.domain, name=node.name, inputs=inputs, outputs=node.outputs)
-        if not ctx.target_takes_as(probe, op):
+        if not ctx.target_takes_as(node, op, inputs):
             return Skip(f"the target EP takes no {op} of these values either at this --ort-version")
     return plan
