@@ -23,6 +23,7 @@ PASSES = {
     "concat-chains": PassInfo(1, exact=True),
     "constant-chains": PassInfo(1, exact=False),
     "dedupe-nodes": PassInfo(2, exact=True),
+    "dense-conv-to-gemm": PassInfo(1, exact=False),
     "dynamic-batch": PassInfo(6, exact=True),
     "eliminate-noops": PassInfo(2, exact=True),
     "flatten-to-reshape": PassInfo(1, exact=True),

@@ -56,7 +56,10 @@ SIMPLIFICATION_RULES = _LEAN
 # Targets whose EPs lack If/Loop and run dynamic shapes on the CPU: a node they refuse is a CPU
 # island between partitions, so rewrites there weigh partitions over node counts.
 MOBILE_TARGETS = ("coreml", "coreml-nn", "nnapi")
-_KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "fold-batchnorm")
+# dense-conv-to-gemm joins the simplification rules' fixpoint rounds (the next listed), so that
+# reshape-chains merges its Reshapes with the exporter's; not on the mobile targets, whose EPs run
+# a 1x1 Conv over a batch of 1x1 images as well as a Gemm.
+_KERNEL = ("initializer-inputs", "fold-shapes", "inline-if", *_LEAN, "dense-conv-to-gemm", "fold-batchnorm")
 # rnn-step after them: it needs the sequence length that fixed shapes and inlined branches reveal.
 # fold-batchnorm after fold-shapes: BNs on folded or constant weights fold into the op before them.
 # lower-rank after the simplification rules: it sees the final ops, and folds its Reshapes into the

@@ -12,7 +12,13 @@ of them is one Reshape to the last shape. Exporters write such chains all the ti
    (written ``-1``), becomes a Reshape of the chain's first input to that shape.
 4. On the mobile targets (CoreML, NNAPI), whose Reshape builders need the data's shape static,
    rule 3 applies only when the chain's first input has a static shape.
-The nodes earlier in the chain go when nothing else reads them. Exact: only dims change names.
+5. A chain interrupted by one element-wise op that reads one value (a unary op, or a Clip with
+   constant bounds), ``reshape -> op -> reshape`` with each output read only by the next node, runs
+   the op on the first reshape's input and keeps the last reshape alone (as a Reshape to its
+   output shape, by rules 2 and 3): tf2onnx writes a time-distributed activation that way, and
+   dense-conv-to-gemm leaves ``Gemm -> Reshape -> Clip -> Reshape`` (FacePhys: 8).
+The nodes earlier in the chain go when nothing else reads them. Exact: only dims change names, and
+an element-wise op computes each element alone.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ class ReshapeChainsPass(RewriteRule):
         if not node.inputs or is_omitted(node.inputs[0]):
             return None
         first = producer(node.inputs[0])
-        if first is None or first.op not in _RESHAPES or first.domain not in (None, "", "ai.onnx"):
+        if first is not None and _is_elementwise_step(first, ctx):
+            return _across_elementwise(node, first, ctx)
+        if not _is_reshape(first):
             return None
         source = first.inputs[0]
         if node.op == "Reshape":
@@ -59,8 +67,14 @@ class ReshapeChainsPass(RewriteRule):
             return None  # rule 4
         return source, target
 
-    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: tuple[gs.Tensor, list[int] | None],
-                ctx: MatchContext) -> None:
+    def rewrite(self, graph: gs.Graph, node: gs.Node, plan: tuple, ctx: MatchContext) -> None:
+        if len(plan) == 3:  # rule 5: the element-wise op reads the chain's first input
+            step, source, target = plan
+            set_input(step, 0, source)
+            step.outputs[0].shape = source.shape
+            plan = (step.outputs[0], target)
+            if target is None:
+                return
         source, target = plan
         if target is None:
             set_input(node, 0, source)
@@ -69,6 +83,41 @@ class ReshapeChainsPass(RewriteRule):
         node.op = "Reshape"
         node.attrs.clear()
         set_inputs(node, [source, shape])
+
+
+# One data input, every other input (Clip's bounds) a constant scalar: an op on each element alone.
+_UNARY = {"Abs", "Ceil", "Clip", "Cos", "Elu", "Erf", "Exp", "Floor", "HardSigmoid", "HardSwish", "LeakyRelu", "Log",
+          "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Softplus", "Softsign", "Sqrt", "Tanh"}
+
+
+def _is_reshape(node: gs.Node | None) -> bool:
+    return node is not None and node.op in _RESHAPES and node.domain in (None, "", "ai.onnx")
+
+
+def _is_elementwise_step(node: gs.Node, ctx: MatchContext) -> bool:
+    """Rule 5: a unary element-wise op between two reshapes, read only by the second."""
+    if node.op not in _UNARY or node.domain not in (None, "", "ai.onnx") or len(node.outputs) != 1:
+        return False
+    if not node.inputs or not _is_reshape(producer(node.inputs[0])):
+        return False
+    bounds = [t for t in node.inputs[1:] if not is_omitted(t)]
+    if any(not isinstance(t, gs.Constant) or int(np.prod(t.shape)) != 1 or len(t.shape) != 0 for t in bounds):
+        return False
+    out = node.outputs[0]
+    return len(out.outputs) == 1 and id(out) not in ctx.graph_outputs and len(node.inputs[0].outputs) == 1 \
+        and id(node.inputs[0]) not in ctx.graph_outputs
+
+
+def _across_elementwise(node: gs.Node, step: gs.Node, ctx: MatchContext) -> tuple | None:
+    """Rule 5's plan: (the op, the first reshape's input, the last reshape's target or None)."""
+    source = producer(step.inputs[0]).inputs[0]
+    if node.op == "Reshape":
+        shape = small_constant(node.inputs[1]) if len(node.inputs) > 1 else None
+        return None if shape is None or np.any(shape == 0) else (step, source, None)
+    target = _output_shape(node.outputs[0])
+    if target is None or (ctx.pass_ctx.target in MOBILE_TARGETS and static_shape(source) is None):
+        return None
+    return step, source, target
 
 
 def _output_shape(tensor: gs.Tensor) -> list[int] | None:
