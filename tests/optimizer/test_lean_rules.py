@@ -293,6 +293,46 @@ def test_reshape_squeeze_unsqueeze_chains_become_one_reshape_bit_exact():
     assert_same_outputs(model, result.model, random_feeds(model))
 
 
+@pytest.mark.parametrize("last", ["Reshape", "Squeeze"])
+def test_an_elementwise_op_between_reshapes_runs_on_the_first_input_bit_exact(last):
+    # tf2onnx's time-distributed activation, and dense-conv-to-gemm's Gemm -> Reshape -> Clip -> Reshape.
+    tail = (helper.make_node("Reshape", ["c", "s2"], ["y"]) if last == "Reshape"
+            else helper.make_node("Squeeze", ["c", "ax"], ["y"]))
+    model = make_model([
+        helper.make_node("Reshape", ["x", "s1"], ["a"]),
+        helper.make_node("Clip", ["a", "lo", "hi"], ["c"]),
+        tail,
+    ], [tensor_info("x", [6, 4])], [tensor_info("y", [2, 3, 4])],
+        [const("s1", np.array([1, 2, 3, 4], np.int64)), const("s2", np.array([2, 3, 4], np.int64)),
+         const("ax", np.array([0], np.int64)), const("lo", np.array(-0.5, np.float32)),
+         const("hi", np.array(0.5, np.float32))])
+    result = lean(model, ["reshape-chains"])
+    assert [n.op_type for n in result.model.graph.node] == ["Clip", "Reshape"]
+    assert result.model.graph.node[0].input[0] == "x"
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
+@pytest.mark.parametrize("case", ["bound is computed", "op read twice", "binary op"])
+def test_an_op_between_reshapes_that_is_not_alone_on_each_element_keeps_its_chain(case):
+    inputs = ["a", "lo", "hi"]
+    inits = [const("s1", np.array([1, 2, 3, 4], np.int64)), const("s2", np.array([2, 3, 4], np.int64)),
+             const("lo", np.array(-0.5, np.float32)), const("hi", np.array(0.5, np.float32))]
+    extra, outputs = [], [tensor_info("y", [2, 3, 4])]
+    op = "Clip"
+    if case == "bound is computed":
+        extra = [helper.make_node("Neg", ["hi"], ["lo"])]
+        del inits[2]
+    elif case == "op read twice":
+        outputs.append(tensor_info("c", [1, 2, 3, 4]))
+    else:
+        op, inputs = "Add", ["a", "a"]
+    model = make_model([*extra, helper.make_node("Reshape", ["x", "s1"], ["a"]), helper.make_node(op, inputs, ["c"]),
+                        helper.make_node("Reshape", ["c", "s2"], ["y"])], [tensor_info("x", [6, 4])], outputs, inits)
+    result = lean(model, ["reshape-chains"])
+    assert op_count(result.model, "Reshape") == 2
+    assert_same_outputs(model, result.model, random_feeds(model))
+
+
 def test_a_reshape_that_copies_a_dim_with_zero_keeps_its_chain():
     model = make_model([
         helper.make_node("Reshape", ["x", "s1"], ["a"]),

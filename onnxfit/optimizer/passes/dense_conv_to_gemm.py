@@ -14,8 +14,9 @@ It is a dense layer: ``Y[n, k] = sum_c X[n, c] * W[k, c] + B[k]``. Rules:
 4. ``Reshape(X, [N, C])`` (merged by reshape-chains into the Reshape that usually writes X),
    ``Gemm(rows, W[K, C], B, transB=1)`` and a Reshape back to ``[N, K, 1, ..., 1]`` replace it.
 Not exact in general: the Gemm kernel may sum the C products in another order than the Conv kernel.
-On ONNX Runtime's CPU EP they agree bit for bit from C = 8 (its blocked-channel convolution) on
-every shape measured (C = 32 to 256); below, the Conv takes another path and one rounding differs:
+On ONNX Runtime's CPU EP at its default optimization level they agree bit for bit from C = 8 (the
+blocked-channel NCHWc Conv) on every shape measured (C = 32 to 256; with optimizations off, within
+1e-6); below, the Conv takes another path and one rounding differs:
 FacePhys's first layer (C = 3) would move a carried state by 2.5e-4 over 300 frames, so rule 2
 leaves such Convs alone. ``--exact`` leaves the pass out.
 """
