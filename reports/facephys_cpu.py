@@ -11,6 +11,8 @@ In one process, states carried frame to frame (host numpy arrays), batch 1, `dt`
   (reports/_work/facephys_cpu.onnx unless --optimized names one);
 - `litert`: LiteRT (`ai-edge-litert`, pinned below; XNNPACK, its default CPU delegate) with
   num_threads=1 on ../shared/models/facephys/model.tflite;
+- `ort_convolutions`: ONNX Runtime, the same options, on the optimized model's Conv nodes alone
+  (same input shapes, weights and attributes; inputs random): the float floor under ORT's frame;
 - `onnxfit_session_cpu`: `onnxfit.session(model, target="cpu")` as a user opens it: the model
   `prepare()` rewrote for target cpu (same passes as `ort_optimized`), ONNX Runtime's default thread
   count (see "session_threads" in the JSON).
@@ -119,6 +121,61 @@ def optimized_model(original: Path, given: Path | None) -> tuple[Path, dict]:
                  "changed": info["changed"], "nodes_before": info["nodes_before"], "nodes_after": info["nodes_after"],
                  "passes": [{k: p.get(k) for k in ("name", "changed", "rewritten", "folded", "notes")}
                             for p in info["passes"]]}
+
+
+class ConvolutionsAlone:
+    """The optimized model's Conv nodes alone, each reading a random input of its shape: how long the
+    float convolutions take on their own, and at how many GFLOP/s (2 per multiply-add)."""
+
+    def __init__(self, model: Path, threads: int = 1) -> None:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+        graph = shape_inference.infer_shapes(onnx.load(str(model))).graph
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.value_info, *graph.input)}
+        weights = {t.name: t for t in graph.initializer}
+        convs = [n for n in graph.node if n.op_type == "Conv"]
+        nodes, inputs, outputs, used, self.macs = [], [], [], {}, 0
+        for k, conv in enumerate(convs):
+            nodes.append(helper.make_node("Conv", [f"x{k}", *conv.input[1:]], [f"y{k}"]))
+            nodes[-1].attribute.extend(conv.attribute)
+            inputs.append(helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, shapes[conv.input[0]]))
+            outputs.append(helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, None))
+            used.update({name: weights[name] for name in conv.input[1:] if name in weights})
+            kernel = numpy_helper.to_array(weights[conv.input[1]]).shape
+            self.macs += int(np.prod(shapes[conv.output[0]])) * int(np.prod(kernel[1:]))
+        self.count = len(convs)
+        proto = helper.make_model(helper.make_graph(nodes, "convolutions", inputs, outputs, list(used.values())),
+                                  opset_imports=[o for o in onnx.load(str(model)).opset_import if o.domain in ("", "ai.onnx")])
+        self.session = ort.InferenceSession(proto.SerializeToString(), ort_options(threads=threads),
+                                            providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        self.feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in self.session.get_inputs()}
+
+    def step(self) -> list:
+        return self.session.run(None, self.feeds)
+
+
+def matmul_gflops(size: int = 768, calls: int = 20) -> float:
+    """GFLOP/s of ONNX Runtime's one-thread float MatMul on ``size``-square matrices (best call): what
+    a compute-bound float kernel reaches on this core, to set the convolutions' rate against."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    square = [size, size]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, square) for n in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)])
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
+                                   ort_options(threads=1), providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).standard_normal(square).astype(np.float32)
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        session.run(None, {"a": a, "b": a})
+        best = min(best, time.perf_counter() - start)
+    return round(2 * size ** 3 / best / 1e9, 1)
 
 
 def _rel(path: Path) -> str:
@@ -232,15 +289,26 @@ def main() -> None:
         result["session_threads"] = {"error": error_text(exc)}
 
     result["parity"] = parity(streams)
+    timed = {name: s.step for name, s in streams.items()}
+    try:
+        convolutions = ConvolutionsAlone(optimized)
+        timed["ort_convolutions"] = convolutions.step
+        result["convolutions"] = {"model": _rel(optimized), "convs": convolutions.count,
+                                  "multiply_adds": convolutions.macs}
+    except Exception as exc:  # noqa: BLE001
+        result["convolutions"] = {"error": error_text(exc)}
     result["timing"] = {"rounds": args.rounds, "frames_per_round": args.frames, "warmup": args.warmup,
-                        "order": list(streams), "threads": {"ort_original": 1, "ort_optimized": 1, "litert": 1,
-                                                            "onnxfit_session_cpu": "ORT default"}}
+                        "order": list(timed), "threads": {"ort_original": 1, "ort_optimized": 1, "litert": 1,
+                                                          "ort_convolutions": 1, "onnxfit_session_cpu": "ORT default"}}
     load_before = os.getloadavg()
-    result["latency"] = interleave({name: s.step for name, s in streams.items()}, args.rounds, args.frames,
-                                   warmup=args.warmup)
+    result["latency"] = interleave(timed, args.rounds, args.frames, warmup=args.warmup)
     # Other work on the machine shows here: a 1-minute load above the core count means contended cores.
     result["load_average_1min"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
     lat = result["latency"]
+    if "median_ms" in lat.get("ort_convolutions", {}):
+        ms = lat["ort_convolutions"]["median_ms"]
+        result["convolutions"]["gflops"] = round(2 * result["convolutions"]["multiply_adds"] / (ms * 1e-3) / 1e9, 1)
+        result["convolutions"]["matmul_gflops"] = matmul_gflops()
     if "median_ms" in lat.get("ort_original", {}) and "median_ms" in lat.get("litert", {}):
         result["ratios"] = {"ort_original_over_litert": round(lat["ort_original"]["median_ms"] / lat["litert"]["median_ms"], 2)}
         if "median_ms" in lat.get("ort_optimized", {}):
