@@ -178,6 +178,30 @@ def matmul_gflops(size: int = 768, calls: int = 20) -> float:
     return round(2 * size ** 3 / best / 1e9, 1)
 
 
+def dispatch_us(nodes: int = 1000, calls: int = 50) -> float:
+    """ONNX Runtime's one-thread cost per node where a node computes almost nothing: a chain of
+    ``nodes`` Mul/Add on 4 floats (best call, microseconds per node)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    chain, value = [], "x"
+    for k in range(nodes):
+        chain.append(helper.make_node("Mul" if k % 2 else "Add", [value, "c"], [f"v{k}"]))
+        value = f"v{k}"
+    graph = helper.make_graph(chain, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info(value, TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(np.full([4], 1.0001, np.float32), "c")])
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
+                                   ort_options(threads=1), providers=["CPUExecutionProvider"])
+    feed = {"x": np.ones([1, 4], np.float32)}
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - start)
+    return round(best / nodes * 1e6, 3)
+
+
 def _rel(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -309,6 +333,7 @@ def main() -> None:
         ms = lat["ort_convolutions"]["median_ms"]
         result["convolutions"]["gflops"] = round(2 * result["convolutions"]["multiply_adds"] / (ms * 1e-3) / 1e9, 1)
         result["convolutions"]["matmul_gflops"] = matmul_gflops()
+        result["convolutions"]["dispatch_us_per_node"] = dispatch_us()
     if "median_ms" in lat.get("ort_original", {}) and "median_ms" in lat.get("litert", {}):
         result["ratios"] = {"ort_original_over_litert": round(lat["ort_original"]["median_ms"] / lat["litert"]["median_ms"], 2)}
         if "median_ms" in lat.get("ort_optimized", {}):
