@@ -12,9 +12,10 @@ frame, and the kernels grouped by name (the 25 with the most time). Busy time fa
 means the frame is bound by the count of kernels, not by what they compute.
 
 ``--variant NAME=key=value[,key=value]`` adds a `stream()` runner opened with those CUDA provider
-options (``nhwc=prefer_nhwc=1``): profiled like the others, and timed against the plain `stream()`
-without the profiler, interleaved (``--rounds`` x ``--frames`` calls each, medians). Writes
-``facephys_gpu_profile.json`` into ``--out``.
+options (``nhwc=prefer_nhwc=1``), or of another model (``model=PATH``, e.g. one written with other
+passes): profiled like the others, and timed against the plain `stream()` without the profiler,
+interleaved (``--rounds`` x ``--frames`` calls each, medians). Writes ``facephys_gpu_profile.json``
+into ``--out``.
 
     python3 reports/facephys_gpu_profile.py --model /tmp/facephys/facephys_cuda.onnx --out $OUT \
         --variant nhwc=prefer_nhwc=1
@@ -129,12 +130,14 @@ def main() -> None:
     for variant in args.variant:
         name, options = variant.split("=", 1)
         options = dict(item.split("=", 1) for item in options.split(","))
+        model = options.pop("model", str(args.model))
         try:
-            planned = onnxfit.session(str(args.model), target="cuda", provider_options=options)
+            planned = onnxfit.session(model, target="cuda", provider_options=options)
             steps[name] = stream_of(planned, plain.frames)
-            result["variants"][name] = {"provider_options": options, "plan": planned.plan.to_dict()}
+            result["variants"][name] = {"model": model, "provider_options": options, "plan": planned.plan.to_dict()}
         except Exception as error:  # an option this build lacks: recorded, the others still run
-            result["variants"][name] = {"provider_options": options, "error": f"{type(error).__name__}: {error}"}
+            result["variants"][name] = {"model": model, "provider_options": options,
+                                        "error": f"{type(error).__name__}: {error}"}
     for name, step in steps.items():
         result[name] = profile(step, args.frames)
     if len(steps) > 1:
