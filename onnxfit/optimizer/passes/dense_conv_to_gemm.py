@@ -10,8 +10,12 @@ It is a dense layer: ``Y[n, k] = sum_c X[n, c] * W[k, c] + B[k]``. Rules:
 2. Its input has a static shape ``[N, C, 1, ..., 1]`` with N > 1 (one image is a matrix-vector
    product either way: no faster, so left a Conv) and C >= 8, its weight is a constant ``[K, C, 1, ..., 1]``
    and its bias, if any, a constant ``[K]``. Strides and dilations do not matter on 1x1 images.
-3. The target EP runs a Gemm of these operands.
-4. ``Reshape(X, [N, C])`` (merged by reshape-chains into the Reshape that usually writes X),
+3. The input is written by a Reshape (or Squeeze, Unsqueeze, Flatten): the rows were another
+   tensor's, and the Reshape to rows merges into it. A Conv's own 1x1 feature maps (centerface at
+   batch 10, 32x32 input: its last stage) stay Convs: the EP runs the batch in one kernel, and the
+   Reshapes would be nodes of their own.
+4. The target EP runs a Gemm of these operands.
+5. ``Reshape(X, [N, C])`` (merged by reshape-chains into the Reshape that usually writes X),
    ``Gemm(rows, W[K, C], B, transB=1)`` and a Reshape back to ``[N, K, 1, ..., 1]`` replace it.
 Not exact in general: the Gemm kernel may sum the C products in another order than the Conv kernel.
 On ONNX Runtime's CPU EP at its default optimization level they agree bit for bit from C = 8 (the
@@ -27,7 +31,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import set_inputs
+from onnxfit.optimizer.edits import producer, set_inputs
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
@@ -53,6 +57,8 @@ class DenseConvToGemmPass(RewriteRule):
             return None
         shape = ctx.static_shape(node.inputs[0])
         if shape is None or len(shape) < 3 or shape[0] <= 1 or any(d != 1 for d in shape[2:]) or shape[1] < _MIN_CHANNELS:
+            return None
+        if not _is_reshape(producer(node.inputs[0])):
             return None
         weight = _constant(node.inputs[1])
         if weight is None or weight.ndim != len(shape) or weight.shape[1] != shape[1] \
@@ -88,6 +94,11 @@ class DenseConvToGemmPass(RewriteRule):
         node.op = "Reshape"
         node.attrs.clear()
         set_inputs(node, [product, nodes.int64_constant(graph, f"{base}_image_shape", [n, k] + [1] * (rank - 2))])
+
+
+def _is_reshape(node: gs.Node | None) -> bool:
+    return node is not None and node.op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten") and \
+        node.domain in (None, "", "ai.onnx")
 
 
 def _unpadded(node: gs.Node) -> bool:
