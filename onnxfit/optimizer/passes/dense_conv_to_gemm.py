@@ -8,7 +8,8 @@ It is a dense layer: ``Y[n, k] = sum_c X[n, c] * W[k, c] + B[k]``. Rules:
 
 1. Matched at a float Conv with group 1 and no padding (explicit zero pads, ``NOTSET`` or ``VALID``).
 2. Its input has a static shape ``[N, C, 1, ..., 1]`` with N > 1 (one image is a matrix-vector
-   product either way: no faster, so left a Conv) and C >= 8, its weight is a constant ``[K, C, 1, ..., 1]``
+   product either way: no faster, so left a Conv; a symbolic N, as ``--dynamic-batch`` leaves, may
+   be that one image) and C >= 8, its weight is a constant ``[K, C, 1, ..., 1]``
    and its bias, if any, a constant ``[K]``. Strides and dilations do not matter on 1x1 images.
 3. The input is written by a Reshape (or Squeeze, Unsqueeze, Flatten): the rows were another
    tensor's, and the Reshape to rows merges into it. A Conv's own 1x1 feature maps (centerface at
