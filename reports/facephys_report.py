@@ -320,7 +320,10 @@ def profile_section(d: dict, gpu: dict | None) -> list[str]:
     labels = {"plain": "plain CUDA EP, host states", "stream": "`onnxfit.session(...).stream()` (CUDA graph)"}
     for key, options in d.get("variants", {}).items():
         if key in d:
-            labels[key] = "`stream()` with " + ", ".join(f"{k}={v}" for k, v in options["provider_options"].items())
+            given = [f"{k}={v}" for k, v in options["provider_options"].items()]
+            if options.get("model") and options["model"] != d.get("model"):
+                given.insert(0, f"model {options['model']}")
+            labels[key] = f"`stream()`, {key}: " + ", ".join(given)
     for key, label in labels.items():
         r = d[key]
         lines.append(f"| {label} | {r['kernels_per_frame']:g} | {r['busy_ms_per_frame']:.3f} | "
@@ -335,8 +338,24 @@ def profile_section(d: dict, gpu: dict | None) -> list[str]:
     return lines
 
 
+def runs_section(runs: list[dict]) -> list[str]:
+    """``stream()`` against JAX in each GPU run: JAX's spread from run to run is as wide as the gap."""
+    lines = ["### `stream()` against JAX, run by run", "",
+             "| run | GPU | `stream()` median (p10) ms | JAX median (p10) ms | time / JAX's, median | p10 |",
+             "|---|---|---:|---:|---:|---:|"]
+    for d in runs:
+        lat = d.get("latency", {})
+        s, j = lat.get("onnxfit_session_stream", {}), lat.get("jax", {})
+        if "median_ms" not in s or "median_ms" not in j:
+            continue
+        lines.append(f"| {d['date']} | {d.get('gpu', {}).get('name')} | {s['median_ms']:.3f} ({s['p10_ms']:.3f}) | "
+                     f"{j['median_ms']:.3f} ({j['p10_ms']:.3f}) | {s['median_ms'] / j['median_ms']:.2f}x | "
+                     f"{s['p10_ms'] / j['p10_ms']:.2f}x |")
+    return lines
+
+
 def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path,
-           partitions: dict | None = None, profile: dict | None = None) -> str:
+           partitions: dict | None = None, profile: dict | None = None, repeats: list[dict] | None = None) -> str:
     lines = [
         "# FacePhys: a fragmented streaming model on CPU and GPU",
         "",
@@ -357,12 +376,15 @@ def render(cpu: dict | None, gpu: dict | None, cpu_path: Path, gpu_path: Path,
               "- GPU: stage with `../shared/gpu/prepare_ort_gpu.sh` and `../shared/gpu/prepare_facephys_jax.sh`, "
               "check with `bash reports/facephys_gpu.sh --plan` (prints the calls and carry lists), then make the "
               "calls back to back; the last one runs `bash reports/facephys_gpu.sh`. Copy `$OUT/facephys_gpu.json` "
-              "to reports/. `python reports/facephys_gpu.py --device cpu` checks the script anywhere.",
+              "to reports/ (a second run on the same warm machine as `facephys_gpu_repeat.json`). `python reports/facephys_gpu.py --device cpu` checks the script anywhere.",
               "- Partitions: `python reports/facephys_partitions.py` (writes reports/facephys_partitions.json).",
               "- This page: `python reports/facephys_report.py`."]
     lines.append("")
     if gpu:
         lines += gpu_section(gpu)
+        if repeats:
+            lines += ["", f"The same script run again on the same machine ({', '.join(p['name'] for p in repeats)}):", ""]
+            lines += runs_section([gpu, *(p["data"] for p in repeats)])
         if profile:
             lines += [""] + profile_section(profile, gpu)
     else:
@@ -385,7 +407,9 @@ def main() -> None:
     partitions = json.loads(partitions.read_text()) if partitions.is_file() else None
     profile = REPORTS / "facephys_gpu_profile.json"
     profile = json.loads(profile.read_text()) if profile.is_file() else None
-    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu, partitions, profile))
+    # Later runs of reports/facephys_gpu.sh on the same warm machine, copied as facephys_gpu_repeat*.json.
+    repeats = [{"name": p.name, "data": json.loads(p.read_text())} for p in sorted(REPORTS.glob("facephys_gpu_repeat*.json"))]
+    args.out.write_text(render(cpu, gpu, args.cpu, args.gpu, partitions, profile, repeats))
     print(f"wrote {args.out}")
 
 
