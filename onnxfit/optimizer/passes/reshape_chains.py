@@ -41,7 +41,7 @@ _RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 @register_pass
 class ReshapeChainsPass(RewriteRule):
     name = "reshape-chains"
-    version = 1
+    version = 2
     op = _RESHAPES
     min_opset = 5  # Reshape takes its shape as an input
     fixpoint = True
