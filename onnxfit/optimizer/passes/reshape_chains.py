@@ -71,7 +71,7 @@ class ReshapeChainsPass(RewriteRule):
         if len(plan) == 3:  # rule 5: the element-wise op reads the chain's first input
             step, source, target = plan
             set_input(step, 0, source)
-            step.outputs[0].shape = source.shape
+            step.outputs[0].shape = None if source.shape is None else list(source.shape)
             plan = (step.outputs[0], target)
             if target is None:
                 return
