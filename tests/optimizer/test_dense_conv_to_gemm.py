@@ -122,3 +122,18 @@ def test_mobile_targets_and_exact_leave_it_out():
         assert "dense-conv-to-gemm" not in select_passes(target)
     model = pixel_dense()
     assert op_count(optimize_model(model, target="cpu", exact=True).model, "Conv") == 1
+
+
+@pytest.mark.parametrize("spatial", [1, 3])
+def test_conv1d_and_conv3d_over_one_pixel_become_gemm(spatial):
+    # torch's Conv1d/Conv3d with kernel 1 over rows reshaped to [N, C, 1] or [N, C, 1, 1, 1].
+    ones = [1] * spatial
+    model = make_model([
+        helper.make_node("Reshape", ["x", "to_rows"], ["rows"]),
+        helper.make_node("Conv", ["rows", "w", "b"], ["y"]),
+    ], [tensor_info("x", [4, 50, 16])], [tensor_info("y", [200, 24, *ones])],
+        [numpy_helper.from_array(np.array([200, 16, *ones], np.int64), "to_rows"),
+         weights("w", (24, 16, *ones)), weights("b", (24,))])
+    result = rule(model)
+    assert op_count(result.model, "Conv") == 0 and op_count(result.model, "Gemm") == 1
+    assert_same_outputs(model, result.model, random_feeds(model), exact=False, atol=1e-5, rtol=1e-5)

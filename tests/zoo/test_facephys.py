@@ -71,6 +71,7 @@ def test_default_rules_take_facephys_to_under_half_of_its_nodes_within_float_noi
     assert len(ops) <= 0.5 * len(facephys.graph.node)
     assert ops.count("Exp") == 20 and ops.count("Round") == 20 and "Not" not in ops  # exps (rule 6), selects
     assert ops.count("Floor") == 10  # one reduction per sine/cosine pair (rule 5 of native-functions)
+    assert ops.count("Gemm") == 11  # dense-conv-to-gemm: the per-pixel Denses but the 3-channel first one
     actual = stream(result.model)
     # The pulse and every one of the 46 states within 1e-5 of its range over 300 frames (measured:
     # pulse 2.4e-6, states 3.4e-6). With a plain Exp for the exps, one state drifted to 1.2e-5.

@@ -1,7 +1,7 @@
 """dense-conv-to-gemm: a 1x1 Conv over a batch of 1x1 images -> ``Gemm`` on their ``[N, C]`` rows.
 
 Why: tf2onnx writes a Keras Dense (or 1x1 Conv) applied to every pixel as
-``Reshape([H*W, C, 1, 1]) -> Conv(1x1) -> Reshape`` (FacePhys: 13, batches of 1296, 324, 81 and 25
+``Reshape([H*W, C, 1, 1]) -> Conv(1x1) -> Reshape`` (FacePhys: 12, batches of 1296, 324, 81 and 25
 "images"). ONNX Runtime's CPU EP runs such a Conv image by image: on one thread the 1296-pixel one
 (32 -> 64 channels, with its bias) takes 87 us where a Gemm of the same rows takes 36 us. It is a
 dense layer: ``Y[n, k] = sum_c X[n, c] * W[k, c] + B[k]``. Rules:
