@@ -132,7 +132,8 @@ class ConvolutionsAlone:
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-        graph = shape_inference.infer_shapes(onnx.load(str(model))).graph
+        source = onnx.load(str(model))
+        graph = shape_inference.infer_shapes(source).graph
         shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.value_info, *graph.input)}
         weights = {t.name: t for t in graph.initializer}
         convs = [n for n in graph.node if n.op_type == "Conv"]
@@ -147,7 +148,7 @@ class ConvolutionsAlone:
             self.macs += int(np.prod(shapes[conv.output[0]])) * int(np.prod(kernel[1:]))
         self.count = len(convs)
         proto = helper.make_model(helper.make_graph(nodes, "convolutions", inputs, outputs, list(used.values())),
-                                  opset_imports=[o for o in onnx.load(str(model)).opset_import if o.domain in ("", "ai.onnx")])
+                                  opset_imports=[o for o in source.opset_import if o.domain in ("", "ai.onnx")])
         self.session = ort.InferenceSession(proto.SerializeToString(), ort_options(threads=threads),
                                             providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
