@@ -13,8 +13,8 @@ dense layer: ``Y[n, k] = sum_c X[n, c] * W[k, c] + B[k]``. Rules:
    and its bias, if any, a constant ``[K]``. Strides and dilations do not matter on 1x1 images.
 3. The input is written by a Reshape (or Squeeze, Unsqueeze, Flatten): the rows were another
    tensor's, and the Reshape to rows merges into it. A Conv's own 1x1 feature maps (centerface at
-   batch 10, 32x32 input: its last stage) stay Convs: the EP runs the batch in one kernel, and the
-   Reshapes would be nodes of their own.
+   batch 10, 32x32 input: its last stage) stay Convs: there the Reshapes would be nodes of their
+   own (centerface: 119 -> 132 nodes), for a gain not measured.
 4. The target EP runs a Gemm of these operands.
 5. ``Reshape(X, [N, C])`` (merged by reshape-chains into the Reshape that usually writes X),
    ``Gemm(rows, W[K, C], B, transB=1)`` and a Reshape back to ``[N, K, 1, ..., 1]`` replace it.
