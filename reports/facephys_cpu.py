@@ -161,28 +161,19 @@ class ConvolutionsAlone:
 def matmul_gflops(size: int = 768, calls: int = 20) -> float:
     """GFLOP/s of ONNX Runtime's one-thread float MatMul on ``size``-square matrices (best call): what
     a compute-bound float kernel reaches on this core, to set the convolutions' rate against."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     square = [size, size]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, square) for n in "ab"],
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)])
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
-                                   ort_options(threads=1), providers=["CPUExecutionProvider"])
     a = np.random.default_rng(0).standard_normal(square).astype(np.float32)
-    best = float("inf")
-    for _ in range(calls):
-        start = time.perf_counter()
-        session.run(None, {"a": a, "b": a})
-        best = min(best, time.perf_counter() - start)
-    return round(2 * size ** 3 / best / 1e9, 1)
+    return round(2 * size ** 3 / _best_call(graph, {"a": a, "b": a}, calls) / 1e9, 1)
 
 
 def dispatch_us(nodes: int = 1000, calls: int = 50) -> float:
     """ONNX Runtime's one-thread cost per node where a node computes almost nothing: a chain of
     ``nodes`` Mul/Add on 4 floats (best call, microseconds per node)."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     chain, value = [], "x"
@@ -192,15 +183,22 @@ def dispatch_us(nodes: int = 1000, calls: int = 50) -> float:
     graph = helper.make_graph(chain, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info(value, TensorProto.FLOAT, [1, 4])],
                               [numpy_helper.from_array(np.full([4], 1.0001, np.float32), "c")])
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
-                                   ort_options(threads=1), providers=["CPUExecutionProvider"])
-    feed = {"x": np.ones([1, 4], np.float32)}
+    return round(_best_call(graph, {"x": np.ones([1, 4], np.float32)}, calls) / nodes * 1e6, 3)
+
+
+def _best_call(graph, feeds: dict, calls: int) -> float:
+    """Seconds of the fastest of ``calls`` runs of ``graph`` (opset 13) on ONNX Runtime, one thread."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), ort_options(threads=1), providers=["CPUExecutionProvider"])
     best = float("inf")
     for _ in range(calls):
         start = time.perf_counter()
-        session.run(None, feed)
+        session.run(None, feeds)
         best = min(best, time.perf_counter() - start)
-    return round(best / nodes * 1e6, 3)
+    return best
 
 
 def _rel(path: Path) -> str:

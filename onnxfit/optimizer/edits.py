@@ -15,10 +15,14 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxfit.graphs import cleanup, disconnect
 from onnxfit.lazy_io import is_lazy, read_lazy
-from onnxfit.optimizer.rewrite import Skip, declared_dtype, is_omitted
+from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, Skip, declared_dtype, is_omitted
 
-__all__ = ["bypass", "bypass_blocked", "cleanup", "constant_array", "consumers", "declared_dtype", "disconnect",
-           "producer", "replace_uses", "set_input", "set_inputs", "slice_params", "small_constant", "uniform_value"]
+__all__ = ["RESHAPE_OPS", "bypass", "bypass_blocked", "cleanup", "constant_array", "consumers", "declared_dtype",
+           "disconnect", "is_reshape", "producer", "reduce_axes", "replace_uses", "set_input", "set_inputs", "slice_params",
+           "small_constant", "uniform_value"]
+
+# Ops that only rename the dims of the same elements in the same order.
+RESHAPE_OPS = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
 # Largest constant a rule reads element by element (pads, perms, shapes, per-channel scales).
 _SMALL = 1 << 20
@@ -26,6 +30,29 @@ _SMALL = 1 << 20
 
 def producer(tensor: gs.Tensor) -> gs.Node | None:
     return tensor.inputs[0] if len(tensor.inputs) == 1 else None
+
+
+def is_reshape(node: gs.Node | None) -> bool:
+    """A default-domain Reshape, Squeeze, Unsqueeze or Flatten."""
+    return node is not None and node.op in RESHAPE_OPS and node.domain in DEFAULT_DOMAINS
+
+
+def reduce_axes(node: gs.Node, opset: int, rank: int | None) -> list[int] | None:
+    """A Reduce* node's axes, non-negative and sorted (none given: every axis); None when the rank
+    is unknown, the axes are computed at run time, or the node is an Identity
+    (``noop_with_empty_axes``)."""
+    if rank is None:
+        return None
+    if opset >= 13:
+        axes = node.inputs[1] if len(node.inputs) > 1 and not is_omitted(node.inputs[1]) else None
+        given = None if axes is None else small_constant(axes)
+        if axes is not None and given is None:
+            return None  # computed at run time
+    else:
+        given = node.attrs.get("axes")
+    if given is None or len(given) == 0:
+        return None if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
+    return sorted({int(a) % rank for a in np.asarray(given).reshape(-1)})
 
 
 def consumers(tensor: gs.Tensor) -> list[gs.Node]:

@@ -32,7 +32,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, set_inputs
+from onnxfit.optimizer.edits import constant_array, is_reshape, producer, set_inputs
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
@@ -59,7 +59,7 @@ class DenseConvToGemmPass(RewriteRule):
         shape = ctx.static_shape(node.inputs[0])
         if shape is None or len(shape) < 3 or shape[0] <= 1 or any(d != 1 for d in shape[2:]) or shape[1] < _MIN_CHANNELS:
             return None
-        if not _is_reshape(producer(node.inputs[0])):
+        if not is_reshape(producer(node.inputs[0])):
             return None
         weight = _constant(node.inputs[1])
         if weight is None or weight.ndim != len(shape) or weight.shape[1] != shape[1] \
@@ -97,11 +97,6 @@ class DenseConvToGemmPass(RewriteRule):
         set_inputs(node, [product, nodes.int64_constant(graph, f"{base}_image_shape", [n, k] + [1] * (rank - 2))])
 
 
-def _is_reshape(node: gs.Node | None) -> bool:
-    return node is not None and node.op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten") and \
-        node.domain in (None, "", "ai.onnx")
-
-
 def _unpadded(node: gs.Node) -> bool:
     auto_pad = node.attrs.get("auto_pad", "NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
@@ -109,5 +104,6 @@ def _unpadded(node: gs.Node) -> bool:
 
 
 def _constant(tensor: gs.Tensor) -> np.ndarray | None:
-    """A weight's value: initializers of any size (a Constant node's output is folded by then)."""
-    return np.asarray(tensor.values) if isinstance(tensor, gs.Constant) else None
+    """A weight's value: initializers of any size, read where lazy_io left them (a Constant node's
+    output is folded by then)."""
+    return constant_array(tensor) if isinstance(tensor, gs.Constant) else None

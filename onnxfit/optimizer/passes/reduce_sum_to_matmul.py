@@ -27,9 +27,9 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import constant_value
-from onnxfit.optimizer.edits import disconnect, producer, set_inputs, small_constant
+from onnxfit.optimizer.edits import disconnect, producer, reduce_axes, set_inputs, small_constant
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
 __all__ = ["ReduceSumToMatMulPass"]
 
@@ -61,7 +61,7 @@ class ReduceSumToMatMulPass(RewriteRule):
             k = shape[-1]
             if vector[-1] != k or any(d != 1 for d in vector[:-1]):
                 continue
-            if _axes(node, ctx.opset, len(shape)) != [len(shape) - 1]:
+            if reduce_axes(node, ctx.opset, len(shape)) != [len(shape) - 1]:
                 return None  # not a sum over the last axis alone
             if not ctx.target_runs_as(node, "MatMul", [x, _column_probe(v, k, dtype, ctx)]):
                 return Skip("the target EP takes no MatMul of these inputs")
@@ -87,19 +87,6 @@ class ReduceSumToMatMulPass(RewriteRule):
 def _is_float(dtype) -> bool:
     """float16/32/64 and bfloat16 (an ml_dtypes type of kind "V" where inference found it)."""
     return dtype is not None and (dtype.kind == "f" or dtype.name == "bfloat16")
-
-
-def _axes(node: gs.Node, opset: int, rank: int) -> list[int] | None:
-    """The ReduceSum's axes, non-negative and sorted; None when computed at run time or not given
-    (every axis, or none with ``noop_with_empty_axes``)."""
-    if opset >= 13:
-        given = None if len(node.inputs) < 2 or is_omitted(node.inputs[1]) else small_constant(node.inputs[1])
-    else:
-        given = node.attrs.get("axes")
-    given = None if given is None else np.asarray(given).reshape(-1)
-    if given is None or given.size == 0:
-        return None
-    return sorted({int(a) % rank for a in given})
 
 
 def _existing_column(graph: gs.Graph, v: gs.Tensor, k: int) -> gs.Tensor | None:

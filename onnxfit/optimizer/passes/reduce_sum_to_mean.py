@@ -25,9 +25,9 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import set_inputs, small_constant
+from onnxfit.optimizer.edits import reduce_axes, set_inputs
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip
 
 __all__ = ["ReduceSumToMeanPass"]
 
@@ -43,7 +43,7 @@ class ReduceSumToMeanPass(RewriteRule):
         if not isinstance(dtype, np.dtype):
             return dtype
         shape = ctx.static_shape(node.inputs[0])
-        axes = _axes(node, ctx.opset, None if shape is None else len(shape))
+        axes = reduce_axes(node, ctx.opset, None if shape is None else len(shape))
         if shape is None or axes is None:
             return Skip("needs a static input shape and constant axes")
         count = math.prod(shape[a] for a in axes)
@@ -67,18 +67,3 @@ class ReduceSumToMeanPass(RewriteRule):
         scale = gs.Constant(nodes.unique_name(graph, f"{base}_count"), np.array(count, dtype=dtype))
         nodes.add_node(graph, "Mul", f"{base}_times_count", [mean, scale], outputs=[total])
 
-
-def _axes(node: gs.Node, opset: int, rank: int | None) -> list[int] | None:
-    """The reduced axes, non-negative and sorted; None when unknown or the node is an Identity."""
-    if rank is None:
-        return None
-    if opset >= 13:
-        axes = node.inputs[1] if len(node.inputs) > 1 and not is_omitted(node.inputs[1]) else None
-        given = None if axes is None else small_constant(axes)
-        if axes is not None and given is None:
-            return None  # computed at run time
-    else:
-        given = node.attrs.get("axes")
-    if given is None or len(given) == 0:
-        return None if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
-    return sorted({int(a) % rank for a in np.asarray(given).reshape(-1)})

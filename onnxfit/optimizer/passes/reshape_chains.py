@@ -28,21 +28,18 @@ import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
 from onnxfit.optimizer.constants import static_shape
-from onnxfit.optimizer.edits import producer, set_input, set_inputs, small_constant
+from onnxfit.optimizer.edits import RESHAPE_OPS, is_reshape, producer, set_input, set_inputs, small_constant
 from onnxfit.optimizer.pipeline import register_pass
 from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, is_omitted
 from onnxfit.targets.presets import MOBILE_TARGETS
 
 __all__ = ["ReshapeChainsPass"]
 
-_RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
-
-
 @register_pass
 class ReshapeChainsPass(RewriteRule):
     name = "reshape-chains"
     version = 2
-    op = _RESHAPES
+    op = RESHAPE_OPS
     min_opset = 5  # Reshape takes its shape as an input
     fixpoint = True
 
@@ -52,7 +49,7 @@ class ReshapeChainsPass(RewriteRule):
         first = producer(node.inputs[0])
         if first is not None and _is_elementwise_step(first, ctx):
             return _across_elementwise(node, first, ctx)
-        if not _is_reshape(first):
+        if not is_reshape(first):
             return None
         source = first.inputs[0]
         if node.op == "Reshape":
@@ -90,15 +87,11 @@ _UNARY = {"Abs", "Ceil", "Clip", "Cos", "Elu", "Erf", "Exp", "Floor", "HardSigmo
           "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Softplus", "Softsign", "Sqrt", "Tanh"}
 
 
-def _is_reshape(node: gs.Node | None) -> bool:
-    return node is not None and node.op in _RESHAPES and node.domain in (None, "", "ai.onnx")
-
-
 def _is_elementwise_step(node: gs.Node, ctx: MatchContext) -> bool:
     """Rule 5: a unary element-wise op between two reshapes, read only by the second."""
     if node.op not in _UNARY or node.domain not in (None, "", "ai.onnx") or len(node.outputs) != 1:
         return False
-    if not node.inputs or not _is_reshape(producer(node.inputs[0])):
+    if not node.inputs or not is_reshape(producer(node.inputs[0])):
         return False
     bounds = [t for t in node.inputs[1:] if not is_omitted(t)]
     if any(not isinstance(t, gs.Constant) or int(np.prod(t.shape)) != 1 or len(t.shape) != 0 for t in bounds):

@@ -25,14 +25,11 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from onnxfit.optimizer import nodes
-from onnxfit.optimizer.edits import producer, set_input, set_inputs, small_constant
+from onnxfit.optimizer.edits import is_reshape, producer, set_input, set_inputs, small_constant
 from onnxfit.optimizer.pipeline import register_pass
-from onnxfit.optimizer.rewrite import DEFAULT_DOMAINS, MatchContext, RewriteRule, Skip, is_omitted
+from onnxfit.optimizer.rewrite import MatchContext, RewriteRule, Skip, is_omitted
 
 __all__ = ["SplitReshapesPass"]
-
-_RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
-
 
 @register_pass
 class SplitReshapesPass(RewriteRule):
@@ -91,7 +88,7 @@ class SplitReshapesPass(RewriteRule):
 
 def _reshape_like(node: gs.Node) -> bool:
     """A Reshape, Squeeze, Unsqueeze or Flatten whose inputs past the data are constants (or left out)."""
-    if node.op not in _RESHAPES or node.domain not in DEFAULT_DOMAINS or len(node.outputs) != 1:
+    if not is_reshape(node) or len(node.outputs) != 1:
         return False
     if not node.inputs or is_omitted(node.inputs[0]):
         return False
